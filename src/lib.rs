@@ -1,0 +1,19 @@
+//! The streamgate API crate, shared by the server, the CLI and any Rust client.
+//!
+//! - [`proto`]: the generated protobuf messages and the tonic client and server of
+//!   `streamgate.v1.EventGateway` (from `proto/streamgate/v1/*.proto`).
+//! - [`page_event`]: the PageEvent JSON wire format of the seed application, both ways.
+//! - [`topic`]: Kafka's topic-name rules, checked before anything reaches a broker.
+
+pub mod page_event;
+pub mod topic;
+
+/// Generated protobuf types and gRPC stubs of package `streamgate.v1`.
+#[allow(missing_docs, clippy::all)]
+pub mod proto {
+    tonic::include_proto!("streamgate.v1");
+
+    /// The encoded `FileDescriptorSet` of every streamgate proto file, for gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/streamgate_descriptor.bin"));
+}
