@@ -26,7 +26,11 @@ pub struct PageEvent<'a> {
     #[serde(borrow)]
     pub user: Cow<'a, str>,
     /// When the visit happened, epoch milliseconds.
-    #[serde(rename = "date", deserialize_with = "date_millis", serialize_with = "iso_date")]
+    #[serde(
+        rename = "date",
+        deserialize_with = "date_millis",
+        serialize_with = "iso_date"
+    )]
     pub date_ms: i64,
     /// How long the visit lasted, milliseconds.
     #[serde(rename = "duration")]
@@ -122,7 +126,8 @@ fn date_millis<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Err
 mod tests {
     use super::*;
 
-    const SPRING: &[u8] = br#"{"name":"P1","user":"U2","date":"2022-09-11T19:41:07.331+00:00","duration":96}"#;
+    const SPRING: &[u8] =
+        br#"{"name":"P1","user":"U2","date":"2022-09-11T19:41:07.331+00:00","duration":96}"#;
 
     #[test]
     fn decodes_spring_json_and_borrows() {
@@ -161,7 +166,9 @@ mod tests {
         let event = PageEvent::decode(json.as_bytes()).expect("decodes");
         assert_eq!(event.name, "pagé \"x\"");
         assert_eq!(event.user, "Zoë");
-        let again = PageEvent::decode(&event.to_json()).expect("re-decodes").into_owned();
+        let again = PageEvent::decode(&event.to_json())
+            .expect("re-decodes")
+            .into_owned();
         assert_eq!(again, event);
     }
 
@@ -178,7 +185,11 @@ mod tests {
             br#"{"name":"P1","user":"U1","date":0,"duration":"long"}"#,
             b"\xff\xfe",
         ] {
-            assert!(PageEvent::decode(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                PageEvent::decode(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 

@@ -105,15 +105,24 @@ mod tests {
     #[test]
     fn rejects_each_rule() {
         assert_eq!(validate(""), Err(InvalidTopicName::Empty));
-        assert_eq!(validate(&"x".repeat(250)), Err(InvalidTopicName::TooLong(250)));
+        assert_eq!(
+            validate(&"x".repeat(250)),
+            Err(InvalidTopicName::TooLong(250))
+        );
         assert_eq!(validate("."), Err(InvalidTopicName::Reserved(".".into())));
         assert_eq!(validate(".."), Err(InvalidTopicName::Reserved("..".into())));
         assert!(matches!(
             validate("bad topic"),
             Err(InvalidTopicName::BadCharacter { bad: ' ', .. })
         ));
-        assert!(matches!(validate("pagé"), Err(InvalidTopicName::BadCharacter { bad: 'é', .. })));
-        assert!(matches!(validate("a/b"), Err(InvalidTopicName::BadCharacter { bad: '/', .. })));
+        assert!(matches!(
+            validate("pagé"),
+            Err(InvalidTopicName::BadCharacter { bad: 'é', .. })
+        ));
+        assert!(matches!(
+            validate("a/b"),
+            Err(InvalidTopicName::BadCharacter { bad: '/', .. })
+        ));
     }
 
     #[test]

@@ -1,0 +1,110 @@
+//! The command line, declared with clap derive; every flag's doc comment is its `--help`.
+
+use clap::{Args, Parser, Subcommand};
+
+/// streamgate: publish to and read from Kafka through a streamgate server.
+#[derive(Debug, Parser)]
+#[command(name = "streamgate", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// The streamgate server to talk to.
+    #[arg(
+        long,
+        global = true,
+        env = "STREAMGATE_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub server: String,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const EXIT_CODES: &str = "Exit codes: 0 ok, 1 request refused by the server, 2 bad command line, \
+3 server or Kafka unreachable, 130 interrupted.";
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Publish a PageEvent, a raw value, or one record per line of standard input.
+    Publish(PublishArgs),
+    /// Read records from one or more topics as they arrive.
+    Subscribe(SubscribeArgs),
+    /// List the cluster's topics with their partitions and record counts.
+    Topics(TopicsArgs),
+}
+
+/// `streamgate publish`.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Topic to publish to.
+    pub topic: String,
+    /// Publish a PageEvent for this page (keyed by it unless --key is given).
+    #[arg(long, conflicts_with = "value")]
+    pub name: Option<String>,
+    /// PageEvent user (default: U1 or U2 at random).
+    #[arg(long, requires = "name")]
+    pub user: Option<String>,
+    /// PageEvent duration in milliseconds (default: random in 0..9000).
+    #[arg(long, requires = "name")]
+    pub duration: Option<i64>,
+    /// Publish this text as the raw value.
+    #[arg(long)]
+    pub value: Option<String>,
+    /// Record key.
+    #[arg(short = 'k', long)]
+    pub key: Option<String>,
+    /// Record header KEY=VALUE (repeatable).
+    #[arg(short = 'H', long = "header", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+    /// Explicit partition.
+    #[arg(short = 'p', long)]
+    pub partition: Option<i32>,
+    /// With standard input: split each line at the first DELIM into key and value.
+    #[arg(short = 'K', long = "key-delimiter")]
+    pub key_delimiter: Option<String>,
+    /// Print each acknowledgement as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `streamgate subscribe`.
+#[derive(Debug, Args)]
+pub struct SubscribeArgs {
+    /// Topics to read.
+    #[arg(required = true)]
+    pub topics: Vec<String>,
+    /// Consumer group: share partitions with its other members, resume from its commits.
+    #[arg(short = 'g', long)]
+    pub group: Option<String>,
+    /// Where to start: earliest, latest, an offset (5), records before the end (-5), or a
+    /// time (@2026-01-01T00:00:00Z or @EPOCH_MILLIS). Default: latest, or the group's commits.
+    #[arg(short = 'o', long = "from", allow_hyphen_values = true)]
+    pub from: Option<String>,
+    /// Stop after this many records.
+    #[arg(short = 'c', long)]
+    pub count: Option<u64>,
+    /// Stop once every partition is read up to where it ended when the stream started.
+    #[arg(short = 'e', long)]
+    pub exit_at_end: bool,
+    /// Print one JSON object per record.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `streamgate topics`.
+#[derive(Debug, Args)]
+pub struct TopicsArgs {
+    /// Include Kafka's internal topics.
+    #[arg(long)]
+    pub internal: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))
+}

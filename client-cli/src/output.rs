@@ -1,0 +1,141 @@
+//! How records, acknowledgements and assignments are printed: a readable line by default,
+//! one JSON object per line with `--json` (text as strings, other bytes as base64).
+
+use std::io::Write;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde_json::{Map, Value, json};
+use streamgate::proto::{Assignment, PageEvent, PublishResponse, Record};
+
+fn rfc3339(ts: Option<&prost_types::Timestamp>) -> Value {
+    ts.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32))
+        .map(|d| Value::String(d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
+        .unwrap_or(Value::Null)
+}
+
+/// Bytes as a JSON value under `name`: a string when UTF-8, else base64 under `name_base64`.
+fn put_bytes(object: &mut Map<String, Value>, name: &str, bytes: Option<&[u8]>) {
+    match bytes {
+        None => {
+            object.insert(name.to_owned(), Value::Null);
+        }
+        Some(b) => match std::str::from_utf8(b) {
+            Ok(text) => {
+                object.insert(name.to_owned(), Value::String(text.to_owned()));
+            }
+            Err(_) => {
+                object.insert(format!("{name}_base64"), Value::String(BASE64.encode(b)));
+            }
+        },
+    }
+}
+
+fn page_event_json(event: &PageEvent) -> Value {
+    json!({
+        "name": event.name,
+        "user": event.user,
+        "date": rfc3339(event.date.as_ref()),
+        "duration": event.duration_ms,
+    })
+}
+
+/// The JSON form of a record.
+pub fn record_json(record: &Record) -> Value {
+    let mut object = Map::new();
+    object.insert("topic".into(), json!(record.topic));
+    object.insert("partition".into(), json!(record.partition));
+    object.insert("offset".into(), json!(record.offset));
+    object.insert("timestamp".into(), rfc3339(record.timestamp.as_ref()));
+    put_bytes(&mut object, "key", record.key.as_deref());
+    let headers: Vec<Value> = record
+        .headers
+        .iter()
+        .map(|h| {
+            let mut header = Map::new();
+            header.insert("key".into(), json!(h.key));
+            put_bytes(&mut header, "value", Some(&h.value));
+            Value::Object(header)
+        })
+        .collect();
+    object.insert("headers".into(), Value::Array(headers));
+    put_bytes(&mut object, "value", record.value.as_deref());
+    if let Some(event) = &record.page_event {
+        object.insert("page_event".into(), page_event_json(event));
+    }
+    Value::Object(object)
+}
+
+/// Text with control characters escaped, so one record stays on one line.
+fn printable(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .chars()
+        .flat_map(char::escape_debug)
+        .collect::<String>()
+        .replace("\\\"", "\"")
+        .replace("\\'", "'")
+}
+
+/// Prints one record.
+pub fn print_record(record: &Record, as_json: bool) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        return writeln!(out, "{}", record_json(record));
+    }
+    let time = match rfc3339(record.timestamp.as_ref()) {
+        Value::String(s) => s,
+        _ => "-".into(),
+    };
+    let key = record
+        .key
+        .as_deref()
+        .map_or_else(|| "-".to_owned(), printable);
+    let value = record
+        .value
+        .as_deref()
+        .map_or_else(|| "(null)".to_owned(), printable);
+    writeln!(
+        out,
+        "{}/{}@{}  {time}  key={key}  {value}",
+        record.topic, record.partition, record.offset
+    )
+}
+
+/// Prints an acknowledgement.
+pub fn print_ack(ack: &PublishResponse, as_json: bool) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        let value = json!({
+            "topic": ack.topic,
+            "partition": ack.partition,
+            "offset": ack.offset,
+            "timestamp": rfc3339(ack.timestamp.as_ref()),
+        });
+        return writeln!(out, "{value}");
+    }
+    writeln!(
+        out,
+        "published to {} partition {} at offset {}",
+        ack.topic, ack.partition, ack.offset
+    )
+}
+
+/// Prints where a stream starts, on standard error like kcat's `%` lines.
+pub fn print_assignment(assignment: &Assignment) {
+    if assignment.partitions.is_empty() {
+        eprintln!(
+            "% no partitions assigned{}",
+            assignment
+                .group
+                .as_ref()
+                .map(|g| format!(" (group {g})"))
+                .unwrap_or_default()
+        );
+    }
+    for p in &assignment.partitions {
+        eprintln!(
+            "% reading {} [{}] from offset {} (stored {}..{})",
+            p.topic, p.partition, p.start_offset, p.low_watermark, p.high_watermark
+        );
+    }
+}

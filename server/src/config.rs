@@ -1,0 +1,179 @@
+//! Server configuration: every setting is a flag with an `STREAMGATE_*` environment variable
+//! and a safe loopback default, checked at start-up with a clear message.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use streamgate::topic;
+
+/// streamgate-server: a gRPC and grpc-web front door to Apache Kafka.
+///
+/// Without --brokers it starts an embedded in-memory broker, so one command runs everything.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "streamgate-server", version, about, long_about = None)]
+pub struct Config {
+    /// Address to serve gRPC, grpc-web and HTTP on (one port for all).
+    #[arg(long, env = "STREAMGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT...]. Absent: start an embedded,
+    /// in-memory broker (data is lost when the server stops).
+    #[arg(long, env = "STREAMGATE_BROKERS")]
+    pub brokers: Option<String>,
+
+    /// Extra librdkafka property for every Kafka client, KEY=VALUE (repeatable), e.g.
+    /// -X security.protocol=SASL_SSL.
+    #[arg(short = 'X', long = "kafka-option", env = "STREAMGATE_KAFKA_OPTIONS", value_delimiter = ',', value_parser = parse_key_value)]
+    pub kafka_options: Vec<(String, String)>,
+
+    /// Partitions of the topics the server creates (R1-R4) when they are missing.
+    #[arg(long, env = "STREAMGATE_PARTITIONS", default_value_t = 3)]
+    pub partitions: i32,
+
+    /// Replication factor of the topics the server creates.
+    #[arg(long, env = "STREAMGATE_REPLICATION_FACTOR", default_value_t = 1)]
+    pub replication_factor: i32,
+
+    /// Topic of published PageEvents, printed by the log consumer (the seed's R1).
+    #[arg(long, env = "STREAMGATE_LOG_TOPIC", default_value = "R1")]
+    pub log_topic: String,
+
+    /// Topic the supplier writes to and the transform and analytics read (the seed's R2).
+    #[arg(long, env = "STREAMGATE_SUPPLIER_TOPIC", default_value = "R2")]
+    pub supplier_topic: String,
+
+    /// Topic the transform function writes to (the seed's R3).
+    #[arg(long, env = "STREAMGATE_TRANSFORM_TOPIC", default_value = "R3")]
+    pub transform_topic: String,
+
+    /// Topic of windowed page counts written by the analytics worker (the seed's R4).
+    #[arg(long, env = "STREAMGATE_STATS_TOPIC", default_value = "R4")]
+    pub stats_topic: String,
+
+    /// Largest record accepted by Publish, key + value + headers, in bytes.
+    #[arg(long, env = "STREAMGATE_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024)]
+    pub max_message_bytes: usize,
+
+    /// Deadline of a call whose client sets none (e.g. 10s, 500ms).
+    #[arg(long, env = "STREAMGATE_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Longest time a shutdown may take: open streams end, the producer flushes.
+    #[arg(long, env = "STREAMGATE_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Subscribe streams served at once; more get RESOURCE_EXHAUSTED.
+    #[arg(long, env = "STREAMGATE_MAX_SUBSCRIPTIONS", default_value_t = 128)]
+    pub max_subscriptions: usize,
+
+    /// Records buffered per subscription between Kafka and the client.
+    #[arg(long, env = "STREAMGATE_SUBSCRIBE_BUFFER", default_value_t = 256)]
+    pub subscribe_buffer: usize,
+
+    /// How long the producer waits to fill a batch (librdkafka linger.ms).
+    #[arg(long, env = "STREAMGATE_LINGER", default_value = "5ms", value_parser = humantime::parse_duration)]
+    pub linger: Duration,
+
+    /// Origins allowed to call from a browser (CORS), comma-separated. Absent: any origin.
+    #[arg(long, env = "STREAMGATE_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+}
+
+impl Config {
+    /// Checks what clap cannot: topic names, positive sizes.
+    pub fn validate(&self) -> Result<(), String> {
+        for (flag, name) in [
+            ("--log-topic", &self.log_topic),
+            ("--supplier-topic", &self.supplier_topic),
+            ("--transform-topic", &self.transform_topic),
+            ("--stats-topic", &self.stats_topic),
+        ] {
+            topic::validate(name).map_err(|e| format!("{flag}: {e}"))?;
+        }
+        if self.partitions < 1 {
+            return Err(format!(
+                "--partitions must be 1 or more, got {}",
+                self.partitions
+            ));
+        }
+        if self.replication_factor < 1 {
+            return Err(format!(
+                "--replication-factor must be 1 or more, got {}",
+                self.replication_factor
+            ));
+        }
+        if self.max_message_bytes == 0 || self.max_message_bytes > 512 * 1024 * 1024 {
+            return Err("--max-message-bytes must be between 1 and 536870912".into());
+        }
+        if self.max_subscriptions == 0 || self.subscribe_buffer == 0 {
+            return Err("--max-subscriptions and --subscribe-buffer must be 1 or more".into());
+        }
+        if self.request_timeout.is_zero() {
+            return Err("--request-timeout must be more than zero".into());
+        }
+        Ok(())
+    }
+
+    /// The four topics the server owns, R1-R4 by default.
+    pub fn topics(&self) -> [&str; 4] {
+        [
+            &self.log_topic,
+            &self.supplier_topic,
+            &self.transform_topic,
+            &self.stats_topic,
+        ]
+    }
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        Config::try_parse_from(std::iter::once("streamgate-server").chain(args.iter().copied()))
+            .expect("parses")
+    }
+
+    #[test]
+    fn defaults_are_loopback_and_seed_topics() {
+        let config = parse(&[]);
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.topics(), ["R1", "R2", "R3", "R4"]);
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn rejects_bad_topic_and_sizes() {
+        assert!(
+            parse(&["--log-topic", "bad topic"])
+                .validate()
+                .unwrap_err()
+                .contains("--log-topic")
+        );
+        assert!(parse(&["--partitions", "0"]).validate().is_err());
+        assert!(parse(&["--max-message-bytes", "0"]).validate().is_err());
+    }
+
+    #[test]
+    fn reads_kafka_options() {
+        let config = parse(&["-X", "security.protocol=SSL", "-X", "a=b=c"]);
+        assert_eq!(
+            config.kafka_options,
+            vec![
+                ("security.protocol".into(), "SSL".into()),
+                ("a".into(), "b=c".into())
+            ]
+        );
+        assert!(Config::try_parse_from(["x", "-X", "novalue"]).is_err());
+    }
+}

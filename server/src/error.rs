@@ -1,0 +1,145 @@
+//! The errors a request can end with, and the one place they become gRPC statuses.
+//! Each message says what went wrong and what to change.
+
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use streamgate::topic::InvalidTopicName;
+use tonic::Status;
+
+use crate::kafka::KafkaSetupError;
+use crate::kafka::producer::SendError;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// A topic name breaks Kafka's rules.
+    #[error(transparent)]
+    InvalidTopic(#[from] InvalidTopicName),
+    /// Some other field is wrong.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A record is larger than the configured limit.
+    #[error(
+        "record is {size} bytes (key + value + headers), over the limit of {limit} bytes; \
+         the server's limit is set by --max-message-bytes / STREAMGATE_MAX_MESSAGE_BYTES"
+    )]
+    TooLarge {
+        /// Size of the record.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A capacity limit of the server is reached.
+    #[error("{0}")]
+    Capacity(String),
+    /// The topic does not exist.
+    #[error(
+        "topic {0:?} does not exist: create it first (kafka-topics --create, or a broker with auto-creation)"
+    )]
+    UnknownTopic(String),
+    /// The request cannot be served in the current state.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// Kafka did not answer in time.
+    #[error("Kafka did not answer within {timeout:?} (bootstrap {bootstrap}): {detail}")]
+    Unavailable {
+        /// The bootstrap servers.
+        bootstrap: String,
+        /// How long we waited.
+        timeout: Duration,
+        /// What we know.
+        detail: String,
+    },
+    /// Kafka answered with an error.
+    #[error("Kafka error: {0}")]
+    Kafka(KafkaError),
+    /// The server is shutting down.
+    #[error("the server is shutting down; retry against another instance or after restart")]
+    ShuttingDown,
+}
+
+impl GatewayError {
+    /// Classifies a failed produce.
+    pub fn from_send(error: SendError, topic: &str, bootstrap: &str) -> Self {
+        match error {
+            SendError::Timeout(timeout) => GatewayError::Unavailable {
+                bootstrap: bootstrap.to_owned(),
+                timeout,
+                detail: "the record was not acknowledged in time and may still be written".into(),
+            },
+            SendError::Kafka(e) => match e.rdkafka_error_code() {
+                Some(
+                    RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic,
+                ) => GatewayError::UnknownTopic(topic.to_owned()),
+                Some(RDKafkaErrorCode::UnknownPartition) => {
+                    GatewayError::InvalidArgument(format!("topic {topic:?} has no such partition"))
+                }
+                Some(RDKafkaErrorCode::MessageSizeTooLarge) => GatewayError::Capacity(format!(
+                    "the broker refused the record as too large for topic {topic:?} (its message.max.bytes)"
+                )),
+                Some(RDKafkaErrorCode::MessageTimedOut | RDKafkaErrorCode::QueueFull) => {
+                    GatewayError::Unavailable {
+                        bootstrap: bootstrap.to_owned(),
+                        timeout: Duration::ZERO,
+                        detail: e.to_string(),
+                    }
+                }
+                _ => GatewayError::Kafka(e),
+            },
+        }
+    }
+}
+
+impl From<KafkaSetupError> for GatewayError {
+    fn from(error: KafkaSetupError) -> Self {
+        match error {
+            KafkaSetupError::Unreachable {
+                bootstrap,
+                timeout,
+                detail,
+            } => GatewayError::Unavailable {
+                bootstrap,
+                timeout,
+                detail,
+            },
+            other => GatewayError::FailedPrecondition(other.to_string()),
+        }
+    }
+}
+
+impl From<GatewayError> for Status {
+    fn from(error: GatewayError) -> Self {
+        let message = error.to_string();
+        match error {
+            GatewayError::InvalidTopic(_) | GatewayError::InvalidArgument(_) => {
+                Status::invalid_argument(message)
+            }
+            GatewayError::TooLarge { .. } | GatewayError::Capacity(_) => {
+                Status::resource_exhausted(message)
+            }
+            GatewayError::UnknownTopic(_) => Status::not_found(message),
+            GatewayError::FailedPrecondition(_) => Status::failed_precondition(message),
+            GatewayError::Unavailable { .. } | GatewayError::ShuttingDown => {
+                Status::unavailable(message)
+            }
+            GatewayError::Kafka(ref e) => match e.rdkafka_error_code() {
+                Some(
+                    RDKafkaErrorCode::BrokerTransportFailure
+                    | RDKafkaErrorCode::AllBrokersDown
+                    | RDKafkaErrorCode::NetworkException
+                    | RDKafkaErrorCode::LeaderNotAvailable
+                    | RDKafkaErrorCode::NotLeaderForPartition
+                    | RDKafkaErrorCode::RequestTimedOut
+                    | RDKafkaErrorCode::OperationTimedOut,
+                ) => Status::unavailable(message),
+                Some(
+                    RDKafkaErrorCode::TopicAuthorizationFailed
+                    | RDKafkaErrorCode::GroupAuthorizationFailed
+                    | RDKafkaErrorCode::ClusterAuthorizationFailed,
+                ) => Status::permission_denied(message),
+                _ => Status::internal(message),
+            },
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The `streamgate.v1.EventGateway` service: request handlers that validate, apply the
+//! call's deadline and delegate to one module per RPC family.
+
+mod publish;
+mod subscribe;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use rdkafka::ClientConfig;
+use streamgate::proto::event_gateway_server::EventGateway;
+use streamgate::proto::{
+    ControlSupplierRequest, ListTopicsRequest, ListTopicsResponse, PageStats, PartitionInfo,
+    PublishRequest, PublishResponse, SubscribeRequest, SupplierStatus, TopicInfo,
+    WatchPageStatsRequest,
+};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::deadline;
+use crate::kafka::{Admin, Producer};
+
+pub use publish::PublishResultStream;
+pub use subscribe::SubscribeStream;
+
+/// What every handler shares.
+pub struct State {
+    /// The shared idempotent producer.
+    pub producer: Producer,
+    /// Metadata and admin client.
+    pub admin: Admin,
+    /// Settings for the consumers created per subscription.
+    pub client_config: ClientConfig,
+    /// Bootstrap servers, for error messages.
+    pub bootstrap: String,
+    /// Whether a LogAppendTime in a produce acknowledgement is real. librdkafka's mock
+    /// broker reports a constant one (1234 ms) for its CreateTime topics, so with the
+    /// embedded broker the CreateTime we sent is the record's timestamp.
+    pub trust_log_append_time: bool,
+    /// Largest record accepted.
+    pub max_message_bytes: usize,
+    /// Deadline of a call whose client set none.
+    pub request_timeout: Duration,
+    /// Open subscriptions allowed at once.
+    pub subscriptions: Arc<Semaphore>,
+    /// The number behind `subscriptions`, for messages.
+    pub max_subscriptions: usize,
+    /// Records buffered per subscription between its consumer and the transport.
+    pub subscribe_buffer: usize,
+    /// Cancelled when the server shuts down; every stream watches it.
+    pub shutdown: CancellationToken,
+}
+
+/// The EventGateway service.
+#[derive(Clone)]
+pub struct Gateway {
+    state: Arc<State>,
+}
+
+impl Gateway {
+    /// Creates the service over shared state.
+    pub fn new(state: Arc<State>) -> Self {
+        Self { state }
+    }
+}
+
+/// A boxed stream, for RPCs that are not implemented yet.
+type Unimplemented<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl EventGateway for Gateway {
+    async fn publish(
+        &self,
+        request: Request<PublishRequest>,
+    ) -> Result<Response<PublishResponse>, Status> {
+        let (deadline, _) = deadline::of(request.metadata(), self.state.request_timeout);
+        let record = publish::OutgoingRecord::from_request(
+            request.into_inner(),
+            self.state.max_message_bytes,
+        )?;
+        Ok(Response::new(record.send(&self.state, deadline).await?))
+    }
+
+    type PublishStreamStream = PublishResultStream;
+
+    async fn publish_stream(
+        &self,
+        request: Request<Streaming<PublishRequest>>,
+    ) -> Result<Response<Self::PublishStreamStream>, Status> {
+        Ok(Response::new(publish::spawn_stream(
+            self.state.clone(),
+            request.into_inner(),
+        )))
+    }
+
+    type SubscribeStream = SubscribeStream;
+
+    async fn subscribe(
+        &self,
+        request: Request<SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let (deadline, _) = deadline::of(request.metadata(), self.state.request_timeout);
+        Ok(Response::new(
+            subscribe::open(self.state.clone(), request.into_inner(), deadline).await?,
+        ))
+    }
+
+    async fn control_supplier(
+        &self,
+        _request: Request<ControlSupplierRequest>,
+    ) -> Result<Response<SupplierStatus>, Status> {
+        Err(Status::unimplemented(
+            "ControlSupplier is not implemented yet: it will start, stop and re-configure the built-in \
+             PageEvent supplier (rate, pages, users, durations, topic) and return its status",
+        ))
+    }
+
+    type WatchPageStatsStream = Unimplemented<PageStats>;
+
+    async fn watch_page_stats(
+        &self,
+        _request: Request<WatchPageStatsRequest>,
+    ) -> Result<Response<Self::WatchPageStatsStream>, Status> {
+        Err(Status::unimplemented(
+            "WatchPageStats is not implemented yet: it will stream per-page visit counts in 5-second \
+             windows (with final flags and a rolling count), one message per second",
+        ))
+    }
+
+    async fn list_topics(
+        &self,
+        request: Request<ListTopicsRequest>,
+    ) -> Result<Response<ListTopicsResponse>, Status> {
+        let (_, budget) = deadline::of(request.metadata(), self.state.request_timeout);
+        let topics = self
+            .state
+            .admin
+            .list(request.get_ref().include_internal, budget)
+            .await
+            .map_err(crate::error::GatewayError::from)?;
+        let topics = topics
+            .into_iter()
+            .map(|t| TopicInfo {
+                name: t.name,
+                partitions: t
+                    .partitions
+                    .into_iter()
+                    .map(|p| PartitionInfo {
+                        partition: p.partition,
+                        leader: p.leader,
+                        low_watermark: p.low,
+                        high_watermark: p.high,
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(Response::new(ListTopicsResponse { topics }))
+    }
+}

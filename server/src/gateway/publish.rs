@@ -1,0 +1,247 @@
+//! Publish and PublishStream: validate a request, turn it into a Kafka record (PageEvents as
+//! the seed's JSON, keyed by page name), send it through the shared producer and report
+//! where the broker stored it.
+
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
+use rand::Rng;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::FutureRecord;
+use streamgate::page_event::{self, PageEvent};
+use streamgate::proto::{
+    self, PublishRequest, PublishResponse, PublishResult, publish_request, publish_result,
+};
+use streamgate::topic::TopicName;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Status, Streaming};
+
+use super::State;
+use crate::error::GatewayError;
+use crate::timestamps::{from_millis, to_millis};
+
+/// Records a PublishStream may have sent and not yet seen acknowledged. Bounds the memory
+/// of one stream; beyond it we stop reading the client (HTTP/2 flow control pushes back).
+const STREAM_IN_FLIGHT: usize = 1024;
+
+/// The response stream of PublishStream.
+pub type PublishResultStream = ReceiverStream<Result<PublishResult, Status>>;
+
+/// A validated record, owning everything it needs to be sent.
+pub struct OutgoingRecord {
+    topic: TopicName,
+    key: Option<Vec<u8>>,
+    value: Vec<u8>,
+    headers: OwnedHeaders,
+    partition: Option<i32>,
+    timestamp_ms: i64,
+}
+
+impl OutgoingRecord {
+    /// Checks a request and builds the record; fills a PageEvent's missing fields like the seed.
+    pub fn from_request(request: PublishRequest, max_bytes: usize) -> Result<Self, GatewayError> {
+        let topic = TopicName::new(request.topic)?;
+        if let Some(partition) = request.partition
+            && partition < 0
+        {
+            return Err(GatewayError::InvalidArgument(format!(
+                "partition must be 0 or more, got {partition}"
+            )));
+        }
+        let timestamp_ms = match request.timestamp {
+            Some(ts) => to_millis(&ts).filter(|ms| *ms >= 0).ok_or_else(|| {
+                GatewayError::InvalidArgument("timestamp must be a valid instant after 1970".into())
+            })?,
+            None => chrono::Utc::now().timestamp_millis(),
+        };
+
+        let mut content_type = None;
+        let (value, default_key) = match request.payload {
+            Some(publish_request::Payload::Value(bytes)) => (bytes.to_vec(), None),
+            Some(publish_request::Payload::PageEvent(event)) => {
+                let event = complete_page_event(event)?;
+                content_type = Some(page_event::CONTENT_TYPE);
+                let key = event.name.as_bytes().to_vec();
+                (event.to_json(), Some(key))
+            }
+            None => {
+                return Err(GatewayError::InvalidArgument(
+                    "payload is missing: set page_event or value".into(),
+                ));
+            }
+        };
+        let key = request.key.map(|k| k.to_vec()).or(default_key);
+
+        let given_content_type = request
+            .headers
+            .iter()
+            .any(|h| h.key.eq_ignore_ascii_case("content-type"));
+        let size = key.as_ref().map_or(0, Vec::len)
+            + value.len()
+            + request
+                .headers
+                .iter()
+                .map(|h| h.key.len() + h.value.len())
+                .sum::<usize>();
+        if size > max_bytes {
+            return Err(GatewayError::TooLarge {
+                size,
+                limit: max_bytes,
+            });
+        }
+
+        let mut headers = OwnedHeaders::new_with_capacity(request.headers.len() + 1);
+        for header in &request.headers {
+            headers = headers.insert(Header {
+                key: &header.key,
+                value: Some(header.value.as_ref()),
+            });
+        }
+        if let Some(content_type) = content_type.filter(|_| !given_content_type) {
+            headers = headers.insert(Header {
+                key: "content-type",
+                value: Some(content_type),
+            });
+        }
+        Ok(Self {
+            topic,
+            key,
+            value,
+            headers,
+            partition: request.partition,
+            timestamp_ms,
+        })
+    }
+
+    /// Sends the record and waits for the broker's acknowledgement until `deadline`.
+    pub async fn send(
+        self,
+        state: &State,
+        deadline: Instant,
+    ) -> Result<PublishResponse, GatewayError> {
+        let mut record = FutureRecord::to(self.topic.as_str())
+            .payload(self.value.as_slice())
+            .headers(self.headers)
+            .timestamp(self.timestamp_ms);
+        if let Some(key) = &self.key {
+            record = record.key(key.as_slice());
+        }
+        if let Some(partition) = self.partition {
+            record = record.partition(partition);
+        }
+        let delivered = state
+            .producer
+            .send(record, deadline)
+            .await
+            .map_err(|e| GatewayError::from_send(e, self.topic.as_str(), &state.bootstrap))?;
+        Ok(PublishResponse {
+            topic: self.topic.into_string(),
+            partition: delivered.partition,
+            offset: delivered.offset,
+            timestamp: Some(from_millis(
+                delivered
+                    .log_append_time_ms
+                    .filter(|_| state.trust_log_append_time)
+                    .unwrap_or(self.timestamp_ms),
+            )),
+        })
+    }
+}
+
+/// Fills what the caller left out, exactly as the seed's REST endpoint does.
+fn complete_page_event(event: proto::PageEvent) -> Result<PageEvent<'static>, GatewayError> {
+    if event.name.is_empty() {
+        return Err(GatewayError::InvalidArgument(
+            "page_event.name is required (the page visited, e.g. \"P1\")".into(),
+        ));
+    }
+    let mut rng = rand::rng();
+    let date_ms = match event.date {
+        Some(date) => to_millis(&date).ok_or_else(|| {
+            GatewayError::InvalidArgument("page_event.date is not a valid instant".into())
+        })?,
+        None => chrono::Utc::now().timestamp_millis(),
+    };
+    let duration_ms = match event.duration_ms {
+        Some(d) if d < 0 => {
+            return Err(GatewayError::InvalidArgument(format!(
+                "page_event.duration_ms must be 0 or more, got {d}"
+            )));
+        }
+        Some(d) => d,
+        None => rng.random_range(0..9000),
+    };
+    let user = event
+        .user
+        .unwrap_or_else(|| if rng.random_bool(0.5) { "U1" } else { "U2" }.to_owned());
+    Ok(PageEvent {
+        name: event.name.into(),
+        user: user.into(),
+        date_ms,
+        duration_ms,
+    })
+}
+
+/// Runs one PublishStream: reads requests, keeps up to [`STREAM_IN_FLIGHT`] sends going,
+/// and answers each in request order.
+pub fn spawn_stream(
+    state: std::sync::Arc<State>,
+    mut requests: Streaming<PublishRequest>,
+) -> PublishResultStream {
+    let (tx, rx) = mpsc::channel(STREAM_IN_FLIGHT);
+    tokio::spawn(async move {
+        let mut in_flight = FuturesOrdered::new();
+        let mut sequence: u64 = 0;
+        let mut input_open = true;
+        while input_open || !in_flight.is_empty() {
+            tokio::select! {
+                biased;
+                _ = state.shutdown.cancelled() => {
+                    let _ = tx.send(Err(GatewayError::ShuttingDown.into())).await;
+                    break;
+                }
+                Some(result) = in_flight.next(), if !in_flight.is_empty() => {
+                    if tx.send(Ok(result)).await.is_err() {
+                        break; // the client left
+                    }
+                }
+                next = requests.message(), if input_open && in_flight.len() < STREAM_IN_FLIGHT => match next {
+                    Ok(Some(request)) => {
+                        let state = state.clone();
+                        let seq = sequence;
+                        sequence += 1;
+                        in_flight.push_back(async move { publish_one(&state, request, seq).await });
+                    }
+                    Ok(None) => input_open = false,
+                    Err(status) => {
+                        let _ = tx.send(Err(status)).await;
+                        break;
+                    }
+                },
+            }
+        }
+    });
+    ReceiverStream::new(rx)
+}
+
+async fn publish_one(state: &State, request: PublishRequest, sequence: u64) -> PublishResult {
+    let deadline = Instant::now() + state.request_timeout;
+    let outcome = match OutgoingRecord::from_request(request, state.max_message_bytes) {
+        Ok(record) => record.send(state, deadline).await,
+        Err(e) => Err(e),
+    };
+    PublishResult {
+        sequence,
+        outcome: Some(match outcome {
+            Ok(ack) => publish_result::Outcome::Ack(ack),
+            Err(e) => {
+                let status = Status::from(e);
+                publish_result::Outcome::Error(proto::RecordError {
+                    code: status.code() as i32,
+                    message: status.message().to_owned(),
+                })
+            }
+        }),
+    }
+}

@@ -1,0 +1,173 @@
+//! The embedded broker: librdkafka's in-process Kafka-protocol mock cluster, so that one
+//! command runs everything on a bare machine. Any Kafka client (kcat included) can connect
+//! to its loopback address. Data lives in memory only.
+//!
+//! `MockCluster` holds a raw librdkafka handle and is neither `Send` nor `Sync`, so it lives
+//! on a thread of its own and is driven through a channel; dropping the handle stops it.
+
+use std::sync::mpsc as std_mpsc;
+use std::thread;
+
+use rdkafka::mocking::MockCluster;
+use rdkafka::types::RDKafkaApiKey;
+use rdkafka::types::RDKafkaRespErr;
+use tokio::sync::oneshot;
+
+use super::KafkaSetupError;
+
+type Reply = oneshot::Sender<Result<(), String>>;
+
+enum Command {
+    CreateTopic {
+        name: String,
+        partitions: i32,
+        reply: Reply,
+    },
+    SetBrokerUp {
+        broker_id: i32,
+        up: bool,
+        reply: Reply,
+    },
+    RequestErrors {
+        api: RDKafkaApiKey,
+        errors: Vec<RDKafkaRespErr>,
+        reply: Reply,
+    },
+}
+
+/// A running embedded broker. Dropping it shuts the broker down.
+pub struct EmbeddedBroker {
+    bootstrap: String,
+    commands: Option<std_mpsc::Sender<Command>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl EmbeddedBroker {
+    /// Starts a mock cluster of `broker_count` brokers and waits until it listens.
+    pub fn start(broker_count: i32) -> Result<Self, KafkaSetupError> {
+        let (commands, inbox) = std_mpsc::channel::<Command>();
+        let (ready_tx, ready_rx) = std_mpsc::channel::<Result<String, String>>();
+        let thread = thread::Builder::new()
+            .name("embedded-broker".into())
+            .spawn(move || {
+                let cluster = match MockCluster::new(broker_count) {
+                    Ok(cluster) => cluster,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(cluster.bootstrap_servers()));
+                // Runs until every sender is gone, then drops (stops) the cluster.
+                for command in inbox {
+                    match command {
+                        Command::CreateTopic {
+                            name,
+                            partitions,
+                            reply,
+                        } => {
+                            let _ = reply.send(
+                                cluster
+                                    .create_topic(&name, partitions, 1)
+                                    .map_err(|e| e.to_string()),
+                            );
+                        }
+                        Command::SetBrokerUp {
+                            broker_id,
+                            up,
+                            reply,
+                        } => {
+                            let result = if up {
+                                cluster.broker_up(broker_id)
+                            } else {
+                                cluster.broker_down(broker_id)
+                            };
+                            let _ = reply.send(result.map_err(|e| e.to_string()));
+                        }
+                        Command::RequestErrors { api, errors, reply } => {
+                            cluster.request_errors(api, &errors);
+                            let _ = reply.send(Ok(()));
+                        }
+                    }
+                }
+            })
+            .map_err(|e| KafkaSetupError::Embedded(e.to_string()))?;
+        let bootstrap = ready_rx
+            .recv()
+            .map_err(|_| KafkaSetupError::Embedded("broker thread ended at start".into()))?
+            .map_err(KafkaSetupError::Embedded)?;
+        Ok(Self {
+            bootstrap,
+            commands: Some(commands),
+            thread: Some(thread),
+        })
+    }
+
+    /// The loopback address Kafka clients connect to.
+    pub fn bootstrap_servers(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// Creates a topic (a no-op if it exists with the same partition count).
+    pub async fn create_topic(&self, name: &str, partitions: i32) -> Result<(), KafkaSetupError> {
+        self.call(|reply| Command::CreateTopic {
+            name: name.to_owned(),
+            partitions,
+            reply,
+        })
+        .await
+        .map_err(|detail| KafkaSetupError::Refused {
+            action: format!("create topic {name}"),
+            detail,
+        })
+    }
+
+    /// Takes a broker down (`up = false`) or brings it back: fault injection for tests and demos.
+    pub async fn set_broker_up(&self, broker_id: i32, up: bool) -> Result<(), KafkaSetupError> {
+        self.call(|reply| Command::SetBrokerUp {
+            broker_id,
+            up,
+            reply,
+        })
+        .await
+        .map_err(|detail| KafkaSetupError::Refused {
+            action: "change broker state".into(),
+            detail,
+        })
+    }
+
+    /// Makes the next requests of kind `api` fail with `errors`, one per request, in order.
+    pub async fn inject_request_errors(
+        &self,
+        api: RDKafkaApiKey,
+        errors: Vec<RDKafkaRespErr>,
+    ) -> Result<(), KafkaSetupError> {
+        self.call(|reply| Command::RequestErrors { api, errors, reply })
+            .await
+            .map_err(|detail| KafkaSetupError::Refused {
+                action: "inject errors".into(),
+                detail,
+            })
+    }
+
+    async fn call(&self, command: impl FnOnce(Reply) -> Command) -> Result<(), String> {
+        let (reply, answer) = oneshot::channel();
+        let sender = self.commands.as_ref().ok_or("embedded broker stopped")?;
+        sender
+            .send(command(reply))
+            .map_err(|_| "embedded broker stopped".to_owned())?;
+        answer
+            .await
+            .map_err(|_| "embedded broker stopped".to_owned())?
+    }
+}
+
+impl Drop for EmbeddedBroker {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread's loop, which drops the cluster.
+        self.commands.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

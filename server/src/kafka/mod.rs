@@ -1,0 +1,116 @@
+//! Everything that talks to Kafka's control plane: which cluster we use (an external one or
+//! the embedded broker), the client settings every producer and consumer shares, and topic
+//! administration (create R1–R4, list, look up partitions).
+
+mod embedded;
+pub(crate) mod producer;
+mod topics;
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+
+pub use embedded::EmbeddedBroker;
+pub use producer::{Delivered, Producer, ProducerSettings};
+pub use topics::{Admin, PartitionOffsets, TopicDescription};
+
+/// The Kafka cluster this server talks to.
+pub struct Kafka {
+    bootstrap: String,
+    options: Vec<(String, String)>,
+    embedded: Option<EmbeddedBroker>,
+}
+
+/// Errors while setting up or administering the cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaSetupError {
+    /// The embedded broker could not be started.
+    #[error("could not start the embedded broker: {0}")]
+    Embedded(String),
+    /// The cluster did not answer in time.
+    #[error("Kafka at {bootstrap} did not answer within {timeout:?}: {detail}")]
+    Unreachable {
+        /// The bootstrap servers.
+        bootstrap: String,
+        /// How long we waited.
+        timeout: Duration,
+        /// librdkafka's word on it.
+        detail: String,
+    },
+    /// The cluster refused a request.
+    #[error("Kafka refused to {action}: {detail}")]
+    Refused {
+        /// What we asked for.
+        action: String,
+        /// The broker's error.
+        detail: String,
+    },
+}
+
+impl Kafka {
+    /// Starts the embedded, in-memory broker (librdkafka's mock cluster) on a loopback port.
+    pub fn embedded() -> Result<Self, KafkaSetupError> {
+        let broker = EmbeddedBroker::start(1)?;
+        Ok(Self {
+            bootstrap: broker.bootstrap_servers().to_owned(),
+            options: Vec::new(),
+            embedded: Some(broker),
+        })
+    }
+
+    /// Uses an external cluster. `options` are extra librdkafka properties (`-X key=value`)
+    /// applied to every client, e.g. security settings.
+    pub fn external(bootstrap: impl Into<String>, options: Vec<(String, String)>) -> Self {
+        Self {
+            bootstrap: bootstrap.into(),
+            options,
+            embedded: None,
+        }
+    }
+
+    /// The bootstrap address, as a Kafka client (kcat -b) wants it.
+    pub fn bootstrap_servers(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// The embedded broker, if this is one.
+    pub fn embedded_broker(&self) -> Option<&EmbeddedBroker> {
+        self.embedded.as_ref()
+    }
+
+    /// Settings shared by every client this server creates; callers add their role's own.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("client.id", "streamgate")
+            // Fail fast on a wrong address instead of librdkafka's silent retrying.
+            .set("socket.connection.setup.timeout.ms", "10000")
+            .set("topic.metadata.refresh.interval.ms", "30000");
+        for (key, value) in &self.options {
+            config.set(key, value);
+        }
+        config
+    }
+
+    /// Creates every topic in `names` that does not exist yet, with `partitions` partitions.
+    pub async fn ensure_topics(
+        &self,
+        names: &[&str],
+        partitions: i32,
+        replication_factor: i32,
+        timeout: Duration,
+    ) -> Result<(), KafkaSetupError> {
+        match &self.embedded {
+            Some(broker) => {
+                for name in names {
+                    broker.create_topic(name, partitions).await?;
+                }
+                Ok(())
+            }
+            None => {
+                topics::create_missing(self, names, partitions, replication_factor, timeout).await
+            }
+        }
+    }
+}

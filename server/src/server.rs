@@ -1,0 +1,251 @@
+//! `run`: wires the gateway, reflection, health and grpc-web onto one listener, keeps the
+//! server's topics in place, and shuts everything down within a bounded time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, Method};
+use streamgate::proto::event_gateway_server::EventGatewayServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::config::Config;
+use crate::gateway::{Gateway, State};
+use crate::kafka::{Admin, Kafka, Producer, ProducerSettings};
+
+/// Why the server could not start or serve.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A Kafka client could not be created.
+    #[error("could not create a Kafka client: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// Reflection could not be built from the descriptors.
+    #[error("could not build gRPC reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The transport failed.
+    #[error("transport error: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Extra room above the record limit for the rest of a request (topic, headers, framing).
+const REQUEST_OVERHEAD: usize = 64 * 1024;
+
+/// Serves on `listener` until `shutdown` is cancelled, then drains within
+/// `config.shutdown_timeout`. The binary and the tests both call this.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    kafka: &Kafka,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    config.validate().map_err(ServeError::Config)?;
+    let producer = Producer::create(
+        kafka,
+        &ProducerSettings {
+            max_message_bytes: config.max_message_bytes,
+            linger: config.linger,
+            queue_kbytes: 64 * 1024,
+        },
+    )?;
+    let admin = Admin::connect(kafka)?;
+    let state = Arc::new(State {
+        producer: producer.clone(),
+        admin,
+        client_config: kafka.client_config(),
+        bootstrap: kafka.bootstrap_servers().to_owned(),
+        trust_log_append_time: kafka.embedded_broker().is_none(),
+        max_message_bytes: config.max_message_bytes,
+        request_timeout: config.request_timeout,
+        subscriptions: Arc::new(tokio::sync::Semaphore::new(config.max_subscriptions)),
+        max_subscriptions: config.max_subscriptions,
+        subscribe_buffer: config.subscribe_buffer,
+        shutdown: shutdown.clone(),
+    });
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    ensure_topics(kafka, &config, &shutdown, &health).await;
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(streamgate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(streamgate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let gateway = EventGatewayServer::new(Gateway::new(state))
+        .max_decoding_message_size(config.max_message_bytes + REQUEST_OVERHEAD);
+
+    let serve = Server::builder()
+        .accept_http1(true)
+        .layer(cors(&config.cors_origins))
+        .layer(tonic_web::GrpcWebLayer::new())
+        .add_service(gateway)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            shutdown.clone().cancelled_owned(),
+        );
+
+    tokio::pin!(serve);
+    tokio::select! {
+        result = &mut serve => result?,
+        _ = shutdown.cancelled() => {
+            // Streams watch the token and end themselves; the timeout covers any that do not
+            // (tonic's graceful shutdown would otherwise wait for them forever).
+            match tokio::time::timeout(config.shutdown_timeout, &mut serve).await {
+                Ok(result) => result?,
+                Err(_) => tracing::warn!(timeout = ?config.shutdown_timeout, "connections still open after the drain time; closing them"),
+            }
+        }
+    }
+
+    let in_flight = producer.in_flight();
+    let flush_timeout = config.shutdown_timeout;
+    let flushed = tokio::task::spawn_blocking(move || producer.flush(flush_timeout)).await;
+    match flushed {
+        Ok(Ok(())) => tracing::info!(records = in_flight, "producer flushed"),
+        Ok(Err(e)) => tracing::warn!(error = %e, records = in_flight, "producer flush incomplete"),
+        Err(e) => tracing::warn!(error = %e, "producer flush failed"),
+    }
+    Ok(())
+}
+
+/// Creates R1-R4 when missing. If the cluster cannot be reached, the server still starts
+/// (calls answer UNAVAILABLE) and keeps trying in the background; health says NOT_SERVING
+/// for the gateway until the topics exist.
+async fn ensure_topics(
+    kafka: &Kafka,
+    config: &Config,
+    shutdown: &CancellationToken,
+    health: &tonic_health::server::HealthReporter,
+) {
+    let topics = config.topics();
+    let attempt = kafka.ensure_topics(
+        &topics,
+        config.partitions,
+        config.replication_factor,
+        config.request_timeout,
+    );
+    match attempt.await {
+        Ok(()) => {
+            health.set_serving::<EventGatewayServer<Gateway>>().await;
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not create the server's topics; serving anyway and retrying every 5s");
+            health
+                .set_not_serving::<EventGatewayServer<Gateway>>()
+                .await;
+        }
+    }
+    let Some(retry) = BackgroundTopics::new(kafka, config) else {
+        return;
+    };
+    let (shutdown, health) = (shutdown.clone(), health.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+            let names: Vec<&str> = retry.topics.iter().map(String::as_str).collect();
+            match retry
+                .admin
+                .create_missing(
+                    &names,
+                    retry.partitions,
+                    retry.replication_factor,
+                    retry.timeout,
+                )
+                .await
+            {
+                Ok(()) => {
+                    tracing::info!("the server's topics are in place");
+                    health.set_serving::<EventGatewayServer<Gateway>>().await;
+                    return;
+                }
+                Err(e) => tracing::debug!(error = %e, "topics still not created"),
+            }
+        }
+    });
+}
+
+/// What the background retry needs, owned (the `Kafka` handle stays with the caller).
+struct BackgroundTopics {
+    admin: Admin,
+    topics: Vec<String>,
+    partitions: i32,
+    replication_factor: i32,
+    timeout: Duration,
+}
+
+impl BackgroundTopics {
+    fn new(kafka: &Kafka, config: &Config) -> Option<Self> {
+        // The embedded broker never becomes reachable later if it failed now.
+        if kafka.embedded_broker().is_some() {
+            return None;
+        }
+        Some(Self {
+            admin: Admin::connect(kafka).ok()?,
+            topics: config.topics().iter().map(|t| (*t).to_owned()).collect(),
+            partitions: config.partitions,
+            replication_factor: config.replication_factor,
+            timeout: config.request_timeout,
+        })
+    }
+}
+
+/// CORS for browsers on other origins: grpc-web needs its request headers allowed and the
+/// grpc-status / grpc-message trailers exposed, or errors are invisible to the page.
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow_origin = if origins.is_empty() {
+        AllowOrigin::mirror_request()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| o.parse().ok()))
+    };
+    let header = HeaderName::from_static;
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::POST, Method::GET, Method::OPTIONS])
+        .allow_headers([
+            header("content-type"),
+            header("x-grpc-web"),
+            header("x-user-agent"),
+            header("grpc-timeout"),
+            header("authorization"),
+        ])
+        .expose_headers([
+            header("grpc-status"),
+            header("grpc-message"),
+            header("grpc-status-details-bin"),
+        ])
+        .max_age(Duration::from_secs(24 * 3600))
+}
+
+/// The start-up banner: where to connect, and a plain warning for the embedded broker.
+pub fn banner(listen: std::net::SocketAddr, kafka: &Kafka) -> String {
+    let mut text = format!(
+        "streamgate-server {}\n  gRPC + grpc-web : http://{listen}   (try: grpcurl -plaintext {listen} list)\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    match kafka.embedded_broker() {
+        Some(_) => text.push_str(&format!(
+            "  Kafka broker    : {} (embedded; try: kcat -b {} -L)\n  WARNING: the embedded broker keeps data in memory only; it is lost when the server stops.\n           Point at a real cluster with --brokers HOST:PORT (or STREAMGATE_BROKERS).\n",
+            kafka.bootstrap_servers(),
+            kafka.bootstrap_servers()
+        )),
+        None => text.push_str(&format!("  Kafka broker    : {} (external cluster)\n", kafka.bootstrap_servers())),
+    }
+    text
+}
