@@ -11,7 +11,7 @@ use streamgate::topic;
 ///
 /// Without --brokers it starts an embedded in-memory broker, so one command runs everything.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "streamgate-server", version, about, long_about = None)]
+#[command(name = "streamgate-server", version, about, long_about = None, args_override_self = true)]
 pub struct Config {
     /// Address to serve gRPC, grpc-web and HTTP on (one port for all).
     #[arg(long, env = "STREAMGATE_LISTEN", default_value = "127.0.0.1:8080")]

@@ -6,13 +6,14 @@
 //! - [`gateway`]: the RPC handlers (publish, subscribe, topics).
 //! - [`kafka`]: the cluster (external or embedded), the shared producer, topic admin.
 //! - [`error`]: request errors and their gRPC status codes.
-//! - [`deadline`], [`timestamps`], [`shutdown`]: small shared pieces.
+//! - [`deadline`], [`timestamps`], [`shutdown`], [`oversize`]: small shared pieces.
 
 pub mod config;
 pub mod deadline;
 pub mod error;
 pub mod gateway;
 pub mod kafka;
+pub mod oversize;
 pub mod server;
 pub mod shutdown;
 pub mod timestamps;

@@ -15,6 +15,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::config::Config;
 use crate::gateway::{Gateway, State};
 use crate::kafka::{Admin, Kafka, Producer, ProducerSettings};
+use crate::oversize;
 
 /// Why the server could not start or serve.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +89,9 @@ pub async fn run(
         .accept_http1(true)
         .layer(cors(&config.cors_origins))
         .layer(tonic_web::GrpcWebLayer::new())
+        .layer(tower::util::MapResponseLayer::new(
+            oversize::as_resource_exhausted::<tonic::body::Body>,
+        ))
         .add_service(gateway)
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -121,61 +125,64 @@ pub async fn run(
     Ok(())
 }
 
-/// Creates R1-R4 when missing. If the cluster cannot be reached, the server still starts
-/// (calls answer UNAVAILABLE) and keeps trying in the background; health says NOT_SERVING
-/// for the gateway until the topics exist.
+/// Creates R1-R4 when missing. On an external cluster this runs in the background, retried
+/// every 5 s, so the server serves even while Kafka is down (calls answer UNAVAILABLE);
+/// health says NOT_SERVING for the gateway until the topics exist.
 async fn ensure_topics(
     kafka: &Kafka,
     config: &Config,
     shutdown: &CancellationToken,
     health: &tonic_health::server::HealthReporter,
 ) {
-    let topics = config.topics();
-    let attempt = kafka.ensure_topics(
-        &topics,
-        config.partitions,
-        config.replication_factor,
-        config.request_timeout,
-    );
-    match attempt.await {
-        Ok(()) => {
-            health.set_serving::<EventGatewayServer<Gateway>>().await;
-            return;
+    let Some(background) = BackgroundTopics::new(kafka, config) else {
+        // The embedded broker answers at once: its topics exist before the banner.
+        let topics = config.topics();
+        match kafka
+            .ensure_topics(
+                &topics,
+                config.partitions,
+                config.replication_factor,
+                config.request_timeout,
+            )
+            .await
+        {
+            Ok(()) => health.set_serving::<EventGatewayServer<Gateway>>().await,
+            Err(e) => {
+                tracing::error!(error = %e, "could not create the server's topics");
+                health
+                    .set_not_serving::<EventGatewayServer<Gateway>>()
+                    .await;
+            }
         }
-        Err(e) => {
-            tracing::error!(error = %e, "could not create the server's topics; serving anyway and retrying every 5s");
-            health
-                .set_not_serving::<EventGatewayServer<Gateway>>()
-                .await;
-        }
-    }
-    let Some(retry) = BackgroundTopics::new(kafka, config) else {
         return;
     };
+    // An external cluster may be slow or down: serve at once, create the topics meanwhile.
+    health
+        .set_not_serving::<EventGatewayServer<Gateway>>()
+        .await;
     let (shutdown, health) = (shutdown.clone(), health.clone());
     tokio::spawn(async move {
+        let names: Vec<&str> = background.topics.iter().map(String::as_str).collect();
         loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-            }
-            let names: Vec<&str> = retry.topics.iter().map(String::as_str).collect();
-            match retry
-                .admin
-                .create_missing(
-                    &names,
-                    retry.partitions,
-                    retry.replication_factor,
-                    retry.timeout,
-                )
-                .await
-            {
+            let attempt = background.admin.create_missing(
+                &names,
+                background.partitions,
+                background.replication_factor,
+                background.timeout,
+            );
+            match attempt.await {
                 Ok(()) => {
-                    tracing::info!("the server's topics are in place");
+                    tracing::info!(topics = ?names, "the server's topics are in place");
                     health.set_serving::<EventGatewayServer<Gateway>>().await;
                     return;
                 }
-                Err(e) => tracing::debug!(error = %e, "topics still not created"),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not create the server's topics; retrying in 5s")
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
             }
         }
     });
@@ -241,7 +248,7 @@ pub fn banner(listen: std::net::SocketAddr, kafka: &Kafka) -> String {
     );
     match kafka.embedded_broker() {
         Some(_) => text.push_str(&format!(
-            "  Kafka broker    : {} (embedded; try: kcat -b {} -L)\n  WARNING: the embedded broker keeps data in memory only; it is lost when the server stops.\n           Point at a real cluster with --brokers HOST:PORT (or STREAMGATE_BROKERS).\n",
+            "  Kafka broker    : {} (embedded; try: kcat -b {} -L)\n  WARNING: the embedded broker keeps data in memory only, at most the last ~5 MiB per partition;\n           it is lost when the server stops.\n           Point at a real cluster with --brokers HOST:PORT (or STREAMGATE_BROKERS).\n",
             kafka.bootstrap_servers(),
             kafka.bootstrap_servers()
         )),

@@ -1,1 +1,10 @@
-//! t
+//! Integration tests of streamgate-server: one binary (librdkafka links once), one module
+//! per area. Broker-facing tests run on the embedded broker and, when
+//! `STREAMGATE_TEST_BROKERS` is set, again on that real broker.
+
+mod errors;
+mod interop;
+mod publish;
+mod subscribe;
+mod support;
+mod transports;

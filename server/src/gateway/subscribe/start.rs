@@ -58,6 +58,8 @@ impl TimestampSearch {
     /// Creates a reader with its own short-lived consumer (no group).
     pub fn new(mut config: ClientConfig, deadline: Instant) -> Result<Self, KafkaError> {
         let probe = config
+            // Required by librdkafka's consumer even though this one never joins a group.
+            .set("group.id", "streamgate-timestamp-search")
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
             .set("fetch.wait.max.ms", "50")

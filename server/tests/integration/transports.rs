@@ -1,0 +1,341 @@
+//! The other doors on the same port: grpc-web over HTTP/1.1 (what browsers use), CORS,
+//! grpcurl through reflection, gRPC health — and a shutdown that ends open streams.
+
+use std::process::Command;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use prost::Message;
+use streamgate::proto::{self, start_position, subscribe_response};
+
+use crate::support::{next_message, on_each_broker, publish_values, subscribe_request};
+
+/// One grpc-web frame: flag byte, big-endian length, payload.
+fn frame(message: &impl Message) -> Bytes {
+    let body = message.encode_to_vec();
+    let mut out = BytesMut::with_capacity(body.len() + 5);
+    out.put_u8(0);
+    out.put_u32(body.len() as u32);
+    out.put_slice(&body);
+    out.freeze()
+}
+
+/// Splits a grpc-web response body into its data messages and its trailer text.
+fn unframe(mut body: Bytes) -> (Vec<Bytes>, String) {
+    let (mut messages, mut trailers) = (Vec::new(), String::new());
+    while body.remaining() >= 5 {
+        let flag = body.get_u8();
+        let len = body.get_u32() as usize;
+        let payload = body.split_to(len);
+        if flag & 0x80 != 0 {
+            trailers.push_str(&String::from_utf8_lossy(&payload));
+        } else {
+            messages.push(payload);
+        }
+    }
+    (messages, trailers)
+}
+
+async fn grpc_web_call(url: &str, method: &str, request: &impl Message) -> reqwest::Response {
+    reqwest::Client::builder()
+        .http1_only()
+        .build()
+        .expect("http client")
+        .post(format!("{url}/streamgate.v1.EventGateway/{method}"))
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .header("origin", "http://dashboard.example")
+        .body(frame(request))
+        .send()
+        .await
+        .expect("grpc-web request")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_web_unary_and_server_streaming_over_http1() {
+    on_each_broker(|server| async move {
+        let topic = server.topic(1).await;
+        let mut client = server.client().await;
+        publish_values(&mut client, &topic, ["a".to_owned(), "b".to_owned()]).await;
+
+        let response = grpc_web_call(
+            &server.url(),
+            "ListTopics",
+            &proto::ListTopicsRequest::default(),
+        )
+        .await;
+        assert_eq!(response.version(), reqwest::Version::HTTP_11);
+        assert_eq!(
+            response
+                .headers()
+                .get("access-control-allow-origin")
+                .and_then(|v| v.to_str().ok()),
+            Some("http://dashboard.example")
+        );
+        let exposed = response
+            .headers()
+            .get("access-control-expose-headers")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            exposed.contains("grpc-status") && exposed.contains("grpc-message"),
+            "{exposed}"
+        );
+        let (messages, trailers) = unframe(response.bytes().await.expect("body"));
+        assert!(trailers.contains("grpc-status:0"), "{trailers}");
+        let topics = proto::ListTopicsResponse::decode(messages[0].clone()).expect("decodes");
+        assert!(topics.topics.iter().any(|t| t.name == topic));
+
+        let mut request =
+            subscribe_request(&topic, None, Some(start_position::Position::Earliest(true)));
+        request.stop_at_end = true;
+        let response = grpc_web_call(&server.url(), "Subscribe", &request).await;
+        let (messages, trailers) = unframe(response.bytes().await.expect("body"));
+        assert!(trailers.contains("grpc-status:0"), "{trailers}");
+        let decoded: Vec<_> = messages
+            .into_iter()
+            .map(|m| {
+                proto::SubscribeResponse::decode(m)
+                    .expect("decodes")
+                    .message
+                    .expect("message")
+            })
+            .collect();
+        assert_eq!(decoded.len(), 3, "assignment + two records: {decoded:?}");
+        assert!(matches!(
+            decoded[0],
+            subscribe_response::Message::Assignment(_)
+        ));
+        let values: Vec<_> = decoded[1..]
+            .iter()
+            .map(|m| match m {
+                subscribe_response::Message::Record(r) => r.value.clone().unwrap_or_default(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            values,
+            vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")]
+        );
+
+        // An error travels in the trailers, readable by the page thanks to CORS.
+        let response = grpc_web_call(
+            &server.url(),
+            "Publish",
+            &proto::PublishRequest {
+                topic: "bad topic".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+        let status = response
+            .headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let (_, trailers) = unframe(response.bytes().await.expect("body"));
+        assert!(
+            status.as_deref() == Some("3") || trailers.contains("grpc-status:3"),
+            "{status:?} {trailers}"
+        );
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_preflight_allows_grpc_web_from_a_browser() {
+    on_each_broker(|server| async move {
+        let response = reqwest::Client::new()
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/streamgate.v1.EventGateway/Publish", server.url()),
+            )
+            .header("origin", "http://localhost:5173")
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-type,x-grpc-web,x-user-agent",
+            )
+            .send()
+            .await
+            .expect("preflight");
+        assert!(response.status().is_success(), "{:?}", response.status());
+        let allowed = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_lowercase()
+        };
+        assert_eq!(
+            allowed("access-control-allow-origin"),
+            "http://localhost:5173"
+        );
+        assert!(allowed("access-control-allow-headers").contains("x-grpc-web"));
+        server.stop().await;
+    })
+    .await;
+}
+
+fn grpcurl() -> String {
+    std::env::var("STREAMGATE_TEST_GRPCURL").unwrap_or_else(|_| "grpcurl".to_owned())
+}
+
+fn run_grpcurl(args: &[&str]) -> String {
+    let output = Command::new(grpcurl())
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run grpcurl ({e}); run the README's test command, which installs it")
+        });
+    assert!(
+        output.status.success(),
+        "grpcurl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf8")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcurl_lists_the_service_and_publishes_with_a_json_body() {
+    on_each_broker(|server| async move {
+        let topic = server.topic(1).await;
+        let addr = server.addr.to_string();
+        let listed = run_grpcurl(&["-plaintext", &addr, "list"]);
+        assert!(
+            listed.lines().any(|l| l == "streamgate.v1.EventGateway"),
+            "{listed}"
+        );
+        assert!(
+            listed.lines().any(|l| l == "grpc.health.v1.Health"),
+            "{listed}"
+        );
+
+        let described = run_grpcurl(&[
+            "-plaintext",
+            &addr,
+            "describe",
+            "streamgate.v1.EventGateway",
+        ]);
+        for rpc in [
+            "Publish",
+            "PublishStream",
+            "Subscribe",
+            "ControlSupplier",
+            "WatchPageStats",
+            "ListTopics",
+        ] {
+            assert!(
+                described.contains(&format!("rpc {rpc} ("))
+                    || described.contains(&format!("rpc {rpc}(")),
+                "{described}"
+            );
+        }
+
+        let body = format!(
+            r#"{{"topic":"{topic}","page_event":{{"name":"P1","user":"U1","duration_ms":42}}}}"#
+        );
+        let published = run_grpcurl(&[
+            "-plaintext",
+            "-d",
+            &body,
+            &addr,
+            "streamgate.v1.EventGateway/Publish",
+        ]);
+        let ack: serde_json::Value = serde_json::from_str(&published).expect("grpcurl prints JSON");
+        assert_eq!(ack["topic"], topic.as_str());
+
+        let mut client = server.client().await;
+        let mut request =
+            subscribe_request(&topic, None, Some(start_position::Position::Earliest(true)));
+        request.stop_at_end = true;
+        let (_, records) = crate::support::collect_all(
+            client
+                .subscribe(request)
+                .await
+                .expect("subscribe")
+                .into_inner(),
+        )
+        .await;
+        let event = records[0].page_event.as_ref().expect("page event");
+        assert_eq!(
+            (
+                event.name.as_str(),
+                event.user.as_deref(),
+                event.duration_ms
+            ),
+            ("P1", Some("U1"), Some(42))
+        );
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_serving_once_topics_exist() {
+    on_each_broker(|server| async move {
+        let channel = tonic::transport::Endpoint::from_shared(server.url())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect");
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+        let answer = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "streamgate.v1.EventGateway".into(),
+            })
+            .await
+            .expect("health check")
+            .into_inner();
+        assert_eq!(
+            answer.status(),
+            tonic_health::pb::health_check_response::ServingStatus::Serving
+        );
+        server.stop().await;
+    })
+    .await;
+}
+
+/// Stopping the server ends open Subscribe and PublishStream calls with UNAVAILABLE, and
+/// `run` returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_open_streams_and_returns() {
+    on_each_broker(|server| async move {
+        let topic = server.topic(1).await;
+        let mut client = server.client().await;
+        let mut stream = client
+            .subscribe(subscribe_request(&topic, None, None))
+            .await
+            .expect("subscribe")
+            .into_inner();
+        let _assignment = next_message(&mut stream, Duration::from_secs(30)).await;
+        let (_keep_open, requests) = tokio::sync::mpsc::channel::<proto::PublishRequest>(1);
+        let mut publishing = client
+            .publish_stream(tokio_stream::wrappers::ReceiverStream::new(requests))
+            .await
+            .expect("publish stream")
+            .into_inner();
+
+        server.stop().await; // bounded: panics if `run` does not return in time
+
+        let end = tokio::time::timeout(
+            Duration::from_secs(10),
+            futures::StreamExt::next(&mut stream),
+        )
+        .await
+        .expect("stream ends");
+        match end {
+            Some(Err(status)) => assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}"),
+            None => {}
+            Some(Ok(other)) => panic!("unexpected message {other:?}"),
+        }
+        let end = tokio::time::timeout(Duration::from_secs(10), publishing.message())
+            .await
+            .expect("publish stream ends");
+        assert!(end.is_err() || matches!(end, Ok(None)), "{end:?}");
+    })
+    .await;
+}
