@@ -7,7 +7,7 @@ use bytes::Bytes;
 use streamgate::proto::{self, publish_request, publish_result, start_position};
 
 use crate::support::{
-    BrokerKind, collect_all, on_each_broker, on_each_broker_with, subscribe_request,
+    BrokerKind, collect_all, on_each_broker, on_each_broker_with, read_all, subscribe_request,
 };
 
 fn is_seed_date(text: &str) -> bool {
@@ -286,17 +286,7 @@ async fn publish_stream_acknowledges_every_record_in_order() {
                 other => panic!("unexpected result {other:?}"),
             }
         }
-        let mut request =
-            subscribe_request(&topic, None, Some(start_position::Position::Earliest(true)));
-        request.stop_at_end = true;
-        let (_, records) = collect_all(
-            client
-                .subscribe(request)
-                .await
-                .expect("subscribe")
-                .into_inner(),
-        )
-        .await;
+        let records = read_all(&server, &topic, (COUNT - 2) as u64).await;
         let mut values: Vec<String> = records
             .iter()
             .map(|r| {

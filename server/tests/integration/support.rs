@@ -219,3 +219,31 @@ pub fn subscribe_request(
         max_records: None,
     }
 }
+
+/// Reads `topic` from the earliest offset until the end, as a batch of records.
+///
+/// On the real test broker (Tansu) the high watermark grows by one per produced *batch*
+/// rather than per record (DESIGN.md), so after batched produces `stop_at_end` would end
+/// early there; on that broker the stream reads exactly `expected` records instead. Either
+/// way the caller asserts the same set of records.
+pub async fn read_all(server: &TestServer, topic: &str, expected: u64) -> Vec<proto::Record> {
+    let mut client = server.client().await;
+    let mut request = subscribe_request(
+        topic,
+        None,
+        Some(proto::start_position::Position::Earliest(true)),
+    );
+    match server.kind {
+        BrokerKind::Embedded => request.stop_at_end = true,
+        BrokerKind::Real => request.max_records = Some(expected),
+    }
+    collect_all(
+        client
+            .subscribe(request)
+            .await
+            .expect("subscribe")
+            .into_inner(),
+    )
+    .await
+    .1
+}

@@ -283,17 +283,26 @@ async fn health_reports_serving_once_topics_exist() {
             .await
             .expect("connect");
         let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
-        let answer = health
-            .check(tonic_health::pb::HealthCheckRequest {
+        // On an external cluster the topics are created in the background: NOT_SERVING
+        // until then, which must turn into SERVING without any help.
+        use tonic_health::pb::health_check_response::ServingStatus;
+        let mut status = ServingStatus::Unknown;
+        for _ in 0..60 {
+            let request = tonic_health::pb::HealthCheckRequest {
                 service: "streamgate.v1.EventGateway".into(),
-            })
-            .await
-            .expect("health check")
-            .into_inner();
-        assert_eq!(
-            answer.status(),
-            tonic_health::pb::health_check_response::ServingStatus::Serving
-        );
+            };
+            status = health
+                .check(request)
+                .await
+                .expect("health check")
+                .into_inner()
+                .status();
+            if status == ServingStatus::Serving {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        assert_eq!(status, ServingStatus::Serving);
         server.stop().await;
     })
     .await;

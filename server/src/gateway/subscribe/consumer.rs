@@ -44,8 +44,7 @@ impl ConsumerContext for SubscriptionContext {
 
 /// Drops a consumer on the blocking pool: closing commits stored offsets and leaves the
 /// group, which waits on the broker.
-pub fn close_in_background(consumer: Option<Arc<SubscriptionConsumer>>) {
-    let Some(consumer) = consumer else { return };
+pub fn close_in_background(consumer: Arc<SubscriptionConsumer>) {
     match tokio::runtime::Handle::try_current() {
         Ok(runtime) => {
             runtime.spawn_blocking(move || drop(consumer));

@@ -169,7 +169,7 @@ pub async fn open(
     tokio::spawn(session.run());
     Ok(SubscribeStream::new(
         rx,
-        plan.group.is_some().then_some(consumer),
+        plan.group.is_some().then_some(&consumer),
     ))
 }
 
@@ -335,9 +335,11 @@ impl Session {
 
     async fn run(mut self) {
         let consumer = self.consumer.clone();
+        let mut ended_on_own_terms = false;
         loop {
             if self.announced && self.finished() {
                 self.finish().await;
+                ended_on_own_terms = true;
                 break;
             }
             tokio::select! {
@@ -380,7 +382,16 @@ impl Session {
                 }
             }
         }
-        close_in_background(Some(self.consumer.clone()));
+        drop(consumer);
+        let Session { consumer, tx, .. } = self;
+        if ended_on_own_terms {
+            // Leave the group before the client sees the end, so that its next stream of the
+            // same group joins a settled group instead of racing this member's departure.
+            let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+        } else {
+            close_in_background(consumer);
+        }
+        drop(tx);
     }
 
     fn finished(&self) -> bool {
@@ -472,6 +483,20 @@ impl Session {
             });
         }
         starts.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        // Remember where the group starts in every partition, as the Java consumer's
+        // auto-commit does: without this a partition that delivered nothing keeps no commit,
+        // and the group's next stream would fall back to `latest` and skip its records.
+        let mut positions = TopicPartitionList::new();
+        for s in &starts {
+            let _ = positions.add_partition_offset(
+                &s.topic,
+                s.partition,
+                Offset::Offset(s.start_offset),
+            );
+        }
+        if let Err(e) = self.consumer.store_offsets(&positions) {
+            tracing::debug!(error = %e, "could not store start offsets (partitions revoked meanwhile)");
+        }
         self.announce(starts, self.group.clone()).await
     }
 

@@ -3,7 +3,7 @@
 //! which is what makes group subscriptions at-least-once.
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 
 use futures::Stream;
@@ -37,14 +37,18 @@ pub struct RecordPosition {
 /// The stream type of the Subscribe RPC.
 pub struct SubscribeStream {
     items: mpsc::Receiver<Item>,
-    /// Set for group subscriptions: where delivered offsets are stored.
-    consumer: Option<Arc<SubscriptionConsumer>>,
+    /// Set for group subscriptions: where delivered offsets are stored. Weak, so that the
+    /// session alone decides when the consumer closes (and leaves the group).
+    consumer: Option<Weak<SubscriptionConsumer>>,
 }
 
 impl SubscribeStream {
     /// Wraps the receiving side of a subscription's channel.
-    pub fn new(items: mpsc::Receiver<Item>, consumer: Option<Arc<SubscriptionConsumer>>) -> Self {
-        Self { items, consumer }
+    pub fn new(items: mpsc::Receiver<Item>, consumer: Option<&Arc<SubscriptionConsumer>>) -> Self {
+        Self {
+            items,
+            consumer: consumer.map(Arc::downgrade),
+        }
     }
 }
 
@@ -55,7 +59,9 @@ impl Stream for SubscribeStream {
         loop {
             return match self.items.poll_recv(cx) {
                 Poll::Ready(Some(Item::Message(message, position))) => {
-                    if let (Some(consumer), Some(position)) = (&self.consumer, position) {
+                    if let (Some(consumer), Some(position)) =
+                        (self.consumer.as_ref().and_then(Weak::upgrade), position)
+                    {
                         // Fails only if the partition was revoked meanwhile; the new owner
                         // then re-delivers the record, which at-least-once allows.
                         let _ = consumer.store_offset(
@@ -75,13 +81,5 @@ impl Stream for SubscribeStream {
                 Poll::Pending => Poll::Pending,
             };
         }
-    }
-}
-
-impl Drop for SubscribeStream {
-    fn drop(&mut self) {
-        // Closing a group consumer commits and leaves the group, which blocks: never on a
-        // runtime thread.
-        super::consumer::close_in_background(self.consumer.take());
     }
 }
