@@ -127,7 +127,7 @@ mod tests {
 
     #[test]
     fn error_names_the_rule() {
-        let message = validate("no way").unwrap_err().to_string();
+        let message = validate("no way").expect_err("invalid").to_string();
         assert!(message.contains("[a-zA-Z0-9._-]"), "{message}");
     }
 }

@@ -157,7 +157,7 @@ mod tests {
         assert!(
             parse(&["--log-topic", "bad topic"])
                 .validate()
-                .unwrap_err()
+                .expect_err("invalid")
                 .contains("--log-topic")
         );
         assert!(parse(&["--partitions", "0"]).validate().is_err());

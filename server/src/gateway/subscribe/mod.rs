@@ -356,7 +356,7 @@ impl Session {
                 }
                 received = consumer.recv() => {
                     // Convert before any await: the message borrows the consumer.
-                    let received = received.map(|m| self.to_item(&m));
+                    let received = received.map(|m| self.record_item(&m));
                     if self.group.is_some() && consumer.context().take_changed() && !self.announce_group_assignment().await {
                         break;
                     }
@@ -557,7 +557,7 @@ impl Session {
         name
     }
 
-    fn to_item(&mut self, message: &BorrowedMessage<'_>) -> (Item, Arc<str>, i32, i64) {
+    fn record_item(&mut self, message: &BorrowedMessage<'_>) -> (Item, Arc<str>, i32, i64) {
         let topic = self.intern(message.topic());
         let record = to_record(message);
         let position = RecordPosition {
