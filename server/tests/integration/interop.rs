@@ -5,9 +5,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use streamgate::proto::{self, publish_request, start_position};
+use streamgate::proto::{self, publish_request};
 
-use crate::support::{BrokerKind, TestServer, collect_all, on_each_broker, subscribe_request};
+use crate::support::{BrokerKind, TestServer, on_each_broker};
 
 fn tool(env: &str, name: &str) -> String {
     std::env::var(env).unwrap_or_else(|_| name.to_owned())
@@ -114,18 +114,7 @@ async fn records_from_an_outside_producer_arrive_through_subscribe() {
     on_each_broker(|server| async move {
         let topic = server.topic(1).await;
         produce_outside(&server, &topic);
-        let mut client = server.client().await;
-        let mut request =
-            subscribe_request(&topic, None, Some(start_position::Position::Earliest(true)));
-        request.stop_at_end = true;
-        let (_, records) = collect_all(
-            client
-                .subscribe(request)
-                .await
-                .expect("subscribe")
-                .into_inner(),
-        )
-        .await;
+        let records = crate::support::read_all(&server, &topic, 2).await;
         assert_eq!(records.len(), 2, "{records:#?}");
         let event = &records[0];
         assert_eq!(event.key.as_deref(), Some(&b"P2"[..]));

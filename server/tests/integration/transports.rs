@@ -248,18 +248,7 @@ async fn grpcurl_lists_the_service_and_publishes_with_a_json_body() {
         let ack: serde_json::Value = serde_json::from_str(&published).expect("grpcurl prints JSON");
         assert_eq!(ack["topic"], topic.as_str());
 
-        let mut client = server.client().await;
-        let mut request =
-            subscribe_request(&topic, None, Some(start_position::Position::Earliest(true)));
-        request.stop_at_end = true;
-        let (_, records) = crate::support::collect_all(
-            client
-                .subscribe(request)
-                .await
-                .expect("subscribe")
-                .into_inner(),
-        )
-        .await;
+        let records = crate::support::read_all(&server, &topic, 1).await;
         let event = records[0].page_event.as_ref().expect("page event");
         assert_eq!(
             (
