@@ -32,6 +32,69 @@ pub enum Command {
     Subscribe(SubscribeArgs),
     /// List the cluster's topics with their partitions and record counts.
     Topics(TopicsArgs),
+    /// Show, start, stop or re-configure the server's PageEvent supplier.
+    Supplier(SupplierArgs),
+}
+
+/// `streamgate supplier`.
+#[derive(Debug, Args)]
+pub struct SupplierArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: SupplierCommand,
+    /// Print the status as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `streamgate supplier ...`.
+#[derive(Debug, Subcommand)]
+pub enum SupplierCommand {
+    /// Print the supplier's status.
+    Status,
+    /// Start supplying.
+    Start,
+    /// Stop supplying.
+    Stop,
+    /// Change settings while it runs.
+    Set(SupplierSetArgs),
+}
+
+/// `streamgate supplier set`.
+#[derive(Debug, Args)]
+pub struct SupplierSetArgs {
+    /// Time between two events, e.g. 100ms or 2s.
+    #[arg(long, conflicts_with = "rate", value_parser = humantime::parse_duration)]
+    pub interval: Option<std::time::Duration>,
+    /// Events per second, e.g. 500 or 500/s.
+    #[arg(long, value_parser = parse_rate)]
+    pub rate: Option<f64>,
+    /// Page names, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub pages: Option<Vec<String>>,
+    /// User names, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub users: Option<Vec<String>>,
+    /// Duration range in milliseconds, MIN..MAX.
+    #[arg(long, value_parser = parse_range)]
+    pub duration: Option<(i64, i64)>,
+    /// Target topic.
+    #[arg(long)]
+    pub topic: Option<String>,
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    text.trim_end_matches("/s")
+        .parse::<f64>()
+        .map_err(|e| format!("expected a rate like 500/s, got {text:?}: {e}"))
+}
+
+fn parse_range(text: &str) -> Result<(i64, i64), String> {
+    let (min, max) = text
+        .split_once("..")
+        .ok_or_else(|| format!("expected MIN..MAX, got {text:?}"))?;
+    let parse = |v: &str| v.trim().parse::<i64>().map_err(|e| format!("{v:?}: {e}"));
+    Ok((parse(min)?, parse(max)?))
 }
 
 /// `streamgate publish`.

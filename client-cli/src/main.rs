@@ -8,6 +8,7 @@ mod args;
 mod output;
 mod publish;
 mod subscribe;
+mod supplier;
 mod topics;
 
 use std::process::ExitCode;
@@ -116,6 +117,7 @@ async fn main() -> ExitCode {
             Command::Publish(args) => publish::run(client, args).await,
             Command::Subscribe(args) => subscribe::run(client, args).await,
             Command::Topics(args) => topics::run(client, args).await,
+            Command::Supplier(args) => supplier::run(client, args).await,
         }
     }
     .await;

@@ -46,10 +46,33 @@ pub async fn run(
                 output::print_record(&record, args.json).map_err(Failure::io)?;
                 printed += 1;
                 if args.count.is_some_and(|count| printed >= count) {
-                    return Ok(());
+                    return await_end(&mut stream).await;
                 }
             }
             None => {}
+        }
+    }
+}
+
+/// After the last wanted record, waits for the server to end the stream: with a group, the
+/// server commits the delivered offsets before it does, so the next command of the group
+/// continues exactly after this one. Bounded, so a stuck server cannot hang the command.
+async fn await_end(
+    stream: &mut tonic::Streaming<streamgate::proto::SubscribeResponse>,
+) -> Result<(), Failure> {
+    let drain = async {
+        while let Some(message) = stream.next().await {
+            message?;
+        }
+        Ok::<(), tonic::Status>(())
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(15), drain).await {
+        Ok(result) => result.map_err(Failure::from),
+        Err(_) => {
+            eprintln!(
+                "streamgate: the server did not confirm the end of the stream; offsets may not be committed yet"
+            );
+            Ok(())
         }
     }
 }

@@ -75,6 +75,53 @@ pub struct Config {
     #[arg(long, env = "STREAMGATE_LINGER", default_value = "5ms", value_parser = humantime::parse_duration)]
     pub linger: Duration,
 
+    /// Supplier rate, events per second (default: one per second). Exclusive with
+    /// --supplier-interval.
+    #[arg(
+        long,
+        env = "STREAMGATE_SUPPLIER_RATE",
+        conflicts_with = "supplier_interval"
+    )]
+    pub supplier_rate: Option<f64>,
+
+    /// Supplier interval between two events, e.g. 1s or 100ms (the seed used 100ms).
+    #[arg(long, env = "STREAMGATE_SUPPLIER_INTERVAL", value_parser = humantime::parse_duration)]
+    pub supplier_interval: Option<Duration>,
+
+    /// Page names the supplier picks from, uniformly.
+    #[arg(
+        long,
+        env = "STREAMGATE_SUPPLIER_PAGES",
+        value_delimiter = ',',
+        default_value = "P1,P2"
+    )]
+    pub supplier_pages: Vec<String>,
+
+    /// User names the supplier picks from, uniformly.
+    #[arg(
+        long,
+        env = "STREAMGATE_SUPPLIER_USERS",
+        value_delimiter = ',',
+        default_value = "U1,U2"
+    )]
+    pub supplier_users: Vec<String>,
+
+    /// Range of visit durations the supplier draws from, in milliseconds, MIN..MAX inclusive.
+    #[arg(long, env = "STREAMGATE_SUPPLIER_DURATION", default_value = "0..9000", value_parser = parse_range)]
+    pub supplier_duration: (i64, i64),
+
+    /// Start with the supplier stopped (start it with ControlSupplier).
+    #[arg(long, env = "STREAMGATE_SUPPLIER_STOPPED")]
+    pub supplier_stopped: bool,
+
+    /// Highest rate ControlSupplier accepts, events per second.
+    #[arg(
+        long,
+        env = "STREAMGATE_SUPPLIER_MAX_RATE",
+        default_value_t = 100_000.0
+    )]
+    pub supplier_max_rate: f64,
+
     /// Origins allowed to call from a browser (CORS), comma-separated. Absent: any origin.
     #[arg(long, env = "STREAMGATE_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
@@ -112,7 +159,31 @@ impl Config {
         if self.request_timeout.is_zero() {
             return Err("--request-timeout must be more than zero".into());
         }
+        self.supplier_settings()?;
         Ok(())
+    }
+
+    /// The supplier's settings at start-up.
+    pub fn supplier_settings(&self) -> Result<crate::supplier::Settings, String> {
+        let rate_per_second = match (self.supplier_rate, self.supplier_interval) {
+            (Some(rate), _) => rate,
+            (None, Some(interval)) if !interval.is_zero() => 1.0 / interval.as_secs_f64(),
+            (None, Some(_)) => return Err("--supplier-interval must be more than zero".into()),
+            (None, None) => 1.0,
+        };
+        let settings = crate::supplier::Settings {
+            rate_per_second,
+            pages: self.supplier_pages.clone(),
+            users: self.supplier_users.clone(),
+            min_duration_ms: self.supplier_duration.0,
+            max_duration_ms: self.supplier_duration.1,
+            topic: topic::TopicName::new(self.supplier_topic.clone())
+                .map_err(|e| format!("--supplier-topic: {e}"))?,
+        };
+        settings
+            .validate(self.supplier_max_rate)
+            .map_err(|e| format!("supplier: {e}"))?;
+        Ok(settings)
     }
 
     /// The four topics the server owns, R1-R4 by default.
@@ -124,6 +195,18 @@ impl Config {
             &self.stats_topic,
         ]
     }
+}
+
+fn parse_range(text: &str) -> Result<(i64, i64), String> {
+    let (min, max) = text
+        .split_once("..")
+        .ok_or_else(|| format!("expected MIN..MAX, got {text:?}"))?;
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<i64>()
+            .map_err(|e| format!("{v:?} in {text:?}: {e}"))
+    };
+    Ok((parse(min)?, parse(max)?))
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {

@@ -55,6 +55,16 @@ pub async fn run(
         },
     )?;
     let admin = Admin::connect(kafka)?;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    ensure_topics(kafka, &config, &shutdown, &health).await;
+    let supplier_settings = config.supplier_settings().map_err(ServeError::Config)?;
+    let supplier = crate::supplier::Supplier::spawn(
+        producer.clone(),
+        supplier_settings,
+        !config.supplier_stopped,
+        config.supplier_max_rate,
+        shutdown.clone(),
+    );
     let state = Arc::new(State {
         producer: producer.clone(),
         admin,
@@ -66,11 +76,9 @@ pub async fn run(
         subscriptions: Arc::new(tokio::sync::Semaphore::new(config.max_subscriptions)),
         max_subscriptions: config.max_subscriptions,
         subscribe_buffer: config.subscribe_buffer,
+        supplier,
         shutdown: shutdown.clone(),
     });
-
-    let (health, health_service) = tonic_health::server::health_reporter();
-    ensure_topics(kafka, &config, &shutdown, &health).await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(streamgate::proto::FILE_DESCRIPTOR_SET)

@@ -256,3 +256,72 @@ async fn errors_print_the_server_message_and_exit_with_meaningful_codes() {
         stderr(&unreachable)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supplier_status_set_stop_and_start() {
+    on_each_broker(|server| async move {
+        let status = server.cli(&["supplier", "status", "--json"], None).await;
+        assert!(status.status.success(), "{}", stderr(&status));
+        let status: Value = serde_json::from_str(stdout(&status).trim()).expect("JSON status");
+        assert_eq!(status["running"], true);
+        assert_eq!(status["topic"], "R2");
+
+        let set = server
+            .cli(
+                &[
+                    "supplier",
+                    "set",
+                    "--rate",
+                    "50/s",
+                    "--pages",
+                    "P1,P2,P3",
+                    "--duration",
+                    "10..20",
+                    "--json",
+                ],
+                None,
+            )
+            .await;
+        assert!(set.status.success(), "{}", stderr(&set));
+        let set: Value = serde_json::from_str(stdout(&set).trim()).expect("JSON status");
+        assert_eq!(set["rate_per_second"], 50.0);
+        assert_eq!(set["pages"], serde_json::json!(["P1", "P2", "P3"]));
+        assert_eq!(
+            (
+                set["min_duration_ms"].as_i64(),
+                set["max_duration_ms"].as_i64()
+            ),
+            (Some(10), Some(20))
+        );
+
+        let refused = server
+            .cli(&["supplier", "set", "--duration", "30..20"], None)
+            .await;
+        assert_eq!(refused.status.code(), Some(1));
+        assert!(
+            stderr(&refused).contains("INVALID_ARGUMENT"),
+            "{}",
+            stderr(&refused)
+        );
+
+        let stopped = server.cli(&["supplier", "stop"], None).await;
+        assert!(
+            stdout(&stopped).contains("supplier  : stopped"),
+            "{}",
+            stdout(&stopped)
+        );
+        let started = server.cli(&["supplier", "start"], None).await;
+        assert!(
+            stdout(&started).contains("supplier  : running"),
+            "{}",
+            stdout(&started)
+        );
+        assert!(
+            stdout(&started).contains("pages     : P1,P2,P3"),
+            "{}",
+            stdout(&started)
+        );
+        server.stop().await;
+    })
+    .await;
+}

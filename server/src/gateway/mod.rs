@@ -13,7 +13,7 @@ use rdkafka::ClientConfig;
 use streamgate::proto::event_gateway_server::EventGateway;
 use streamgate::proto::{
     ControlSupplierRequest, ListTopicsRequest, ListTopicsResponse, PageStats, PartitionInfo,
-    PublishRequest, PublishResponse, SubscribeRequest, SupplierStatus, TopicInfo,
+    PublishRequest, PublishResponse, SubscribeRequest, SupplierAction, SupplierStatus, TopicInfo,
     WatchPageStatsRequest,
 };
 use tokio::sync::Semaphore;
@@ -22,6 +22,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::deadline;
 use crate::kafka::{Admin, Producer};
+use crate::supplier::ControlError;
 
 pub use publish::PublishResultStream;
 pub use subscribe::SubscribeStream;
@@ -50,6 +51,8 @@ pub struct State {
     pub max_subscriptions: usize,
     /// Records buffered per subscription between its consumer and the transport.
     pub subscribe_buffer: usize,
+    /// The PageEvent supplier.
+    pub supplier: crate::supplier::Supplier,
     /// Cancelled when the server shuts down; every stream watches it.
     pub shutdown: CancellationToken,
 }
@@ -110,12 +113,22 @@ impl EventGateway for Gateway {
 
     async fn control_supplier(
         &self,
-        _request: Request<ControlSupplierRequest>,
+        request: Request<ControlSupplierRequest>,
     ) -> Result<Response<SupplierStatus>, Status> {
-        Err(Status::unimplemented(
-            "ControlSupplier is not implemented yet: it will start, stop and re-configure the built-in \
-             PageEvent supplier (rate, pages, users, durations, topic) and return its status",
-        ))
+        let request = request.into_inner();
+        let action = SupplierAction::try_from(request.action).map_err(|_| {
+            Status::invalid_argument(format!(
+                "unknown action {}: use SUPPLIER_ACTION_START, SUPPLIER_ACTION_STOP, or none to only change settings",
+                request.action
+            ))
+        })?;
+        match self.state.supplier.control(action, request.settings).await {
+            Ok(status) => Ok(Response::new(status)),
+            Err(ControlError::Invalid(e)) => Err(Status::invalid_argument(format!(
+                "{e}; the supplier's settings are unchanged"
+            ))),
+            Err(ControlError::Stopped) => Err(crate::error::GatewayError::ShuttingDown.into()),
+        }
     }
 
     type WatchPageStatsStream = Unimplemented<PageStats>;

@@ -187,15 +187,9 @@ async fn malformed_requests_are_rejected_with_their_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rpcs_of_later_issues_say_what_they_will_do() {
+async fn watch_page_stats_says_what_it_will_do() {
     on_each_broker(|server| async move {
         let mut client = server.client().await;
-        let status = client
-            .control_supplier(proto::ControlSupplierRequest::default())
-            .await
-            .expect_err("unimplemented");
-        assert_eq!(status.code(), Code::Unimplemented);
-        assert!(status.message().contains("supplier"), "{status:?}");
         let status = client
             .watch_page_stats(proto::WatchPageStatsRequest::default())
             .await

@@ -6,5 +6,6 @@ mod errors;
 mod interop;
 mod publish;
 mod subscribe;
+mod supplier;
 mod support;
 mod transports;
