@@ -92,6 +92,20 @@ pub fn parse_date(text: &str) -> Option<i64> {
         .map(|d| d.timestamp_millis())
 }
 
+/// Parses a duration range in milliseconds written `MIN..MAX` (as the supplier's flags and
+/// the CLI take it). Only the syntax is checked here; the supplier checks MIN <= MAX.
+pub fn parse_duration_range(text: &str) -> Result<(i64, i64), String> {
+    let (min, max) = text
+        .split_once("..")
+        .ok_or_else(|| format!("expected MIN..MAX in milliseconds, got {text:?}"))?;
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<i64>()
+            .map_err(|e| format!("{v:?} in {text:?}: {e}"))
+    };
+    Ok((parse(min)?, parse(max)?))
+}
+
 fn iso_date<S: serde::Serializer>(millis: &i64, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&format_date(*millis))
 }
@@ -191,6 +205,14 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn parses_duration_ranges() {
+        assert_eq!(parse_duration_range("0..9000"), Ok((0, 9000)));
+        assert_eq!(parse_duration_range(" 10 .. 20 "), Ok((10, 20)));
+        assert!(parse_duration_range("10-20").is_err());
+        assert!(parse_duration_range("a..b").is_err());
     }
 
     #[test]

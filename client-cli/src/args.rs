@@ -76,7 +76,7 @@ pub struct SupplierSetArgs {
     #[arg(long, value_delimiter = ',')]
     pub users: Option<Vec<String>>,
     /// Duration range in milliseconds, MIN..MAX.
-    #[arg(long, value_parser = parse_range)]
+    #[arg(long, value_parser = streamgate::page_event::parse_duration_range)]
     pub duration: Option<(i64, i64)>,
     /// Target topic.
     #[arg(long)]
@@ -87,14 +87,6 @@ fn parse_rate(text: &str) -> Result<f64, String> {
     text.trim_end_matches("/s")
         .parse::<f64>()
         .map_err(|e| format!("expected a rate like 500/s, got {text:?}: {e}"))
-}
-
-fn parse_range(text: &str) -> Result<(i64, i64), String> {
-    let (min, max) = text
-        .split_once("..")
-        .ok_or_else(|| format!("expected MIN..MAX, got {text:?}"))?;
-    let parse = |v: &str| v.trim().parse::<i64>().map_err(|e| format!("{v:?}: {e}"));
-    Ok((parse(min)?, parse(max)?))
 }
 
 /// `streamgate publish`.

@@ -107,7 +107,7 @@ pub struct Config {
     pub supplier_users: Vec<String>,
 
     /// Range of visit durations the supplier draws from, in milliseconds, MIN..MAX inclusive.
-    #[arg(long, env = "STREAMGATE_SUPPLIER_DURATION", default_value = "0..9000", value_parser = parse_range)]
+    #[arg(long, env = "STREAMGATE_SUPPLIER_DURATION", default_value = "0..9000", value_parser = streamgate::page_event::parse_duration_range)]
     pub supplier_duration: (i64, i64),
 
     /// Start with the supplier stopped (start it with ControlSupplier).
@@ -195,18 +195,6 @@ impl Config {
             &self.stats_topic,
         ]
     }
-}
-
-fn parse_range(text: &str) -> Result<(i64, i64), String> {
-    let (min, max) = text
-        .split_once("..")
-        .ok_or_else(|| format!("expected MIN..MAX, got {text:?}"))?;
-    let parse = |v: &str| {
-        v.trim()
-            .parse::<i64>()
-            .map_err(|e| format!("{v:?} in {text:?}: {e}"))
-    };
-    Ok((parse(min)?, parse(max)?))
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
