@@ -456,6 +456,7 @@ impl Session {
             .map(|e| (e.topic().to_owned(), e.partition(), e.offset()))
             .collect();
         let mut starts = Vec::new();
+        let mut positions = TopicPartitionList::new();
         for (topic, partition, committed_offset) in committed {
             let (low, high) = match self
                 .state
@@ -469,11 +470,18 @@ impl Session {
                     (0, 0)
                 }
             };
-            let start_offset = match committed_offset {
-                Offset::Offset(n) => n.clamp(low, high),
-                _ if self.start == Start::Earliest => low,
-                _ => high,
+            // A committed offset is kept as it is (never clamped down to a high watermark,
+            // which some brokers under-report); only a partition without one gets its
+            // start from the fallback position, and that start is remembered below.
+            let (start_offset, uncommitted) = match committed_offset {
+                Offset::Offset(n) => (n.max(low), false),
+                _ if self.start == Start::Earliest => (low, true),
+                _ => (high, true),
             };
+            if uncommitted {
+                let _ =
+                    positions.add_partition_offset(&topic, partition, Offset::Offset(start_offset));
+            }
             starts.push(proto::PartitionStart {
                 topic,
                 partition,
@@ -483,17 +491,9 @@ impl Session {
             });
         }
         starts.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-        // Remember where the group starts in every partition, as the Java consumer's
-        // auto-commit does: without this a partition that delivered nothing keeps no commit,
-        // and the group's next stream would fall back to `latest` and skip its records.
-        let mut positions = TopicPartitionList::new();
-        for s in &starts {
-            let _ = positions.add_partition_offset(
-                &s.topic,
-                s.partition,
-                Offset::Offset(s.start_offset),
-            );
-        }
+        // Remember where the group starts in every partition it has no commit for, as the
+        // Java consumer's auto-commit does: otherwise a partition that delivered nothing keeps
+        // no commit, and the group's next stream would fall back to `latest` and skip it.
         if let Err(e) = self.consumer.store_offsets(&positions) {
             tracing::debug!(error = %e, "could not store start offsets (partitions revoked meanwhile)");
         }
