@@ -9,8 +9,6 @@ use std::sync::mpsc as std_mpsc;
 use std::thread;
 
 use rdkafka::mocking::MockCluster;
-use rdkafka::types::RDKafkaApiKey;
-use rdkafka::types::RDKafkaRespErr;
 use tokio::sync::oneshot;
 
 use super::KafkaSetupError;
@@ -21,16 +19,6 @@ enum Command {
     CreateTopic {
         name: String,
         partitions: i32,
-        reply: Reply,
-    },
-    SetBrokerUp {
-        broker_id: i32,
-        up: bool,
-        reply: Reply,
-    },
-    RequestErrors {
-        api: RDKafkaApiKey,
-        errors: Vec<RDKafkaRespErr>,
         reply: Reply,
     },
 }
@@ -72,22 +60,6 @@ impl EmbeddedBroker {
                                     .map_err(|e| e.to_string()),
                             );
                         }
-                        Command::SetBrokerUp {
-                            broker_id,
-                            up,
-                            reply,
-                        } => {
-                            let result = if up {
-                                cluster.broker_up(broker_id)
-                            } else {
-                                cluster.broker_down(broker_id)
-                            };
-                            let _ = reply.send(result.map_err(|e| e.to_string()));
-                        }
-                        Command::RequestErrors { api, errors, reply } => {
-                            cluster.request_errors(api, &errors);
-                            let _ = reply.send(Ok(()));
-                        }
                     }
                 }
             })
@@ -120,34 +92,6 @@ impl EmbeddedBroker {
             action: format!("create topic {name}"),
             detail,
         })
-    }
-
-    /// Takes a broker down (`up = false`) or brings it back: fault injection for tests and demos.
-    pub async fn set_broker_up(&self, broker_id: i32, up: bool) -> Result<(), KafkaSetupError> {
-        self.call(|reply| Command::SetBrokerUp {
-            broker_id,
-            up,
-            reply,
-        })
-        .await
-        .map_err(|detail| KafkaSetupError::Refused {
-            action: "change broker state".into(),
-            detail,
-        })
-    }
-
-    /// Makes the next requests of kind `api` fail with `errors`, one per request, in order.
-    pub async fn inject_request_errors(
-        &self,
-        api: RDKafkaApiKey,
-        errors: Vec<RDKafkaRespErr>,
-    ) -> Result<(), KafkaSetupError> {
-        self.call(|reply| Command::RequestErrors { api, errors, reply })
-            .await
-            .map_err(|detail| KafkaSetupError::Refused {
-                action: "inject errors".into(),
-                detail,
-            })
     }
 
     async fn call(&self, command: impl FnOnce(Reply) -> Command) -> Result<(), String> {
