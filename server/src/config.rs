@@ -47,6 +47,26 @@ pub struct Config {
     #[arg(long, env = "STREAMGATE_TRANSFORM_TOPIC", default_value = "R3")]
     pub transform_topic: String,
 
+    /// Run the transform function (R2 -> R3): true or false.
+    #[arg(long, env = "STREAMGATE_TRANSFORM", default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub transform: bool,
+
+    /// Topic the transform function reads (default: the supplier's topic, R2).
+    #[arg(long, env = "STREAMGATE_TRANSFORM_INPUT")]
+    pub transform_input: Option<String>,
+
+    /// Consumer group of the transform function; its commits are the stage's progress.
+    #[arg(
+        long,
+        env = "STREAMGATE_TRANSFORM_GROUP",
+        default_value = "streamgate-transform"
+    )]
+    pub transform_group: String,
+
+    /// Run the log consumer, which logs every record of --log-topic: true or false.
+    #[arg(long, env = "STREAMGATE_LOG_CONSUMER", default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub log_consumer: bool,
+
     /// Topic of windowed page counts written by the analytics worker (the seed's R4).
     #[arg(long, env = "STREAMGATE_STATS_TOPIC", default_value = "R4")]
     pub stats_topic: String,
@@ -135,6 +155,7 @@ impl Config {
             ("--supplier-topic", &self.supplier_topic),
             ("--transform-topic", &self.transform_topic),
             ("--stats-topic", &self.stats_topic),
+            ("--transform-input", self.transform_input()),
         ] {
             topic::validate(name).map_err(|e| format!("{flag}: {e}"))?;
         }
@@ -155,6 +176,9 @@ impl Config {
         }
         if self.max_subscriptions == 0 || self.subscribe_buffer == 0 {
             return Err("--max-subscriptions and --subscribe-buffer must be 1 or more".into());
+        }
+        if self.transform_group.trim().is_empty() {
+            return Err("--transform-group must not be empty".into());
         }
         if self.request_timeout.is_zero() {
             return Err("--request-timeout must be more than zero".into());
@@ -186,14 +210,29 @@ impl Config {
         Ok(settings)
     }
 
-    /// The four topics the server owns, R1-R4 by default.
-    pub fn topics(&self) -> [&str; 4] {
-        [
+    /// The topic the transform function reads.
+    pub fn transform_input(&self) -> &String {
+        self.transform_input
+            .as_ref()
+            .unwrap_or(&self.supplier_topic)
+    }
+
+    /// The topics the server owns and creates when missing: R1-R4 by default, plus the
+    /// transform's input when it is another topic.
+    pub fn topics(&self) -> Vec<&str> {
+        let mut topics = Vec::with_capacity(5);
+        for topic in [
             &self.log_topic,
             &self.supplier_topic,
             &self.transform_topic,
             &self.stats_topic,
-        ]
+            self.transform_input(),
+        ] {
+            if !topics.contains(&topic.as_str()) {
+                topics.push(topic.as_str());
+            }
+        }
+        topics
     }
 }
 
@@ -220,7 +259,27 @@ mod tests {
         let config = parse(&[]);
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(config.topics(), ["R1", "R2", "R3", "R4"]);
+        assert!(config.transform && config.log_consumer);
         assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn stages_can_be_switched_off_and_moved() {
+        let config = parse(&[
+            "--transform",
+            "false",
+            "--log-consumer",
+            "off",
+            "--transform-input",
+            "in",
+        ]);
+        assert!(!config.transform && !config.log_consumer);
+        assert_eq!(config.topics(), ["R1", "R2", "R3", "R4", "in"]);
+        assert!(
+            parse(&["--transform-input", "bad name"])
+                .validate()
+                .is_err()
+        );
     }
 
     #[test]

@@ -5,20 +5,27 @@
 //! - [`server`]: `run` — one listener for gRPC, grpc-web, reflection and health; shutdown.
 //! - [`gateway`]: the RPC handlers (publish, subscribe, topics, supplier control).
 //! - [`supplier`]: the PageEvent supplier task (the seed's `pageEventSupplier`).
+//! - [`transform`]: the R2 -> R3 transform function (the seed's `pageEventFunction`).
+//! - [`log_consumer`]: logs every record of R1 (the seed's `pageEventConsumer`).
 //! - [`kafka`]: the cluster (external or embedded), the shared producer, topic admin.
 //! - [`error`]: request errors and their gRPC status codes.
-//! - [`deadline`], [`timestamps`], [`shutdown`], [`oversize`]: small shared pieces.
+//! - [`deadline`], [`timestamps`], [`shutdown`], [`oversize`], [`throttle`], [`preview`]:
+//!   small shared pieces.
 
 pub mod config;
 pub mod deadline;
 pub mod error;
 pub mod gateway;
 pub mod kafka;
+pub mod log_consumer;
 pub mod oversize;
+pub mod preview;
 pub mod server;
 pub mod shutdown;
 pub mod supplier;
+pub mod throttle;
 pub mod timestamps;
+pub mod transform;
 
 pub use config::Config;
 pub use kafka::Kafka;

@@ -1,6 +1,8 @@
 //! The `streamgate-server` binary: parse flags, start tracing, connect to Kafka (or start
 //! the embedded broker), bind, print the banner, and hand over to `streamgate_server::run`.
 
+use std::io::IsTerminal;
+
 use anyhow::Context;
 use clap::Parser;
 use streamgate_server::{Config, Kafka};
@@ -15,6 +17,8 @@ async fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| EnvFilter::new("info,librdkafka=warn,rdkafka=warn")),
         )
+        // Colours only on a terminal: logs piped to a file or a collector stay plain text.
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_writer(std::io::stderr)
         .init();
     if let Err(message) = config.validate() {

@@ -15,7 +15,10 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::config::Config;
 use crate::gateway::{Gateway, State};
 use crate::kafka::{Admin, Kafka, Producer, ProducerSettings};
+use crate::log_consumer;
 use crate::oversize;
+use crate::transform::{Transform, TransformSettings};
+use streamgate::topic::TopicName;
 
 /// Why the server could not start or serve.
 #[derive(Debug, thiserror::Error)]
@@ -63,8 +66,34 @@ pub async fn run(
         supplier_settings,
         !config.supplier_stopped,
         config.supplier_max_rate,
+        config.request_timeout,
         shutdown.clone(),
     );
+    let transform = if config.transform {
+        let settings = TransformSettings {
+            input: TopicName::new(config.transform_input().clone())
+                .map_err(|e| ServeError::Config(format!("--transform-input: {e}")))?,
+            output: TopicName::new(config.transform_topic.clone())
+                .map_err(|e| ServeError::Config(format!("--transform-topic: {e}")))?,
+            group: config.transform_group.clone(),
+            send_timeout: config.request_timeout,
+        };
+        Some(Transform::spawn(
+            kafka,
+            producer.clone(),
+            settings,
+            shutdown.clone(),
+        )?)
+    } else {
+        None
+    };
+    let log_consumer = if config.log_consumer {
+        let topic = TopicName::new(config.log_topic.clone())
+            .map_err(|e| ServeError::Config(format!("--log-topic: {e}")))?;
+        Some(log_consumer::spawn(kafka, topic, shutdown.clone())?)
+    } else {
+        None
+    };
     let state = Arc::new(State {
         producer: producer.clone(),
         admin,
@@ -110,16 +139,37 @@ pub async fn run(
         );
 
     tokio::pin!(serve);
-    tokio::select! {
-        result = &mut serve => result?,
+    let served = tokio::select! {
+        result = &mut serve => result,
         _ = shutdown.cancelled() => {
             // Streams watch the token and end themselves; the timeout covers any that do not
             // (tonic's graceful shutdown would otherwise wait for them forever).
             match tokio::time::timeout(config.shutdown_timeout, &mut serve).await {
-                Ok(result) => result?,
-                Err(_) => tracing::warn!(timeout = ?config.shutdown_timeout, "connections still open after the drain time; closing them"),
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::warn!(timeout = ?config.shutdown_timeout, "connections still open after the drain time; closing them");
+                    Ok(())
+                }
             }
         }
+    };
+    // A transport failure stops the background tasks too.
+    shutdown.cancel();
+
+    // The stages bound their own drain; the timeout is a second guard.
+    let stages = async {
+        if let Some(transform) = transform {
+            transform.stopped().await;
+        }
+        if let Some(log_consumer) = log_consumer {
+            let _ = log_consumer.await;
+        }
+    };
+    if tokio::time::timeout(config.shutdown_timeout, stages)
+        .await
+        .is_err()
+    {
+        tracing::warn!("background stages still stopping after the drain time");
     }
 
     let in_flight = producer.in_flight();
@@ -130,7 +180,7 @@ pub async fn run(
         Ok(Err(e)) => tracing::warn!(error = %e, records = in_flight, "producer flush incomplete"),
         Err(e) => tracing::warn!(error = %e, "producer flush failed"),
     }
-    Ok(())
+    Ok(served?)
 }
 
 /// Creates R1-R4 when missing. On an external cluster this runs in the background, retried

@@ -21,8 +21,17 @@ pub struct Server {
 
 impl Server {
     async fn start(kafka: Arc<Kafka>, real: bool) -> Self {
-        let config = Config::try_parse_from(["streamgate-server", "--listen", "127.0.0.1:0"])
-            .expect("config");
+        // The background stages are tested in the server's suite.
+        let config = Config::try_parse_from([
+            "streamgate-server",
+            "--listen",
+            "127.0.0.1:0",
+            "--transform",
+            "false",
+            "--log-consumer",
+            "false",
+        ])
+        .expect("config");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

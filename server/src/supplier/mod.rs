@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::settings::{InvalidSettings, Settings};
 use crate::kafka::Producer;
+use crate::throttle::LogThrottle;
 use crate::timestamps::from_millis;
 
 /// Sends awaiting their acknowledgement, at most: the supplier's memory bound. When the
@@ -58,6 +59,7 @@ impl Supplier {
         settings: Settings,
         running: bool,
         max_rate: f64,
+        send_timeout: Duration,
         shutdown: CancellationToken,
     ) -> Self {
         let (commands, inbox) = mpsc::channel(16);
@@ -66,6 +68,7 @@ impl Supplier {
             settings,
             running,
             max_rate,
+            send_timeout,
             sent: 0,
             errors: 0,
             last_event: None,
@@ -73,8 +76,7 @@ impl Supplier {
             samples: VecDeque::new(),
             credit: 1.0,
             last_tick: Instant::now(),
-            errors_since_log: 0,
-            last_error_log: None,
+            error_log: LogThrottle::new(ERROR_LOG_EVERY),
         };
         tokio::spawn(actor.run(inbox, shutdown));
         Self { commands }
@@ -121,6 +123,9 @@ struct Actor {
     settings: Settings,
     running: bool,
     max_rate: f64,
+    /// An event not acknowledged within this long counts as an error (it may still be
+    /// written later: librdkafka keeps retrying until `message.timeout.ms`).
+    send_timeout: Duration,
     sent: u64,
     errors: u64,
     last_event: Option<(PageEvent<'static>, i64)>,
@@ -130,8 +135,7 @@ struct Actor {
     /// Events owed by the rate but not sent yet (fractional).
     credit: f64,
     last_tick: Instant,
-    errors_since_log: u64,
-    last_error_log: Option<Instant>,
+    error_log: LogThrottle,
 }
 
 impl Actor {
@@ -237,6 +241,7 @@ impl Actor {
         };
         let producer = self.producer.clone();
         let topic = settings.topic.clone();
+        let deadline = Instant::now() + self.send_timeout;
         Box::pin(async move {
             let value = event.to_json();
             let headers = OwnedHeaders::new().insert(Header {
@@ -248,10 +253,7 @@ impl Actor {
                 .payload(value.as_slice())
                 .headers(headers)
                 .timestamp(event.date_ms);
-            match producer
-                .send(record, Instant::now() + Duration::from_secs(30))
-                .await
-            {
+            match producer.send(record, deadline).await {
                 Ok(_) => Ok(event),
                 Err(e) => Err(e.to_string()),
             }
@@ -266,15 +268,8 @@ impl Actor {
             }
             Err(error) => {
                 self.errors += 1;
-                self.errors_since_log += 1;
-                let now = Instant::now();
-                if self
-                    .last_error_log
-                    .is_none_or(|t| now.duration_since(t) >= ERROR_LOG_EVERY)
-                {
-                    tracing::warn!(errors = self.errors_since_log, last = %error, "supplier: events not acknowledged; carrying on");
-                    self.errors_since_log = 0;
-                    self.last_error_log = Some(now);
+                if let Some(errors) = self.error_log.hit() {
+                    tracing::warn!(errors, last = %error, "supplier: events not acknowledged; carrying on");
                 }
                 self.last_error = Some(error);
             }

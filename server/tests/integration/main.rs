@@ -5,6 +5,7 @@
 mod errors;
 mod interop;
 mod publish;
+mod stages;
 mod subscribe;
 mod supplier;
 mod support;

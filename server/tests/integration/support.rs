@@ -44,6 +44,12 @@ impl TestServer {
             "127.0.0.1:0",
             "--request-timeout",
             "20s",
+            // The background stages have tests of their own, on topics and groups of their
+            // own; elsewhere they would only add load on the shared real broker.
+            "--transform",
+            "false",
+            "--log-consumer",
+            "false",
         ];
         args.extend_from_slice(extra_args);
         let config = Config::try_parse_from(args).expect("test config parses");

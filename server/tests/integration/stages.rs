@@ -1,0 +1,338 @@
+//! The background stages: the transform function (R2 -> R3) and the log consumer (R1).
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use streamgate::page_event::PageEvent;
+use streamgate::proto::{self, publish_request, start_position};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::support::{
+    BrokerKind, TestServer, collect_all, on_each_broker_with, random_name, read_all, real_brokers,
+    subscribe_request,
+};
+
+/// Publishes a raw value with a key, as any Kafka producer could.
+async fn publish_raw(server: &TestServer, topic: &str, key: &str, value: Vec<u8>) {
+    server
+        .client()
+        .await
+        .publish(proto::PublishRequest {
+            topic: topic.to_owned(),
+            key: Some(Bytes::from(key.to_owned())),
+            payload: Some(publish_request::Payload::Value(Bytes::from(value))),
+            ..Default::default()
+        })
+        .await
+        .expect("publish");
+}
+
+/// An input event; `duration` makes it recognisable in the output.
+fn event(name: &str, duration: i64) -> PageEvent<'static> {
+    PageEvent {
+        name: name.to_owned().into(),
+        user: "U2".into(),
+        date_ms: 1_662_925_267_331 + duration,
+        duration_ms: duration,
+    }
+}
+
+/// Waits for `count` records on `topic` (the stage writes them in the background), then, on
+/// the embedded broker, reads the topic to its end to check there are no more than that.
+async fn read_outputs(server: &TestServer, topic: &str, count: u64) -> Vec<proto::Record> {
+    let mut client = server.client().await;
+    let mut request =
+        subscribe_request(topic, None, Some(start_position::Position::Earliest(true)));
+    request.max_records = Some(count);
+    let (_, records) = collect_all(
+        client
+            .subscribe(request)
+            .await
+            .expect("subscribe")
+            .into_inner(),
+    )
+    .await;
+    if server.kind == BrokerKind::Embedded {
+        // Let anything extra arrive before looking for it.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            read_all(server, topic, count).await.len() as u64,
+            count,
+            "no extra outputs"
+        );
+    }
+    records
+}
+
+/// The output records, decoded, by duration.
+fn outputs_by_duration(records: &[proto::Record]) -> BTreeMap<i64, (String, PageEvent<'static>)> {
+    let mut outputs = BTreeMap::new();
+    for record in records {
+        let value = record.value.as_deref().expect("output has a value");
+        let output = PageEvent::decode(value)
+            .expect("output is a PageEvent")
+            .into_owned();
+        let key = String::from_utf8(record.key.clone().expect("output has a key").to_vec())
+            .expect("utf-8 key");
+        assert!(
+            record
+                .headers
+                .iter()
+                .any(|h| h.key == "content-type" && h.value.as_ref() == b"application/json"),
+            "output carries the content type"
+        );
+        let previous = outputs.insert(output.duration_ms, (key, output));
+        assert!(previous.is_none(), "an input was transformed twice");
+    }
+    outputs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transform_applies_the_rule_to_every_input_and_skips_bad_records() {
+    let (input, output, group) = (random_name("tin"), random_name("tout"), random_name("tg"));
+    let args = [
+        "--transform",
+        "true",
+        "--transform-input",
+        &input,
+        "--transform-topic",
+        &output,
+        "--transform-group",
+        &group,
+        "--supplier-stopped",
+    ];
+    // Names with characters of 1, 2, 3 and 4 UTF-8 bytes, an empty one, a long one.
+    let names = [
+        "P1",
+        "Accueil",
+        "é",
+        "ページ",
+        "😀x",
+        "",
+        "a-very-long-page-name-with-many-characters",
+    ];
+    on_each_broker_with(&args, |server| {
+        let (input, output, args) = (input.clone(), output.clone(), args.map(str::to_owned));
+        async move {
+            // Two bad records among the good ones: the stage must skip them and go on.
+            for (i, name) in names.iter().enumerate() {
+                let value = event(name, i as i64 + 1).to_json();
+                publish_raw(&server, &input, name, value).await;
+                if i == 2 {
+                    publish_raw(&server, &input, "bad", b"not json {".to_vec()).await;
+                    publish_raw(&server, &input, "bad", br#"{"page":"P1"}"#.to_vec()).await;
+                }
+            }
+            let records = read_outputs(&server, &output, names.len() as u64).await;
+            let outputs = outputs_by_duration(&records);
+            assert_eq!(outputs.len(), names.len(), "one output per good input");
+            for (i, name) in names.iter().enumerate() {
+                let duration = i as i64 + 1;
+                let (key, out) = &outputs[&duration];
+                let expected = format!("Page:{}", name.chars().count());
+                assert_eq!(out.name, expected, "name of {name:?}");
+                assert_eq!(key, &expected, "key of {name:?}");
+                assert_eq!(out.user, "User=>1");
+                assert_eq!(out.date_ms, 1_662_925_267_331 + duration, "date unchanged");
+            }
+
+            // A restart in the same group resumes after what was committed: the next input
+            // gives exactly one more output, and nothing is transformed twice.
+            let kafka = server.kafka.clone();
+            let kind = server.kind;
+            server.stop().await;
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let server = TestServer::start(kafka, kind, &args).await;
+            publish_raw(&server, &input, "P9", event("P9", 100).to_json()).await;
+            let records = read_outputs(&server, &output, names.len() as u64 + 1).await;
+            let outputs = outputs_by_duration(&records);
+            assert_eq!(outputs.len(), names.len() + 1);
+            assert_eq!(outputs[&100].1.name, "Page:2");
+            server.stop().await;
+        }
+    })
+    .await;
+}
+
+/// A `streamgate-server` process, its log lines collected as they come.
+struct ServerProcess {
+    child: Child,
+    url: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl ServerProcess {
+    /// Starts the real binary with `args` and waits for its banner.
+    async fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_streamgate-server"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the server binary starts");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let lines = log.clone();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                eprintln!("server> {line}");
+                lines.lock().expect("log").push(line);
+            }
+        });
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let url = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = stdout.next_line().await.expect("stdout") {
+                if let Some(at) = line.find("http://") {
+                    let url: String = line[at..].split_whitespace().next().unwrap_or("").into();
+                    return url;
+                }
+            }
+            panic!("the server ended before its banner");
+        })
+        .await
+        .expect("banner within 30s");
+        // Keep draining stdout so the process never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+        Self { child, url, log }
+    }
+
+    /// Waits until a log line contains every one of `parts`, returning it.
+    async fn wait_for_line(&self, parts: &[&str], within: Duration) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < deadline {
+            if let Some(line) = self
+                .log
+                .lock()
+                .expect("log")
+                .iter()
+                .find(|l| parts.iter().all(|p| l.contains(p)))
+            {
+                return Some(line.clone());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        None
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("running").to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .expect("kill runs");
+        assert!(sent.success());
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("the server exits within 30s of SIGTERM")
+            .expect("exit status")
+    }
+}
+
+/// The binary with its defaults: the supplier feeds R2, the transform writes R3, the log
+/// consumer logs what is published to R1 (as the README promises), and SIGTERM stops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_binary_logs_r1_and_transforms_r2_into_r3() {
+    let mut brokers = vec![None];
+    brokers.extend(real_brokers().map(Some));
+    for broker in brokers {
+        let mut args = Vec::new();
+        if let Some(broker) = &broker {
+            eprintln!("--- on the real broker {broker}");
+            args.extend(["--brokers", broker.as_str()]);
+        }
+        let server = ServerProcess::start(&args).await;
+        let mut client =
+            proto::event_gateway_client::EventGatewayClient::connect(server.url.clone())
+                .await
+                .expect("connect");
+
+        // R3 shows the supplier's events, transformed.
+        let mut request =
+            subscribe_request("R3", None, Some(start_position::Position::Latest(true)));
+        request.max_records = Some(2);
+        let (_, records) = collect_all(
+            client
+                .subscribe(request)
+                .await
+                .expect("subscribe")
+                .into_inner(),
+        )
+        .await;
+        for record in &records {
+            let event = record.page_event.as_ref().expect("R3 holds PageEvents");
+            assert_eq!(event.name, "Page:2");
+            assert_eq!(event.user.as_deref(), Some("User=>1"));
+        }
+
+        // A PageEvent published to R1 is logged, escaped; so is a record that is not one.
+        // The consumer starts at the end of R1, so publish until a line shows up.
+        let page = format!("{}-é\"q", random_name("P"));
+        let marker = random_name("raw");
+        let mut logged = None;
+        for _ in 0..30 {
+            client
+                .publish(proto::PublishRequest {
+                    topic: "R1".into(),
+                    payload: Some(publish_request::Payload::PageEvent(proto::PageEvent {
+                        name: page.clone(),
+                        duration_ms: Some(1234),
+                        ..Default::default()
+                    })),
+                    ..Default::default()
+                })
+                .await
+                .expect("publish to R1");
+            let escaped = format!("name={:?}", page);
+            logged = server
+                .wait_for_line(
+                    &["PageEvent", &escaped, "duration_ms=1234"],
+                    Duration::from_secs(1),
+                )
+                .await;
+            if logged.is_some() {
+                break;
+            }
+        }
+        assert!(logged.is_some(), "the published PageEvent is logged");
+        client
+            .publish(proto::PublishRequest {
+                topic: "R1".into(),
+                payload: Some(publish_request::Payload::Value(Bytes::from(format!(
+                    "{marker}\nsecond line"
+                )))),
+                ..Default::default()
+            })
+            .await
+            .expect("publish raw to R1");
+        let raw = server
+            .wait_for_line(
+                &["not a PageEvent", &format!("{marker}\\nsecond line")],
+                Duration::from_secs(20),
+            )
+            .await;
+        assert!(
+            raw.is_some(),
+            "the raw record is logged on one line, escaped"
+        );
+
+        let log = server.log.clone();
+        let status = server.terminate().await;
+        assert!(status.success(), "clean exit after SIGTERM: {status:?}");
+        let lines = log.lock().expect("log");
+        assert!(lines.iter().any(|l| l.contains("transform stopped")));
+        assert!(
+            !lines.iter().any(|l| l.contains('\u{1b}')),
+            "no colour codes in piped logs"
+        );
+    }
+}
