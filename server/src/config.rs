@@ -23,8 +23,9 @@ pub struct Config {
     pub brokers: Option<String>,
 
     /// Extra librdkafka property for every Kafka client, KEY=VALUE (repeatable), e.g.
-    /// -X security.protocol=SASL_SSL.
-    #[arg(short = 'X', long = "kafka-option", env = "STREAMGATE_KAFKA_OPTIONS", value_delimiter = ',', value_parser = parse_key_value)]
+    /// -X security.protocol=SASL_SSL. The environment variable separates several with `;`
+    /// (librdkafka values such as `debug=broker,msg` contain commas).
+    #[arg(short = 'X', long = "kafka-option", env = "STREAMGATE_KAFKA_OPTIONS", value_delimiter = ';', value_parser = parse_key_value)]
     pub kafka_options: Vec<(String, String)>,
 
     /// Partitions of the topics the server creates (R1-R4) when they are missing.
@@ -296,12 +297,20 @@ mod tests {
 
     #[test]
     fn reads_kafka_options() {
-        let config = parse(&["-X", "security.protocol=SSL", "-X", "a=b=c"]);
+        let config = parse(&[
+            "-X",
+            "security.protocol=SSL",
+            "-X",
+            "a=b=c",
+            "-X",
+            "debug=msg,eos",
+        ]);
         assert_eq!(
             config.kafka_options,
             vec![
                 ("security.protocol".into(), "SSL".into()),
-                ("a".into(), "b=c".into())
+                ("a".into(), "b=c".into()),
+                ("debug".into(), "msg,eos".into())
             ]
         );
         assert!(Config::try_parse_from(["x", "-X", "novalue"]).is_err());

@@ -37,12 +37,14 @@ pub fn spawn(
     shutdown: CancellationToken,
 ) -> Result<JoinHandle<()>, KafkaError> {
     let consumer: StreamConsumer = kafka
-        .client_config()
-        // librdkafka wants a group id even for a consumer that only assigns; this one never
-        // joins the group and never commits.
-        .set("group.id", "streamgate-log-consumer")
-        .set("enable.auto.commit", "false")
-        .set("queued.max.messages.kbytes", "1024")
+        .client_settings()
+        .config(|c| {
+            // librdkafka wants a group id even for a consumer that only assigns; this one
+            // never joins the group and never commits.
+            c.set("group.id", "streamgate-log-consumer")
+                .set("enable.auto.commit", "false")
+                .set("queued.max.messages.kbytes", "1024");
+        })
         .create()?;
     Ok(tokio::spawn(run(Arc::new(consumer), topic, shutdown)))
 }

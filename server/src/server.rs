@@ -97,7 +97,7 @@ pub async fn run(
     let state = Arc::new(State {
         producer: producer.clone(),
         admin,
-        client_config: kafka.client_config(),
+        client_settings: kafka.client_settings(),
         bootstrap: kafka.bootstrap_servers().to_owned(),
         trust_log_append_time: kafka.embedded_broker().is_none(),
         max_message_bytes: config.max_message_bytes,

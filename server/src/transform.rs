@@ -96,17 +96,19 @@ impl Transform {
         shutdown: CancellationToken,
     ) -> Result<Self, KafkaError> {
         let consumer: StreamConsumer = kafka
-            .client_config()
-            .set("group.id", &settings.group)
-            // New group: transform what R2 already holds, as a stream processor would.
-            .set("auto.offset.reset", "earliest")
-            .set("enable.auto.commit", "true")
-            .set("auto.commit.interval.ms", "1000")
-            // Offsets are stored by the stage once the output is acknowledged.
-            .set("enable.auto.offset.store", "false")
-            .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "2000")
-            .set("queued.max.messages.kbytes", "4096")
+            .client_settings()
+            .config(|c| {
+                c.set("group.id", &settings.group)
+                    // New group: transform what R2 already holds, as a stream processor would.
+                    .set("auto.offset.reset", "earliest")
+                    .set("enable.auto.commit", "true")
+                    .set("auto.commit.interval.ms", "1000")
+                    // Offsets are stored by the stage once the output is acknowledged.
+                    .set("enable.auto.offset.store", "false")
+                    .set("session.timeout.ms", "10000")
+                    .set("heartbeat.interval.ms", "2000")
+                    .set("queued.max.messages.kbytes", "4096");
+            })
             .create()?;
         consumer.subscribe(&[settings.input.as_str()])?;
         let counters = Arc::new(TransformCounters::default());

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
-use rdkafka::ClientConfig;
 use streamgate::proto::event_gateway_server::EventGateway;
 use streamgate::proto::{
     ControlSupplierRequest, ListTopicsRequest, ListTopicsResponse, PageStats, PartitionInfo,
@@ -21,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::deadline;
-use crate::kafka::{Admin, Producer};
+use crate::kafka::{Admin, ClientSettings, Producer};
 use crate::supplier::ControlError;
 
 pub use publish::PublishResultStream;
@@ -34,7 +33,7 @@ pub struct State {
     /// Metadata and admin client.
     pub admin: Admin,
     /// Settings for the consumers created per subscription.
-    pub client_config: ClientConfig,
+    pub client_settings: ClientSettings,
     /// Bootstrap servers, for error messages.
     pub bootstrap: String,
     /// Whether a LogAppendTime in a produce acknowledgement is real. librdkafka's mock

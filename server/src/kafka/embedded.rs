@@ -21,6 +21,10 @@ enum Command {
         partitions: i32,
         reply: Reply,
     },
+    SetUp {
+        up: bool,
+        reply: Reply,
+    },
 }
 
 /// A running embedded broker. Dropping it shuts the broker down.
@@ -60,6 +64,16 @@ impl EmbeddedBroker {
                                     .map_err(|e| e.to_string()),
                             );
                         }
+                        Command::SetUp { up, reply } => {
+                            let result = (1..=broker_count).try_for_each(|id| {
+                                if up {
+                                    cluster.broker_up(id)
+                                } else {
+                                    cluster.broker_down(id)
+                                }
+                            });
+                            let _ = reply.send(result.map_err(|e| e.to_string()));
+                        }
                     }
                 }
             })
@@ -92,6 +106,22 @@ impl EmbeddedBroker {
             action: format!("create topic {name}"),
             detail,
         })
+    }
+
+    /// Fault injection for outage tests: `false` closes every broker's connections and
+    /// refuses new ones (clients see the broker as down); `true` lets them in again.
+    pub async fn set_up(&self, up: bool) -> Result<(), KafkaSetupError> {
+        self.call(|reply| Command::SetUp { up, reply })
+            .await
+            .map_err(|detail| KafkaSetupError::Refused {
+                action: if up {
+                    "bring the embedded broker up"
+                } else {
+                    "take the embedded broker down"
+                }
+                .into(),
+                detail,
+            })
     }
 
     async fn call(&self, command: impl FnOnce(Reply) -> Command) -> Result<(), String> {

@@ -14,6 +14,33 @@ pub use embedded::EmbeddedBroker;
 pub use producer::{Delivered, Producer, ProducerSettings};
 pub use topics::{Admin, PartitionOffsets, TopicDescription};
 
+/// Everything needed to configure a Kafka client of this server: cheap to clone, `Send`, so
+/// a request handler can build its own consumer.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    bootstrap: String,
+    options: Vec<(String, String)>,
+}
+
+impl ClientSettings {
+    /// A client configuration: shared settings, then the role's own (`role`), then the
+    /// operator's `-X` options, which therefore always win — as with kcat's `-X`.
+    pub fn config(&self, role: impl FnOnce(&mut ClientConfig)) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("client.id", "streamgate")
+            // Fail fast on a wrong address instead of librdkafka's silent retrying.
+            .set("socket.connection.setup.timeout.ms", "10000")
+            .set("topic.metadata.refresh.interval.ms", "30000");
+        role(&mut config);
+        for (key, value) in &self.options {
+            config.set(key, value);
+        }
+        config
+    }
+}
+
 /// The Kafka cluster this server talks to.
 pub struct Kafka {
     bootstrap: String,
@@ -78,19 +105,17 @@ impl Kafka {
         self.embedded.as_ref()
     }
 
-    /// Settings shared by every client this server creates; callers add their role's own.
-    pub fn client_config(&self) -> ClientConfig {
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", &self.bootstrap)
-            .set("client.id", "streamgate")
-            // Fail fast on a wrong address instead of librdkafka's silent retrying.
-            .set("socket.connection.setup.timeout.ms", "10000")
-            .set("topic.metadata.refresh.interval.ms", "30000");
-        for (key, value) in &self.options {
-            config.set(key, value);
+    /// How this server's Kafka clients are configured.
+    pub fn client_settings(&self) -> ClientSettings {
+        ClientSettings {
+            bootstrap: self.bootstrap.clone(),
+            options: self.options.clone(),
         }
-        config
+    }
+
+    /// The configuration of a client with no role settings of its own.
+    pub fn client_config(&self) -> ClientConfig {
+        self.client_settings().config(|_| {})
     }
 
     /// Creates every topic in `names` that does not exist yet, with `partitions` partitions.

@@ -57,17 +57,20 @@ impl Producer {
         // Room for Kafka's per-batch and per-record framing on top of our own record limit.
         let wire_limit = settings.max_message_bytes + 64 * 1024;
         let inner = kafka
-            .client_config()
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", settings.linger.as_millis().to_string())
-            .set("message.max.bytes", wire_limit.to_string())
-            .set(
-                "queue.buffering.max.kbytes",
-                settings.queue_kbytes.to_string(),
-            )
-            // An unacknowledged record fails after this long instead of retrying forever.
-            .set("message.timeout.ms", "60000")
+            .client_settings()
+            .config(|c| {
+                c.set("enable.idempotence", "true")
+                    .set("acks", "all")
+                    .set("linger.ms", settings.linger.as_millis().to_string())
+                    .set("message.max.bytes", wire_limit.to_string())
+                    .set(
+                        "queue.buffering.max.kbytes",
+                        settings.queue_kbytes.to_string(),
+                    )
+                    // An unacknowledged record fails after this long instead of retrying
+                    // forever.
+                    .set("message.timeout.ms", "60000");
+            })
             .create()?;
         Ok(Self { inner })
     }

@@ -44,10 +44,13 @@ impl Admin {
     /// Creates the client. It connects lazily: nothing here waits for the broker.
     pub fn connect(kafka: &Kafka) -> Result<Self, KafkaError> {
         let client = kafka
-            .client_config()
-            // The admin client is a producer handle inside librdkafka; without this a metadata
-            // lookup of a missing topic could create it on brokers that allow auto-creation.
-            .set("allow.auto.create.topics", "false")
+            .client_settings()
+            .config(|c| {
+                // The admin client is a producer handle inside librdkafka; without this a
+                // metadata lookup of a missing topic could create it on brokers that allow
+                // auto-creation.
+                c.set("allow.auto.create.topics", "false");
+            })
             .create()?;
         Ok(Self {
             client: Arc::new(client),

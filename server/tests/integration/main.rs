@@ -4,6 +4,7 @@
 
 mod errors;
 mod interop;
+mod outage;
 mod publish;
 mod stages;
 mod subscribe;

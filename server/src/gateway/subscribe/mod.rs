@@ -174,37 +174,38 @@ pub async fn open(
 }
 
 fn create_consumer(state: &State, plan: &Plan) -> Result<SubscriptionConsumer, GatewayError> {
-    let mut config = state.client_config.clone();
-    config
-        // Bounds librdkafka's prefetch queue: the memory a slow client can pin.
-        .set("queued.max.messages.kbytes", "4096")
-        .set(
-            "enable.partition.eof",
-            if plan.stop_at_end { "true" } else { "false" },
-        );
-    match &plan.group {
-        Some(group) => config
-            .set("group.id", group)
-            .set("enable.auto.commit", "true")
-            .set("auto.commit.interval.ms", "1000")
-            // Offsets are stored by the response stream once a record is handed over.
-            .set("enable.auto.offset.store", "false")
+    let config = state.client_settings.config(|config| {
+        config
+            // Bounds librdkafka's prefetch queue: the memory a slow client can pin.
+            .set("queued.max.messages.kbytes", "4096")
             .set(
-                "auto.offset.reset",
-                if plan.start == Start::Earliest {
-                    "earliest"
-                } else {
-                    "latest"
-                },
-            )
-            .set("session.timeout.ms", "6000")
-            .set("heartbeat.interval.ms", "1000"),
-        // librdkafka's consumer wants a group id even when it only assigns partitions; this
-        // one never joins or commits.
-        None => config
-            .set("group.id", "streamgate-private-reader")
-            .set("enable.auto.commit", "false"),
-    };
+                "enable.partition.eof",
+                if plan.stop_at_end { "true" } else { "false" },
+            );
+        match &plan.group {
+            Some(group) => config
+                .set("group.id", group)
+                .set("enable.auto.commit", "true")
+                .set("auto.commit.interval.ms", "1000")
+                // Offsets are stored by the response stream once a record is handed over.
+                .set("enable.auto.offset.store", "false")
+                .set(
+                    "auto.offset.reset",
+                    if plan.start == Start::Earliest {
+                        "earliest"
+                    } else {
+                        "latest"
+                    },
+                )
+                .set("session.timeout.ms", "6000")
+                .set("heartbeat.interval.ms", "1000"),
+            // librdkafka's consumer wants a group id even when it only assigns partitions;
+            // this one never joins or commits.
+            None => config
+                .set("group.id", "streamgate-private-reader")
+                .set("enable.auto.commit", "false"),
+        };
+    });
     config
         .create_with_context(SubscriptionContext::default())
         .map_err(GatewayError::Kafka)
@@ -230,10 +231,10 @@ async fn resolve_starts(
         });
     }
     if let Start::Timestamp(target) = start {
-        let config = state.client_config.clone();
+        let settings = state.client_settings.clone();
         let bootstrap = state.bootstrap.clone();
         starts = tokio::task::spawn_blocking(move || {
-            let search = TimestampSearch::new(config, deadline)?;
+            let search = TimestampSearch::new(&settings, deadline)?;
             for s in &mut starts {
                 s.start_offset = search.offset_for(
                     &s.topic,

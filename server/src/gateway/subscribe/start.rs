@@ -12,8 +12,10 @@ use std::time::Duration;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use tokio::time::Instant;
+
+use crate::kafka::ClientSettings;
 
 /// A requested start position, validated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,14 +58,16 @@ pub struct TimestampSearch {
 
 impl TimestampSearch {
     /// Creates a reader with its own short-lived consumer (no group).
-    pub fn new(mut config: ClientConfig, deadline: Instant) -> Result<Self, KafkaError> {
-        let probe = config
-            // Required by librdkafka's consumer even though this one never joins a group.
-            .set("group.id", "streamgate-timestamp-search")
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "true")
-            .set("fetch.wait.max.ms", "50")
-            .set("max.partition.fetch.bytes", "65536")
+    pub fn new(settings: &ClientSettings, deadline: Instant) -> Result<Self, KafkaError> {
+        let probe = settings
+            .config(|c| {
+                // Required by librdkafka's consumer even though this one never joins a group.
+                c.set("group.id", "streamgate-timestamp-search")
+                    .set("enable.auto.commit", "false")
+                    .set("enable.partition.eof", "true")
+                    .set("fetch.wait.max.ms", "50")
+                    .set("max.partition.fetch.bytes", "65536");
+            })
             .create()?;
         Ok(Self { probe, deadline })
     }

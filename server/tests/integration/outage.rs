@@ -1,0 +1,222 @@
+//! Broker outages: the supplier keeps running through one, counts what failed, and resumes
+//! by itself when the broker is back. On the embedded broker the outage is injected
+//! (`EmbeddedBroker::set_up`); on the real one a private Tansu, started by this test from
+//! `STREAMGATE_TEST_TANSU`, is killed and started again on the same port.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use streamgate::proto::event_gateway_client::EventGatewayClient;
+use streamgate::proto::{self, ControlSupplierRequest, SupplierAction, SupplierSettingsUpdate};
+use streamgate_server::Kafka;
+use tokio::process::{Child, Command};
+use tonic::transport::Channel;
+
+use crate::support::{BrokerKind, TestServer};
+
+/// A short send timeout, so that unacknowledged events count as errors within seconds.
+const SERVER_ARGS: &[&str] = &["--request-timeout", "2s", "--supplier-stopped"];
+
+async fn status(client: &mut EventGatewayClient<Channel>) -> proto::SupplierStatus {
+    client
+        .control_supplier(ControlSupplierRequest::default())
+        .await
+        .expect("status")
+        .into_inner()
+}
+
+/// Polls the supplier's status until `done` holds, failing after `within`.
+async fn wait_for(
+    client: &mut EventGatewayClient<Channel>,
+    what: &str,
+    within: Duration,
+    done: impl Fn(&proto::SupplierStatus) -> bool,
+) -> proto::SupplierStatus {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let status = status(client).await;
+        if done(&status) {
+            return status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {within:?}; last status {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Something that can take the broker away and bring it back.
+trait Outage {
+    async fn down(&mut self);
+    async fn up(&mut self, kafka: &Kafka, topic: &str);
+}
+
+/// Runs the scenario: supply at 50/s, take the broker down until errors show, bring it back,
+/// and see events acknowledged again with the errors still reported.
+async fn supplier_survives(server: TestServer, outage: &mut impl Outage) {
+    let topic = server.topic(3).await;
+    let mut client = server.client().await;
+    client
+        .control_supplier(ControlSupplierRequest {
+            action: SupplierAction::Start as i32,
+            settings: Some(SupplierSettingsUpdate {
+                rate_per_second: Some(50.0),
+                topic: Some(topic.clone()),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("start");
+    wait_for(
+        &mut client,
+        "events before the outage",
+        Duration::from_secs(60),
+        |s| s.events_sent >= 20,
+    )
+    .await;
+
+    outage.down().await;
+    let during = wait_for(
+        &mut client,
+        "errors while the broker is down",
+        Duration::from_secs(60),
+        |s| s.errors > 0,
+    )
+    .await;
+    assert!(
+        during.running,
+        "the supplier keeps running through the outage"
+    );
+    assert!(during.last_error.is_some(), "the status says what failed");
+
+    outage.up(&server.kafka, &topic).await;
+    let resumed_from = status(&mut client).await.events_sent;
+    let after = wait_for(
+        &mut client,
+        "events acknowledged after the broker is back",
+        Duration::from_secs(90),
+        |s| s.events_sent >= resumed_from + 50,
+    )
+    .await;
+    assert!(after.running);
+    assert!(after.errors >= during.errors, "the errors stay counted");
+    server.stop().await;
+}
+
+struct Injected(Arc<Kafka>);
+
+impl Outage for Injected {
+    async fn down(&mut self) {
+        let broker = self.0.embedded_broker().expect("embedded");
+        broker.set_up(false).await.expect("broker down");
+    }
+
+    async fn up(&mut self, _kafka: &Kafka, _topic: &str) {
+        let broker = self.0.embedded_broker().expect("embedded");
+        broker.set_up(true).await.expect("broker up");
+    }
+}
+
+/// A Tansu process of this test's own, so that killing it disturbs no other test.
+struct PrivateTansu {
+    binary: String,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateTansu {
+    async fn start(binary: String) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut tansu = Self {
+            binary,
+            port,
+            child: None,
+        };
+        tansu.spawn();
+        tansu
+    }
+
+    fn spawn(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let child = Command::new(&self.binary)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("tansu starts");
+        self.child = Some(child);
+    }
+
+    fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Outage for PrivateTansu {
+    async fn down(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.expect("kill tansu");
+        }
+    }
+
+    async fn up(&mut self, kafka: &Kafka, topic: &str) {
+        self.spawn();
+        // Tansu's test storage is memory only, so its topics died with it; a production
+        // broker keeps them. Recreate the supplier's topic, as the stored state would.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while let Err(e) = kafka
+            .ensure_topics(&[topic], 3, 1, Duration::from_secs(5))
+            .await
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "topic not recreated: {e}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supplier_resumes_by_itself_after_a_broker_outage() {
+    eprintln!("--- outage injected into the embedded broker");
+    let embedded = Arc::new(Kafka::embedded().expect("embedded broker"));
+    let server = TestServer::start(embedded.clone(), BrokerKind::Embedded, SERVER_ARGS).await;
+    supplier_survives(server, &mut Injected(embedded)).await;
+
+    let Some(binary) = std::env::var("STREAMGATE_TEST_TANSU")
+        .ok()
+        .filter(|b| !b.is_empty())
+    else {
+        eprintln!("STREAMGATE_TEST_TANSU not set: skipping the real broker restart");
+        return;
+    };
+    let mut tansu = PrivateTansu::start(binary).await;
+    eprintln!(
+        "--- private Tansu at {}, killed and restarted",
+        tansu.bootstrap()
+    );
+    // Tansu keeps its producer table in memory: after the restart it answers every produce of
+    // an idempotent producer with UNKNOWN_PRODUCER_ID, and librdkafka's idempotent producer,
+    // which bumps its epoch locally on that error (KIP-360), retries under the same id forever.
+    // A Kafka broker keeps producer state across a restart. So against this broker the server
+    // runs with idempotence off (`-X`); what is under test, the supplier riding out the
+    // outage, is the same.
+    let options = vec![("enable.idempotence".to_owned(), "false".to_owned())];
+    let kafka = Arc::new(Kafka::external(tansu.bootstrap(), options));
+    let server = TestServer::start(kafka, BrokerKind::Real, SERVER_ARGS).await;
+    supplier_survives(server, &mut tansu).await;
+}
