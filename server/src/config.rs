@@ -64,6 +64,49 @@ pub struct Config {
     )]
     pub transform_group: String,
 
+    /// Run the analytics worker (R2 -> R4 windowed counts): true or false. WatchPageStats
+    /// works either way, from what any server's worker wrote to R4.
+    #[arg(long, env = "STREAMGATE_ANALYTICS", default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    pub analytics: bool,
+
+    /// Consumer group of the analytics workers; servers in one group split R2's partitions.
+    #[arg(
+        long,
+        env = "STREAMGATE_ANALYTICS_GROUP",
+        default_value = "streamgate-analytics"
+    )]
+    pub analytics_group: String,
+
+    /// Transactional id of this server's analytics worker (default: derived from the group,
+    /// the host name and the listen port). Unique per running server.
+    #[arg(long, env = "STREAMGATE_ANALYTICS_TRANSACTIONAL_ID")]
+    pub analytics_transactional_id: Option<String>,
+
+    /// Window length; windows are aligned to the epoch.
+    #[arg(long, env = "STREAMGATE_WINDOW", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub window: Duration,
+
+    /// Distance between window starts, for hopping windows (default: the window length,
+    /// i.e. tumbling). The window length must be a multiple of it.
+    #[arg(long, env = "STREAMGATE_WINDOW_ADVANCE", value_parser = humantime::parse_duration)]
+    pub window_advance: Option<Duration>,
+
+    /// How long after its end a window still takes late events.
+    #[arg(long, env = "STREAMGATE_GRACE", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub grace: Duration,
+
+    /// Count only events whose duration is above this many milliseconds (the seed's filter).
+    #[arg(long, env = "STREAMGATE_MIN_DURATION", default_value_t = 100)]
+    pub min_duration: i64,
+
+    /// How often windows are written to R4 and WatchPageStats sends a message.
+    #[arg(long, env = "STREAMGATE_STATS_TICK", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub stats_tick: Duration,
+
+    /// History the stats hub keeps; the longest rolling count a watcher can ask for.
+    #[arg(long, env = "STREAMGATE_STATS_RETENTION", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub stats_retention: Duration,
+
     /// Run the log consumer, which logs every record of --log-topic: true or false.
     #[arg(long, env = "STREAMGATE_LOG_CONSUMER", default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
     pub log_consumer: bool,
@@ -178,6 +221,16 @@ impl Config {
         if self.max_subscriptions == 0 || self.subscribe_buffer == 0 {
             return Err("--max-subscriptions and --subscribe-buffer must be 1 or more".into());
         }
+        self.window_spec()?;
+        if self.stats_tick.is_zero() || self.stats_tick > Duration::from_secs(60) {
+            return Err("--stats-tick must be between 1ms and 60s".into());
+        }
+        if self.stats_retention < self.window {
+            return Err("--stats-retention must be at least one --window".into());
+        }
+        if self.analytics_group.trim().is_empty() {
+            return Err("--analytics-group must not be empty".into());
+        }
         if self.transform_group.trim().is_empty() {
             return Err("--transform-group must not be empty".into());
         }
@@ -209,6 +262,17 @@ impl Config {
             .validate(self.supplier_max_rate)
             .map_err(|e| format!("supplier: {e}"))?;
         Ok(settings)
+    }
+
+    /// The analytics window shape.
+    pub fn window_spec(&self) -> Result<crate::analytics::WindowSpec, String> {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        crate::analytics::WindowSpec::new(
+            ms(self.window),
+            ms(self.window_advance.unwrap_or(self.window)),
+            ms(self.grace),
+        )
+        .map_err(|e| format!("--window/--window-advance/--grace: {e}"))
     }
 
     /// The topic the transform function reads.

@@ -5,6 +5,8 @@
 //! - [`server`]: `run` — one listener for gRPC, grpc-web, reflection and health; shutdown.
 //! - [`gateway`]: the RPC handlers (publish, subscribe, topics, supplier control).
 //! - [`supplier`]: the PageEvent supplier task (the seed's `pageEventSupplier`).
+//! - [`analytics`]: windowed page counts: the worker (R2 -> R4, exactly once) and the
+//!   stats hub behind WatchPageStats.
 //! - [`transform`]: the R2 -> R3 transform function (the seed's `pageEventFunction`).
 //! - [`log_consumer`]: logs every record of R1 (the seed's `pageEventConsumer`).
 //! - [`kafka`]: the cluster (external or embedded), the shared producer, topic admin.
@@ -12,6 +14,7 @@
 //! - [`deadline`], [`timestamps`], [`shutdown`], [`oversize`], [`throttle`], [`preview`]:
 //!   small shared pieces.
 
+pub mod analytics;
 pub mod config;
 pub mod deadline;
 pub mod error;

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::analytics::{Hub, HubSettings, Worker, WorkerSettings};
 use crate::config::Config;
 use crate::gateway::{Gateway, State};
 use crate::kafka::{Admin, Kafka, Producer, ProducerSettings};
@@ -94,6 +95,44 @@ pub async fn run(
     } else {
         None
     };
+    let (hub, hub_task) = Hub::spawn(
+        kafka.client_settings(),
+        HubSettings {
+            topic: TopicName::new(config.stats_topic.clone())
+                .map_err(|e| ServeError::Config(format!("--stats-topic: {e}")))?,
+            spec: config.window_spec().map_err(ServeError::Config)?,
+            tick: config.stats_tick,
+            retention: config.stats_retention,
+        },
+        shutdown.clone(),
+    )?;
+    let worker = if config.analytics {
+        let settings = WorkerSettings {
+            input: TopicName::new(config.supplier_topic.clone())
+                .map_err(|e| ServeError::Config(format!("--supplier-topic: {e}")))?,
+            output: TopicName::new(config.stats_topic.clone())
+                .map_err(|e| ServeError::Config(format!("--stats-topic: {e}")))?,
+            group: config.analytics_group.clone(),
+            transactional_id: config
+                .analytics_transactional_id
+                .clone()
+                .unwrap_or_else(|| {
+                    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+                    format!("{}-{}-{port}", config.analytics_group, host_name())
+                }),
+            spec: config.window_spec().map_err(ServeError::Config)?,
+            min_duration_ms: config.min_duration,
+            tick: config.stats_tick,
+            timeout: config.request_timeout,
+        };
+        Some(
+            Worker::spawn(kafka.client_settings(), settings, shutdown.clone()).map_err(|e| {
+                ServeError::Config(format!("cannot start the analytics worker: {e}"))
+            })?,
+        )
+    } else {
+        None
+    };
     let state = Arc::new(State {
         producer: producer.clone(),
         admin,
@@ -106,6 +145,7 @@ pub async fn run(
         max_subscriptions: config.max_subscriptions,
         subscribe_buffer: config.subscribe_buffer,
         supplier,
+        hub,
         shutdown: shutdown.clone(),
     });
 
@@ -164,6 +204,10 @@ pub async fn run(
         if let Some(log_consumer) = log_consumer {
             let _ = log_consumer.await;
         }
+        if let Some(worker) = worker {
+            let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+        }
+        let _ = hub_task.await;
     };
     if tokio::time::timeout(config.shutdown_timeout, stages)
         .await
@@ -313,4 +357,14 @@ pub fn banner(listen: std::net::SocketAddr, kafka: &Kafka) -> String {
         None => text.push_str(&format!("  Kafka broker    : {} (external cluster)\n", kafka.bootstrap_servers())),
     }
     text
+}
+
+/// This machine's name, for ids that must differ between servers (transactional ids).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }

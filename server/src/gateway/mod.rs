@@ -2,17 +2,16 @@
 //! call's deadline and delegate to one module per RPC family.
 
 mod publish;
+mod stats;
 mod subscribe;
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::Stream;
 use streamgate::proto::event_gateway_server::EventGateway;
 use streamgate::proto::{
-    ControlSupplierRequest, ListTopicsRequest, ListTopicsResponse, PageStats, PartitionInfo,
-    PublishRequest, PublishResponse, SubscribeRequest, SupplierAction, SupplierStatus, TopicInfo,
+    ControlSupplierRequest, ListTopicsRequest, ListTopicsResponse, PartitionInfo, PublishRequest,
+    PublishResponse, SubscribeRequest, SupplierAction, SupplierStatus, TopicInfo,
     WatchPageStatsRequest,
 };
 use tokio::sync::Semaphore;
@@ -52,6 +51,8 @@ pub struct State {
     pub subscribe_buffer: usize,
     /// The PageEvent supplier.
     pub supplier: crate::supplier::Supplier,
+    /// The stats hub behind WatchPageStats.
+    pub hub: crate::analytics::Hub,
     /// Cancelled when the server shuts down; every stream watches it.
     pub shutdown: CancellationToken,
 }
@@ -70,7 +71,6 @@ impl Gateway {
 }
 
 /// A boxed stream, for RPCs that are not implemented yet.
-type Unimplemented<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
 impl EventGateway for Gateway {
@@ -130,16 +130,17 @@ impl EventGateway for Gateway {
         }
     }
 
-    type WatchPageStatsStream = Unimplemented<PageStats>;
+    type WatchPageStatsStream = stats::PageStatsStream;
 
     async fn watch_page_stats(
         &self,
-        _request: Request<WatchPageStatsRequest>,
+        request: Request<WatchPageStatsRequest>,
     ) -> Result<Response<Self::WatchPageStatsStream>, Status> {
-        Err(Status::unimplemented(
-            "WatchPageStats is not implemented yet: it will stream per-page visit counts in 5-second \
-             windows (with final flags and a rolling count), one message per second",
-        ))
+        Ok(Response::new(stats::watch(
+            &self.state.hub,
+            request.into_inner(),
+            self.state.shutdown.clone(),
+        )?))
     }
 
     async fn list_topics(
