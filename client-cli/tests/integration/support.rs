@@ -30,6 +30,8 @@ impl Server {
             "false",
             "--log-consumer",
             "false",
+            "--analytics",
+            "false",
         ])
         .expect("config");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -14,4 +14,4 @@ pub mod worker;
 pub use hub::{Hub, HubSettings, Snapshot, WindowTotals, current_window, rolling_counts};
 pub use record::StatsRecord;
 pub use window::WindowSpec;
-pub use worker::{Worker, WorkerCounters, WorkerSettings};
+pub use worker::{Abandon, Worker, WorkerCounters, WorkerSettings};

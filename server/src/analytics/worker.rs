@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
@@ -77,9 +77,24 @@ pub struct WorkerCounters {
     pub restarts: AtomicU64,
 }
 
+/// How [`Worker::abandon`] stops the worker: the ways a crash can catch it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Abandon {
+    /// At once, between two records: whatever was counted since the last commit is lost.
+    Now,
+    /// In the middle of the next transaction: its R4 records are written to the broker,
+    /// then neither its offsets nor its commit follow (the broker aborts it later).
+    MidTransaction,
+}
+
+const RUNNING: u8 = 0;
+const ABANDON_NOW: u8 = 1;
+const ABANDON_MID_TRANSACTION: u8 = 2;
+
 /// The running worker.
 pub struct Worker {
     counters: Arc<WorkerCounters>,
+    abandon: Arc<AtomicU8>,
     thread: std::thread::JoinHandle<()>,
 }
 
@@ -91,11 +106,27 @@ impl Worker {
         shutdown: CancellationToken,
     ) -> std::io::Result<Self> {
         let counters = Arc::new(WorkerCounters::default());
-        let shared = counters.clone();
+        let abandon = Arc::new(AtomicU8::new(RUNNING));
+        let (shared, stop) = (counters.clone(), abandon.clone());
         let thread = std::thread::Builder::new()
             .name("analytics-worker".into())
-            .spawn(move || supervise(&client, &settings, &shared, &shutdown))?;
-        Ok(Self { counters, thread })
+            .spawn(move || supervise(&client, &settings, &shared, &shutdown, &stop))?;
+        Ok(Self {
+            counters,
+            abandon,
+            thread,
+        })
+    }
+
+    /// Stops the worker the way a crash would — no final commit, no abort, no clean-up of
+    /// the transaction — and waits for its thread. For exactly-once tests and drills.
+    pub fn abandon(self, how: Abandon) {
+        let code = match how {
+            Abandon::Now => ABANDON_NOW,
+            Abandon::MidTransaction => ABANDON_MID_TRANSACTION,
+        };
+        self.abandon.store(code, Ordering::Release);
+        self.join();
     }
 
     /// The worker's counters.
@@ -118,6 +149,8 @@ enum RunError {
     Kafka(#[from] KafkaError),
     #[error("restoring from the output topic: {0}")]
     Restore(String),
+    #[error("abandoned")]
+    Abandoned,
 }
 
 fn supervise(
@@ -125,12 +158,14 @@ fn supervise(
     settings: &WorkerSettings,
     counters: &WorkerCounters,
     shutdown: &CancellationToken,
+    abandon: &AtomicU8,
 ) {
     let mut backoff = Duration::from_secs(1);
     loop {
         let started = Instant::now();
-        match Run::start(client, settings, counters, shutdown).and_then(|mut run| run.serve()) {
-            Ok(()) => return,
+        let run = Run::start(client, settings, counters, shutdown, abandon);
+        match run.and_then(|mut run| run.serve()) {
+            Ok(()) | Err(RunError::Abandoned) => return,
             Err(e) => {
                 counters.restarts.fetch_add(1, Ordering::Relaxed);
                 // A run that lasted a while was healthy: start the backoff afresh.
@@ -185,6 +220,7 @@ struct Run<'a> {
     client: &'a ClientSettings,
     counters: &'a WorkerCounters,
     shutdown: &'a CancellationToken,
+    abandon: &'a AtomicU8,
     consumer: BaseConsumer<AssignmentFlag>,
     producer: ThreadedProducer<rdkafka::producer::DefaultProducerContext>,
     partitions: HashMap<i32, PartitionWindows>,
@@ -200,6 +236,7 @@ impl<'a> Run<'a> {
         settings: &'a WorkerSettings,
         counters: &'a WorkerCounters,
         shutdown: &'a CancellationToken,
+        abandon: &'a AtomicU8,
     ) -> Result<Self, RunError> {
         let consumer: BaseConsumer<AssignmentFlag> = client
             .config(|c| {
@@ -231,6 +268,7 @@ impl<'a> Run<'a> {
             client,
             counters,
             shutdown,
+            abandon,
             consumer,
             producer,
             partitions: HashMap::new(),
@@ -243,6 +281,9 @@ impl<'a> Run<'a> {
     fn serve(&mut self) -> Result<(), RunError> {
         let mut next_tick = Instant::now() + self.settings.tick;
         loop {
+            if self.abandon.load(Ordering::Acquire) == ABANDON_NOW {
+                return Err(RunError::Abandoned);
+            }
             if self.shutdown.is_cancelled() {
                 // Write what is counted, so a restart has less to redo; then leave.
                 if !self.assignment_changed() {
@@ -329,6 +370,11 @@ impl<'a> Run<'a> {
             for record in &records {
                 self.send(record, wall)?;
             }
+            if self.abandon.load(Ordering::Acquire) == ABANDON_MID_TRANSACTION {
+                // Put the records on the broker inside the open transaction, then stop.
+                self.producer.flush(self.settings.timeout)?;
+                return Err(KafkaError::Canceled);
+            }
             if offsets.count() > 0 {
                 self.producer.send_offsets_to_transaction(
                     &offsets,
@@ -339,6 +385,9 @@ impl<'a> Run<'a> {
             self.producer.commit_transaction(self.settings.timeout)
         })();
         if let Err(e) = written {
+            if self.abandon.load(Ordering::Acquire) == ABANDON_MID_TRANSACTION {
+                return Err(RunError::Abandoned);
+            }
             // Best effort: the broker aborts it anyway when the transaction times out.
             let _ = self.producer.abort_transaction(self.settings.timeout);
             return Err(e.into());

@@ -5,7 +5,7 @@
 //! hub moves on, and the next message the client gets is the latest state with the number
 //! of ticks it skipped. Memory per watcher is one message, whatever the client's speed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use streamgate::proto::{PageCount, PageStats, WatchPageStatsRequest};
@@ -55,7 +55,7 @@ pub fn watch(
         rolling_ms,
         final_only: request.final_only,
         last_tick: None,
-        last_final: None,
+        sent_finals: BTreeSet::new(),
     };
     tokio::spawn(watcher.run(hub.watch(), tx, shutdown));
     Ok(ReceiverStream::new(rx))
@@ -66,8 +66,9 @@ struct Watcher {
     rolling_ms: i64,
     final_only: bool,
     last_tick: Option<u64>,
-    /// Start of the newest final window sent (final-only mode).
-    last_final: Option<i64>,
+    /// Final windows already sent (final-only mode). Windows finish in any order (a quiet
+    /// partition closes its windows later), so this is a set, pruned to retained windows.
+    sent_finals: BTreeSet<i64>,
 }
 
 impl Watcher {
@@ -112,21 +113,25 @@ impl Watcher {
             let (start, end) = current_window(snapshot, &spec, now);
             return vec![self.message(snapshot, start, end, &rolling, skipped)];
         }
+        self.sent_finals
+            .retain(|start| snapshot.windows.contains_key(start));
         let finals: Vec<(i64, i64)> = snapshot
             .windows
             .iter()
-            .filter(|(start, w)| w.is_final && self.last_final.is_none_or(|last| **start > last))
+            .filter(|(start, w)| w.is_final && !self.sent_finals.contains(start))
             .map(|(start, w)| (*start, w.end_ms))
             .collect();
-        // The first message comes at once: the newest final window, if there is one.
-        let finals = if first {
+        // The first message comes at once: the newest final window, if there is one; the
+        // older ones count as seen.
+        let finals: Vec<(i64, i64)> = if first {
+            self.sent_finals
+                .extend(finals.iter().map(|(start, _)| *start));
             finals.last().copied().into_iter().collect()
         } else {
             finals
         };
-        if let Some((start, _)) = finals.last() {
-            self.last_final = Some(*start);
-        }
+        self.sent_finals
+            .extend(finals.iter().map(|(start, _)| *start));
         finals
             .into_iter()
             .map(|(start, end)| self.message(snapshot, start, end, &rolling, skipped))

@@ -50,6 +50,8 @@ impl TestServer {
             "false",
             "--log-consumer",
             "false",
+            "--analytics",
+            "false",
         ];
         args.extend_from_slice(extra_args);
         let config = Config::try_parse_from(args).expect("test config parses");
