@@ -98,6 +98,9 @@ pub async fn run(
     let (hub, hub_task) = Hub::spawn(
         kafka.client_settings(),
         HubSettings {
+            input: TopicName::new(config.supplier_topic.clone())
+                .map_err(|e| ServeError::Config(format!("--supplier-topic: {e}")))?,
+            group: config.analytics_group.clone(),
             topic: TopicName::new(config.stats_topic.clone())
                 .map_err(|e| ServeError::Config(format!("--stats-topic: {e}")))?,
             spec: config.window_spec().map_err(ServeError::Config)?,

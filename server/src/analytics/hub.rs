@@ -6,9 +6,12 @@
 //! a thousand watchers cost one snapshot per tick between them.
 //!
 //! A count in R4 is per `(page, window, R2 partition)`; the hub keeps, per such cell, the
-//! record with the highest `input_offset` (counts only grow with the offset), and a window's
+//! record with the highest `input_offset` that is within the workers' committed offset of
+//! that partition (like the restore: records of an aborted or unfinished transaction carry
+//! offsets beyond the commit; newer ones wait until the commit reaches them). A window's
 //! total is the sum over partitions — which is why two servers that split R2's partitions
-//! show the same global counts.
+//! show the same global counts. The hub reads `read_uncommitted`, so a transaction left open
+//! by a crashed worker never stalls it; the committed offsets decide instead.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -57,6 +60,10 @@ pub struct Snapshot {
 /// Hub settings.
 #[derive(Debug, Clone)]
 pub struct HubSettings {
+    /// The workers' input topic (R2), whose committed offsets validate R4 records.
+    pub input: TopicName,
+    /// The workers' consumer group.
+    pub group: String,
     /// The topic of windowed counts (R4).
     pub topic: TopicName,
     /// The window shape the workers use.
@@ -83,10 +90,11 @@ impl Hub {
     ) -> Result<(Self, JoinHandle<()>), rdkafka::error::KafkaError> {
         let consumer: StreamConsumer = client
             .config(|c| {
-                // Required by librdkafka; the hub only assigns and never commits.
-                c.set("group.id", "streamgate-stats-hub")
+                // The workers' group, to read its committed offsets; the hub only assigns,
+                // never joins the group and never commits.
+                c.set("group.id", &settings.group)
                     .set("enable.auto.commit", "false")
-                    .set("isolation.level", "read_committed")
+                    .set("isolation.level", "read_uncommitted")
                     .set("queued.max.messages.kbytes", "4096");
             })
             .create()?;
@@ -134,11 +142,25 @@ async fn run(
     let mut assigned = false;
     let mut problems = LogThrottle::new(Duration::from_secs(30));
     let mut tick = 0;
+    let mut fetching: Option<JoinHandle<Result<HashMap<i32, i64>, rdkafka::error::KafkaError>>> =
+        None;
     loop {
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
+            Some(fetched) = async { fetching.as_mut()?.await.ok() }, if fetching.is_some() => {
+                fetching = None;
+                match fetched {
+                    Ok(committed) => totals.set_committed(committed),
+                    Err(e) => if let Some(times) = problems.hit() {
+                        tracing::warn!(error = %e, times, "stats hub: cannot read the workers' committed offsets; retrying");
+                    },
+                }
+            }
             _ = ticker.tick() => {
+                if fetching.is_none() {
+                    fetching = Some(committed_offsets(consumer.clone(), settings.input.clone()));
+                }
                 if !assigned {
                     match assign(&consumer, &settings).await {
                         Ok(()) => assigned = true,
@@ -164,6 +186,32 @@ async fn run(
         }
     }
     let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+}
+
+/// Reads the workers' committed offset of every partition of `input`, in the background.
+fn committed_offsets(
+    consumer: Arc<StreamConsumer>,
+    input: TopicName,
+) -> JoinHandle<Result<HashMap<i32, i64>, rdkafka::error::KafkaError>> {
+    tokio::task::spawn_blocking(move || {
+        let topic = input.as_str();
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
+        let mut list = TopicPartitionList::new();
+        for t in metadata.topics().iter().filter(|t| t.name() == topic) {
+            for p in t.partitions() {
+                list.add_partition(topic, p.id());
+            }
+        }
+        let committed = consumer.committed_offsets(list, Duration::from_secs(5))?;
+        Ok(committed
+            .elements_for_topic(topic)
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(n) => Some((e.partition(), n)),
+                _ => None,
+            })
+            .collect())
+    })
 }
 
 /// Assigns every partition of the stats topic, from the records of the last `retention`.
@@ -220,8 +268,16 @@ struct Cell {
     is_final: bool,
 }
 
+/// What the hub holds for one cell: the count it shows, and a newer record that waits for
+/// the commit to reach its offset.
+#[derive(Debug, Clone, Copy, Default)]
+struct CellState {
+    accepted: Option<Cell>,
+    pending: Option<Cell>,
+}
+
 /// One window's cells: its end, and page → R2 partition → cell.
-type WindowCells = (i64, HashMap<String, HashMap<i32, Cell>>);
+type WindowCells = (i64, HashMap<String, HashMap<i32, CellState>>);
 
 /// The hub's state: every retained cell.
 #[derive(Debug)]
@@ -232,6 +288,9 @@ pub struct Totals {
     windows: BTreeMap<i64, WindowCells>,
     pages: Arc<BTreeSet<String>>,
     newest_end: i64,
+    /// The workers' committed offsets; `None` until first read. A partition without a
+    /// commit (a broker that keeps none) accepts records as they come.
+    committed: Option<HashMap<i32, i64>>,
 }
 
 impl Totals {
@@ -243,7 +302,32 @@ impl Totals {
             windows: BTreeMap::new(),
             pages: Arc::new(BTreeSet::new()),
             newest_end: i64::MIN,
+            committed: None,
         }
+    }
+
+    /// Takes the workers' committed offsets and accepts the records they now cover.
+    pub fn set_committed(&mut self, committed: HashMap<i32, i64>) {
+        for (_, pages) in self.windows.values_mut() {
+            for partitions in pages.values_mut() {
+                for (partition, state) in partitions.iter_mut() {
+                    if let Some(pending) = state.pending
+                        && committed
+                            .get(partition)
+                            .is_none_or(|c| pending.input_offset <= *c)
+                    {
+                        if state
+                            .accepted
+                            .is_none_or(|a| a.input_offset <= pending.input_offset)
+                        {
+                            state.accepted = Some(pending);
+                        }
+                        state.pending = None;
+                    }
+                }
+            }
+        }
+        self.committed = Some(committed);
     }
 
     /// Takes one R4 record.
@@ -264,13 +348,23 @@ impl Totals {
             count: record.count,
             is_final: record.is_final,
         };
-        let partitions = pages.entry(record.page).or_default();
-        match partitions.get_mut(&record.partition) {
-            Some(existing) if existing.input_offset > cell.input_offset => {}
-            Some(existing) => *existing = cell,
-            None => {
-                partitions.insert(record.partition, cell);
-            }
+        let state = pages
+            .entry(record.page)
+            .or_default()
+            .entry(record.partition)
+            .or_default();
+        let covered = self.committed.as_ref().map(|committed| {
+            committed
+                .get(&record.partition)
+                .is_none_or(|c| cell.input_offset <= *c)
+        });
+        let slot = if covered == Some(true) {
+            &mut state.accepted
+        } else {
+            &mut state.pending
+        };
+        if slot.is_none_or(|existing| existing.input_offset <= cell.input_offset) {
+            *slot = Some(cell);
         }
         // Forget what fell out of the retained history.
         let horizon = self.newest_end.saturating_sub(self.retention_ms);
@@ -287,24 +381,29 @@ impl Totals {
         let windows = self
             .windows
             .iter()
-            .map(|(start, (end, pages))| {
+            .filter_map(|(start, (end, pages))| {
                 let mut all_final = true;
-                let totals = pages
+                let totals: BTreeMap<String, u64> = pages
                     .iter()
-                    .map(|(page, partitions)| {
-                        all_final &= partitions.values().all(|c| c.is_final);
-                        (page.clone(), partitions.values().map(|c| c.count).sum())
+                    .filter_map(|(page, partitions)| {
+                        // Something newer waits for its commit: not final yet.
+                        all_final &= partitions.values().all(|s| s.pending.is_none());
+                        let cells: Vec<Cell> =
+                            partitions.values().filter_map(|s| s.accepted).collect();
+                        all_final &= cells.iter().all(|c| c.is_final);
+                        (!cells.is_empty())
+                            .then(|| (page.clone(), cells.iter().map(|c| c.count).sum()))
                     })
                     .collect();
                 let grace_over = now_ms >= end.saturating_add(self.spec.grace_ms());
-                (
+                (!totals.is_empty()).then_some((
                     *start,
                     WindowTotals {
                         end_ms: *end,
                         pages: totals,
                         is_final: all_final && grace_over,
                     },
-                )
+                ))
             })
             .collect();
         Snapshot {
@@ -400,6 +499,7 @@ mod tests {
     #[test]
     fn sums_partitions_and_keeps_the_latest_count_per_partition() {
         let mut totals = Totals::new(spec(), Duration::from_secs(600));
+        totals.set_committed(HashMap::new());
         totals.apply(record("P1", 0, 0, 10, 3, false));
         totals.apply(record("P1", 0, 1, 7, 2, false));
         totals.apply(record("P1", 0, 0, 12, 4, false));
@@ -415,8 +515,30 @@ mod tests {
     }
 
     #[test]
+    fn only_records_within_the_committed_offsets_count() {
+        let mut totals = Totals::new(spec(), Duration::from_secs(600));
+        // Before the commits are known, nothing shows.
+        totals.apply(record("P1", 0, 0, 10, 3, false));
+        assert!(totals.snapshot(1, 1_000).windows.is_empty());
+        totals.set_committed(HashMap::from([(0, 10)]));
+        assert_eq!(totals.snapshot(2, 1_000).windows[&0].pages["P1"], 3);
+        // Beyond the commit (an aborted or unfinished transaction): waits, and keeps the
+        // window from looking final.
+        totals.apply(record("P1", 0, 0, 15, 9, true));
+        let snapshot = totals.snapshot(3, 100_000);
+        assert_eq!(snapshot.windows[&0].pages["P1"], 3);
+        assert!(!snapshot.windows[&0].is_final);
+        // The commit reaches it: it counts.
+        totals.set_committed(HashMap::from([(0, 15)]));
+        let snapshot = totals.snapshot(4, 100_000);
+        assert_eq!(snapshot.windows[&0].pages["P1"], 9);
+        assert!(snapshot.windows[&0].is_final);
+    }
+
+    #[test]
     fn a_window_is_final_when_every_count_is_and_grace_is_over() {
         let mut totals = Totals::new(spec(), Duration::from_secs(600));
+        totals.set_committed(HashMap::new());
         totals.apply(record("P1", 0, 0, 10, 3, true));
         totals.apply(record("P2", 0, 1, 10, 3, false));
         assert!(!totals.snapshot(1, 100_000).windows[&0].is_final);
@@ -431,6 +553,7 @@ mod tests {
     #[test]
     fn old_windows_are_forgotten() {
         let mut totals = Totals::new(spec(), Duration::from_secs(10));
+        totals.set_committed(HashMap::new());
         totals.apply(record("P1", 0, 0, 1, 1, true));
         totals.apply(record("P1", 20_000, 0, 2, 1, false));
         let snapshot = totals.snapshot(1, 25_000);
@@ -445,6 +568,7 @@ mod tests {
     #[test]
     fn rolling_count_pro_rates_the_window_cut_by_the_period() {
         let mut totals = Totals::new(spec(), Duration::from_secs(600));
+        totals.set_committed(HashMap::new());
         totals.apply(record("P1", 0, 0, 1, 10, true));
         totals.apply(record("P1", 5_000, 0, 2, 4, false));
         let snapshot = totals.snapshot(1, 7_000);
@@ -458,6 +582,7 @@ mod tests {
     #[test]
     fn the_live_window_is_now_unless_all_data_is_old() {
         let mut totals = Totals::new(spec(), Duration::from_secs(600));
+        totals.set_committed(HashMap::new());
         totals.apply(record("P1", 10_000, 0, 1, 1, false));
         let snapshot = totals.snapshot(1, 12_000);
         assert_eq!(current_window(&snapshot, &spec(), 12_000), (10_000, 15_000));

@@ -38,6 +38,7 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server over `kafka` with extra flags.
     pub async fn start(kafka: Arc<Kafka>, kind: BrokerKind, extra_args: &[&str]) -> Self {
+        init_logs();
         let mut args = vec![
             "streamgate-server",
             "--listen",
@@ -116,6 +117,19 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+/// With `STREAMGATE_TEST_LOG` set (e.g. `info`), the servers' logs go to stderr.
+pub fn init_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if let Ok(filter) = std::env::var("STREAMGATE_TEST_LOG") {
+        ONCE.call_once(|| {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        });
     }
 }
 
