@@ -34,6 +34,25 @@ pub enum Command {
     Topics(TopicsArgs),
     /// Show, start, stop or re-configure the server's PageEvent supplier.
     Supplier(SupplierArgs),
+    /// Watch live per-page visit counts (WatchPageStats), refreshed each tick.
+    Stats(StatsArgs),
+}
+
+/// `streamgate stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Length of the rolling count, e.g. 5s or 1m (default: the server's window).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub window: Option<std::time::Duration>,
+    /// Only closed windows, each once, with their final counts.
+    #[arg(long = "final")]
+    pub final_only: bool,
+    /// One JSON object per message instead of the live table.
+    #[arg(long)]
+    pub json: bool,
+    /// Stop after this many messages.
+    #[arg(short = 'c', long)]
+    pub count: Option<u64>,
 }
 
 /// `streamgate supplier`.

@@ -7,6 +7,7 @@
 mod args;
 mod output;
 mod publish;
+mod stats;
 mod subscribe;
 mod supplier;
 mod topics;
@@ -118,6 +119,7 @@ async fn main() -> ExitCode {
             Command::Subscribe(args) => subscribe::run(client, args).await,
             Command::Topics(args) => topics::run(client, args).await,
             Command::Supplier(args) => supplier::run(client, args).await,
+            Command::Stats(args) => stats::run(client, args).await,
         }
     }
     .await;
