@@ -186,21 +186,6 @@ async fn malformed_requests_are_rejected_with_their_reason() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn watch_page_stats_says_what_it_will_do() {
-    on_each_broker(|server| async move {
-        let mut client = server.client().await;
-        let status = client
-            .watch_page_stats(proto::WatchPageStatsRequest::default())
-            .await
-            .expect_err("unimplemented");
-        assert_eq!(status.code(), Code::Unimplemented);
-        assert!(status.message().contains("windows"), "{status:?}");
-        server.stop().await;
-    })
-    .await;
-}
-
 /// With nothing listening at the broker address, every Kafka-facing call answers
 /// UNAVAILABLE — before the client's deadline, and also with the server's default deadline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,160 @@
+//! Throughput of the analytics path against the DESIGN.md budget (≥ 0.6 × raw consume), on
+//! the embedded broker:
+//!
+//! - windowing core: decode + count of in-memory values (no Kafka);
+//! - raw consume: one librdkafka consumer reading the records (the baseline);
+//! - worker: the exactly-once worker counting the same records, transactions included,
+//!   from its start (group join and restore included) until every record is counted.
+//!
+//! Run: `cargo bench -p streamgate-server --bench analytics` (add `-- RECORDS`).
+//! Numbers depend on the machine; nothing here asserts them.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use streamgate::page_event::PageEvent;
+use streamgate::topic::TopicName;
+use streamgate_server::Kafka;
+use streamgate_server::analytics::window::PartitionWindows;
+use streamgate_server::analytics::{WindowSpec, Worker, WorkerSettings};
+use tokio_util::sync::CancellationToken;
+
+const INPUT: &str = "bench-in";
+const OUTPUT: &str = "bench-out";
+const PAGES: [&str; 8] = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8"];
+
+fn value(i: usize, base: i64) -> Vec<u8> {
+    PageEvent {
+        name: PAGES[i % PAGES.len()].into(),
+        user: if i % 2 == 0 { "U1" } else { "U2" }.into(),
+        date_ms: base + i as i64,
+        duration_ms: (i % 9000) as i64,
+    }
+    .to_json()
+}
+
+#[tokio::main]
+async fn main() {
+    let records: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(500_000);
+    let base = chrono::Utc::now().timestamp_millis() - 60_000;
+
+    // The core alone: decode with borrowed strings, count, no I/O.
+    let values: Vec<Vec<u8>> = (0..records).map(|i| value(i, base)).collect();
+    let spec = WindowSpec::tumbling(5_000, 1_000).expect("spec");
+    let mut state = PartitionWindows::new(spec, 100, 0);
+    let start = Instant::now();
+    for (offset, v) in values.iter().enumerate() {
+        let event = PageEvent::decode(v).expect("decodes");
+        state.record(
+            offset as i64,
+            event.date_ms,
+            &event.name,
+            event.duration_ms,
+            base,
+        );
+    }
+    let core = start.elapsed();
+    println!(
+        "windowing core      : {records} records in {core:.2?} = {:>10.0} records/s",
+        rate(records, core)
+    );
+
+    let kafka = Kafka::embedded().expect("embedded broker");
+    kafka
+        .ensure_topics(&[INPUT, OUTPUT], 3, 1, Duration::from_secs(10))
+        .await
+        .expect("topics");
+    let producer: FutureProducer = kafka
+        .client_config()
+        .set("linger.ms", "20")
+        .create()
+        .expect("producer");
+    let sends = futures::future::join_all(values.iter().enumerate().map(|(i, v)| {
+        let producer = &producer;
+        async move {
+            producer
+                .send(
+                    FutureRecord::to(INPUT)
+                        .key(PAGES[i % PAGES.len()])
+                        .payload(v.as_slice())
+                        .timestamp(base + i as i64),
+                    Duration::from_secs(60),
+                )
+                .await
+                .expect("produced");
+        }
+    }));
+    sends.await;
+
+    // Baseline: one consumer reading everything.
+    let consumer: BaseConsumer = kafka
+        .client_config()
+        .set("group.id", "bench-raw")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[INPUT]).expect("subscribe");
+    let start = Instant::now();
+    let mut seen = 0;
+    let mut bytes = 0;
+    while seen < records {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            seen += 1;
+            bytes += m.payload().map_or(0, <[u8]>::len);
+        }
+    }
+    let raw = start.elapsed();
+    drop(consumer);
+    println!(
+        "raw consume         : {records} records in {raw:.2?} = {:>10.0} records/s ({bytes} bytes)",
+        rate(records, raw)
+    );
+
+    let shutdown = CancellationToken::new();
+    let start = Instant::now();
+    let worker = Worker::spawn(
+        kafka.client_settings(),
+        WorkerSettings {
+            input: TopicName::new(INPUT.to_owned()).expect("topic"),
+            output: TopicName::new(OUTPUT.to_owned()).expect("topic"),
+            group: "bench-analytics".into(),
+            transactional_id: "bench-analytics-1".into(),
+            spec,
+            min_duration_ms: 100,
+            tick: Duration::from_secs(1),
+            timeout: Duration::from_secs(30),
+        },
+        shutdown.clone(),
+    )
+    .expect("worker");
+    let counters = worker.counters();
+    loop {
+        let done = counters.counted.load(Ordering::Relaxed)
+            + counters.filtered.load(Ordering::Relaxed)
+            + counters.late.load(Ordering::Relaxed)
+            + counters.malformed.load(Ordering::Relaxed);
+        if done as usize >= records {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let counted = start.elapsed();
+    println!(
+        "analytics worker    : {records} records in {counted:.2?} = {:>10.0} records/s ({:.2} x raw consume; budget 0.6; includes group join and restore)",
+        rate(records, counted),
+        raw.as_secs_f64() / counted.as_secs_f64()
+    );
+    shutdown.cancel();
+    let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+}
+
+fn rate(count: usize, took: Duration) -> f64 {
+    count as f64 / took.as_secs_f64()
+}
