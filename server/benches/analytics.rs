@@ -29,7 +29,7 @@ const PAGES: [&str; 8] = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8"];
 fn value(i: usize, base: i64) -> Vec<u8> {
     PageEvent {
         name: PAGES[i % PAGES.len()].into(),
-        user: if i % 2 == 0 { "U1" } else { "U2" }.into(),
+        user: if i.is_multiple_of(2) { "U1" } else { "U2" }.into(),
         date_ms: base + i as i64,
         duration_ms: (i % 9000) as i64,
     }
