@@ -41,7 +41,9 @@ async fn main() {
     let records: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
-        .unwrap_or(500_000);
+        // The embedded broker keeps ~5 MiB per partition: 150 000 records of ~80 bytes fit.
+        // The embedded broker keeps ~5 MiB per partition: 100 000 records of ~80 bytes fit.
+        .unwrap_or(100_000);
     let base = chrono::Utc::now().timestamp_millis() - 60_000;
 
     // The core alone: decode with borrowed strings, count, no I/O.
@@ -102,18 +104,19 @@ async fn main() {
         .expect("consumer");
     consumer.subscribe(&[INPUT]).expect("subscribe");
     let start = Instant::now();
-    let mut seen = 0;
-    let mut bytes = 0;
+    let (mut seen, mut bytes, mut first) = (0, 0, None);
     while seen < records {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            first.get_or_insert_with(Instant::now);
             seen += 1;
             bytes += m.payload().map_or(0, <[u8]>::len);
         }
     }
-    let raw = start.elapsed();
+    let raw_total = start.elapsed();
+    let raw = first.map_or(raw_total, |f| f.elapsed());
     drop(consumer);
     println!(
-        "raw consume         : {records} records in {raw:.2?} = {:>10.0} records/s ({bytes} bytes)",
+        "raw consume         : {records} records in {raw:.2?} after the first = {:>10.0} records/s ({bytes} bytes); {raw_total:.2?} with the group join",
         rate(records, raw)
     );
 
@@ -135,21 +138,26 @@ async fn main() {
     )
     .expect("worker");
     let counters = worker.counters();
-    loop {
-        let done = counters.counted.load(Ordering::Relaxed)
+    let done = || {
+        counters.counted.load(Ordering::Relaxed)
             + counters.filtered.load(Ordering::Relaxed)
             + counters.late.load(Ordering::Relaxed)
-            + counters.malformed.load(Ordering::Relaxed);
-        if done as usize >= records {
-            break;
+            + counters.malformed.load(Ordering::Relaxed)
+    };
+    // The group join and the restore come first; the rate counts from the first record.
+    let mut first = None;
+    while (done() as usize) < records {
+        if first.is_none() && done() > 0 {
+            first = Some(Instant::now());
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let counted = start.elapsed();
+    let total = start.elapsed();
+    let counted = first.map_or(total, |f| f.elapsed());
     println!(
-        "analytics worker    : {records} records in {counted:.2?} = {:>10.0} records/s ({:.2} x raw consume; budget 0.6; includes group join and restore)",
-        rate(records, counted),
-        raw.as_secs_f64() / counted.as_secs_f64()
+        "analytics worker    : {records} records in {counted:.2?} after the first (prefetched during the restore); {total:.2?} with group join, restore and transactions = {:>10.0} records/s, {:.2} x raw consume with its join (budget 0.6)",
+        rate(records, total),
+        raw_total.as_secs_f64() / total.as_secs_f64()
     );
     shutdown.cancel();
     let _ = tokio::task::spawn_blocking(move || worker.join()).await;

@@ -7,6 +7,7 @@
 //! - [`supplier`]: the PageEvent supplier task (the seed's `pageEventSupplier`).
 //! - [`analytics`]: windowed page counts: the worker (R2 -> R4, exactly once) and the
 //!   stats hub behind WatchPageStats.
+//! - [`web`]: the dashboard's files, compiled in and served at `/`.
 //! - [`transform`]: the R2 -> R3 transform function (the seed's `pageEventFunction`).
 //! - [`log_consumer`]: logs every record of R1 (the seed's `pageEventConsumer`).
 //! - [`kafka`]: the cluster (external or embedded), the shared producer, topic admin.
@@ -29,6 +30,7 @@ pub mod supplier;
 pub mod throttle;
 pub mod timestamps;
 pub mod transform;
+pub mod web;
 
 pub use config::Config;
 pub use kafka::Kafka;

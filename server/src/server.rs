@@ -9,6 +9,7 @@ use streamgate::proto::event_gateway_server::EventGatewayServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
 use tonic::transport::Server;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -165,6 +166,14 @@ pub async fn run(
     let gateway = EventGatewayServer::new(Gateway::new(state))
         .max_decoding_message_size(config.max_message_bytes + REQUEST_OVERHEAD);
 
+    // gRPC services by path, and the dashboard's files at `/`, on the same port.
+    let routes = Routes::new(gateway)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .into_axum_router()
+        .merge(crate::web::router());
+    let routes = Routes::from(routes);
     let serve = Server::builder()
         .accept_http1(true)
         .layer(cors(&config.cors_origins))
@@ -172,10 +181,7 @@ pub async fn run(
         .layer(tower::util::MapResponseLayer::new(
             oversize::as_resource_exhausted::<tonic::body::Body>,
         ))
-        .add_service(gateway)
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
+        .add_routes(routes)
         .serve_with_incoming_shutdown(
             TcpListenerStream::new(listener),
             shutdown.clone().cancelled_owned(),
@@ -348,7 +354,7 @@ fn cors(origins: &[String]) -> CorsLayer {
 /// The start-up banner: where to connect, and a plain warning for the embedded broker.
 pub fn banner(listen: std::net::SocketAddr, kafka: &Kafka) -> String {
     let mut text = format!(
-        "streamgate-server {}\n  gRPC + grpc-web : http://{listen}   (try: grpcurl -plaintext {listen} list)\n",
+        "streamgate-server {}\n  gRPC + grpc-web : http://{listen}   (try: grpcurl -plaintext {listen} list)\n  dashboard       : http://{listen}/\n",
         env!("CARGO_PKG_VERSION")
     );
     match kafka.embedded_broker() {

@@ -1,0 +1,317 @@
+// The streamgate dashboard: live per-page counts (WatchPageStats) drawn with uPlot, supplier
+// controls (ControlSupplier) and a live tail of a topic (Subscribe), all over grpc-web to the
+// server that serves this page. Every stream reconnects by itself when the server comes back.
+
+import { createClient, ConnectError } from "@connectrpc/connect";
+import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+import "./app.css";
+import { EventGateway, type Record as KafkaRecord } from "./gen/streamgate/v1/gateway_pb";
+import type { PageStats } from "./gen/streamgate/v1/stats_pb";
+import { SupplierAction, type SupplierStatus } from "./gen/streamgate/v1/supplier_pb";
+
+const client = createClient(
+  EventGateway,
+  createGrpcWebTransport({ baseUrl: window.location.origin }),
+);
+
+/** Points kept on the chart: five minutes at one tick a second. */
+const MAX_POINTS = 300;
+/** Records kept in the tail. */
+const MAX_TAIL = 100;
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function describe(error: unknown): string {
+  if (error instanceof ConnectError) return `${error.code ? codeName(error.code) + ": " : ""}${error.rawMessage}`;
+  return error instanceof Error ? error.message : String(error);
+}
+
+function codeName(code: number): string {
+  const names = ["OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
+    "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"];
+  return names[code] ?? `code ${code}`;
+}
+
+// ---------------------------------------------------------------- connection indicator
+
+const connection = $("connection");
+let lastMessageAt = 0;
+
+function setConnection(up: boolean, text: string) {
+  connection.classList.toggle("up", up);
+  connection.classList.toggle("down", !up);
+  connection.querySelector(".text")!.textContent = text;
+}
+
+setInterval(() => {
+  // No tick for a while although the stream looked fine: say so.
+  if (lastMessageAt && Date.now() - lastMessageAt > 5000) setConnection(false, "no data for 5 s…");
+}, 1000);
+
+// ---------------------------------------------------------------- chart
+
+type Mode = "rolling" | "window";
+let mode: Mode = "rolling";
+const times: number[] = [];
+const series = new Map<string, { rolling: (number | null)[]; window: (number | null)[] }>();
+let plot: uPlot | null = null;
+let plottedPages = "";
+
+/** A stable colour per page name: the hue comes from a hash of the name. */
+function colour(page: string): string {
+  let hash = 2166136261;
+  for (let i = 0; i < page.length; i++) hash = Math.imul(hash ^ page.charCodeAt(i), 16777619);
+  const hue = Math.round(((hash >>> 0) * 137.508) % 360);
+  return `hsl(${hue} 70% 40%)`;
+}
+
+function chartSize(): { width: number; height: number } {
+  const width = Math.max(280, $("chart").clientWidth);
+  return { width, height: Math.round(Math.min(360, Math.max(220, width * 0.45))) };
+}
+
+function redraw() {
+  const pages = [...series.keys()].sort();
+  const data: uPlot.AlignedData = [times, ...pages.map((p) => series.get(p)![mode])];
+  const key = pages.join("\u0000");
+  if (!plot || key !== plottedPages) {
+    // Pages appear as they arrive: a new page means new series, so rebuild.
+    plot?.destroy();
+    plot = new uPlot(
+      {
+        ...chartSize(),
+        legend: { show: false },
+        scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(5, max * 1.1)] } },
+        axes: [{}, { label: mode === "rolling" ? "visits (rolling)" : "visits in window" }],
+        series: [{}, ...pages.map((p) => ({ label: p, stroke: colour(p), width: 2, spanGaps: false }))],
+      },
+      data,
+      $("chart"),
+    );
+    plottedPages = key;
+  } else {
+    plot.setData(data);
+  }
+}
+
+function renderLegend(stats: PageStats) {
+  const legend = $("legend");
+  legend.replaceChildren(
+    ...stats.pages.map((p) => {
+      const item = document.createElement("li");
+      item.dataset.page = p.page;
+      const swatch = document.createElement("span");
+      swatch.className = "swatch";
+      swatch.style.background = colour(p.page);
+      const name = document.createElement("span");
+      name.className = "name";
+      name.textContent = p.page;
+      const value = document.createElement("span");
+      value.className = "value";
+      value.textContent = String(mode === "rolling" ? p.rollingCount : p.count);
+      item.append(swatch, name, value);
+      return item;
+    }),
+  );
+}
+
+let lastStats: PageStats | null = null;
+
+function onStats(stats: PageStats) {
+  lastStats = stats;
+  const t = (stats.generatedAt ? timestampMs(stats.generatedAt) : Date.now()) / 1000;
+  times.push(t);
+  const seen = new Set<string>();
+  for (const p of stats.pages) {
+    seen.add(p.page);
+    let s = series.get(p.page);
+    if (!s) {
+      // A new page: no values before it appeared.
+      s = { rolling: times.slice(0, -1).map(() => null), window: times.slice(0, -1).map(() => null) };
+      series.set(p.page, s);
+    }
+    s.rolling.push(Number(p.rollingCount));
+    s.window.push(Number(p.count));
+  }
+  for (const [page, s] of series) {
+    if (!seen.has(page)) {
+      s.rolling.push(null);
+      s.window.push(null);
+    }
+  }
+  if (times.length > MAX_POINTS) {
+    times.shift();
+    for (const s of series.values()) {
+      s.rolling.shift();
+      s.window.shift();
+    }
+  }
+  const start = stats.windowStart ? new Date(timestampMs(stats.windowStart)) : null;
+  const end = stats.windowEnd ? new Date(timestampMs(stats.windowEnd)) : null;
+  $("window").textContent = start && end
+    ? `window ${start.toLocaleTimeString()} – ${end.toLocaleTimeString()}${stats.final ? " (final)" : ""}` +
+      ` · rolling over ${Number(stats.rolling?.seconds ?? 5n)} s` +
+      (stats.skippedTicks > 0n ? ` · ${stats.skippedTicks} ticks skipped` : "")
+    : "";
+  renderLegend(stats);
+  redraw();
+}
+
+for (const input of document.querySelectorAll<HTMLInputElement>("input[name=mode]")) {
+  input.addEventListener("change", () => {
+    mode = input.value as Mode;
+    plottedPages = ""; // the axis label changes
+    if (lastStats) renderLegend(lastStats);
+    redraw();
+  });
+}
+
+window.addEventListener("resize", () => plot?.setSize(chartSize()));
+
+async function watchStats() {
+  for (let backoff = 500; ; backoff = Math.min(backoff * 2, 5000)) {
+    try {
+      for await (const stats of client.watchPageStats({})) {
+        backoff = 500;
+        lastMessageAt = Date.now();
+        setConnection(true, "live");
+        onStats(stats);
+      }
+      setConnection(false, "server closed the stream; reconnecting…");
+    } catch (error) {
+      setConnection(false, `disconnected (${describe(error)}); reconnecting…`);
+    }
+    await sleep(backoff);
+  }
+}
+
+// ---------------------------------------------------------------- supplier
+
+let formFilled = false;
+
+function renderSupplier(status: SupplierStatus) {
+  const settings = status.settings;
+  const rate = settings?.ratePerSecond ?? 0;
+  $("supplier-status").textContent =
+    `${status.running ? "running" : "stopped"} · ${rate} events/s` +
+    (status.running ? ` (achieved ${status.achievedRatePerSecond.toFixed(1)}/s)` : "") +
+    ` · pages ${settings?.pages.join(",") ?? "?"} · sent ${status.eventsSent}` +
+    (status.errors > 0n ? ` · ${status.errors} errors` : "");
+  $("supplier-status").dataset.running = String(status.running);
+  if (!formFilled && settings) {
+    $<HTMLInputElement>("rate").value = String(rate);
+    $<HTMLInputElement>("pages").value = settings.pages.join(",");
+    formFilled = true;
+  }
+}
+
+async function control(request: Parameters<typeof client.controlSupplier>[0]) {
+  try {
+    renderSupplier(await client.controlSupplier(request));
+    $("supplier-error").textContent = "";
+  } catch (error) {
+    $("supplier-error").textContent = describe(error);
+  }
+}
+
+$("start").addEventListener("click", () => control({ action: SupplierAction.START }));
+$("stop").addEventListener("click", () => control({ action: SupplierAction.STOP }));
+$("supplier-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const rate = Number($<HTMLInputElement>("rate").value);
+  const pages = $<HTMLInputElement>("pages").value.split(",").map((p) => p.trim()).filter(Boolean);
+  control({ settings: { ratePerSecond: rate, pages: { values: pages } } });
+});
+
+async function pollSupplier() {
+  for (;;) {
+    try {
+      renderSupplier(await client.controlSupplier({}));
+    } catch {
+      // The connection indicator says it; the next poll retries.
+    }
+    await sleep(2000);
+  }
+}
+
+// ---------------------------------------------------------------- tail
+
+let tailAbort: AbortController | null = null;
+const decoder = new TextDecoder();
+
+function field(name: string, value: string): HTMLElement {
+  const span = document.createElement("span");
+  span.className = "field";
+  const b = document.createElement("b");
+  b.textContent = `${name} `;
+  span.append(b, value);
+  return span;
+}
+
+function renderRecord(record: KafkaRecord): HTMLElement {
+  const item = document.createElement("li");
+  const where = document.createElement("span");
+  where.className = "where";
+  const when = record.timestamp ? new Date(timestampMs(record.timestamp)).toLocaleTimeString() : "";
+  where.textContent = `${record.topic}/${record.partition}@${record.offset} ${when}`;
+  item.append(where);
+  const event = record.pageEvent;
+  if (event) {
+    item.dataset.page = event.name;
+    item.append(
+      field("page", event.name),
+      field("user", event.user ?? ""),
+      field("duration", `${event.durationMs ?? 0n} ms`),
+      field("date", event.date ? new Date(timestampMs(event.date)).toISOString() : ""),
+    );
+  } else {
+    const text = record.value ? decoder.decode(record.value) : "(null)";
+    item.append(field("value", text.length > 200 ? `${text.slice(0, 200)}…` : text));
+  }
+  return item;
+}
+
+async function followTail(topic: string) {
+  tailAbort?.abort();
+  const abort = new AbortController();
+  tailAbort = abort;
+  const list = $("tail");
+  list.replaceChildren();
+  for (let backoff = 500; !abort.signal.aborted; backoff = Math.min(backoff * 2, 5000)) {
+    try {
+      const stream = client.subscribe(
+        { topics: [topic], start: { position: { case: "latest", value: true } } },
+        { signal: abort.signal },
+      );
+      for await (const message of stream) {
+        backoff = 500;
+        $("tail-error").textContent = "";
+        if (message.message.case !== "record") continue;
+        list.prepend(renderRecord(message.message.value));
+        while (list.children.length > MAX_TAIL) list.lastElementChild?.remove();
+      }
+    } catch (error) {
+      if (abort.signal.aborted) return;
+      $("tail-error").textContent = describe(error);
+    }
+    await sleep(backoff);
+  }
+}
+
+$("tail-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const topic = $<HTMLInputElement>("tail-topic").value.trim();
+  if (topic) void followTail(topic);
+});
+
+void watchStats();
+void pollSupplier();
+void followTail($<HTMLInputElement>("tail-topic").value.trim() || "R2");
