@@ -9,7 +9,6 @@ use streamgate::proto::event_gateway_server::EventGatewayServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
-use tonic::service::Routes;
 use tonic::transport::Server;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -166,22 +165,19 @@ pub async fn run(
     let gateway = EventGatewayServer::new(Gateway::new(state))
         .max_decoding_message_size(config.max_message_bytes + REQUEST_OVERHEAD);
 
-    // gRPC services by path, and the dashboard's files at `/`, on the same port.
-    let routes = Routes::new(gateway)
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .into_axum_router()
-        .merge(crate::web::router());
-    let routes = Routes::from(routes);
     let serve = Server::builder()
         .accept_http1(true)
         .layer(cors(&config.cors_origins))
+        // The dashboard's files, before grpc-web refuses plain HTTP/1.1 requests.
+        .layer(crate::web::DashboardLayer)
         .layer(tonic_web::GrpcWebLayer::new())
         .layer(tower::util::MapResponseLayer::new(
             oversize::as_resource_exhausted::<tonic::body::Body>,
         ))
-        .add_routes(routes)
+        .add_service(gateway)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(
             TcpListenerStream::new(listener),
             shutdown.clone().cancelled_owned(),

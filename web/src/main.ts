@@ -65,12 +65,24 @@ const series = new Map<string, { rolling: (number | null)[]; window: (number | n
 let plot: uPlot | null = null;
 let plottedPages = "";
 
-/** A stable colour per page name: the hue comes from a hash of the name. */
+/** Distinct colours (Tableau 10), given to pages in the order they first appear. */
+const PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"];
+const colours = new Map<string, string>();
+
+/** A page's colour: stable for the whole session; beyond ten pages, hues from a hash. */
 function colour(page: string): string {
-  let hash = 2166136261;
-  for (let i = 0; i < page.length; i++) hash = Math.imul(hash ^ page.charCodeAt(i), 16777619);
-  const hue = Math.round(((hash >>> 0) * 137.508) % 360);
-  return `hsl(${hue} 70% 40%)`;
+  let c = colours.get(page);
+  if (!c) {
+    if (colours.size < PALETTE.length) {
+      c = PALETTE[colours.size];
+    } else {
+      let hash = 2166136261;
+      for (let i = 0; i < page.length; i++) hash = Math.imul(hash ^ page.charCodeAt(i), 16777619);
+      c = `hsl(${(hash >>> 0) % 360} 65% 42%)`;
+    }
+    colours.set(page, c);
+  }
+  return c;
 }
 
 function chartSize(): { width: number; height: number } {

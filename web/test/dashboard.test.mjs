@@ -84,7 +84,7 @@ try {
 
   // A page published over gRPC appears as a new line and in the tail.
   execFileSync(cliBin, ["--server", url, "publish", "R2", "--name", "P7", "--duration", "500"], { stdio: "inherit" });
-  await waitFor("P7 in the chart", async () => (await value("P7")) >= 0 && (await page.locator('#legend li[data-page="P7"]').count()) === 1, 30000);
+  await waitFor("P7 counted in the chart", async () => (await value("P7")) > 0, 30000);
   await waitFor("P7 in the tail", async () => (await page.locator('#tail li[data-page="P7"]').count()) >= 1, 30000);
   console.log("ok: P7 appeared as a series and in the tail");
 
