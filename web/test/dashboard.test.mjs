@@ -3,7 +3,8 @@
 //
 // It waits for P1 and P2 counts above 0, stops the supplier from the page (keyboard), waits
 // for the rolling counts to fall to 0, publishes a PageEvent for page P7 over gRPC (the CLI)
-// and waits for a P7 series and a P7 row in the tail. Any console error, page error or
+// and waits for a P7 series and a P7 row in the tail; then restarts the server on the same
+// address and waits for the page to reconnect by itself. Any console error, page error or
 // request to another origin fails it. Screenshots (1280x800 and phone width) go to target/.
 //
 // Env: STREAMGATE_SERVER_BIN, STREAMGATE_CLI_BIN (default target/debug/…), CHROMIUM
@@ -19,8 +20,8 @@ const serverBin = process.env.STREAMGATE_SERVER_BIN ?? `${root}target/debug/stre
 const cliBin = process.env.STREAMGATE_CLI_BIN ?? `${root}target/debug/streamgate`;
 const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 
-function startServer() {
-  const child = spawn(serverBin, ["--listen", "127.0.0.1:0", "--supplier-rate", "20"], {
+function startServer(listen = "127.0.0.1:0") {
+  const child = spawn(serverBin, ["--listen", listen, "--supplier-rate", "20"], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, RUST_LOG: "warn" },
   });
@@ -51,7 +52,8 @@ async function waitFor(what, check, timeoutMs) {
   }
 }
 
-const { child: server, url } = await startServer();
+let { child: server, url } = await startServer();
+let restarting = false;
 const browser = await chromium.launch({
   executablePath: chromiumPath,
   headless: true,
@@ -62,7 +64,12 @@ const problems = [];
 let failed = false;
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-  page.on("console", (m) => { if (m.type() === "error") problems.push(`console error: ${m.text()}`); });
+  page.on("console", (m) => {
+    // While the server is down on purpose, the browser reports the refused connections.
+    if (m.type() === "error" && !(restarting && m.text().includes("Failed to load resource"))) {
+      problems.push(`console error: ${m.text()}`);
+    }
+  });
   page.on("pageerror", (e) => problems.push(`page error: ${e}`));
   page.on("request", (r) => { if (!r.url().startsWith(url)) problems.push(`request outside the origin: ${r.url()}`); });
 
@@ -87,6 +94,17 @@ try {
   await waitFor("P7 counted in the chart", async () => (await value("P7")) > 0, 30000);
   await waitFor("P7 in the tail", async () => (await page.locator('#tail li[data-page="P7"]').count()) >= 1, 30000);
   console.log("ok: P7 appeared as a series and in the tail");
+
+  // The server restarts on the same address: the page reconnects by itself.
+  restarting = true;
+  server.kill("SIGTERM");
+  await new Promise((resolve) => server.on("exit", resolve));
+  await page.waitForSelector("#connection.down", { timeout: 30000 });
+  ({ child: server } = await startServer(url.replace("http://", "")));
+  await page.waitForSelector("#connection.up", { timeout: 60000 });
+  await waitFor("counts from the new server", async () => (await value("P1")) > 0, 60000);
+  restarting = false;
+  console.log("ok: after a server restart the page reconnected by itself");
 
   mkdirSync(`${root}target`, { recursive: true });
   await page.screenshot({ path: `${root}target/dashboard.png`, fullPage: true });
