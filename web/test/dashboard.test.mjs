@@ -3,8 +3,8 @@
 //
 // It waits for P1 and P2 counts above 0, stops the supplier from the page (keyboard), waits
 // for the rolling counts to fall to 0, publishes a PageEvent for page P7 over gRPC (the CLI)
-// and waits for a P7 series and a P7 row in the tail; then restarts the server on the same
-// address and waits for the page to reconnect by itself. Any console error, page error or
+// and waits for a P7 series and a P7 row in the tail, starts the supplier again from the
+// page, then restarts the server on the same address and waits for the page to reconnect by itself. Any console error, page error or
 // request to another origin fails it. Screenshots (1280x800 and phone width) go to target/.
 //
 // Env: STREAMGATE_SERVER_BIN, STREAMGATE_CLI_BIN (default target/debug/…), CHROMIUM
@@ -94,6 +94,12 @@ try {
   await waitFor("P7 counted in the chart", async () => (await value("P7")) > 0, 30000);
   await waitFor("P7 in the tail", async () => (await page.locator('#tail li[data-page="P7"]').count()) >= 1, 30000);
   console.log("ok: P7 appeared as a series and in the tail");
+
+  // Start the supplier again from the page: the counts climb again.
+  await page.locator("#start").click();
+  await waitFor("supplier running", async () => (await page.locator("#supplier-status").getAttribute("data-running")) === "true", 10000);
+  await waitFor("P1 counted again", async () => (await value("P1")) > 0, 60000);
+  console.log("ok: after starting the supplier from the page, the counts rose again");
 
   // The server restarts on the same address: the page reconnects by itself.
   restarting = true;
