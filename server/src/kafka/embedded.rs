@@ -9,11 +9,15 @@ use std::sync::mpsc as std_mpsc;
 use std::thread;
 
 use rdkafka::mocking::MockCluster;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use tokio::sync::oneshot;
 
 use super::KafkaSetupError;
 
 type Reply = oneshot::Sender<Result<(), String>>;
+
+/// Produce requests failed during an injected outage: far more than any outage test sends.
+const OUTAGE_ERRORS: usize = 100_000;
 
 enum Command {
     CreateTopic {
@@ -65,14 +69,19 @@ impl EmbeddedBroker {
                             );
                         }
                         Command::SetUp { up, reply } => {
-                            let result = (1..=broker_count).try_for_each(|id| {
-                                if up {
-                                    cluster.broker_up(id)
-                                } else {
-                                    cluster.broker_down(id)
-                                }
-                            });
-                            let _ = reply.send(result.map_err(|e| e.to_string()));
+                            // Every produce request fails with a retriable error while the
+                            // broker is "down". (Closing the mock's connections instead,
+                            // with broker_down, crashed librdkafka once in CI.)
+                            if up {
+                                cluster.clear_request_errors(RDKafkaApiKey::Produce);
+                            } else {
+                                let errors = vec![
+                                    RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS;
+                                    OUTAGE_ERRORS
+                                ];
+                                cluster.request_errors(RDKafkaApiKey::Produce, &errors);
+                            }
+                            let _ = reply.send(Ok(()));
                         }
                     }
                 }
@@ -108,8 +117,9 @@ impl EmbeddedBroker {
         })
     }
 
-    /// Fault injection for outage tests: `false` closes every broker's connections and
-    /// refuses new ones (clients see the broker as down); `true` lets them in again.
+    /// Fault injection for outage tests: `false` makes every produce request fail with a
+    /// retriable error (NOT_ENOUGH_REPLICAS), as a cluster without its replicas would;
+    /// `true` lets them through again.
     pub async fn set_up(&self, up: bool) -> Result<(), KafkaSetupError> {
         self.call(|reply| Command::SetUp { up, reply })
             .await
