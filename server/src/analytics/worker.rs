@@ -302,10 +302,14 @@ impl<'a> Run<'a> {
             let polled = self.consumer.poll(wait);
             // A rebalance runs inside `poll`: restore before counting what it returned (the
             // record may be the first of a newly assigned partition).
-            if self.consumer.context().0.swap(false, Ordering::AcqRel) {
-                let (partitions, committed) = restore(&self.consumer, self.client, self.settings)?;
-                self.partitions = partitions;
-                self.committed = committed;
+            if self.assignment_changed() {
+                restore(
+                    &self.consumer,
+                    self.client,
+                    self.settings,
+                    &mut self.partitions,
+                    &mut self.committed,
+                )?;
             }
             match polled {
                 Some(Ok(message)) => take(
@@ -320,10 +324,13 @@ impl<'a> Run<'a> {
             if Instant::now() >= next_tick {
                 next_tick = Instant::now() + self.settings.tick;
                 if self.assignment_changed() {
-                    let (partitions, committed) =
-                        restore(&self.consumer, self.client, self.settings)?;
-                    self.partitions = partitions;
-                    self.committed = committed;
+                    restore(
+                        &self.consumer,
+                        self.client,
+                        self.settings,
+                        &mut self.partitions,
+                        &mut self.committed,
+                    )?;
                 } else {
                     self.commit()?;
                 }
@@ -482,15 +489,16 @@ fn take(
 }
 
 /// Rebuilds the state of every partition assigned to `consumer` from R4 and the group's
-/// committed offsets. Returns the states and the committed offsets.
-#[allow(clippy::type_complexity)]
+/// committed offsets, into `partitions` and `committed_offsets` (both replaced).
 fn restore(
     consumer: &BaseConsumer<AssignmentFlag>,
     client: &ClientSettings,
     settings: &WorkerSettings,
-) -> Result<(HashMap<i32, PartitionWindows>, HashMap<i32, i64>), RunError> {
-    let mut partitions = HashMap::new();
-    let mut committed_offsets = HashMap::new();
+    partitions: &mut HashMap<i32, PartitionWindows>,
+    committed_offsets: &mut HashMap<i32, i64>,
+) -> Result<(), RunError> {
+    partitions.clear();
+    committed_offsets.clear();
     let assignment = consumer.assignment()?;
     let mine: Vec<i32> = assignment
         .elements_for_topic(settings.input.as_str())
@@ -498,7 +506,7 @@ fn restore(
         .map(|e| e.partition())
         .collect();
     if mine.is_empty() {
-        return Ok((partitions, committed_offsets));
+        return Ok(());
     }
     let committed = consumer.committed_offsets(assignment, settings.timeout)?;
     let mut starts = HashMap::new();
@@ -537,7 +545,7 @@ fn restore(
         );
         partitions.insert(partition, state);
     }
-    Ok((partitions, committed_offsets))
+    Ok(())
 }
 
 /// Reads the whole output topic and keeps, per `(page, window, partition)` of the partitions
