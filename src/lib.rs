@@ -4,8 +4,10 @@
 //!   `streamgate.v1.EventGateway` (from `proto/streamgate/v1/*.proto`).
 //! - [`page_event`]: the PageEvent JSON wire format of the seed application, both ways.
 //! - [`topic`]: Kafka's topic-name rules, checked before anything reaches a broker.
+//! - [`time`]: checked conversions between epoch milliseconds and protobuf time types.
 
 pub mod page_event;
+pub mod time;
 pub mod topic;
 
 /// Generated protobuf types and gRPC stubs of package `streamgate.v1`.

@@ -7,9 +7,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value, json};
 use streamgate::proto::{Assignment, PageEvent, PublishResponse, Record};
+use streamgate::time;
 
 fn rfc3339(ts: Option<&prost_types::Timestamp>) -> Value {
-    ts.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32))
+    ts.and_then(time::to_millis)
+        .and_then(chrono::DateTime::from_timestamp_millis)
         .map(|d| Value::String(d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
         .unwrap_or(Value::Null)
 }

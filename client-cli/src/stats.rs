@@ -8,6 +8,7 @@ use serde_json::json;
 use streamgate::page_event::format_date;
 use streamgate::proto::event_gateway_client::EventGatewayClient;
 use streamgate::proto::{PageStats, WatchPageStatsRequest};
+use streamgate::time;
 use tonic::transport::Channel;
 
 use crate::Failure;
@@ -19,10 +20,7 @@ const BAR: u64 = 40;
 /// Runs the subcommand until the stream ends, `--count` messages, or Ctrl-C.
 pub async fn run(mut client: EventGatewayClient<Channel>, args: StatsArgs) -> Result<(), Failure> {
     let request = WatchPageStatsRequest {
-        rolling: args.window.map(|d| prost_types::Duration {
-            seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-            nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
-        }),
+        rolling: args.window.map(time::duration_from_std),
         final_only: args.final_only,
     };
     let mut stream = client.watch_page_stats(request).await?.into_inner();
@@ -57,17 +55,15 @@ pub async fn run(mut client: EventGatewayClient<Channel>, args: StatsArgs) -> Re
 }
 
 fn millis(ts: Option<&prost_types::Timestamp>) -> i64 {
-    ts.map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos / 1_000_000))
+    ts.and_then(time::to_millis).unwrap_or(0)
 }
 
 fn rolling_text(stats: &PageStats) -> String {
     stats.rolling.map_or_else(
         || "?".into(),
         |d| {
-            humantime::format_duration(std::time::Duration::from_millis(
-                u64::try_from(d.seconds * 1000 + i64::from(d.nanos / 1_000_000)).unwrap_or(0),
-            ))
-            .to_string()
+            time::duration_to_std(&d)
+                .map_or_else(|| "?".into(), |d| humantime::format_duration(d).to_string())
         },
     )
 }
@@ -126,7 +122,7 @@ fn to_json(stats: &PageStats) -> serde_json::Value {
         "window_start": format_date(millis(stats.window_start.as_ref())),
         "window_end": format_date(millis(stats.window_end.as_ref())),
         "final": stats.r#final,
-        "rolling_ms": stats.rolling.map_or(0, |d| d.seconds * 1000 + i64::from(d.nanos / 1_000_000)),
+        "rolling_ms": stats.rolling.as_ref().and_then(time::duration_to_millis).unwrap_or(0),
         "skipped_ticks": stats.skipped_ticks,
         "generated_at": format_date(millis(stats.generated_at.as_ref())),
         "pages": stats.pages.iter().map(|p| json!({

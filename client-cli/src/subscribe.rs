@@ -4,6 +4,7 @@
 use futures::StreamExt;
 use streamgate::proto::event_gateway_client::EventGatewayClient;
 use streamgate::proto::{StartPosition, SubscribeRequest, start_position, subscribe_response};
+use streamgate::time;
 use tonic::transport::Channel;
 
 use crate::Failure;
@@ -94,10 +95,7 @@ pub fn parse_start(text: &str) -> Result<start_position::Position, String> {
                 })?
                 .timestamp_millis(),
         };
-        return Ok(Position::Timestamp(prost_types::Timestamp {
-            seconds: millis.div_euclid(1000),
-            nanos: (millis.rem_euclid(1000) * 1_000_000) as i32,
-        }));
+        return Ok(Position::Timestamp(time::from_millis(millis)));
     }
     match text.parse::<i64>() {
         Ok(n) if n < 0 => Ok(Position::FromEnd(-n)),

@@ -7,6 +7,7 @@ use streamgate::proto::event_gateway_client::EventGatewayClient;
 use streamgate::proto::{
     ControlSupplierRequest, StringList, SupplierAction, SupplierSettingsUpdate, SupplierStatus,
 };
+use streamgate::time;
 use tonic::transport::Channel;
 
 use crate::Failure;
@@ -30,10 +31,7 @@ pub async fn run(
         SupplierCommand::Set(set) => ControlSupplierRequest {
             action: SupplierAction::Unspecified as i32,
             settings: Some(SupplierSettingsUpdate {
-                interval: set.interval.map(|d| prost_types::Duration {
-                    seconds: d.as_secs() as i64,
-                    nanos: d.subsec_nanos() as i32,
-                }),
+                interval: set.interval.map(time::duration_from_std),
                 rate_per_second: set.rate,
                 pages: set.pages.map(|values| StringList { values }),
                 users: set.users.map(|values| StringList { values }),
@@ -52,7 +50,7 @@ fn print_status(status: &SupplierStatus, as_json: bool) -> std::io::Result<()> {
     let settings = status.settings.clone().unwrap_or_default();
     let last = status.last_event.as_ref().map(|e| {
         json!({"name": e.name, "user": e.user, "duration": e.duration_ms,
-               "date": e.date.as_ref().map(|d| d.seconds * 1000 + i64::from(d.nanos / 1_000_000))})
+               "date": e.date.as_ref().and_then(time::to_millis)})
     });
     if as_json {
         let value = json!({

@@ -17,20 +17,16 @@
 
 pub mod analytics;
 pub mod config;
-pub mod deadline;
 pub mod error;
 pub mod gateway;
+pub mod http;
 pub mod kafka;
 pub mod log_consumer;
-pub mod oversize;
-pub mod preview;
+pub mod logs;
 pub mod server;
-pub mod shutdown;
+pub mod signals;
 pub mod supplier;
-pub mod throttle;
-pub mod timestamps;
 pub mod transform;
-pub mod web;
 
 pub use config::Config;
 pub use kafka::Kafka;

@@ -20,8 +20,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::kafka::Kafka;
-use crate::preview::preview;
-use crate::throttle::LogThrottle;
+use crate::logs::LogThrottle;
+use crate::logs::preview;
 
 /// How often the topic's partition count is checked again.
 const RESCAN: Duration = Duration::from_secs(30);

@@ -43,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let shutdown = CancellationToken::new();
-    streamgate_server::shutdown::cancel_on_signal(shutdown.clone());
+    streamgate_server::signals::cancel_on_signal(shutdown.clone());
     streamgate_server::run(listener, config, &kafka, shutdown).await?;
     tracing::info!("stopped");
     Ok(())

@@ -4,20 +4,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderName, Method};
 use streamgate::proto::event_gateway_server::EventGatewayServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::analytics::{Hub, HubSettings, Worker, WorkerSettings};
 use crate::config::Config;
 use crate::gateway::{Gateway, State};
 use crate::kafka::{Admin, Kafka, Producer, ProducerSettings};
 use crate::log_consumer;
-use crate::oversize;
 use crate::transform::{Transform, TransformSettings};
 use streamgate::topic::TopicName;
 
@@ -150,6 +147,7 @@ pub async fn run(
         supplier,
         hub,
         shutdown: shutdown.clone(),
+        tasks: tokio_util::task::TaskTracker::new(),
     });
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -167,12 +165,12 @@ pub async fn run(
 
     let serve = Server::builder()
         .accept_http1(true)
-        .layer(cors(&config.cors_origins))
+        .layer(crate::http::cors(&config.cors_origins))
         // The dashboard's files, before grpc-web refuses plain HTTP/1.1 requests.
-        .layer(crate::web::DashboardLayer)
+        .layer(crate::http::DashboardLayer)
         .layer(tonic_web::GrpcWebLayer::new())
         .layer(tower::util::MapResponseLayer::new(
-            oversize::as_resource_exhausted::<tonic::body::Body>,
+            crate::http::as_resource_exhausted::<tonic::body::Body>,
         ))
         .add_service(gateway)
         .add_service(health_service)
@@ -318,33 +316,6 @@ impl BackgroundTopics {
             timeout: config.request_timeout,
         })
     }
-}
-
-/// CORS for browsers on other origins: grpc-web needs its request headers allowed and the
-/// grpc-status / grpc-message trailers exposed, or errors are invisible to the page.
-fn cors(origins: &[String]) -> CorsLayer {
-    let allow_origin = if origins.is_empty() {
-        AllowOrigin::mirror_request()
-    } else {
-        AllowOrigin::list(origins.iter().filter_map(|o| o.parse().ok()))
-    };
-    let header = HeaderName::from_static;
-    CorsLayer::new()
-        .allow_origin(allow_origin)
-        .allow_methods([Method::POST, Method::GET, Method::OPTIONS])
-        .allow_headers([
-            header("content-type"),
-            header("x-grpc-web"),
-            header("x-user-agent"),
-            header("grpc-timeout"),
-            header("authorization"),
-        ])
-        .expose_headers([
-            header("grpc-status"),
-            header("grpc-message"),
-            header("grpc-status-details-bin"),
-        ])
-        .max_age(Duration::from_secs(24 * 3600))
 }
 
 /// The start-up banner: where to connect, and a plain warning for the embedded broker.

@@ -30,8 +30,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::kafka::{Kafka, Producer};
-use crate::preview::preview;
-use crate::throttle::LogThrottle;
+use crate::logs::LogThrottle;
+use crate::logs::preview;
 
 /// Outputs awaiting acknowledgement, at most: the stage's memory bound.
 const MAX_IN_FLIGHT: usize = 1024;

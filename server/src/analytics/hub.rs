@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use super::record::StatsRecord;
 use super::window::WindowSpec;
 use crate::kafka::ClientSettings;
-use crate::throttle::LogThrottle;
+use crate::logs::LogThrottle;
 
 /// Most pages the hub tracks; beyond this, new page names are not added to the page list
 /// (their counts still show in the windows they appear in).

@@ -14,4 +14,6 @@ pub mod worker;
 pub use hub::{Hub, HubSettings, Snapshot, WindowTotals, current_window, rolling_counts};
 pub use record::StatsRecord;
 pub use window::WindowSpec;
-pub use worker::{Abandon, Worker, WorkerCounters, WorkerSettings};
+#[cfg(feature = "test-hooks")]
+pub use worker::Abandon;
+pub use worker::{Worker, WorkerCounters, WorkerSettings};

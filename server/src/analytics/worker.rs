@@ -36,8 +36,8 @@ use tokio_util::sync::CancellationToken;
 use super::record::StatsRecord;
 use super::window::{PartitionWindows, WindowSpec, WindowUpdate};
 use crate::kafka::ClientSettings;
-use crate::preview::preview;
-use crate::throttle::LogThrottle;
+use crate::logs::LogThrottle;
+use crate::logs::preview;
 
 /// How the worker runs.
 #[derive(Debug, Clone)]
@@ -78,6 +78,7 @@ pub struct WorkerCounters {
 }
 
 /// How [`Worker::abandon`] stops the worker: the ways a crash can catch it.
+#[cfg(feature = "test-hooks")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Abandon {
     /// At once, between two records: whatever was counted since the last commit is lost.
@@ -94,6 +95,8 @@ const ABANDON_MID_TRANSACTION: u8 = 2;
 /// The running worker.
 pub struct Worker {
     counters: Arc<WorkerCounters>,
+    // Set only through the test hook; the run loop reads it in every build.
+    #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
     abandon: Arc<AtomicU8>,
     thread: std::thread::JoinHandle<()>,
 }
@@ -119,7 +122,9 @@ impl Worker {
     }
 
     /// Stops the worker the way a crash would — no final commit, no abort, no clean-up of
-    /// the transaction — and waits for its thread. For exactly-once tests and drills.
+    /// the transaction — and waits for its thread. For exactly-once tests (feature
+    /// `test-hooks`).
+    #[cfg(feature = "test-hooks")]
     pub fn abandon(self, how: Abandon) {
         let code = match how {
             Abandon::Now => ABANDON_NOW,

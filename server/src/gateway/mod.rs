@@ -1,6 +1,7 @@
 //! The `streamgate.v1.EventGateway` service: request handlers that validate, apply the
 //! call's deadline and delegate to one module per RPC family.
 
+mod deadline;
 mod publish;
 mod stats;
 mod subscribe;
@@ -16,9 +17,9 @@ use streamgate::proto::{
 };
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::deadline;
 use crate::kafka::{Admin, ClientSettings, Producer};
 use crate::supplier::ControlError;
 
@@ -55,6 +56,9 @@ pub struct State {
     pub hub: crate::analytics::Hub,
     /// Cancelled when the server shuts down; every stream watches it.
     pub shutdown: CancellationToken,
+    /// Every task a request spawns (stream sessions, watchers, readers, consumer closes),
+    /// so that the drain can wait for all of them.
+    pub tasks: TaskTracker,
 }
 
 /// The EventGateway service.
@@ -69,8 +73,6 @@ impl Gateway {
         Self { state }
     }
 }
-
-/// A boxed stream, for RPCs that are not implemented yet.
 
 #[tonic::async_trait]
 impl EventGateway for Gateway {
@@ -140,6 +142,7 @@ impl EventGateway for Gateway {
             &self.state.hub,
             request.into_inner(),
             self.state.shutdown.clone(),
+            &self.state.tasks,
         )?))
     }
 

@@ -19,7 +19,7 @@ use tonic::{Status, Streaming};
 
 use super::State;
 use crate::error::GatewayError;
-use crate::timestamps::{from_millis, to_millis};
+use streamgate::time::{from_millis, to_millis};
 
 /// Records a PublishStream may have sent and not yet seen acknowledged. Bounds the memory
 /// of one stream; beyond it we stop reading the client (HTTP/2 flow control pushes back).
@@ -190,7 +190,8 @@ pub fn spawn_stream(
     mut requests: Streaming<PublishRequest>,
 ) -> PublishResultStream {
     let (tx, rx) = mpsc::channel(STREAM_IN_FLIGHT);
-    tokio::spawn(async move {
+    let tasks = state.tasks.clone();
+    tasks.spawn(async move {
         let mut in_flight = FuturesOrdered::new();
         let mut sequence: u64 = 0;
         let mut input_open = true;
@@ -198,12 +199,17 @@ pub fn spawn_stream(
             tokio::select! {
                 biased;
                 _ = state.shutdown.cancelled() => {
-                    let _ = tx.send(Err(GatewayError::ShuttingDown.into())).await;
+                    let _ = tx.try_send(Err(GatewayError::ShuttingDown.into()));
                     break;
                 }
                 Some(result) = in_flight.next(), if !in_flight.is_empty() => {
-                    if tx.send(Ok(result)).await.is_err() {
-                        break; // the client left
+                    // A client that stops reading must not hold the drain up.
+                    let sent = tokio::select! {
+                        sent = tx.send(Ok(result)) => sent.is_ok(),
+                        _ = state.shutdown.cancelled() => false,
+                    };
+                    if !sent {
+                        break; // the client left, or the server stops
                     }
                 }
                 next = requests.message(), if input_open && in_flight.len() < STREAM_IN_FLIGHT => match next {
@@ -215,7 +221,7 @@ pub fn spawn_stream(
                     }
                     Ok(None) => input_open = false,
                     Err(status) => {
-                        let _ = tx.send(Err(status)).await;
+                        let _ = tx.try_send(Err(status));
                         break;
                     }
                 },

@@ -12,11 +12,12 @@ use streamgate::proto::{PageCount, PageStats, WatchPageStatsRequest};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tonic::Status;
 
 use crate::analytics::{Hub, Snapshot, current_window, rolling_counts};
 use crate::error::GatewayError;
-use crate::timestamps::from_millis;
+use streamgate::time::{duration_from_millis, duration_to_millis, from_millis};
 
 /// The response stream of WatchPageStats.
 pub type PageStatsStream = ReceiverStream<Result<PageStats, Status>>;
@@ -26,19 +27,15 @@ pub fn watch(
     hub: &Hub,
     request: WatchPageStatsRequest,
     shutdown: CancellationToken,
+    tasks: &TaskTracker,
 ) -> Result<PageStatsStream, GatewayError> {
     let settings = hub.settings();
     let rolling_ms = match request.rolling {
         None => settings.spec.size_ms(),
         Some(d) => {
-            let ms = d
-                .seconds
-                .checked_mul(1000)
-                .and_then(|s| s.checked_add(i64::from(d.nanos / 1_000_000)))
-                .filter(|ms| *ms > 0 && d.nanos >= 0)
-                .ok_or_else(|| {
-                    GatewayError::InvalidArgument("rolling must be a positive duration".into())
-                })?;
+            let ms = duration_to_millis(&d).filter(|ms| *ms > 0).ok_or_else(|| {
+                GatewayError::InvalidArgument("rolling must be a positive duration".into())
+            })?;
             let longest = i64::try_from(settings.retention.as_millis()).unwrap_or(i64::MAX);
             if ms > longest {
                 return Err(GatewayError::InvalidArgument(format!(
@@ -57,7 +54,7 @@ pub fn watch(
         last_tick: None,
         sent_finals: BTreeSet::new(),
     };
-    tokio::spawn(watcher.run(hub.watch(), tx, shutdown));
+    tasks.spawn(watcher.run(hub.watch(), tx, shutdown));
     Ok(ReceiverStream::new(rx))
 }
 
@@ -96,7 +93,12 @@ impl Watcher {
             self.last_tick = Some(snapshot.tick);
             for message in self.messages(&snapshot, skipped, first) {
                 // Waiting here is the backpressure: the hub goes on without this watcher.
-                if tx.send(Ok(message)).await.is_err() {
+                // A watcher that never reads must not hold the drain up.
+                let sent = tokio::select! {
+                    sent = tx.send(Ok(message)) => sent.is_ok(),
+                    _ = shutdown.cancelled() => false,
+                };
+                if !sent {
                     return;
                 }
             }
@@ -161,10 +163,7 @@ impl Watcher {
             window_end: Some(from_millis(end)),
             r#final: window.is_some_and(|w| w.is_final),
             pages,
-            rolling: Some(prost_types::Duration {
-                seconds: self.rolling_ms / 1000,
-                nanos: i32::try_from((self.rolling_ms % 1000) * 1_000_000).unwrap_or(0),
-            }),
+            rolling: Some(duration_from_millis(self.rolling_ms)),
             skipped_ticks: skipped,
             generated_at: Some(from_millis(snapshot.generated_at_ms)),
         }

@@ -9,6 +9,7 @@ use std::sync::mpsc as std_mpsc;
 use std::thread;
 
 use rdkafka::mocking::MockCluster;
+#[cfg(feature = "test-hooks")]
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use tokio::sync::oneshot;
 
@@ -17,6 +18,7 @@ use super::KafkaSetupError;
 type Reply = oneshot::Sender<Result<(), String>>;
 
 /// Produce requests failed during an injected outage: far more than any outage test sends.
+#[cfg(feature = "test-hooks")]
 const OUTAGE_ERRORS: usize = 100_000;
 
 enum Command {
@@ -25,10 +27,8 @@ enum Command {
         partitions: i32,
         reply: Reply,
     },
-    SetUp {
-        up: bool,
-        reply: Reply,
-    },
+    #[cfg(feature = "test-hooks")]
+    SetUp { up: bool, reply: Reply },
 }
 
 /// A running embedded broker. Dropping it shuts the broker down.
@@ -68,6 +68,7 @@ impl EmbeddedBroker {
                                     .map_err(|e| e.to_string()),
                             );
                         }
+                        #[cfg(feature = "test-hooks")]
                         Command::SetUp { up, reply } => {
                             // Every produce request fails with a retriable error while the
                             // broker is "down". (Closing the mock's connections instead,
@@ -117,9 +118,10 @@ impl EmbeddedBroker {
         })
     }
 
-    /// Fault injection for outage tests: `false` makes every produce request fail with a
+    /// Fault injection for outage tests (feature `test-hooks`): `false` makes every produce request fail with a
     /// retriable error (NOT_ENOUGH_REPLICAS), as a cluster without its replicas would;
     /// `true` lets them through again.
+    #[cfg(feature = "test-hooks")]
     pub async fn set_up(&self, up: bool) -> Result<(), KafkaSetupError> {
         self.call(|reply| Command::SetUp { up, reply })
             .await

@@ -2,6 +2,7 @@
 //! the embedded broker), the client settings every producer and consumer shares, and topic
 //! administration (create R1–R4, list, look up partitions).
 
+pub mod consumer;
 mod embedded;
 pub(crate) mod producer;
 mod topics;

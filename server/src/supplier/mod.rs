@@ -27,8 +27,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::settings::{InvalidSettings, Settings};
 use crate::kafka::Producer;
-use crate::throttle::LogThrottle;
-use crate::timestamps::from_millis;
+use crate::logs::LogThrottle;
+use streamgate::time::from_millis;
 
 /// Sends awaiting their acknowledgement, at most: the supplier's memory bound. When the
 /// broker is slow the supplier sends less rather than queueing without end.

@@ -14,8 +14,8 @@ use streamgate::proto::{
     self, PageStats, WatchPageStatsRequest, publish_request, publish_result, start_position,
     subscribe_response,
 };
+use streamgate::time::{from_millis, to_millis};
 use streamgate_server::analytics::{Abandon, StatsRecord, WindowSpec, Worker, WorkerSettings};
-use streamgate_server::timestamps::{from_millis, to_millis};
 use tokio::time::Instant;
 use tonic::transport::Channel;
 

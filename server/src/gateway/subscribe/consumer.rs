@@ -1,7 +1,6 @@
 //! The Kafka consumer behind one Subscribe stream, and the rebalance hook that tells the
 //! stream when a group assignment changed.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rdkafka::ClientContext;
@@ -39,16 +38,5 @@ impl ConsumerContext for SubscriptionContext {
         }
         self.changed.store(true, Ordering::Release);
         self.wake.notify_one();
-    }
-}
-
-/// Drops a consumer on the blocking pool: closing commits stored offsets and leaves the
-/// group, which waits on the broker.
-pub fn close_in_background(consumer: Arc<SubscriptionConsumer>) {
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => {
-            runtime.spawn_blocking(move || drop(consumer));
-        }
-        Err(_) => drop(consumer),
     }
 }

@@ -28,13 +28,14 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::time::Instant;
 
 pub use self::consumer::SubscriptionConsumer;
-use self::consumer::{SubscriptionContext, close_in_background};
+use self::consumer::SubscriptionContext;
 use self::start::{Start, TimestampSearch};
 pub use self::stream::SubscribeStream;
 use self::stream::{Item, RecordPosition};
 use super::State;
 use crate::error::GatewayError;
-use crate::timestamps::{from_millis, to_millis};
+use crate::kafka;
+use streamgate::time::{from_millis, to_millis};
 
 /// Longest consumer group id accepted (Kafka has no hard limit; this keeps logs sane).
 const MAX_GROUP_LEN: usize = 255;
@@ -166,7 +167,7 @@ pub async fn open(
                 .map_err(GatewayError::Kafka)?;
         }
     }
-    tokio::spawn(session.run());
+    state.tasks.spawn(session.run());
     Ok(SubscribeStream::new(
         rx,
         plan.group.is_some().then_some(&consumer),
@@ -384,13 +385,18 @@ impl Session {
             }
         }
         drop(consumer);
-        let Session { consumer, tx, .. } = self;
+        let Session {
+            consumer,
+            tx,
+            state,
+            ..
+        } = self;
         if ended_on_own_terms {
             // Leave the group before the client sees the end, so that its next stream of the
             // same group joins a settled group instead of racing this member's departure.
-            let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+            kafka::consumer::close(consumer).await;
         } else {
-            close_in_background(consumer);
+            kafka::consumer::close_detached(consumer, &state.tasks);
         }
         drop(tx);
     }

@@ -13,9 +13,9 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use tower::{Layer, Service};
 
-const INDEX: &[u8] = include_bytes!("../../web/dist/index.html");
-const APP_JS: &[u8] = include_bytes!("../../web/dist/app.js");
-const APP_CSS: &[u8] = include_bytes!("../../web/dist/app.css");
+const INDEX: &[u8] = include_bytes!("../../../web/dist/index.html");
+const APP_JS: &[u8] = include_bytes!("../../../web/dist/app.js");
+const APP_CSS: &[u8] = include_bytes!("../../../web/dist/app.css");
 
 /// The file at `path`, with its content type.
 fn file(path: &str) -> Option<(&'static str, &'static [u8])> {

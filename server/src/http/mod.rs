@@ -1,0 +1,11 @@
+//! Everything at the HTTP level in front of the gRPC services: the dashboard's files, CORS
+//! for browsers on other origins, and the mapping of tonic's length error to the status the
+//! gRPC spec wants. [`layers`] stacks them in the order they must run.
+
+mod cors;
+mod dashboard;
+mod length_error;
+
+pub use cors::cors;
+pub use dashboard::{Dashboard, DashboardLayer};
+pub use length_error::as_resource_exhausted;

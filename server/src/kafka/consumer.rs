@@ -1,0 +1,44 @@
+//! Two things every consumer of this server needs: the configuration of a consumer that
+//! only *assigns* partitions (it reads, but never joins a group and never commits), and a
+//! way to close a consumer without blocking the async runtime.
+
+use rdkafka::ClientConfig;
+
+use super::ClientSettings;
+
+/// The configuration of an assign-only consumer: shared settings, `role`, then `-X`.
+///
+/// librdkafka's consumer wants a `group.id` even when it only assigns partitions; `group`
+/// names it (it shows up in the broker's logs) but is never joined, and nothing is ever
+/// committed under it. A reader of another group's committed offsets (the stats hub) passes
+/// that group here.
+pub fn assign_only(
+    settings: &ClientSettings,
+    group: &str,
+    role: impl FnOnce(&mut ClientConfig),
+) -> ClientConfig {
+    settings.config(|config| {
+        config
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false");
+        role(config);
+    })
+}
+
+/// Closes `consumer` on the blocking pool and waits for it. Dropping a consumer commits its
+/// stored offsets and leaves its group, which waits on the broker: never on a runtime thread.
+pub async fn close<C: Send + 'static>(consumer: C) {
+    let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+}
+
+/// Closes `consumer` on the blocking pool without waiting; the task is tracked by `tasks`,
+/// so the server's drain still waits for it (within its bound).
+pub fn close_detached<C: Send + 'static>(consumer: C, tasks: &tokio_util::task::TaskTracker) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            tasks.spawn_blocking_on(move || drop(consumer), &runtime);
+        }
+        Err(_) => drop(consumer),
+    }
+}
