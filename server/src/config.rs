@@ -1,11 +1,10 @@
-//! Server configuration: every setting is a flag with an `STREAMGATE_*` environment variable
-//! and a safe loopback default, checked at start-up with a clear message.
+//! The server's flags: every setting is a flag with an `STREAMGATE_*` environment variable
+//! and a safe loopback default. [`crate::settings`] resolves and checks them once.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use streamgate::topic;
 
 /// streamgate-server: a gRPC and grpc-web front door to Apache Kafka.
 ///
@@ -189,116 +188,19 @@ pub struct Config {
     /// Origins allowed to call from a browser (CORS), comma-separated. Absent: any origin.
     #[arg(long, env = "STREAMGATE_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
-}
 
-impl Config {
-    /// Checks what clap cannot: topic names, positive sizes.
-    pub fn validate(&self) -> Result<(), String> {
-        for (flag, name) in [
-            ("--log-topic", &self.log_topic),
-            ("--supplier-topic", &self.supplier_topic),
-            ("--transform-topic", &self.transform_topic),
-            ("--stats-topic", &self.stats_topic),
-            ("--transform-input", self.transform_input()),
-        ] {
-            topic::validate(name).map_err(|e| format!("{flag}: {e}"))?;
-        }
-        if self.partitions < 1 {
-            return Err(format!(
-                "--partitions must be 1 or more, got {}",
-                self.partitions
-            ));
-        }
-        if self.replication_factor < 1 {
-            return Err(format!(
-                "--replication-factor must be 1 or more, got {}",
-                self.replication_factor
-            ));
-        }
-        if self.max_message_bytes == 0 || self.max_message_bytes > 512 * 1024 * 1024 {
-            return Err("--max-message-bytes must be between 1 and 536870912".into());
-        }
-        if self.max_subscriptions == 0 || self.subscribe_buffer == 0 {
-            return Err("--max-subscriptions and --subscribe-buffer must be 1 or more".into());
-        }
-        self.window_spec()?;
-        if self.stats_tick.is_zero() || self.stats_tick > Duration::from_secs(60) {
-            return Err("--stats-tick must be between 1ms and 60s".into());
-        }
-        if self.stats_retention < self.window {
-            return Err("--stats-retention must be at least one --window".into());
-        }
-        if self.analytics_group.trim().is_empty() {
-            return Err("--analytics-group must not be empty".into());
-        }
-        if self.transform_group.trim().is_empty() {
-            return Err("--transform-group must not be empty".into());
-        }
-        if self.request_timeout.is_zero() {
-            return Err("--request-timeout must be more than zero".into());
-        }
-        self.supplier_settings()?;
-        Ok(())
-    }
+    /// Interval of HTTP/2 keepalive pings to each client, so that a half-open connection is
+    /// noticed and its streams (and their subscription slots) are released.
+    #[arg(long, env = "STREAMGATE_KEEPALIVE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub keepalive: Duration,
 
-    /// The supplier's settings at start-up.
-    pub fn supplier_settings(&self) -> Result<crate::supplier::Settings, String> {
-        let rate_per_second = match (self.supplier_rate, self.supplier_interval) {
-            (Some(rate), _) => rate,
-            (None, Some(interval)) if !interval.is_zero() => 1.0 / interval.as_secs_f64(),
-            (None, Some(_)) => return Err("--supplier-interval must be more than zero".into()),
-            (None, None) => 1.0,
-        };
-        let settings = crate::supplier::Settings {
-            rate_per_second,
-            pages: self.supplier_pages.clone(),
-            users: self.supplier_users.clone(),
-            min_duration_ms: self.supplier_duration.0,
-            max_duration_ms: self.supplier_duration.1,
-            topic: topic::TopicName::new(self.supplier_topic.clone())
-                .map_err(|e| format!("--supplier-topic: {e}"))?,
-        };
-        settings
-            .validate(self.supplier_max_rate)
-            .map_err(|e| format!("supplier: {e}"))?;
-        Ok(settings)
-    }
+    /// How long a keepalive ping may go unanswered before the connection is closed.
+    #[arg(long, env = "STREAMGATE_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub keepalive_timeout: Duration,
 
-    /// The analytics window shape.
-    pub fn window_spec(&self) -> Result<crate::analytics::WindowSpec, String> {
-        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-        crate::analytics::WindowSpec::new(
-            ms(self.window),
-            ms(self.window_advance.unwrap_or(self.window)),
-            ms(self.grace),
-        )
-        .map_err(|e| format!("--window/--window-advance/--grace: {e}"))
-    }
-
-    /// The topic the transform function reads.
-    pub fn transform_input(&self) -> &String {
-        self.transform_input
-            .as_ref()
-            .unwrap_or(&self.supplier_topic)
-    }
-
-    /// The topics the server owns and creates when missing: R1-R4 by default, plus the
-    /// transform's input when it is another topic.
-    pub fn topics(&self) -> Vec<&str> {
-        let mut topics = Vec::with_capacity(5);
-        for topic in [
-            &self.log_topic,
-            &self.supplier_topic,
-            &self.transform_topic,
-            &self.stats_topic,
-            self.transform_input(),
-        ] {
-            if !topics.contains(&topic.as_str()) {
-                topics.push(topic.as_str());
-            }
-        }
-        topics
-    }
+    /// HTTP/2 streams (calls) one connection may have open at once.
+    #[arg(long, env = "STREAMGATE_MAX_CONCURRENT_STREAMS", default_value_t = 256)]
+    pub max_concurrent_streams: u32,
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
@@ -317,46 +219,6 @@ mod tests {
     fn parse(args: &[&str]) -> Config {
         Config::try_parse_from(std::iter::once("streamgate-server").chain(args.iter().copied()))
             .expect("parses")
-    }
-
-    #[test]
-    fn defaults_are_loopback_and_seed_topics() {
-        let config = parse(&[]);
-        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(config.topics(), ["R1", "R2", "R3", "R4"]);
-        assert!(config.transform && config.log_consumer);
-        assert!(config.validate().is_ok());
-    }
-
-    #[test]
-    fn stages_can_be_switched_off_and_moved() {
-        let config = parse(&[
-            "--transform",
-            "false",
-            "--log-consumer",
-            "off",
-            "--transform-input",
-            "in",
-        ]);
-        assert!(!config.transform && !config.log_consumer);
-        assert_eq!(config.topics(), ["R1", "R2", "R3", "R4", "in"]);
-        assert!(
-            parse(&["--transform-input", "bad name"])
-                .validate()
-                .is_err()
-        );
-    }
-
-    #[test]
-    fn rejects_bad_topic_and_sizes() {
-        assert!(
-            parse(&["--log-topic", "bad topic"])
-                .validate()
-                .expect_err("invalid")
-                .contains("--log-topic")
-        );
-        assert!(parse(&["--partitions", "0"]).validate().is_err());
-        assert!(parse(&["--max-message-bytes", "0"]).validate().is_err());
     }
 
     #[test]

@@ -1,22 +1,25 @@
 //! streamgate-server: the EventGateway gRPC service in front of Kafka.
 //!
-//! Layout, one module per concern:
-//! - [`config`]: flags and environment variables.
-//! - [`server`]: `run` — one listener for gRPC, grpc-web, reflection and health; shutdown.
-//! - [`gateway`]: the RPC handlers (publish, subscribe, topics, supplier control).
-//! - [`supplier`]: the PageEvent supplier task (the seed's `pageEventSupplier`).
-//! - [`analytics`]: windowed page counts: the worker (R2 -> R4, exactly once) and the
-//!   stats hub behind WatchPageStats.
-//! - [`web`]: the dashboard's files, compiled in and served at `/`.
-//! - [`transform`]: the R2 -> R3 transform function (the seed's `pageEventFunction`).
-//! - [`log_consumer`]: logs every record of R1 (the seed's `pageEventConsumer`).
-//! - [`kafka`]: the cluster (external or embedded), the shared producer, topic admin.
-//! - [`error`]: request errors and their gRPC status codes.
-//! - [`deadline`], [`timestamps`], [`shutdown`], [`oversize`], [`throttle`], [`preview`]:
-//!   small shared pieces.
+//! Layout, one module per concern (`docs/architecture.md` has the whole picture):
+//! - [`config`]: the flags and their environment variables; [`settings`]: the typed
+//!   settings resolved and validated once from them.
+//! - [`server`]: `run`, the composition root — settings, Kafka, stages, router, serve,
+//!   drain — and [`drain`], the bounded shutdown; [`signals`]: SIGINT/SIGTERM.
+//! - [`stages`]: starts and stops the background stages: the [`supplier`] (the seed's
+//!   `pageEventSupplier`), the [`transform`] (R2 -> R3), the [`log_consumer`] (R1), and the
+//!   [`analytics`] worker (R2 -> R4, exactly once) and stats hub (WatchPageStats).
+//! - [`gateway`]: the RPC handlers; [`error`]: request errors and their gRPC codes.
+//! - [`http`]: what sits in front of gRPC on the same port: the dashboard, CORS, the
+//!   length-error mapping.
+//! - [`kafka`]: the cluster (external or embedded), client settings, the shared producer,
+//!   consumer helpers, metadata, and the one path that creates topics.
+//! - [`banner`]: the start-up banner; [`logs`]: throttled logs and safe previews of
+//!   untrusted bytes.
 
 pub mod analytics;
+pub mod banner;
 pub mod config;
+pub mod drain;
 pub mod error;
 pub mod gateway;
 pub mod http;
@@ -24,10 +27,14 @@ pub mod kafka;
 pub mod log_consumer;
 pub mod logs;
 pub mod server;
+pub mod settings;
 pub mod signals;
+pub mod stages;
 pub mod supplier;
 pub mod transform;
 
+pub use banner::banner;
 pub use config::Config;
 pub use kafka::Kafka;
-pub use server::{ServeError, banner, run};
+pub use server::{ServeError, run};
+pub use settings::Settings;

@@ -18,8 +18,9 @@ use streamgate::page_event::{self, PageEvent};
 use streamgate::topic::TopicName;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::kafka::Kafka;
+use crate::kafka::{Kafka, consumer};
 use crate::logs::LogThrottle;
 use crate::logs::preview;
 
@@ -34,19 +35,15 @@ pub const TARGET: &str = "streamgate::log_consumer";
 pub fn spawn(
     kafka: &Kafka,
     topic: TopicName,
+    tasks: &TaskTracker,
     shutdown: CancellationToken,
 ) -> Result<JoinHandle<()>, KafkaError> {
-    let consumer: StreamConsumer = kafka
-        .client_settings()
-        .config(|c| {
-            // librdkafka wants a group id even for a consumer that only assigns; this one
-            // never joins the group and never commits.
-            c.set("group.id", "streamgate-log-consumer")
-                .set("enable.auto.commit", "false")
-                .set("queued.max.messages.kbytes", "1024");
+    let consumer: StreamConsumer =
+        consumer::assign_only(&kafka.client_settings(), "streamgate-log-consumer", |c| {
+            c.set("queued.max.messages.kbytes", "1024");
         })
         .create()?;
-    Ok(tokio::spawn(run(Arc::new(consumer), topic, shutdown)))
+    Ok(tasks.spawn(run(Arc::new(consumer), topic, shutdown)))
 }
 
 async fn run(consumer: Arc<StreamConsumer>, topic: TopicName, shutdown: CancellationToken) {
@@ -91,8 +88,7 @@ async fn run(consumer: Arc<StreamConsumer>, topic: TopicName, shutdown: Cancella
             },
         }
     }
-    // Dropping a consumer waits on librdkafka's threads; keep that off the runtime.
-    let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+    consumer::close(consumer).await;
 }
 
 /// Assigns the partitions numbered `known..` that now exist. Returns the partition count.

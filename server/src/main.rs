@@ -1,17 +1,70 @@
 //! The `streamgate-server` binary: parse flags, start tracing, connect to Kafka (or start
 //! the embedded broker), bind, print the banner, and hand over to `streamgate_server::run`.
+//!
+//! The process exits as soon as `run` returns: blocking Kafka calls still stuck after the
+//! bounded drain (a flush to an unreachable broker, say) must not keep it alive.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use streamgate_server::{Config, Kafka};
+use streamgate_server::{Config, Kafka, Settings};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// How long the runtime waits for blocking work after `run` returned.
+const BLOCKING_GRACE: Duration = Duration::from_millis(500);
+
+fn main() {
     let config = Config::parse();
+    init_tracing();
+    let code = match serve(config) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("streamgate-server: {e:#}");
+            1
+        }
+    };
+    let _ = std::io::stdout().flush();
+    // Skips destructors on purpose: every client was flushed or abandoned by the drain.
+    std::process::exit(code);
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    let settings = Settings::resolve(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let served = runtime.block_on(async {
+        let kafka = match &config.brokers {
+            Some(brokers) => Kafka::external(brokers.clone(), config.kafka_options.clone()),
+            None => Kafka::embedded().context("starting the embedded broker")?,
+        };
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (--listen / STREAMGATE_LISTEN)",
+                    settings.listen
+                )
+            })?;
+        print!(
+            "{}",
+            streamgate_server::banner(listener.local_addr()?, &kafka)
+        );
+        let shutdown = CancellationToken::new();
+        streamgate_server::signals::cancel_on_signal(shutdown.clone());
+        streamgate_server::run(listener, config, &kafka, shutdown).await?;
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    });
+    runtime.shutdown_timeout(BLOCKING_GRACE);
+    served
+}
+
+fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
@@ -21,30 +74,4 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_writer(std::io::stderr)
         .init();
-    if let Err(message) = config.validate() {
-        anyhow::bail!("invalid configuration: {message}");
-    }
-
-    let kafka = match &config.brokers {
-        Some(brokers) => Kafka::external(brokers.clone(), config.kafka_options.clone()),
-        None => Kafka::embedded().context("starting the embedded broker")?,
-    };
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (--listen / STREAMGATE_LISTEN)",
-                config.listen
-            )
-        })?;
-    print!(
-        "{}",
-        streamgate_server::banner(listener.local_addr()?, &kafka)
-    );
-
-    let shutdown = CancellationToken::new();
-    streamgate_server::signals::cancel_on_signal(shutdown.clone());
-    streamgate_server::run(listener, config, &kafka, shutdown).await?;
-    tracing::info!("stopped");
-    Ok(())
 }

@@ -28,6 +28,7 @@ use streamgate::topic::TopicName;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::kafka::{Kafka, Producer};
 use crate::logs::LogThrottle;
@@ -93,6 +94,7 @@ impl Transform {
         kafka: &Kafka,
         producer: Producer,
         settings: TransformSettings,
+        tasks: &TaskTracker,
         shutdown: CancellationToken,
     ) -> Result<Self, KafkaError> {
         let consumer: StreamConsumer = kafka
@@ -120,7 +122,7 @@ impl Transform {
             skips: LogThrottle::new(LOG_EVERY),
             shutdown: shutdown.clone(),
         };
-        let task = tokio::spawn(stage.run(Arc::new(consumer)));
+        let task = tasks.spawn(stage.run(Arc::new(consumer)));
         Ok(Self { counters, task })
     }
 

@@ -20,7 +20,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::kafka::{Admin, ClientSettings, Producer};
+use crate::kafka::{Admin, ClientSettings, Kafka, Producer};
+use crate::settings::Settings;
+use crate::stages::Stages;
 use crate::supplier::ControlError;
 
 pub use publish::PublishResultStream;
@@ -59,6 +61,36 @@ pub struct State {
     /// Every task a request spawns (stream sessions, watchers, readers, consumer closes),
     /// so that the drain can wait for all of them.
     pub tasks: TaskTracker,
+}
+
+impl State {
+    /// The handlers' state over the running server's parts.
+    pub fn new(
+        kafka: &Kafka,
+        settings: &Settings,
+        producer: Producer,
+        stages: &Stages,
+        shutdown: &CancellationToken,
+        tasks: &TaskTracker,
+    ) -> Result<Arc<Self>, rdkafka::error::KafkaError> {
+        let limits = settings.limits;
+        Ok(Arc::new(Self {
+            producer,
+            admin: Admin::connect(&kafka.client_settings())?,
+            client_settings: kafka.client_settings(),
+            bootstrap: kafka.bootstrap_servers().to_owned(),
+            trust_log_append_time: kafka.embedded_broker().is_none(),
+            max_message_bytes: limits.max_message_bytes,
+            request_timeout: settings.timeouts.request,
+            subscriptions: Arc::new(Semaphore::new(limits.max_subscriptions)),
+            max_subscriptions: limits.max_subscriptions,
+            subscribe_buffer: limits.subscribe_buffer,
+            supplier: stages.supplier.clone(),
+            hub: stages.hub.clone(),
+            shutdown: shutdown.clone(),
+            tasks: tasks.clone(),
+        }))
+    }
 }
 
 /// The EventGateway service.

@@ -106,16 +106,16 @@ impl EmbeddedBroker {
 
     /// Creates a topic (a no-op if it exists with the same partition count).
     pub async fn create_topic(&self, name: &str, partitions: i32) -> Result<(), KafkaSetupError> {
-        self.call(|reply| Command::CreateTopic {
-            name: name.to_owned(),
-            partitions,
-            reply,
-        })
-        .await
-        .map_err(|detail| KafkaSetupError::Refused {
-            action: format!("create topic {name}"),
-            detail,
-        })
+        self.handle()?.create_topic(name, partitions).await
+    }
+
+    /// A cheap, `Send` handle for creating topics from a task. It keeps the broker's thread
+    /// alive while it exists, so hold it only for the work at hand.
+    pub fn handle(&self) -> Result<EmbeddedHandle, KafkaSetupError> {
+        let commands = self.commands.clone().ok_or(KafkaSetupError::Embedded(
+            "the embedded broker stopped".into(),
+        ))?;
+        Ok(EmbeddedHandle { commands })
     }
 
     /// Fault injection for outage tests (feature `test-hooks`): `false` makes every produce request fail with a
@@ -136,16 +136,48 @@ impl EmbeddedBroker {
             })
     }
 
+    #[cfg(feature = "test-hooks")]
     async fn call(&self, command: impl FnOnce(Reply) -> Command) -> Result<(), String> {
-        let (reply, answer) = oneshot::channel();
-        let sender = self.commands.as_ref().ok_or("embedded broker stopped")?;
-        sender
-            .send(command(reply))
-            .map_err(|_| "embedded broker stopped".to_owned())?;
-        answer
-            .await
-            .map_err(|_| "embedded broker stopped".to_owned())?
+        match &self.commands {
+            Some(commands) => call(commands, command).await,
+            None => Err("embedded broker stopped".to_owned()),
+        }
     }
+}
+
+/// See [`EmbeddedBroker::handle`].
+#[derive(Clone)]
+pub struct EmbeddedHandle {
+    commands: std_mpsc::Sender<Command>,
+}
+
+impl EmbeddedHandle {
+    /// Creates a topic (a no-op if it exists with the same partition count).
+    pub async fn create_topic(&self, name: &str, partitions: i32) -> Result<(), KafkaSetupError> {
+        call(&self.commands, |reply| Command::CreateTopic {
+            name: name.to_owned(),
+            partitions,
+            reply,
+        })
+        .await
+        .map_err(|detail| KafkaSetupError::Refused {
+            action: format!("create topic {name}"),
+            detail,
+        })
+    }
+}
+
+async fn call(
+    commands: &std_mpsc::Sender<Command>,
+    command: impl FnOnce(Reply) -> Command,
+) -> Result<(), String> {
+    let (reply, answer) = oneshot::channel();
+    commands
+        .send(command(reply))
+        .map_err(|_| "embedded broker stopped".to_owned())?;
+    answer
+        .await
+        .map_err(|_| "embedded broker stopped".to_owned())?
 }
 
 impl Drop for EmbeddedBroker {

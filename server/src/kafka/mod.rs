@@ -1,19 +1,22 @@
-//! Everything that talks to Kafka's control plane: which cluster we use (an external one or
-//! the embedded broker), the client settings every producer and consumer shares, and topic
-//! administration (create R1–R4, list, look up partitions).
+//! Everything about the Kafka side: which cluster we use (an external one or the embedded
+//! broker), the client settings every producer and consumer shares, the shared producer,
+//! consumer helpers, metadata ([`admin`]) and the one path that creates topics
+//! ([`bootstrap`]).
 
+mod admin;
+pub mod bootstrap;
 pub mod consumer;
 mod embedded;
 pub(crate) mod producer;
-mod topics;
 
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
 
-pub use embedded::EmbeddedBroker;
+pub use admin::{Admin, PartitionOffsets, TopicDescription};
+pub use bootstrap::TopicCreator;
+pub use embedded::{EmbeddedBroker, EmbeddedHandle};
 pub use producer::{Delivered, Producer, ProducerSettings};
-pub use topics::{Admin, PartitionOffsets, TopicDescription};
 
 /// Everything needed to configure a Kafka client of this server: cheap to clone, `Send`, so
 /// a request handler can build its own consumer.
@@ -24,6 +27,11 @@ pub struct ClientSettings {
 }
 
 impl ClientSettings {
+    /// The bootstrap servers.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
     /// A client configuration: shared settings, then the role's own (`role`), then the
     /// operator's `-X` options, which therefore always win — as with kcat's `-X`.
     pub fn config(&self, role: impl FnOnce(&mut ClientConfig)) -> ClientConfig {
@@ -119,7 +127,8 @@ impl Kafka {
         self.client_settings().config(|_| {})
     }
 
-    /// Creates every topic in `names` that does not exist yet, with `partitions` partitions.
+    /// Creates every topic in `names` that does not exist yet, with `partitions` partitions
+    /// (through [`TopicCreator`], the one path that creates topics).
     pub async fn ensure_topics(
         &self,
         names: &[&str],
@@ -127,16 +136,8 @@ impl Kafka {
         replication_factor: i32,
         timeout: Duration,
     ) -> Result<(), KafkaSetupError> {
-        match &self.embedded {
-            Some(broker) => {
-                for name in names {
-                    broker.create_topic(name, partitions).await?;
-                }
-                Ok(())
-            }
-            None => {
-                topics::create_missing(self, names, partitions, replication_factor, timeout).await
-            }
-        }
+        TopicCreator::new(self)?
+            .create_missing(names, partitions, replication_factor, timeout)
+            .await
     }
 }

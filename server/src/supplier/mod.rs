@@ -24,6 +24,7 @@ use streamgate::proto::{self, SupplierAction};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use self::settings::{InvalidSettings, Settings};
 use crate::kafka::Producer;
@@ -60,6 +61,7 @@ impl Supplier {
         running: bool,
         max_rate: f64,
         send_timeout: Duration,
+        tasks: &TaskTracker,
         shutdown: CancellationToken,
     ) -> Self {
         let (commands, inbox) = mpsc::channel(16);
@@ -78,7 +80,7 @@ impl Supplier {
             last_tick: Instant::now(),
             error_log: LogThrottle::new(ERROR_LOG_EVERY),
         };
-        tokio::spawn(actor.run(inbox, shutdown));
+        tasks.spawn(actor.run(inbox, shutdown));
         Self { commands }
     }
 

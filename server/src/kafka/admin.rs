@@ -1,5 +1,6 @@
-//! Topic administration and metadata: create the topics we need, list them, and look up the
-//! partitions and offsets of one. librdkafka's calls here block, so each runs on tokio's
+//! The metadata and admin client: list topics, look up the partitions and watermarks of
+//! one, and create missing topics on an external cluster (for [`super::bootstrap`], the one
+//! path that creates topics). librdkafka's calls here block, so each runs on tokio's
 //! blocking pool and is bounded by a timeout.
 
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
-use super::{Kafka, KafkaSetupError};
+use super::{ClientSettings, KafkaSetupError};
 
 /// A topic and its partitions, with their offsets when asked for.
 #[derive(Debug, Clone)]
@@ -42,9 +43,8 @@ pub struct Admin {
 
 impl Admin {
     /// Creates the client. It connects lazily: nothing here waits for the broker.
-    pub fn connect(kafka: &Kafka) -> Result<Self, KafkaError> {
-        let client = kafka
-            .client_settings()
+    pub fn connect(settings: &ClientSettings) -> Result<Self, KafkaError> {
+        let client = settings
             .config(|c| {
                 // The admin client is a producer handle inside librdkafka; without this a
                 // metadata lookup of a missing topic could create it on brokers that allow
@@ -54,7 +54,7 @@ impl Admin {
             .create()?;
         Ok(Self {
             client: Arc::new(client),
-            bootstrap: kafka.bootstrap_servers().to_owned(),
+            bootstrap: settings.bootstrap().to_owned(),
         })
     }
 
@@ -154,8 +154,9 @@ impl Admin {
         Ok(topics)
     }
 
-    /// Creates the topics in `names` that are missing.
-    pub async fn create_missing(
+    /// Creates the topics in `names` that are missing (external clusters; the embedded
+    /// broker has no CreateTopics).
+    pub(super) async fn create_missing(
         &self,
         names: &[&str],
         partitions: i32,
@@ -226,21 +227,4 @@ impl Admin {
             }),
         }
     }
-}
-
-/// Creates the missing topics of an external cluster.
-pub(super) async fn create_missing(
-    kafka: &Kafka,
-    names: &[&str],
-    partitions: i32,
-    replication_factor: i32,
-    timeout: Duration,
-) -> Result<(), KafkaSetupError> {
-    let admin = Admin::connect(kafka).map_err(|e| KafkaSetupError::Refused {
-        action: "create an admin client".into(),
-        detail: e.to_string(),
-    })?;
-    admin
-        .create_missing(names, partitions, replication_factor, timeout)
-        .await
 }

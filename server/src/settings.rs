@@ -1,0 +1,409 @@
+//! The server's settings, resolved once from the flags ([`Config`]) into typed values —
+//! topic names, the window shape, durations, limits — and validated in this one place, so
+//! that a bad flag stops the server at start-up with a message that names it, and nothing
+//! downstream parses or re-checks a flag.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use streamgate::time::millis_of_std;
+use streamgate::topic::TopicName;
+
+use crate::analytics::WindowSpec;
+use crate::config::Config;
+use crate::supplier;
+
+/// A flag whose value the server cannot run with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{flag}: {message}")]
+pub struct InvalidSetting {
+    /// The flag (or flags) at fault, as the user typed them.
+    pub flag: &'static str,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+fn invalid<T>(flag: &'static str, message: impl Into<String>) -> Result<T, InvalidSetting> {
+    Err(InvalidSetting {
+        flag,
+        message: message.into(),
+    })
+}
+
+/// Everything the server runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where to serve.
+    pub listen: SocketAddr,
+    /// The server's own topics and how to create them.
+    pub topics: Topics,
+    /// Call and drain budgets.
+    pub timeouts: Timeouts,
+    /// Request and stream limits.
+    pub limits: Limits,
+    /// HTTP/2 and browser settings of the one port.
+    pub http: HttpSettings,
+    /// The supplier stage.
+    pub supplier: SupplierStage,
+    /// The transform stage, when it runs.
+    pub transform: Option<TransformStage>,
+    /// The log consumer's topic, when it runs.
+    pub log_consumer: Option<TopicName>,
+    /// The analytics worker and the stats hub.
+    pub analytics: Analytics,
+    /// How long the producer waits to fill a batch.
+    pub linger: Duration,
+}
+
+/// The server's topics (the seed's R1–R4), created when missing.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    /// Published PageEvents, printed by the log consumer (R1).
+    pub log: TopicName,
+    /// The supplier's output, the transform's and the analytics' input (R2).
+    pub supplier: TopicName,
+    /// The transform's input (R2 unless moved).
+    pub transform_input: TopicName,
+    /// The transform's output (R3).
+    pub transform_output: TopicName,
+    /// Windowed counts (R4).
+    pub stats: TopicName,
+    /// Partitions of the topics the server creates.
+    pub partitions: i32,
+    /// Replication factor of the topics the server creates.
+    pub replication_factor: i32,
+}
+
+impl Topics {
+    /// Every topic the server owns, each once, in flag order.
+    pub fn all(&self) -> Vec<&TopicName> {
+        let mut topics: Vec<&TopicName> = Vec::with_capacity(5);
+        for topic in [
+            &self.log,
+            &self.supplier,
+            &self.transform_output,
+            &self.stats,
+            &self.transform_input,
+        ] {
+            if !topics.contains(&topic) {
+                topics.push(topic);
+            }
+        }
+        topics
+    }
+}
+
+/// Time budgets.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Deadline of a call whose client sets none; bound on every Kafka call.
+    pub request: Duration,
+    /// The longest a shutdown may take.
+    pub shutdown: Duration,
+}
+
+/// Limits on requests and streams.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest record accepted by Publish, in bytes.
+    pub max_message_bytes: usize,
+    /// Subscribe streams served at once.
+    pub max_subscriptions: usize,
+    /// Records buffered per subscription.
+    pub subscribe_buffer: usize,
+}
+
+/// The one port's transport settings.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Browser origins allowed by CORS; empty: any.
+    pub cors_origins: Vec<String>,
+    /// HTTP/2 keepalive ping interval.
+    pub keepalive: Duration,
+    /// How long a keepalive ping may go unanswered.
+    pub keepalive_timeout: Duration,
+    /// HTTP/2 streams per connection.
+    pub max_concurrent_streams: u32,
+}
+
+/// The supplier as it starts.
+#[derive(Debug, Clone)]
+pub struct SupplierStage {
+    /// What it generates.
+    pub settings: supplier::Settings,
+    /// Whether it runs from the start.
+    pub running: bool,
+    /// The highest rate ControlSupplier accepts.
+    pub max_rate: f64,
+}
+
+/// The transform stage.
+#[derive(Debug, Clone)]
+pub struct TransformStage {
+    /// Its consumer group.
+    pub group: String,
+}
+
+/// Windowed counts: the worker (when it runs here) and the hub (always).
+#[derive(Debug, Clone)]
+pub struct Analytics {
+    /// Whether this server runs a worker.
+    pub worker: bool,
+    /// The workers' consumer group.
+    pub group: String,
+    /// This worker's transactional id; derived from the group, host and port when absent.
+    pub transactional_id: Option<String>,
+    /// The window shape.
+    pub spec: WindowSpec,
+    /// Events count only with a duration above this (ms).
+    pub min_duration_ms: i64,
+    /// How often counts are written and watchers get a message.
+    pub tick: Duration,
+    /// History the hub keeps.
+    pub retention: Duration,
+}
+
+/// Largest record size accepted by `--max-message-bytes`.
+const MAX_MESSAGE_BYTES: usize = 512 * 1024 * 1024;
+
+impl Settings {
+    /// Resolves and checks every flag; the first bad one is the error.
+    pub fn resolve(config: &Config) -> Result<Self, InvalidSetting> {
+        let topics = topics(config)?;
+        let supplier = supplier_stage(config, &topics)?;
+        Ok(Self {
+            listen: config.listen,
+            timeouts: timeouts(config)?,
+            limits: limits(config)?,
+            http: http(config)?,
+            transform: config
+                .transform
+                .then(|| group("--transform-group", &config.transform_group))
+                .transpose()?
+                .map(|group| TransformStage { group }),
+            log_consumer: config.log_consumer.then(|| topics.log.clone()),
+            analytics: analytics(config)?,
+            linger: config.linger,
+            supplier,
+            topics,
+        })
+    }
+}
+
+fn topic(flag: &'static str, name: &str) -> Result<TopicName, InvalidSetting> {
+    TopicName::new(name.to_owned()).or_else(|e| invalid(flag, e.to_string()))
+}
+
+fn topics(config: &Config) -> Result<Topics, InvalidSetting> {
+    if config.partitions < 1 {
+        return invalid(
+            "--partitions",
+            format!("must be 1 or more, got {}", config.partitions),
+        );
+    }
+    if config.replication_factor < 1 {
+        return invalid(
+            "--replication-factor",
+            format!("must be 1 or more, got {}", config.replication_factor),
+        );
+    }
+    let supplier = topic("--supplier-topic", &config.supplier_topic)?;
+    Ok(Topics {
+        log: topic("--log-topic", &config.log_topic)?,
+        transform_input: match &config.transform_input {
+            Some(name) => topic("--transform-input", name)?,
+            None => supplier.clone(),
+        },
+        supplier,
+        transform_output: topic("--transform-topic", &config.transform_topic)?,
+        stats: topic("--stats-topic", &config.stats_topic)?,
+        partitions: config.partitions,
+        replication_factor: config.replication_factor,
+    })
+}
+
+fn timeouts(config: &Config) -> Result<Timeouts, InvalidSetting> {
+    if config.request_timeout.is_zero() {
+        return invalid("--request-timeout", "must be more than zero");
+    }
+    if config.shutdown_timeout.is_zero() {
+        return invalid("--shutdown-timeout", "must be more than zero");
+    }
+    Ok(Timeouts {
+        request: config.request_timeout,
+        shutdown: config.shutdown_timeout,
+    })
+}
+
+fn limits(config: &Config) -> Result<Limits, InvalidSetting> {
+    if config.max_message_bytes == 0 || config.max_message_bytes > MAX_MESSAGE_BYTES {
+        return invalid(
+            "--max-message-bytes",
+            format!("must be between 1 and {MAX_MESSAGE_BYTES}"),
+        );
+    }
+    if config.max_subscriptions == 0 {
+        return invalid("--max-subscriptions", "must be 1 or more");
+    }
+    if config.subscribe_buffer == 0 {
+        return invalid("--subscribe-buffer", "must be 1 or more");
+    }
+    Ok(Limits {
+        max_message_bytes: config.max_message_bytes,
+        max_subscriptions: config.max_subscriptions,
+        subscribe_buffer: config.subscribe_buffer,
+    })
+}
+
+fn http(config: &Config) -> Result<HttpSettings, InvalidSetting> {
+    if config.keepalive < Duration::from_secs(1) {
+        return invalid("--keepalive", "must be at least 1s");
+    }
+    if config.keepalive_timeout.is_zero() {
+        return invalid("--keepalive-timeout", "must be more than zero");
+    }
+    if config.max_concurrent_streams == 0 {
+        return invalid("--max-concurrent-streams", "must be 1 or more");
+    }
+    for origin in &config.cors_origins {
+        if origin.parse::<http::HeaderValue>().is_err() {
+            return invalid(
+                "--cors-origins",
+                format!("{origin:?} is not a valid origin"),
+            );
+        }
+    }
+    Ok(HttpSettings {
+        cors_origins: config.cors_origins.clone(),
+        keepalive: config.keepalive,
+        keepalive_timeout: config.keepalive_timeout,
+        max_concurrent_streams: config.max_concurrent_streams,
+    })
+}
+
+fn group(flag: &'static str, name: &str) -> Result<String, InvalidSetting> {
+    if name.trim().is_empty() {
+        return invalid(flag, "must not be empty");
+    }
+    Ok(name.to_owned())
+}
+
+fn supplier_stage(config: &Config, topics: &Topics) -> Result<SupplierStage, InvalidSetting> {
+    let rate_per_second = match (config.supplier_rate, config.supplier_interval) {
+        (Some(rate), _) => rate,
+        (None, Some(interval)) if !interval.is_zero() => 1.0 / interval.as_secs_f64(),
+        (None, Some(_)) => return invalid("--supplier-interval", "must be more than zero"),
+        (None, None) => 1.0,
+    };
+    let settings = supplier::Settings {
+        rate_per_second,
+        pages: config.supplier_pages.clone(),
+        users: config.supplier_users.clone(),
+        min_duration_ms: config.supplier_duration.0,
+        max_duration_ms: config.supplier_duration.1,
+        topic: topics.supplier.clone(),
+    };
+    settings
+        .validate(config.supplier_max_rate)
+        .or_else(|e| invalid("--supplier-*", e.to_string()))?;
+    Ok(SupplierStage {
+        settings,
+        running: !config.supplier_stopped,
+        max_rate: config.supplier_max_rate,
+    })
+}
+
+fn analytics(config: &Config) -> Result<Analytics, InvalidSetting> {
+    let spec = WindowSpec::new(
+        millis_of_std(config.window),
+        millis_of_std(config.window_advance.unwrap_or(config.window)),
+        millis_of_std(config.grace),
+    )
+    .or_else(|e| invalid("--window/--window-advance/--grace", e.to_string()))?;
+    if config.stats_tick.is_zero() || config.stats_tick > Duration::from_secs(60) {
+        return invalid("--stats-tick", "must be between 1ms and 60s");
+    }
+    if config.stats_retention < config.window {
+        return invalid("--stats-retention", "must be at least one --window");
+    }
+    Ok(Analytics {
+        worker: config.analytics,
+        group: group("--analytics-group", &config.analytics_group)?,
+        transactional_id: config.analytics_transactional_id.clone(),
+        spec,
+        min_duration_ms: config.min_duration,
+        tick: config.stats_tick,
+        retention: config.stats_retention,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn resolve(args: &[&str]) -> Result<Settings, InvalidSetting> {
+        let config = Config::try_parse_from(
+            std::iter::once("streamgate-server").chain(args.iter().copied()),
+        )
+        .expect("parses");
+        Settings::resolve(&config)
+    }
+
+    fn names(settings: &Settings) -> Vec<&str> {
+        settings.topics.all().iter().map(|t| t.as_str()).collect()
+    }
+
+    #[test]
+    fn defaults_are_loopback_and_seed_topics() {
+        let settings = resolve(&[]).expect("defaults are valid");
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(names(&settings), ["R1", "R2", "R3", "R4"]);
+        assert!(settings.transform.is_some() && settings.log_consumer.is_some());
+        assert!(settings.analytics.worker && settings.supplier.running);
+        assert_eq!(settings.analytics.spec.size_ms(), 5_000);
+        assert_eq!(settings.http.keepalive, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn stages_can_be_switched_off_and_moved() {
+        let settings = resolve(&[
+            "--transform",
+            "false",
+            "--log-consumer",
+            "off",
+            "--transform-input",
+            "in",
+        ])
+        .expect("valid");
+        assert!(settings.transform.is_none() && settings.log_consumer.is_none());
+        assert_eq!(names(&settings), ["R1", "R2", "R3", "R4", "in"]);
+    }
+
+    #[test]
+    fn names_the_flag_at_fault() {
+        for (args, flag) in [
+            (&["--log-topic", "bad topic"][..], "--log-topic"),
+            (&["--transform-input", "bad name"][..], "--transform-input"),
+            (&["--partitions", "0"][..], "--partitions"),
+            (&["--max-message-bytes", "0"][..], "--max-message-bytes"),
+            (&["--subscribe-buffer", "0"][..], "--subscribe-buffer"),
+            (&["--shutdown-timeout", "0s"][..], "--shutdown-timeout"),
+            (&["--keepalive", "0s"][..], "--keepalive"),
+            (
+                &["--max-concurrent-streams", "0"][..],
+                "--max-concurrent-streams",
+            ),
+            (&["--analytics-group", " "][..], "--analytics-group"),
+            (&["--stats-tick", "0s"][..], "--stats-tick"),
+            (&["--supplier-interval", "0s"][..], "--supplier-interval"),
+            (&["--window", "0s"][..], "--window/--window-advance/--grace"),
+            (&["--cors-origins", "a\nb"][..], "--cors-origins"),
+        ] {
+            let error = resolve(args).expect_err("invalid");
+            assert_eq!(error.flag, flag, "{args:?}: {error}");
+            assert!(error.to_string().starts_with(flag), "{error}");
+        }
+    }
+}

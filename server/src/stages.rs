@@ -1,0 +1,167 @@
+//! The background stages — the supplier, the transform, the log consumer, the analytics
+//! worker and the stats hub — started and stopped through one type that owns them.
+//!
+//! Every stage watches the server's shutdown token and ends by itself; each one's task (and
+//! the worker's thread, through a tracked blocking join) is tracked by the server's
+//! `TaskTracker`, so the drain can wait for all of them within its bound.
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::analytics::{Hub, HubSettings, Worker, WorkerSettings};
+use crate::kafka::{Kafka, Producer};
+use crate::log_consumer;
+use crate::server::ServeError;
+use crate::settings::Settings;
+use crate::supplier::Supplier;
+use crate::transform::{Transform, TransformSettings};
+
+/// The running stages.
+pub struct Stages {
+    /// The PageEvent supplier, driven by ControlSupplier.
+    pub supplier: Supplier,
+    /// The stats hub, behind WatchPageStats.
+    pub hub: Hub,
+    hub_task: JoinHandle<()>,
+    transform: Option<Transform>,
+    log_consumer: Option<JoinHandle<()>>,
+    worker: Option<JoinHandle<()>>,
+}
+
+/// Where the stages run: the cluster, the shared producer, and the server's lifetime.
+pub struct StageContext<'a> {
+    /// The cluster.
+    pub kafka: &'a Kafka,
+    /// The shared idempotent producer.
+    pub producer: &'a Producer,
+    /// Tracks every task a stage spawns.
+    pub tasks: &'a TaskTracker,
+    /// Cancelled when the server stops.
+    pub shutdown: &'a CancellationToken,
+    /// The port this server listens on (part of the worker's default transactional id).
+    pub port: u16,
+}
+
+impl Stages {
+    /// Starts every stage that `settings` switches on; the hub always runs.
+    pub fn start(settings: &Settings, cx: &StageContext<'_>) -> Result<Self, ServeError> {
+        let supplier = Supplier::spawn(
+            cx.producer.clone(),
+            settings.supplier.settings.clone(),
+            settings.supplier.running,
+            settings.supplier.max_rate,
+            settings.timeouts.request,
+            cx.tasks,
+            cx.shutdown.clone(),
+        );
+        let transform = match &settings.transform {
+            Some(stage) => Some(Transform::spawn(
+                cx.kafka,
+                cx.producer.clone(),
+                TransformSettings {
+                    input: settings.topics.transform_input.clone(),
+                    output: settings.topics.transform_output.clone(),
+                    group: stage.group.clone(),
+                    send_timeout: settings.timeouts.request,
+                },
+                cx.tasks,
+                cx.shutdown.clone(),
+            )?),
+            None => None,
+        };
+        let log_consumer = match &settings.log_consumer {
+            Some(topic) => Some(log_consumer::spawn(
+                cx.kafka,
+                topic.clone(),
+                cx.tasks,
+                cx.shutdown.clone(),
+            )?),
+            None => None,
+        };
+        let (hub, hub_task) = Hub::spawn(
+            cx.kafka.client_settings(),
+            hub_settings(settings),
+            cx.shutdown.clone(),
+        )?;
+        let worker = match settings.analytics.worker {
+            true => {
+                let worker = Worker::spawn(
+                    cx.kafka.client_settings(),
+                    worker_settings(settings, cx.port),
+                    cx.shutdown.clone(),
+                )
+                .map_err(|e| ServeError::Stage(format!("the analytics worker: {e}")))?;
+                // The worker is a thread of its own; a tracked blocking join lets the drain
+                // wait for it like for any task.
+                Some(cx.tasks.spawn_blocking(move || worker.join()))
+            }
+            false => None,
+        };
+        Ok(Self {
+            supplier,
+            hub,
+            hub_task,
+            transform,
+            log_consumer,
+            worker,
+        })
+    }
+
+    /// Waits until every stage has ended; call after cancelling the shutdown token. Stages
+    /// that write (the transform, the worker) finish first, then the readers.
+    pub async fn stopped(self) {
+        if let Some(transform) = self.transform {
+            transform.stopped().await;
+        }
+        for (name, task) in [
+            ("analytics worker", self.worker),
+            ("log consumer", self.log_consumer),
+            ("stats hub", Some(self.hub_task)),
+        ] {
+            let Some(task) = task else { continue };
+            if let Err(e) = task.await {
+                tracing::warn!(stage = name, error = %e, "stage ended abnormally");
+            }
+        }
+    }
+}
+
+fn hub_settings(settings: &Settings) -> HubSettings {
+    HubSettings {
+        input: settings.topics.supplier.clone(),
+        group: settings.analytics.group.clone(),
+        topic: settings.topics.stats.clone(),
+        spec: settings.analytics.spec,
+        tick: settings.analytics.tick,
+        retention: settings.analytics.retention,
+    }
+}
+
+fn worker_settings(settings: &Settings, port: u16) -> WorkerSettings {
+    let analytics = &settings.analytics;
+    WorkerSettings {
+        input: settings.topics.supplier.clone(),
+        output: settings.topics.stats.clone(),
+        group: analytics.group.clone(),
+        // Unique per running server: two servers of one group on one host differ by port.
+        transactional_id: analytics
+            .transactional_id
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}-{port}", analytics.group, host_name())),
+        spec: analytics.spec,
+        min_duration_ms: analytics.min_duration_ms,
+        tick: analytics.tick,
+        timeout: settings.timeouts.request,
+    }
+}
+
+/// This machine's name, for ids that must differ between servers (transactional ids).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
