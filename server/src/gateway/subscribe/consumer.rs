@@ -1,5 +1,5 @@
-//! The Kafka consumer behind one Subscribe stream, and the rebalance hook that tells the
-//! stream when a group assignment changed.
+//! The Kafka consumer behind one Subscribe stream: its configuration (with or without a
+//! group), and the rebalance hook that tells the stream when a group assignment changed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -7,8 +7,57 @@ use rdkafka::ClientContext;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
 use tokio::sync::Notify;
 
+use super::start::Start;
+use crate::kafka::{self, ClientSettings};
+
 /// The consumer of one subscription.
 pub type SubscriptionConsumer = StreamConsumer<SubscriptionContext>;
+
+/// The group id of a subscription without a group. librdkafka's consumer wants one even
+/// when it only assigns partitions; this one is never joined and nothing is committed.
+const PRIVATE_READER: &str = "streamgate-private-reader";
+
+/// Creates the consumer of a subscription: a member of `group` when there is one (offsets
+/// stored by the response stream, auto-committed), otherwise an assign-only reader.
+pub fn create(
+    settings: &ClientSettings,
+    group: Option<&str>,
+    start: Start,
+    stop_at_end: bool,
+) -> Result<SubscriptionConsumer, rdkafka::error::KafkaError> {
+    let common = |config: &mut rdkafka::ClientConfig| {
+        config
+            // Bounds librdkafka's prefetch queue: the memory a slow client can pin.
+            .set("queued.max.messages.kbytes", "4096")
+            .set(
+                "enable.partition.eof",
+                if stop_at_end { "true" } else { "false" },
+            );
+    };
+    let config = match group {
+        Some(group) => settings.config(|config| {
+            common(config);
+            config
+                .set("group.id", group)
+                .set("enable.auto.commit", "true")
+                .set("auto.commit.interval.ms", "1000")
+                // Offsets are stored by the response stream once a record is handed over.
+                .set("enable.auto.offset.store", "false")
+                .set(
+                    "auto.offset.reset",
+                    if start == Start::Earliest {
+                        "earliest"
+                    } else {
+                        "latest"
+                    },
+                )
+                .set("session.timeout.ms", "6000")
+                .set("heartbeat.interval.ms", "1000");
+        }),
+        None => kafka::consumer::assign_only(settings, PRIVATE_READER, common),
+    };
+    config.create_with_context(SubscriptionContext::default())
+}
 
 /// Flags assignment changes; runs on librdkafka's poll path, so it only sets a flag.
 #[derive(Default)]

@@ -2,10 +2,11 @@
 //! concrete offset per partition.
 //!
 //! For timestamps we ask the broker (ListOffsets by time) and then check its answer by
-//! reading the records around it, because some brokers answer wrongly (DESIGN.md: Tansu
-//! says 0, librdkafka's mock broker says "end"). When the answer does not hold, we binary-
-//! search the partition by record timestamp, which assumes timestamps grow with offsets —
-//! the same assumption Kafka's own time index makes.
+//! reading the records around it, because not every broker answers correctly: Tansu answers
+//! offset 0 whatever the time, and librdkafka's mock broker (the embedded broker) answers -1,
+//! "the end". Real Kafka answers correctly, and then the check costs two record reads. When
+//! the answer does not hold, we binary-search the partition by record timestamp, which
+//! assumes timestamps grow with offsets — the same assumption Kafka's own time index makes.
 
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::time::Instant;
 
-use crate::kafka::ClientSettings;
+use crate::kafka::{self, ClientSettings};
 
 /// A requested start position, validated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,16 +60,12 @@ pub struct TimestampSearch {
 impl TimestampSearch {
     /// Creates a reader with its own short-lived consumer (no group).
     pub fn new(settings: &ClientSettings, deadline: Instant) -> Result<Self, KafkaError> {
-        let probe = settings
-            .config(|c| {
-                // Required by librdkafka's consumer even though this one never joins a group.
-                c.set("group.id", "streamgate-timestamp-search")
-                    .set("enable.auto.commit", "false")
-                    .set("enable.partition.eof", "true")
-                    .set("fetch.wait.max.ms", "50")
-                    .set("max.partition.fetch.bytes", "65536");
-            })
-            .create()?;
+        let probe = kafka::consumer::assign_only(settings, "streamgate-timestamp-search", |c| {
+            c.set("enable.partition.eof", "true")
+                .set("fetch.wait.max.ms", "50")
+                .set("max.partition.fetch.bytes", "65536");
+        })
+        .create()?;
         Ok(Self { probe, deadline })
     }
 

@@ -1,0 +1,304 @@
+//! Planning a Subscribe stream before it reads anything: validating the request (topics,
+//! group name, start position, `max_records`), listing the partitions of its topics,
+//! resolving the start offset of every partition (including the timestamp search), and
+//! resetting a group's offsets to an explicit start.
+//!
+//! Everything here runs inside the Subscribe call, so its errors become the call's status.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
+use streamgate::proto::{self, SubscribeRequest, start_position};
+use streamgate::time::to_millis;
+use streamgate::topic::TopicName;
+use tokio::time::Instant;
+
+use super::consumer::SubscriptionConsumer;
+use super::start::{Start, TimestampSearch};
+use crate::error::GatewayError;
+use crate::gateway::State;
+
+/// Longest consumer group id accepted (Kafka has no hard limit; this keeps logs sane).
+const MAX_GROUP_LEN: usize = 255;
+
+/// A validated Subscribe request.
+#[derive(Debug)]
+pub struct Plan {
+    /// The topics to read, without duplicates, in the order the request named them.
+    pub topics: Vec<TopicName>,
+    /// The consumer group, if any.
+    pub group: Option<String>,
+    /// Where to start.
+    pub start: Start,
+    /// End once every partition reached the end offset it had at the start.
+    pub stop_at_end: bool,
+    /// End after this many records.
+    pub max_records: Option<u64>,
+}
+
+impl Plan {
+    /// Validates a request.
+    pub fn from_request(request: SubscribeRequest) -> Result<Self, GatewayError> {
+        let topics = topics(request.topics)?;
+        let group = group(request.group)?;
+        let start = start(request.start.and_then(|s| s.position))?;
+        if request.max_records == Some(0) {
+            return Err(GatewayError::InvalidArgument(
+                "max_records must be 1 or more when set".into(),
+            ));
+        }
+        Ok(Self {
+            topics,
+            group,
+            start,
+            stop_at_end: request.stop_at_end,
+            max_records: request.max_records,
+        })
+    }
+
+    /// Every partition of the plan's topics, as (topic, partition).
+    pub async fn partitions(
+        &self,
+        state: &State,
+        budget: Duration,
+    ) -> Result<Vec<(String, i32)>, GatewayError> {
+        let mut partitions = Vec::new();
+        for topic in &self.topics {
+            let description = state
+                .admin
+                .describe(topic.as_str(), false, budget)
+                .await?
+                .ok_or_else(|| GatewayError::UnknownTopic(topic.to_string()))?;
+            partitions.extend(
+                description
+                    .partitions
+                    .iter()
+                    .map(|p| (topic.as_str().to_owned(), p.partition)),
+            );
+        }
+        Ok(partitions)
+    }
+}
+
+/// Validates the topic names and drops repeated ones, keeping the first occurrence.
+fn topics(names: Vec<String>) -> Result<Vec<TopicName>, GatewayError> {
+    if names.is_empty() {
+        return Err(GatewayError::InvalidArgument(
+            "topics is empty: name at least one topic".into(),
+        ));
+    }
+    let mut seen = HashSet::with_capacity(names.len());
+    let mut topics = Vec::with_capacity(names.len());
+    for name in names {
+        let topic = TopicName::new(name)?;
+        if seen.insert(topic.clone()) {
+            topics.push(topic);
+        }
+    }
+    Ok(topics)
+}
+
+fn group(group: Option<String>) -> Result<Option<String>, GatewayError> {
+    match group {
+        Some(g) if g.is_empty() || g.len() > MAX_GROUP_LEN || g.chars().any(char::is_control) => {
+            Err(GatewayError::InvalidArgument(format!(
+                "group must be 1 to {MAX_GROUP_LEN} bytes without control characters"
+            )))
+        }
+        other => Ok(other),
+    }
+}
+
+fn start(position: Option<start_position::Position>) -> Result<Start, GatewayError> {
+    use start_position::Position;
+    Ok(match position {
+        None | Some(Position::Latest(_)) => Start::Latest,
+        Some(Position::Earliest(_)) => Start::Earliest,
+        Some(Position::Offset(n)) if n >= 0 => Start::Offset(n),
+        Some(Position::FromEnd(n)) if n >= 0 => Start::FromEnd(n),
+        Some(Position::Offset(n) | Position::FromEnd(n)) => {
+            return Err(GatewayError::InvalidArgument(format!(
+                "start offset must be 0 or more, got {n}"
+            )));
+        }
+        Some(Position::Timestamp(ts)) => Start::Timestamp(to_millis(&ts).ok_or_else(|| {
+            GatewayError::InvalidArgument("start timestamp is not a valid instant".into())
+        })?),
+    })
+}
+
+/// Resolves the start offset of every partition.
+pub async fn resolve_starts(
+    state: &State,
+    partitions: &[(String, i32)],
+    start: Start,
+    deadline: Instant,
+) -> Result<Vec<proto::PartitionStart>, GatewayError> {
+    let budget = deadline.saturating_duration_since(Instant::now());
+    let mut starts = Vec::with_capacity(partitions.len());
+    for (topic, partition) in partitions {
+        let (low, high) = state.admin.watermarks(topic, *partition, budget).await?;
+        starts.push(proto::PartitionStart {
+            topic: topic.clone(),
+            partition: *partition,
+            start_offset: start.resolve_simple(low, high).unwrap_or(high),
+            low_watermark: low,
+            high_watermark: high,
+        });
+    }
+    if let Start::Timestamp(target) = start {
+        starts = search_timestamps(state, starts, target, deadline, budget).await?;
+    }
+    Ok(starts)
+}
+
+/// Sets every start offset to the first record at or after `target` (epoch ms).
+async fn search_timestamps(
+    state: &State,
+    mut starts: Vec<proto::PartitionStart>,
+    target: i64,
+    deadline: Instant,
+    budget: Duration,
+) -> Result<Vec<proto::PartitionStart>, GatewayError> {
+    let settings = state.client_settings.clone();
+    let bootstrap = state.bootstrap.clone();
+    tokio::task::spawn_blocking(move || {
+        let search = TimestampSearch::new(&settings, deadline)?;
+        for s in &mut starts {
+            s.start_offset = search.offset_for(
+                &s.topic,
+                s.partition,
+                target,
+                s.low_watermark,
+                s.high_watermark,
+            )?;
+        }
+        Ok::<_, KafkaError>(starts)
+    })
+    .await
+    .map_err(|e| GatewayError::FailedPrecondition(format!("timestamp search failed: {e}")))?
+    .map_err(|e| GatewayError::Unavailable {
+        bootstrap,
+        timeout: budget,
+        detail: format!("timestamp search: {e}"),
+    })
+}
+
+/// Sets a group's committed offsets, as `kafka-consumer-groups --reset-offsets` does.
+pub async fn reset_group_offsets(
+    consumer: &Arc<SubscriptionConsumer>,
+    group: &str,
+    starts: &[proto::PartitionStart],
+    budget: Duration,
+) -> Result<(), GatewayError> {
+    let mut offsets = TopicPartitionList::new();
+    for s in starts {
+        offsets
+            .add_partition_offset(&s.topic, s.partition, Offset::Offset(s.start_offset))
+            .map_err(GatewayError::Kafka)?;
+    }
+    let consumer = consumer.clone();
+    let commit = tokio::task::spawn_blocking(move || consumer.commit(&offsets, CommitMode::Sync));
+    match tokio::time::timeout(budget, commit).await {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(e))) => Err(GatewayError::FailedPrecondition(format!(
+            "could not reset the offsets of group {group:?} ({e}); a group's offsets can only be reset while it has no active member"
+        ))),
+        Ok(Err(e)) => Err(GatewayError::FailedPrecondition(format!(
+            "offset reset failed: {e}"
+        ))),
+        Err(_) => Err(GatewayError::Unavailable {
+            bootstrap: String::new(),
+            timeout: budget,
+            detail: format!("no answer to the offset reset of group {group:?}"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use streamgate::proto::{StartPosition, SubscribeRequest, start_position::Position};
+
+    use super::Plan;
+    use crate::error::GatewayError;
+    use crate::gateway::subscribe::start::Start;
+
+    fn request(topics: &[&str]) -> SubscribeRequest {
+        SubscribeRequest {
+            topics: topics.iter().map(|t| (*t).to_owned()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn invalid(request: SubscribeRequest) -> bool {
+        matches!(
+            Plan::from_request(request),
+            Err(GatewayError::InvalidArgument(_))
+        )
+    }
+
+    #[test]
+    fn repeated_topics_are_dropped_in_order() {
+        let plan =
+            Plan::from_request(request(&["b", "a", "b", "c", "a"])).expect("a valid request");
+        let names: Vec<&str> = plan.topics.iter().map(|t| t.as_str()).collect();
+        assert_eq!(names, ["b", "a", "c"]);
+        assert_eq!(plan.start, Start::Latest);
+        assert_eq!(plan.group, None);
+    }
+
+    #[test]
+    fn rejects_what_cannot_be_served() {
+        assert!(invalid(request(&[])));
+        let mut r = request(&["t"]);
+        r.group = Some(String::new());
+        assert!(invalid(r));
+        let mut r = request(&["t"]);
+        r.group = Some("a\nb".into());
+        assert!(invalid(r));
+        let mut r = request(&["t"]);
+        r.group = Some("g".repeat(256));
+        assert!(invalid(r));
+        let mut r = request(&["t"]);
+        r.max_records = Some(0);
+        assert!(invalid(r));
+        for position in [Position::Offset(-1), Position::FromEnd(-1)] {
+            let mut r = request(&["t"]);
+            r.start = Some(StartPosition {
+                position: Some(position),
+            });
+            assert!(invalid(r));
+        }
+    }
+
+    #[test]
+    fn start_positions() {
+        let cases = [
+            (Position::Earliest(true), Start::Earliest),
+            (Position::Latest(true), Start::Latest),
+            (Position::Offset(4), Start::Offset(4)),
+            (Position::FromEnd(2), Start::FromEnd(2)),
+            (
+                Position::Timestamp(prost_types::Timestamp {
+                    seconds: 1,
+                    nanos: 5_000_000,
+                }),
+                Start::Timestamp(1_005),
+            ),
+        ];
+        for (position, expected) in cases {
+            let mut r = request(&["t"]);
+            r.start = Some(StartPosition {
+                position: Some(position),
+            });
+            assert_eq!(
+                Plan::from_request(r).expect("a valid start").start,
+                expected
+            );
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Converting one Kafka record into the API's `Record`: timestamp and its type, key, headers,
+//! value, and the decoded `PageEvent` when the value is one. Pure: no I/O, no state.
+
+use rdkafka::message::{Headers, Message};
+use streamgate::page_event::PageEvent;
+use streamgate::proto;
+use streamgate::time::from_millis;
+
+/// Converts a Kafka record into the API's Record, decoding a PageEvent when it is one.
+///
+/// Generic over the message type so that tests can build one; the server only ever passes
+/// a `BorrowedMessage`.
+pub fn to_record<M: Message>(message: &M) -> proto::Record {
+    let (timestamp, timestamp_type) = match message.timestamp() {
+        rdkafka::Timestamp::NotAvailable => (None, proto::TimestampType::Unspecified),
+        rdkafka::Timestamp::CreateTime(ms) => {
+            (Some(from_millis(ms)), proto::TimestampType::CreateTime)
+        }
+        rdkafka::Timestamp::LogAppendTime(ms) => {
+            (Some(from_millis(ms)), proto::TimestampType::LogAppendTime)
+        }
+    };
+    let headers = message
+        .headers()
+        .map(|headers| {
+            headers
+                .iter()
+                .map(|h| proto::Header {
+                    key: h.key.to_owned(),
+                    value: h
+                        .value
+                        .map(bytes::Bytes::copy_from_slice)
+                        .unwrap_or_default(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let page_event = message
+        .payload()
+        .and_then(|v| PageEvent::decode(v).ok())
+        .map(|e| proto::PageEvent {
+            name: e.name.into_owned(),
+            user: Some(e.user.into_owned()),
+            date: Some(from_millis(e.date_ms)),
+            duration_ms: Some(e.duration_ms),
+        });
+    proto::Record {
+        topic: message.topic().to_owned(),
+        partition: message.partition(),
+        offset: message.offset(),
+        timestamp,
+        timestamp_type: timestamp_type as i32,
+        key: message.key().map(bytes::Bytes::copy_from_slice),
+        headers,
+        value: message.payload().map(bytes::Bytes::copy_from_slice),
+        page_event,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use rdkafka::Timestamp;
+    use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+    use streamgate::page_event::PageEvent;
+    use streamgate::proto;
+    use streamgate::time::from_millis;
+
+    use super::to_record;
+
+    #[test]
+    fn copies_the_record_and_decodes_a_page_event() {
+        let event = PageEvent {
+            name: Cow::Borrowed("home"),
+            user: Cow::Borrowed("ada"),
+            date_ms: 1_700_000_000_123,
+            duration_ms: 42,
+        };
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "contentType",
+                value: Some("application/json"),
+            })
+            .insert(Header::<&str> {
+                key: "empty",
+                value: None,
+            });
+        let message = OwnedMessage::new(
+            Some(event.to_json()),
+            Some(b"k".to_vec()),
+            "pages".into(),
+            Timestamp::LogAppendTime(1_000),
+            3,
+            17,
+            Some(headers),
+        );
+        let record = to_record(&message);
+        assert_eq!(record.topic, "pages");
+        assert_eq!((record.partition, record.offset), (3, 17));
+        assert_eq!(record.timestamp, Some(from_millis(1_000)));
+        assert_eq!(
+            record.timestamp_type,
+            proto::TimestampType::LogAppendTime as i32
+        );
+        assert_eq!(record.key.as_deref(), Some(&b"k"[..]));
+        assert_eq!(record.headers.len(), 2);
+        assert_eq!(record.headers[0].key, "contentType");
+        assert_eq!(&record.headers[0].value[..], b"application/json");
+        assert!(record.headers[1].value.is_empty());
+        let page = record.page_event.expect("a PageEvent value is decoded");
+        assert_eq!(page.name, "home");
+        assert_eq!(page.user.as_deref(), Some("ada"));
+        assert_eq!(page.date, Some(from_millis(1_700_000_000_123)));
+        assert_eq!(page.duration_ms, Some(42));
+    }
+
+    #[test]
+    fn a_record_without_timestamp_or_page_event() {
+        let message = OwnedMessage::new(
+            Some(b"not json".to_vec()),
+            None,
+            "raw".into(),
+            Timestamp::NotAvailable,
+            0,
+            0,
+            None,
+        );
+        let record = to_record(&message);
+        assert_eq!(record.timestamp, None);
+        assert_eq!(
+            record.timestamp_type,
+            proto::TimestampType::Unspecified as i32
+        );
+        assert_eq!(record.key, None);
+        assert!(record.headers.is_empty());
+        assert_eq!(record.value.as_deref(), Some(&b"not json"[..]));
+        assert!(record.page_event.is_none());
+    }
+}

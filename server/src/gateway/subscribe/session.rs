@@ -1,0 +1,338 @@
+//! The session: the task that feeds one Subscribe stream. It receives records from the
+//! consumer and hands them to the response stream's channel, announces every (group)
+//! assignment, tracks `stop_at_end` and `max_records`, and when it ends on its own terms
+//! waits until the last record was handed over and commits before the stream closes.
+//!
+//! It owns the consumer: whichever way the session ends, it closes the consumer (leaving the
+//! group), on the blocking pool.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use streamgate::proto::{self, SubscribeResponse, subscribe_response};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+
+use super::consumer::SubscriptionConsumer;
+use super::group_start::{self, Fallback, Watermarks};
+use super::plan::Plan;
+use super::record::to_record;
+use super::start::Start;
+use super::stream::{Item, RecordPosition};
+use crate::error::GatewayError;
+use crate::gateway::State;
+use crate::kafka;
+
+/// The running side of one subscription.
+pub struct Session {
+    state: Arc<State>,
+    consumer: Arc<SubscriptionConsumer>,
+    tx: mpsc::Sender<Item>,
+    group: Option<String>,
+    start: Start,
+    stop_at_end: bool,
+    max_records: Option<u64>,
+    delivered: u64,
+    announced: bool,
+    /// With `stop_at_end`: partitions not yet read up to their end offset.
+    pending_ends: HashMap<(Arc<str>, i32), i64>,
+    /// Interned topic names, so records do not allocate one each.
+    topic_names: HashMap<String, Arc<str>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Session {
+    /// A session for `plan`, sending to `tx`; holds its subscription `permit` until it ends.
+    pub fn new(
+        state: Arc<State>,
+        consumer: Arc<SubscriptionConsumer>,
+        tx: mpsc::Sender<Item>,
+        plan: &Plan,
+        permit: OwnedSemaphorePermit,
+    ) -> Self {
+        Self {
+            state,
+            consumer,
+            tx,
+            group: plan.group.clone(),
+            start: plan.start,
+            stop_at_end: plan.stop_at_end,
+            max_records: plan.max_records,
+            delivered: 0,
+            announced: false,
+            pending_ends: HashMap::new(),
+            topic_names: plan
+                .topics
+                .iter()
+                .map(|t| (t.to_string(), Arc::from(t.as_str())))
+                .collect(),
+            _permit: permit,
+        }
+    }
+
+    /// Feeds the stream until it ends (on its own terms, client gone, shutdown, fatal error),
+    /// then closes the consumer.
+    pub async fn run(mut self) {
+        let consumer = self.consumer.clone();
+        let mut ended_on_own_terms = false;
+        loop {
+            if self.announced && self.finished() {
+                self.finish().await;
+                ended_on_own_terms = true;
+                break;
+            }
+            tokio::select! {
+                biased;
+                _ = self.state.shutdown.cancelled() => {
+                    let _ = self.tx.try_send(Item::Error(GatewayError::ShuttingDown.into()));
+                    break;
+                }
+                _ = self.tx.closed() => break,
+                _ = consumer.context().changed(), if self.group.is_some() => {
+                    if consumer.context().take_changed() && !self.announce_group_assignment().await {
+                        break;
+                    }
+                }
+                received = consumer.recv() => {
+                    // Convert before any await: the message borrows the consumer.
+                    let received = received.map(|m| self.record_item(&m));
+                    if self.group.is_some() && consumer.context().take_changed() && !self.announce_group_assignment().await {
+                        break;
+                    }
+                    match received {
+                        Ok((item, topic, partition, offset)) => {
+                            if !self.deliver(item).await {
+                                break;
+                            }
+                            self.delivered += 1;
+                            if let Some(end) = self.pending_ends.get(&(topic.clone(), partition))
+                                && offset + 1 >= *end
+                            {
+                                self.pending_ends.remove(&(topic, partition));
+                            }
+                        }
+                        Err(KafkaError::PartitionEOF(_)) => self.drop_partitions_at_end(),
+                        Err(e) if is_fatal(&e) => {
+                            let _ = self.deliver(Item::Error(GatewayError::Kafka(e).into())).await;
+                            break;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "subscription consumer error; retrying"),
+                    }
+                }
+            }
+        }
+        drop(consumer);
+        let Session {
+            consumer,
+            tx,
+            state,
+            ..
+        } = self;
+        if ended_on_own_terms {
+            // Leave the group before the client sees the end, so that its next stream of the
+            // same group joins a settled group instead of racing this member's departure.
+            kafka::consumer::close(consumer).await;
+        } else {
+            kafka::consumer::close_detached(consumer, &state.tasks);
+        }
+        drop(tx);
+    }
+
+    fn finished(&self) -> bool {
+        self.max_records.is_some_and(|max| self.delivered >= max)
+            || (self.stop_at_end && self.pending_ends.is_empty())
+    }
+
+    /// Sends one item, unless the client left or the server shuts down.
+    async fn deliver(&self, item: Item) -> bool {
+        tokio::select! {
+            sent = self.tx.send(item) => sent.is_ok(),
+            _ = self.state.shutdown.cancelled() => false,
+        }
+    }
+
+    /// Sends an Assignment and records the end offsets `stop_at_end` waits for.
+    pub async fn announce(
+        &mut self,
+        starts: Vec<proto::PartitionStart>,
+        group: Option<String>,
+    ) -> bool {
+        self.pending_ends.clear();
+        for s in &starts {
+            if s.start_offset < s.high_watermark {
+                let topic = self.intern(&s.topic);
+                self.pending_ends
+                    .insert((topic, s.partition), s.high_watermark);
+            }
+        }
+        self.announced = true;
+        let message = SubscribeResponse {
+            message: Some(subscribe_response::Message::Assignment(proto::Assignment {
+                partitions: starts,
+                group,
+            })),
+        };
+        self.deliver(Item::Message(message, None)).await
+    }
+
+    /// Looks up where a group stream starts in each partition it was just given (see
+    /// [`group_start`]), stores the starts of partitions without a commit, and announces.
+    async fn announce_group_assignment(&mut self) -> bool {
+        let Some(committed) = self.committed_offsets().await else {
+            return true;
+        };
+        let timeout = self.state.request_timeout;
+        let fallback = Fallback::of(self.start);
+        let mut starts = Vec::with_capacity(committed.len());
+        let mut positions = TopicPartitionList::new();
+        for (topic, partition, committed_offset) in committed {
+            let watermarks = match self
+                .state
+                .admin
+                .watermarks(&topic, partition, timeout)
+                .await
+            {
+                Ok((low, high)) => Some(Watermarks { low, high }),
+                Err(e) => {
+                    tracing::warn!(error = %e, topic, partition, "could not read watermarks");
+                    None
+                }
+            };
+            let decided = group_start::decide(committed_offset, watermarks, fallback);
+            if let Some(offset) = decided.store {
+                let _ = positions.add_partition_offset(&topic, partition, Offset::Offset(offset));
+            }
+            starts.push(proto::PartitionStart {
+                topic,
+                partition,
+                start_offset: decided.start_offset,
+                low_watermark: decided.low_watermark,
+                high_watermark: decided.high_watermark,
+            });
+        }
+        starts.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        if let Err(e) = self.consumer.store_offsets(&positions) {
+            tracing::debug!(error = %e, "could not store start offsets (partitions revoked meanwhile)");
+        }
+        self.announce(starts, self.group.clone()).await
+    }
+
+    /// The group's committed offset in every assigned partition; `None` if unreadable.
+    async fn committed_offsets(&self) -> Option<Vec<(String, i32, Offset)>> {
+        let assigned = self.consumer.assignment().ok()?;
+        let consumer = self.consumer.clone();
+        let timeout = self.state.request_timeout;
+        let committed =
+            tokio::task::spawn_blocking(move || consumer.committed_offsets(assigned, timeout))
+                .await
+                .ok()?;
+        let committed = match committed {
+            Ok(list) => list,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the group's committed offsets");
+                return None;
+            }
+        };
+        // TopicPartitionList elements are not Send: copy out what we need before awaiting.
+        Some(
+            committed
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_owned(), e.partition(), e.offset()))
+                .collect(),
+        )
+    }
+
+    /// After an end-of-partition event: drops every pending partition whose position
+    /// reached its end (covers control records, which never arrive as messages).
+    fn drop_partitions_at_end(&mut self) {
+        let Ok(positions) = self.consumer.position() else {
+            return;
+        };
+        for element in positions.elements() {
+            if let Offset::Offset(position) = element.offset() {
+                let key = (self.intern(element.topic()), element.partition());
+                if self
+                    .pending_ends
+                    .get(&key)
+                    .is_some_and(|end| position >= *end)
+                {
+                    self.pending_ends.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Ends the stream on our own terms: waits until every record was handed to the
+    /// transport, then commits the group's offsets before the stream closes.
+    async fn finish(&self) {
+        let (handed_over, done) = oneshot::channel();
+        if self.deliver(Item::Barrier(handed_over)).await {
+            tokio::select! {
+                _ = done => {}
+                _ = self.tx.closed() => {}
+                _ = self.state.shutdown.cancelled() => {}
+            }
+        }
+        if self.group.is_some() {
+            let consumer = self.consumer.clone();
+            let commit = tokio::task::spawn_blocking(move || {
+                consumer.commit_consumer_state(CommitMode::Sync)
+            });
+            match tokio::time::timeout(self.state.request_timeout, commit).await {
+                Ok(Ok(Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)))) => {}
+                Ok(Ok(Err(e))) => {
+                    tracing::warn!(error = %e, "final commit of a subscription failed")
+                }
+                Ok(Err(_)) | Err(_) => {
+                    tracing::warn!("final commit of a subscription did not finish")
+                }
+            }
+        }
+    }
+
+    fn intern(&mut self, topic: &str) -> Arc<str> {
+        if let Some(name) = self.topic_names.get(topic) {
+            return name.clone();
+        }
+        let name: Arc<str> = Arc::from(topic);
+        self.topic_names.insert(topic.to_owned(), name.clone());
+        name
+    }
+
+    fn record_item(&mut self, message: &BorrowedMessage<'_>) -> (Item, Arc<str>, i32, i64) {
+        let topic = self.intern(message.topic());
+        let record = to_record(message);
+        let position = RecordPosition {
+            topic: topic.clone(),
+            partition: message.partition(),
+            offset: message.offset(),
+        };
+        let response = SubscribeResponse {
+            message: Some(subscribe_response::Message::Record(record)),
+        };
+        (
+            Item::Message(response, Some(position)),
+            topic,
+            message.partition(),
+            message.offset(),
+        )
+    }
+}
+
+/// Errors after which a subscription cannot go on.
+fn is_fatal(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::UnknownTopicOrPartition
+                | RDKafkaErrorCode::UnknownTopic
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::GroupAuthorizationFailed
+                | RDKafkaErrorCode::Fatal
+        )
+    )
+}
