@@ -60,13 +60,11 @@ pub async fn stages_and_tasks(stages: Stages, tasks: &TaskTracker, deadline: Ins
     }
 }
 
-/// Flushes the producer until `deadline` (at least a moment, so that acknowledged-soon
-/// records are not lost to a drain that used its time elsewhere).
+/// Flushes the producer until `deadline`. Records still unacknowledged then were never
+/// acknowledged to a client either (Publish answers only after the broker's ack).
 pub async fn flush(producer: Producer, deadline: Instant) {
     let in_flight = producer.in_flight();
-    let budget = deadline
-        .saturating_duration_since(Instant::now())
-        .max(Duration::from_millis(100));
+    let budget = deadline.saturating_duration_since(Instant::now());
     let flushing = tokio::task::spawn_blocking(move || producer.flush(budget));
     match tokio::time::timeout(budget, flushing).await {
         Ok(Ok(Ok(()))) => tracing::info!(records = in_flight, "producer flushed"),
