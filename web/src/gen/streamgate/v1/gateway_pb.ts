@@ -417,21 +417,24 @@ export type PartitionStart = Message<"streamgate.v1.PartitionStart"> & {
   partition: number;
 
   /**
-   * Offset of the first record the stream will deliver from this partition.
+   * Offset of the first record the stream will deliver from this partition; -1 when a
+   * group stream could not look it up (the partition has no commit and its watermarks
+   * were unavailable): the consumer's auto.offset.reset then decides.
    *
    * @generated from field: int64 start_offset = 3;
    */
   startOffset: bigint;
 
   /**
-   * Offset of the oldest record stored in the partition when the stream started.
+   * Offset of the oldest record stored in the partition when the stream started; -1 if
+   * unknown.
    *
    * @generated from field: int64 low_watermark = 4;
    */
   lowWatermark: bigint;
 
   /**
-   * Offset the next written record will get, when the stream started.
+   * Offset the next written record will get, when the stream started; -1 if unknown.
    *
    * @generated from field: int64 high_watermark = 5;
    */
