@@ -163,6 +163,9 @@ pub struct Analytics {
     pub retention: Duration,
 }
 
+/// Highest `--supplier-max-rate`: far above what one producer sustains.
+const MAX_SUPPLIER_RATE: f64 = 10_000_000.0;
+
 /// Largest record size accepted by `--max-message-bytes`.
 const MAX_MESSAGE_BYTES: usize = 512 * 1024 * 1024;
 
@@ -295,6 +298,16 @@ fn supplier_stage(config: &Config, topics: &Topics) -> Result<SupplierStage, Inv
         (None, Some(_)) => return invalid("--supplier-interval", "must be more than zero"),
         (None, None) => 1.0,
     };
+    let max_rate = config.supplier_max_rate;
+    if !(supplier::MIN_RATE..=MAX_SUPPLIER_RATE).contains(&max_rate) {
+        return invalid(
+            "--supplier-max-rate",
+            format!(
+                "must be between {} and {MAX_SUPPLIER_RATE} events/s, got {max_rate}",
+                supplier::MIN_RATE
+            ),
+        );
+    }
     let settings = supplier::Settings {
         rate_per_second,
         pages: config.supplier_pages.clone(),
@@ -398,6 +411,8 @@ mod tests {
             (&["--analytics-group", " "][..], "--analytics-group"),
             (&["--stats-tick", "0s"][..], "--stats-tick"),
             (&["--supplier-interval", "0s"][..], "--supplier-interval"),
+            (&["--supplier-max-rate", "NaN"][..], "--supplier-max-rate"),
+            (&["--supplier-rate", "1e-300"][..], "--supplier-*"),
             (&["--window", "0s"][..], "--window/--window-advance/--grace"),
             (&["--cors-origins", "a\nb"][..], "--cors-origins"),
         ] {

@@ -26,7 +26,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use self::settings::{InvalidSettings, Settings};
+pub use self::settings::{InvalidSettings, MIN_RATE, Settings};
 use crate::kafka::Producer;
 use crate::logs::LogThrottle;
 use streamgate::time::from_millis;

@@ -24,6 +24,13 @@ pub struct Settings {
     pub topic: TopicName,
 }
 
+/// The slowest rate: one event per hour. Anything slower is a stopped supplier.
+pub const MIN_RATE: f64 = 1.0 / 3600.0;
+/// Most page or user names in one list.
+pub const MAX_NAMES: usize = 1000;
+/// Longest page or user name, in bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+
 /// Why an update was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{0}")]
@@ -33,24 +40,16 @@ impl Settings {
     /// Checks the settings as a whole.
     pub fn validate(&self, max_rate: f64) -> Result<(), InvalidSettings> {
         let bad = |m: String| Err(InvalidSettings(m));
-        if !(self.rate_per_second.is_finite() && self.rate_per_second > 0.0) {
+        let rate = self.rate_per_second;
+        // Written so that NaN fails it too.
+        if !(rate >= MIN_RATE && rate <= max_rate) {
             return bad(format!(
-                "rate must be more than 0 events/s, got {}",
-                self.rate_per_second
+                "rate must be between one event per hour ({MIN_RATE:.6} events/s) and the \
+                 maximum of {max_rate} events/s (--supplier-max-rate), got {rate}"
             ));
         }
-        if self.rate_per_second > max_rate {
-            return bad(format!(
-                "rate {} events/s is above the maximum of {max_rate} (--supplier-max-rate)",
-                self.rate_per_second
-            ));
-        }
-        if self.pages.is_empty() || self.pages.iter().any(String::is_empty) {
-            return bad("pages must be a non-empty list of non-empty names".into());
-        }
-        if self.users.is_empty() || self.users.iter().any(String::is_empty) {
-            return bad("users must be a non-empty list of non-empty names".into());
-        }
+        names("pages", &self.pages)?;
+        names("users", &self.users)?;
         if self.min_duration_ms < 0 {
             return bad(format!(
                 "minimum duration must be 0 ms or more, got {}",
@@ -80,12 +79,12 @@ impl Settings {
                 ));
             }
             (Some(interval), None) => {
-                let nanos =
-                    i128::from(interval.seconds) * 1_000_000_000 + i128::from(interval.nanos);
-                if nanos <= 0 || interval.nanos < 0 {
-                    return Err(InvalidSettings("interval must be more than zero".into()));
-                }
-                next.rate_per_second = 1e9 / nanos as f64;
+                let interval = streamgate::time::duration_to_std(&interval)
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| {
+                        InvalidSettings("interval must be a duration more than zero".into())
+                    })?;
+                next.rate_per_second = 1.0 / interval.as_secs_f64();
             }
             (None, Some(rate)) => next.rate_per_second = rate,
             (None, None) => {}
@@ -109,9 +108,11 @@ impl Settings {
         Ok(next)
     }
 
-    /// The time between two events.
+    /// The time between two events; at most an hour, whatever the rate (validated settings
+    /// never have a slower one).
     pub fn interval(&self) -> Duration {
-        Duration::from_secs_f64(1.0 / self.rate_per_second)
+        Duration::try_from_secs_f64(1.0 / self.rate_per_second.max(MIN_RATE))
+            .unwrap_or(Duration::from_secs(3600))
     }
 
     /// The API form.
@@ -125,6 +126,27 @@ impl Settings {
             topic: self.topic.to_string(),
         }
     }
+}
+
+/// Checks a list of page or user names.
+fn names(what: &str, values: &[String]) -> Result<(), InvalidSettings> {
+    if values.is_empty() || values.len() > MAX_NAMES {
+        return Err(InvalidSettings(format!(
+            "{what} must be a list of 1 to {MAX_NAMES} names, got {}",
+            values.len()
+        )));
+    }
+    if let Some(bad) = values
+        .iter()
+        .find(|v| v.is_empty() || v.len() > MAX_NAME_BYTES || v.chars().any(char::is_control))
+    {
+        return Err(InvalidSettings(format!(
+            "{what} must be names of 1 to {MAX_NAME_BYTES} bytes without control characters, \
+             got one of {} bytes",
+            bad.len()
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -251,9 +273,78 @@ mod tests {
                 "not both",
             ),
         ];
-        for (update, word) in cases {
-            let error = seed().updated(update, 100_000.0).expect_err(word);
-            assert!(error.0.contains(word), "{word}: {error}");
+        let rate = |r: f64| proto::SupplierSettingsUpdate {
+            rate_per_second: Some(r),
+            ..Default::default()
+        };
+        let interval = |seconds: i64, nanos: i32| proto::SupplierSettingsUpdate {
+            interval: Some(prost_types::Duration { seconds, nanos }),
+            ..Default::default()
+        };
+        let mut cases = cases;
+        for r in [
+            1e-300,
+            -1.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE,
+        ] {
+            cases.push((rate(r), "one event per hour"));
         }
+        for (seconds, nanos) in [
+            (-1, 0),
+            (0, -1),
+            (1, -1),
+            (i64::MAX, 999_999_999),
+            (7200, 0),
+        ] {
+            let word = if seconds >= 0 && nanos >= 0 {
+                "one event per hour"
+            } else {
+                "interval"
+            };
+            cases.push((interval(seconds, nanos), word));
+        }
+        cases.push((
+            proto::SupplierSettingsUpdate {
+                pages: list(&["x"; MAX_NAMES + 1]),
+                ..Default::default()
+            },
+            "1 to 1000 names",
+        ));
+        let long = "p".repeat(MAX_NAME_BYTES + 1);
+        cases.push((
+            proto::SupplierSettingsUpdate {
+                users: list(&[&long]),
+                ..Default::default()
+            },
+            "without control characters",
+        ));
+        cases.push((
+            proto::SupplierSettingsUpdate {
+                pages: list(&["a\nb"]),
+                ..Default::default()
+            },
+            "without control characters",
+        ));
+        for (update, word) in cases {
+            let error = seed().updated(update.clone(), 100_000.0).expect_err(word);
+            assert!(error.0.contains(word), "{word}: {update:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_slowest_and_fastest_rates_are_accepted_and_never_panic() {
+        for rate in [MIN_RATE, 1.0, 100_000.0] {
+            let mut settings = seed();
+            settings.rate_per_second = rate;
+            assert!(settings.validate(100_000.0).is_ok(), "{rate}");
+            assert!(settings.interval() <= Duration::from_secs(3600));
+        }
+        let mut broken = seed();
+        broken.rate_per_second = f64::NAN;
+        assert_eq!(broken.interval(), Duration::from_secs(3600));
+        broken.rate_per_second = 0.0;
+        assert_eq!(broken.interval(), Duration::from_secs(3600));
     }
 }
