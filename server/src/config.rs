@@ -130,6 +130,23 @@ pub struct Config {
     #[arg(long, env = "STREAMGATE_MAX_SUBSCRIPTIONS", default_value_t = 128)]
     pub max_subscriptions: usize,
 
+    /// PublishStream calls served at once; more get RESOURCE_EXHAUSTED.
+    #[arg(long, env = "STREAMGATE_MAX_PUBLISH_STREAMS", default_value_t = 128)]
+    pub max_publish_streams: usize,
+
+    /// WatchPageStats streams served at once; more get RESOURCE_EXHAUSTED.
+    #[arg(long, env = "STREAMGATE_MAX_WATCHERS", default_value_t = 1024)]
+    pub max_watchers: usize,
+
+    /// Most headers in one published record (their bytes count in --max-message-bytes).
+    #[arg(long, env = "STREAMGATE_MAX_HEADERS", default_value_t = 256)]
+    pub max_headers: usize,
+
+    /// How far ahead of the server's clock a published record's timestamp may be (Kafka 4's
+    /// brokers refuse more than 1h: log.message.timestamp.after.max.ms).
+    #[arg(long, env = "STREAMGATE_MAX_TIMESTAMP_AHEAD", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub max_timestamp_ahead: Duration,
+
     /// Records buffered per subscription between Kafka and the client.
     #[arg(long, env = "STREAMGATE_SUBSCRIBE_BUFFER", default_value_t = 256)]
     pub subscribe_buffer: usize,

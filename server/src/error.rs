@@ -33,6 +33,18 @@ pub enum GatewayError {
     /// A capacity limit of the server is reached.
     #[error("{0}")]
     Capacity(String),
+    /// A request or the server is over a counted limit.
+    #[error("{count} {what}, over the limit of {limit} ({flag})")]
+    OverLimit {
+        /// What is counted, e.g. "headers in a record".
+        what: &'static str,
+        /// How many there are (or would be).
+        count: usize,
+        /// The limit.
+        limit: usize,
+        /// The flag that sets it.
+        flag: &'static str,
+    },
     /// The topic does not exist.
     #[error(
         "topic {0:?} does not exist: create it first (kafka-topics --create, or a broker with auto-creation)"
@@ -115,9 +127,9 @@ impl From<GatewayError> for Status {
             GatewayError::InvalidTopic(_) | GatewayError::InvalidArgument(_) => {
                 Status::invalid_argument(message)
             }
-            GatewayError::TooLarge { .. } | GatewayError::Capacity(_) => {
-                Status::resource_exhausted(message)
-            }
+            GatewayError::TooLarge { .. }
+            | GatewayError::Capacity(_)
+            | GatewayError::OverLimit { .. } => Status::resource_exhausted(message),
             GatewayError::UnknownTopic(_) => Status::not_found(message),
             GatewayError::FailedPrecondition(_) => Status::failed_precondition(message),
             GatewayError::Unavailable { .. } | GatewayError::ShuttingDown => {

@@ -111,6 +111,14 @@ pub struct Limits {
     pub max_subscriptions: usize,
     /// Records buffered per subscription.
     pub subscribe_buffer: usize,
+    /// Headers per published record.
+    pub max_headers: usize,
+    /// How far ahead of the server's clock a published timestamp may be.
+    pub max_timestamp_ahead: Duration,
+    /// PublishStreams served at once.
+    pub max_publish_streams: usize,
+    /// WatchPageStats streams served at once.
+    pub max_watchers: usize,
 }
 
 /// The one port's transport settings.
@@ -165,6 +173,9 @@ pub struct Analytics {
 
 /// Highest `--supplier-max-rate`: far above what one producer sustains.
 const MAX_SUPPLIER_RATE: f64 = 10_000_000.0;
+
+/// Highest `--max-headers`.
+const MAX_HEADERS: usize = 65_536;
 
 /// Largest record size accepted by `--max-message-bytes`.
 const MAX_MESSAGE_BYTES: usize = 512 * 1024 * 1024;
@@ -248,13 +259,26 @@ fn limits(config: &Config) -> Result<Limits, InvalidSetting> {
     if config.max_subscriptions == 0 {
         return invalid("--max-subscriptions", "must be 1 or more");
     }
-    if config.subscribe_buffer == 0 {
-        return invalid("--subscribe-buffer", "must be 1 or more");
+    for (flag, value) in [
+        ("--subscribe-buffer", config.subscribe_buffer),
+        ("--max-publish-streams", config.max_publish_streams),
+        ("--max-watchers", config.max_watchers),
+    ] {
+        if value == 0 {
+            return invalid(flag, "must be 1 or more");
+        }
+    }
+    if config.max_headers > MAX_HEADERS {
+        return invalid("--max-headers", format!("must be at most {MAX_HEADERS}"));
     }
     Ok(Limits {
         max_message_bytes: config.max_message_bytes,
         max_subscriptions: config.max_subscriptions,
         subscribe_buffer: config.subscribe_buffer,
+        max_headers: config.max_headers,
+        max_timestamp_ahead: config.max_timestamp_ahead,
+        max_publish_streams: config.max_publish_streams,
+        max_watchers: config.max_watchers,
     })
 }
 
@@ -402,6 +426,9 @@ mod tests {
             (&["--partitions", "0"][..], "--partitions"),
             (&["--max-message-bytes", "0"][..], "--max-message-bytes"),
             (&["--subscribe-buffer", "0"][..], "--subscribe-buffer"),
+            (&["--max-watchers", "0"][..], "--max-watchers"),
+            (&["--max-publish-streams", "0"][..], "--max-publish-streams"),
+            (&["--max-headers", "100000"][..], "--max-headers"),
             (&["--shutdown-timeout", "0s"][..], "--shutdown-timeout"),
             (&["--keepalive", "0s"][..], "--keepalive"),
             (

@@ -15,13 +15,14 @@ use streamgate::proto::{
     PublishResponse, SubscribeRequest, SupplierAction, SupplierStatus, TopicInfo,
     WatchPageStatsRequest,
 };
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::error::GatewayError;
 use crate::kafka::{Admin, ClientSettings, Kafka, Producer};
-use crate::settings::Settings;
+use crate::settings::{Limits, Settings};
 use crate::stages::Stages;
 use crate::supplier::ControlError;
 
@@ -42,16 +43,16 @@ pub struct State {
     /// broker reports a constant one (1234 ms) for its CreateTime topics, so with the
     /// embedded broker the CreateTime we sent is the record's timestamp.
     pub trust_log_append_time: bool,
-    /// Largest record accepted.
-    pub max_message_bytes: usize,
+    /// Request and stream limits.
+    pub limits: Limits,
     /// Deadline of a call whose client set none.
     pub request_timeout: Duration,
-    /// Open subscriptions allowed at once.
+    /// Open subscriptions allowed at once (`limits.max_subscriptions`).
     pub subscriptions: Arc<Semaphore>,
-    /// The number behind `subscriptions`, for messages.
-    pub max_subscriptions: usize,
-    /// Records buffered per subscription between its consumer and the transport.
-    pub subscribe_buffer: usize,
+    /// Open PublishStreams allowed at once (`limits.max_publish_streams`).
+    pub publish_streams: Arc<Semaphore>,
+    /// Open WatchPageStats streams allowed at once (`limits.max_watchers`).
+    pub watchers: Arc<Semaphore>,
     /// The PageEvent supplier.
     pub supplier: crate::supplier::Supplier,
     /// The stats hub behind WatchPageStats.
@@ -80,17 +81,32 @@ impl State {
             client_settings: kafka.client_settings(),
             bootstrap: kafka.bootstrap_servers().to_owned(),
             trust_log_append_time: kafka.embedded_broker().is_none(),
-            max_message_bytes: limits.max_message_bytes,
+            limits,
             request_timeout: settings.timeouts.request,
             subscriptions: Arc::new(Semaphore::new(limits.max_subscriptions)),
-            max_subscriptions: limits.max_subscriptions,
-            subscribe_buffer: limits.subscribe_buffer,
+            publish_streams: Arc::new(Semaphore::new(limits.max_publish_streams)),
+            watchers: Arc::new(Semaphore::new(limits.max_watchers)),
             supplier: stages.supplier.clone(),
             hub: stages.hub.clone(),
             shutdown: shutdown.clone(),
             tasks: tasks.clone(),
         }))
     }
+}
+
+/// Takes one of the permits behind a stream limit, or answers RESOURCE_EXHAUSTED naming the
+/// limit and its flag. The permit is held by the stream's task until it ends.
+fn admit(
+    permits: &Arc<Semaphore>,
+    limit: usize,
+    what: &str,
+    flag: &str,
+) -> Result<OwnedSemaphorePermit, GatewayError> {
+    permits.clone().try_acquire_owned().map_err(|_| {
+        GatewayError::Capacity(format!(
+            "the server already serves its maximum of {limit} {what} ({flag})"
+        ))
+    })
 }
 
 /// The EventGateway service.
@@ -115,7 +131,8 @@ impl EventGateway for Gateway {
         let (deadline, _) = deadline::of(request.metadata(), self.state.request_timeout);
         let record = publish::OutgoingRecord::from_request(
             request.into_inner(),
-            self.state.max_message_bytes,
+            &self.state.limits,
+            streamgate::time::now_millis(),
         )?;
         Ok(Response::new(record.send(&self.state, deadline).await?))
     }
@@ -126,9 +143,16 @@ impl EventGateway for Gateway {
         &self,
         request: Request<Streaming<PublishRequest>>,
     ) -> Result<Response<Self::PublishStreamStream>, Status> {
+        let permit = admit(
+            &self.state.publish_streams,
+            self.state.limits.max_publish_streams,
+            "PublishStream calls",
+            "--max-publish-streams",
+        )?;
         Ok(Response::new(publish::spawn_stream(
             self.state.clone(),
             request.into_inner(),
+            permit,
         )))
     }
 
@@ -160,7 +184,7 @@ impl EventGateway for Gateway {
             Err(ControlError::Invalid(e)) => Err(Status::invalid_argument(format!(
                 "{e}; the supplier's settings are unchanged"
             ))),
-            Err(ControlError::Stopped) => Err(crate::error::GatewayError::ShuttingDown.into()),
+            Err(ControlError::Stopped) => Err(GatewayError::ShuttingDown.into()),
         }
     }
 
@@ -170,9 +194,16 @@ impl EventGateway for Gateway {
         &self,
         request: Request<WatchPageStatsRequest>,
     ) -> Result<Response<Self::WatchPageStatsStream>, Status> {
+        let permit = admit(
+            &self.state.watchers,
+            self.state.limits.max_watchers,
+            "WatchPageStats watchers",
+            "--max-watchers",
+        )?;
         Ok(Response::new(stats::watch(
             &self.state.hub,
             request.into_inner(),
+            permit,
             self.state.shutdown.clone(),
             &self.state.tasks,
         )?))
@@ -188,7 +219,7 @@ impl EventGateway for Gateway {
             .admin
             .list(request.get_ref().include_internal, budget)
             .await
-            .map_err(crate::error::GatewayError::from)?;
+            .map_err(GatewayError::from)?;
         let topics = topics
             .into_iter()
             .map(|t| TopicInfo {

@@ -12,14 +12,15 @@ use streamgate::proto::{
     self, PublishRequest, PublishResponse, PublishResult, publish_request, publish_result,
 };
 use streamgate::topic::TopicName;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
 use super::State;
 use crate::error::GatewayError;
-use streamgate::time::{from_millis, to_millis};
+use crate::settings::Limits;
+use streamgate::time::{from_millis, millis_of_std, now_millis, to_millis};
 
 /// Records a PublishStream may have sent and not yet seen acknowledged. Bounds the memory
 /// of one stream; beyond it we stop reading the client (HTTP/2 flow control pushes back).
@@ -39,8 +40,13 @@ pub struct OutgoingRecord {
 }
 
 impl OutgoingRecord {
-    /// Checks a request and builds the record; fills a PageEvent's missing fields like the seed.
-    pub fn from_request(request: PublishRequest, max_bytes: usize) -> Result<Self, GatewayError> {
+    /// Checks a request against `limits` and builds the record; fills a PageEvent's missing
+    /// fields like the seed. `now_ms` is the server's clock, for the timestamp limit.
+    pub fn from_request(
+        request: PublishRequest,
+        limits: &Limits,
+        now_ms: i64,
+    ) -> Result<Self, GatewayError> {
         let topic = TopicName::new(request.topic)?;
         if let Some(partition) = request.partition
             && partition < 0
@@ -49,66 +55,37 @@ impl OutgoingRecord {
                 "partition must be 0 or more, got {partition}"
             )));
         }
-        let timestamp_ms = match request.timestamp {
-            Some(ts) => to_millis(&ts).filter(|ms| *ms >= 0).ok_or_else(|| {
-                GatewayError::InvalidArgument("timestamp must be a valid instant after 1970".into())
-            })?,
-            None => chrono::Utc::now().timestamp_millis(),
-        };
-
-        let mut content_type = None;
-        let (value, default_key) = match request.payload {
-            Some(publish_request::Payload::Value(bytes)) => (bytes.to_vec(), None),
-            Some(publish_request::Payload::PageEvent(event)) => {
-                let event = complete_page_event(event)?;
-                content_type = Some(page_event::CONTENT_TYPE);
-                let key = event.name.as_bytes().to_vec();
-                (event.to_json(), Some(key))
-            }
-            None => {
-                return Err(GatewayError::InvalidArgument(
-                    "payload is missing: set page_event or value".into(),
-                ));
-            }
-        };
+        let timestamp_ms = timestamp(request.timestamp, limits, now_ms)?;
+        let (value, default_key, content_type) = payload(request.payload, now_ms)?;
         let key = request.key.map(|k| k.to_vec()).or(default_key);
-
-        let given_content_type = request
-            .headers
-            .iter()
-            .any(|h| h.key.eq_ignore_ascii_case("content-type"));
+        if request.headers.len() > limits.max_headers {
+            return Err(GatewayError::OverLimit {
+                what: "headers in a record",
+                count: request.headers.len(),
+                limit: limits.max_headers,
+                flag: "--max-headers",
+            });
+        }
+        // Each header costs its framing too (two varint lengths), so that many empty
+        // headers cannot slip under the size limit.
         let size = key.as_ref().map_or(0, Vec::len)
             + value.len()
             + request
                 .headers
                 .iter()
-                .map(|h| h.key.len() + h.value.len())
+                .map(|h| h.key.len() + h.value.len() + HEADER_FRAMING)
                 .sum::<usize>();
-        if size > max_bytes {
+        if size > limits.max_message_bytes {
             return Err(GatewayError::TooLarge {
                 size,
-                limit: max_bytes,
-            });
-        }
-
-        let mut headers = OwnedHeaders::new_with_capacity(request.headers.len() + 1);
-        for header in &request.headers {
-            headers = headers.insert(Header {
-                key: &header.key,
-                value: Some(header.value.as_ref()),
-            });
-        }
-        if let Some(content_type) = content_type.filter(|_| !given_content_type) {
-            headers = headers.insert(Header {
-                key: "content-type",
-                value: Some(content_type),
+                limit: limits.max_message_bytes,
             });
         }
         Ok(Self {
             topic,
             key,
             value,
-            headers,
+            headers: headers(&request.headers, content_type),
             partition: request.partition,
             timestamp_ms,
         })
@@ -149,8 +126,81 @@ impl OutgoingRecord {
     }
 }
 
+/// Bytes counted per header on top of its key and value: two varint lengths, as Kafka
+/// frames them (at most 5 bytes each; 2 is what small headers cost).
+const HEADER_FRAMING: usize = 2;
+
+/// The record's timestamp: the client's, if it is a valid instant after 1970 and at most
+/// `--max-timestamp-ahead` ahead of the server's clock (as Kafka 4's brokers refuse records
+/// beyond `log.message.timestamp.after.max.ms`), else now.
+fn timestamp(
+    requested: Option<prost_types::Timestamp>,
+    limits: &Limits,
+    now_ms: i64,
+) -> Result<i64, GatewayError> {
+    let Some(ts) = requested else {
+        return Ok(now_ms);
+    };
+    let ms = to_millis(&ts).filter(|ms| *ms >= 0).ok_or_else(|| {
+        GatewayError::InvalidArgument("timestamp must be a valid instant after 1970".into())
+    })?;
+    let limit_ms = millis_of_std(limits.max_timestamp_ahead);
+    if ms.saturating_sub(now_ms) > limit_ms {
+        return Err(GatewayError::InvalidArgument(format!(
+            "timestamp {} is more than {} ahead of the server's clock (--max-timestamp-ahead)",
+            page_event::format_date(ms),
+            humantime::format_duration(limits.max_timestamp_ahead)
+        )));
+    }
+    Ok(ms)
+}
+
+/// The value, the default key (a PageEvent's page name) and the content type to add.
+type Payload = (Vec<u8>, Option<Vec<u8>>, Option<&'static str>);
+
+fn payload(
+    payload: Option<publish_request::Payload>,
+    now_ms: i64,
+) -> Result<Payload, GatewayError> {
+    match payload {
+        Some(publish_request::Payload::Value(bytes)) => Ok((bytes.to_vec(), None, None)),
+        Some(publish_request::Payload::PageEvent(event)) => {
+            let event = complete_page_event(event, now_ms)?;
+            let key = event.name.as_bytes().to_vec();
+            Ok((event.to_json(), Some(key), Some(page_event::CONTENT_TYPE)))
+        }
+        None => Err(GatewayError::InvalidArgument(
+            "payload is missing: set page_event or value".into(),
+        )),
+    }
+}
+
+/// The client's headers, plus `content-type` for a PageEvent unless the client set one.
+fn headers(given: &[proto::Header], content_type: Option<&'static str>) -> OwnedHeaders {
+    let mut headers = OwnedHeaders::new_with_capacity(given.len() + 1);
+    for header in given {
+        headers = headers.insert(Header {
+            key: &header.key,
+            value: Some(header.value.as_ref()),
+        });
+    }
+    let given_content_type = given
+        .iter()
+        .any(|h| h.key.eq_ignore_ascii_case("content-type"));
+    if let Some(content_type) = content_type.filter(|_| !given_content_type) {
+        headers = headers.insert(Header {
+            key: "content-type",
+            value: Some(content_type),
+        });
+    }
+    headers
+}
+
 /// Fills what the caller left out, exactly as the seed's REST endpoint does.
-fn complete_page_event(event: proto::PageEvent) -> Result<PageEvent<'static>, GatewayError> {
+fn complete_page_event(
+    event: proto::PageEvent,
+    now_ms: i64,
+) -> Result<PageEvent<'static>, GatewayError> {
     if event.name.is_empty() {
         return Err(GatewayError::InvalidArgument(
             "page_event.name is required (the page visited, e.g. \"P1\")".into(),
@@ -161,7 +211,7 @@ fn complete_page_event(event: proto::PageEvent) -> Result<PageEvent<'static>, Ga
         Some(date) => to_millis(&date).ok_or_else(|| {
             GatewayError::InvalidArgument("page_event.date is not a valid instant".into())
         })?,
-        None => chrono::Utc::now().timestamp_millis(),
+        None => now_ms,
     };
     let duration_ms = match event.duration_ms {
         Some(d) if d < 0 => {
@@ -188,10 +238,12 @@ fn complete_page_event(event: proto::PageEvent) -> Result<PageEvent<'static>, Ga
 pub fn spawn_stream(
     state: std::sync::Arc<State>,
     mut requests: Streaming<PublishRequest>,
+    permit: OwnedSemaphorePermit,
 ) -> PublishResultStream {
     let (tx, rx) = mpsc::channel(STREAM_IN_FLIGHT);
     let tasks = state.tasks.clone();
     tasks.spawn(async move {
+        let _permit = permit;
         let mut in_flight = FuturesOrdered::new();
         let mut sequence: u64 = 0;
         let mut input_open = true;
@@ -233,7 +285,7 @@ pub fn spawn_stream(
 
 async fn publish_one(state: &State, request: PublishRequest, sequence: u64) -> PublishResult {
     let deadline = Instant::now() + state.request_timeout;
-    let outcome = match OutgoingRecord::from_request(request, state.max_message_bytes) {
+    let outcome = match OutgoingRecord::from_request(request, &state.limits, now_millis()) {
         Ok(record) => record.send(state, deadline).await,
         Err(e) => Err(e),
     };

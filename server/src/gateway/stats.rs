@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use streamgate::proto::{PageCount, PageStats, WatchPageStatsRequest};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -26,6 +26,7 @@ pub type PageStatsStream = ReceiverStream<Result<PageStats, Status>>;
 pub fn watch(
     hub: &Hub,
     request: WatchPageStatsRequest,
+    permit: OwnedSemaphorePermit,
     shutdown: CancellationToken,
     tasks: &TaskTracker,
 ) -> Result<PageStatsStream, GatewayError> {
@@ -54,7 +55,11 @@ pub fn watch(
         last_tick: None,
         sent_finals: BTreeSet::new(),
     };
-    tasks.spawn(watcher.run(hub.watch(), tx, shutdown));
+    let snapshots = hub.watch();
+    tasks.spawn(async move {
+        let _permit = permit;
+        watcher.run(snapshots, tx, shutdown).await;
+    });
     Ok(ReceiverStream::new(rx))
 }
 

@@ -48,16 +48,12 @@ pub async fn open(
     deadline: Instant,
 ) -> Result<SubscribeStream, GatewayError> {
     let plan = Plan::from_request(request)?;
-    let permit = state
-        .subscriptions
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| {
-            GatewayError::Capacity(format!(
-                "the server already serves its maximum of {} subscriptions (--max-subscriptions)",
-                state.max_subscriptions
-            ))
-        })?;
+    let permit = super::admit(
+        &state.subscriptions,
+        state.limits.max_subscriptions,
+        "subscriptions",
+        "--max-subscriptions",
+    )?;
     let budget = deadline.saturating_duration_since(Instant::now());
     let partitions = plan.partitions(&state, budget).await?;
 
@@ -69,7 +65,7 @@ pub async fn open(
     )
     .map_err(GatewayError::Kafka)?;
     let consumer: Arc<SubscriptionConsumer> = Arc::new(consumer);
-    let (tx, rx) = mpsc::channel(state.subscribe_buffer);
+    let (tx, rx) = mpsc::channel(state.limits.subscribe_buffer);
     let mut session = Session::new(state.clone(), consumer.clone(), tx, &plan, permit);
 
     match &plan.group {
