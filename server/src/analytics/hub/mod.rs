@@ -18,8 +18,8 @@
 //! This file owns the task (an assign-only consumer of R4, the periodic read of the
 //! workers' committed offsets, the ticker) and the [`Hub`] handle. The parts:
 //!
-//! - [`totals`]: the cells and their sums ([`Totals`]), pure.
-//! - [`view`]: what watchers see ([`Snapshot`]) and the live and rolling views of it.
+//! - `totals.rs`: the cells and their sums ([`Totals`]), pure.
+//! - `view.rs`: what watchers see ([`Snapshot`]) and the live and rolling views of it.
 
 mod totals;
 mod view;

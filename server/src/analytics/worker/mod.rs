@@ -13,11 +13,11 @@
 //! any Kafka error inside a run ends that run, and the supervisor starts a fresh one (new
 //! consumer and producer, restore from R4) after a backoff. One run's parts:
 //!
-//! - [`run`]: the consumer and the transactional producer, the poll loop, counting a record.
+//! - `run.rs`: the consumer and the transactional producer, the poll loop, counting a record.
 //!   A record that is not a PageEvent is counted and skipped; the worker never stops on
 //!   bad data.
-//! - [`commit`]: the changed windows and the input offsets, in one transaction.
-//! - [`restore`]: the assigned partitions' windows, rebuilt from R4 within the group's
+//! - `commit.rs`: the changed windows and the input offsets, in one transaction.
+//! - `restore.rs`: the assigned partitions' windows, rebuilt from R4 within the group's
 //!   committed offsets (the rule lives in [`committed`](super::committed)).
 
 mod commit;
