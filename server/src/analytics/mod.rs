@@ -4,8 +4,11 @@
 //!   duration filter, wall-clock advance for quiet partitions).
 //! - [`worker`]: consumes R2 in a group and writes counts to R4, exactly once (transactions).
 //! - [`record`]: the R4 record format.
+//! - [`committed`]: the rule "the best R4 record within the committed offsets", shared by
+//!   the worker's restore and the hub.
 //! - [`hub`]: reads R4, sums partitions, and fans snapshots out to WatchPageStats watchers.
 
+pub mod committed;
 pub mod hub;
 pub mod record;
 pub mod window;

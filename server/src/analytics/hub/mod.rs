@@ -1,0 +1,243 @@
+//! The stats hub: reads R4 from every partition, sums the per-partition counts into global
+//! per-page counts per window, and once per tick publishes a snapshot to every watcher.
+//!
+//! Fan-out is a `watch` channel: each watcher sees the latest snapshot when it is ready for
+//! one, so a slow watcher skips ticks (and is told how many) instead of queueing them, and
+//! a thousand watchers cost one snapshot per tick between them.
+//!
+//! A count in R4 is per `(page, window, R2 partition)`; the hub keeps, per such cell, the
+//! record with the highest `input_offset` that is within the workers' committed offset of
+//! that partition (the same rule as the restore, in
+//! [`committed`](crate::analytics::committed): records of an aborted or unfinished
+//! transaction carry offsets beyond the commit; newer ones wait until the commit reaches
+//! them). A window's total is the sum over partitions — which is why two servers that split
+//! R2's partitions show the same global counts. The hub reads `read_uncommitted`, so a
+//! transaction left open by a crashed worker never stalls it; the committed offsets decide
+//! instead.
+//!
+//! This file owns the task (an assign-only consumer of R4, the periodic read of the
+//! workers' committed offsets, the ticker) and the [`Hub`] handle. The parts:
+//!
+//! - `totals.rs`: the cells and their sums ([`Totals`]), pure.
+//! - `view.rs`: what watchers see ([`Snapshot`]) and the live and rolling views of it.
+
+mod totals;
+mod view;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use streamgate::time::{millis_of_std, now_millis};
+use streamgate::topic::TopicName;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::record::StatsRecord;
+use super::window::WindowSpec;
+use crate::kafka::ClientSettings;
+use crate::kafka::consumer::{assign_only, close};
+use crate::logs::LogThrottle;
+pub use totals::Totals;
+pub use view::{Snapshot, WindowTotals, current_window, rolling_counts};
+
+/// Hub settings.
+#[derive(Debug, Clone)]
+pub struct HubSettings {
+    /// The workers' input topic (R2), whose committed offsets validate R4 records.
+    pub input: TopicName,
+    /// The workers' consumer group.
+    pub group: String,
+    /// The topic of windowed counts (R4).
+    pub topic: TopicName,
+    /// The window shape the workers use.
+    pub spec: WindowSpec,
+    /// How often a snapshot is published.
+    pub tick: Duration,
+    /// How much history is kept (rolling counts can reach this far back).
+    pub retention: Duration,
+}
+
+/// A handle on the running hub.
+#[derive(Clone)]
+pub struct Hub {
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    settings: HubSettings,
+}
+
+impl Hub {
+    /// Starts the hub; it stops when `shutdown` is cancelled.
+    pub fn spawn(
+        client: ClientSettings,
+        settings: HubSettings,
+        shutdown: CancellationToken,
+    ) -> Result<(Self, JoinHandle<()>), KafkaError> {
+        // The workers' group, to read its committed offsets; the hub only assigns, never
+        // joins the group and never commits.
+        let consumer: StreamConsumer = assign_only(&client, &settings.group, |c| {
+            c.set("isolation.level", "read_uncommitted")
+                .set("queued.max.messages.kbytes", "4096");
+        })
+        .create()?;
+        let first = Arc::new(Snapshot {
+            tick: 0,
+            generated_at_ms: now_millis(),
+            windows: BTreeMap::new(),
+            pages: Arc::new(BTreeSet::new()),
+        });
+        let (publish, snapshots) = watch::channel(first);
+        let state = Totals::new(settings.spec, settings.retention);
+        let task = tokio::spawn(run(consumer, settings.clone(), state, publish, shutdown));
+        Ok((
+            Self {
+                snapshots,
+                settings,
+            },
+            task,
+        ))
+    }
+
+    /// A receiver of snapshots, marked as having seen none.
+    pub fn watch(&self) -> watch::Receiver<Arc<Snapshot>> {
+        let mut receiver = self.snapshots.clone();
+        receiver.mark_changed();
+        receiver
+    }
+
+    /// The hub's settings.
+    pub fn settings(&self) -> &HubSettings {
+        &self.settings
+    }
+}
+
+async fn run(
+    consumer: StreamConsumer,
+    settings: HubSettings,
+    mut totals: Totals,
+    publish: watch::Sender<Arc<Snapshot>>,
+    shutdown: CancellationToken,
+) {
+    let consumer = Arc::new(consumer);
+    let mut ticker = tokio::time::interval(settings.tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut assigned = false;
+    let mut problems = LogThrottle::new(Duration::from_secs(30));
+    let mut tick = 0;
+    let mut fetching: Option<JoinHandle<Result<HashMap<i32, i64>, KafkaError>>> = None;
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            Some(fetched) = async { fetching.as_mut()?.await.ok() }, if fetching.is_some() => {
+                fetching = None;
+                match fetched {
+                    Ok(committed) => totals.set_committed(committed),
+                    Err(e) => if let Some(times) = problems.hit() {
+                        tracing::warn!(error = %e, times, "stats hub: cannot read the workers' committed offsets; retrying");
+                    },
+                }
+            }
+            _ = ticker.tick() => {
+                if fetching.is_none() {
+                    fetching = Some(committed_offsets(consumer.clone(), settings.input.clone()));
+                }
+                if !assigned {
+                    match assign(&consumer, &settings).await {
+                        Ok(()) => assigned = true,
+                        Err(e) => if let Some(times) = problems.hit() {
+                            tracing::warn!(topic = %settings.topic, error = %e, times, "stats hub: cannot read the stats topic yet; retrying");
+                        },
+                    }
+                }
+                tick += 1;
+                let snapshot = totals.snapshot(tick, now_millis());
+                publish.send_replace(Arc::new(snapshot));
+            }
+            message = consumer.recv(), if assigned => match message {
+                Ok(message) => {
+                    if let Some(record) = message.payload().and_then(StatsRecord::parse) {
+                        totals.apply(record);
+                    }
+                }
+                Err(e) => if let Some(times) = problems.hit() {
+                    tracing::warn!(error = %e, times, "stats hub: consumer error; carrying on");
+                },
+            },
+        }
+    }
+    close(consumer).await;
+}
+
+/// Reads the workers' committed offset of every partition of `input`, in the background.
+fn committed_offsets(
+    consumer: Arc<StreamConsumer>,
+    input: TopicName,
+) -> JoinHandle<Result<HashMap<i32, i64>, KafkaError>> {
+    tokio::task::spawn_blocking(move || {
+        let topic = input.as_str();
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
+        let mut list = TopicPartitionList::new();
+        for t in metadata.topics().iter().filter(|t| t.name() == topic) {
+            for p in t.partitions() {
+                list.add_partition(topic, p.id());
+            }
+        }
+        let committed = consumer.committed_offsets(list, Duration::from_secs(5))?;
+        Ok(committed
+            .elements_for_topic(topic)
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(n) => Some((e.partition(), n)),
+                _ => None,
+            })
+            .collect())
+    })
+}
+
+/// Assigns every partition of the stats topic, from the records of the last `retention`.
+async fn assign(consumer: &Arc<StreamConsumer>, settings: &HubSettings) -> Result<(), KafkaError> {
+    let (consumer, settings) = (consumer.clone(), settings.clone());
+    tokio::task::spawn_blocking(move || {
+        let topic = settings.topic.as_str();
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic && t.error().is_none())
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        if partitions.is_empty() {
+            return Err(KafkaError::MetadataFetch(
+                RDKafkaErrorCode::UnknownTopicOrPartition,
+            ));
+        }
+        let since = now_millis() - millis_of_std(settings.retention);
+        let mut query = TopicPartitionList::new();
+        for partition in &partitions {
+            query.add_partition_offset(topic, *partition, Offset::Offset(since))?;
+        }
+        // Brokers that answer the time lookup wrongly (both test brokers do) get a read
+        // from the beginning: slower to start, never wrong.
+        let found = consumer
+            .offsets_for_times(query, Duration::from_secs(5))
+            .ok();
+        let mut list = TopicPartitionList::new();
+        for partition in partitions {
+            let start = found
+                .as_ref()
+                .and_then(|f| f.find_partition(topic, partition))
+                .map(|e| e.offset())
+                .filter(|o| matches!(o, Offset::Offset(n) if *n > 0))
+                .unwrap_or(Offset::Beginning);
+            list.add_partition_offset(topic, partition, start)?;
+        }
+        consumer.assign(&list)
+    })
+    .await
+    .map_err(|_| KafkaError::Canceled)?
+}

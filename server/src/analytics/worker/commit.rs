@@ -1,0 +1,147 @@
+//! Writing a run's progress: the changed and closed windows as R4 records and the input
+//! offsets, in one Kafka transaction, then the same offsets once more as a plain commit.
+//!
+//! One transaction is what makes the counts exactly once: either R4 has the records *and*
+//! the group has the offsets they are complete up to, or neither (an aborted transaction's
+//! records carry offsets beyond the commit, and every reader ignores them — see
+//! [`committed`](crate::analytics::committed)). The plain commit after it is for the
+//! embedded broker, which acks transactional offset commits without storing them.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer as _};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+use streamgate::time::now_millis;
+
+use super::run::Run;
+use super::{ABANDON_MID_TRANSACTION, RunError};
+use crate::analytics::record::StatsRecord;
+
+impl Run<'_> {
+    /// Writes the changed and closed windows and the input offsets in one transaction.
+    pub(super) fn commit(&mut self) -> Result<(), RunError> {
+        let wall = now_millis();
+        let (records, offsets) = self.changes(wall)?;
+        if records.is_empty() && offsets.count() == 0 {
+            return Ok(());
+        }
+        self.transact(&records, &offsets, wall)?;
+        // The same offsets once more, outside the transaction: the embedded broker acks
+        // transactional offset commits without storing them. Harmless on Kafka (equal
+        // offsets); a crash between the two only means a restore from the older commit.
+        if offsets.count() > 0 {
+            self.consumer.commit(&offsets, CommitMode::Sync)?;
+        }
+        for element in offsets.elements() {
+            if let Offset::Offset(next) = element.offset() {
+                self.state.committed.insert(element.partition(), next);
+            }
+        }
+        self.counters.transactions.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// What changed since the last commit: the R4 records of every changed or closed window,
+    /// and the input offset of every partition whose offset moved.
+    fn changes(&mut self, wall: i64) -> Result<(Vec<StatsRecord>, TopicPartitionList), RunError> {
+        let mut records = Vec::new();
+        let mut offsets = TopicPartitionList::new();
+        for (partition, state) in &mut self.state.partitions {
+            self.updates.clear();
+            state.drain_updates(wall, &mut self.updates);
+            let next = state.next_offset();
+            for update in self.updates.drain(..) {
+                records.push(StatsRecord::new(
+                    update.page,
+                    update.start_ms,
+                    update.end_ms,
+                    *partition,
+                    next,
+                    update.count,
+                    update.is_final,
+                ));
+            }
+            if self.state.committed.get(*partition) != Some(next) {
+                offsets.add_partition_offset(
+                    self.settings.input.as_str(),
+                    *partition,
+                    Offset::Offset(next),
+                )?;
+            }
+        }
+        Ok((records, offsets))
+    }
+
+    /// One transaction: `records` to R4, `offsets` to the group, commit. Aborted on error.
+    fn transact(
+        &self,
+        records: &[StatsRecord],
+        offsets: &TopicPartitionList,
+        wall: i64,
+    ) -> Result<(), RunError> {
+        let group = self
+            .consumer
+            .group_metadata()
+            .ok_or_else(|| RunError::Restore("the consumer has no group metadata".into()))?;
+        self.producer.begin_transaction()?;
+        let written = (|| -> Result<(), KafkaError> {
+            for record in records {
+                self.send(record, wall)?;
+            }
+            if self.abandon.load(Ordering::Acquire) == ABANDON_MID_TRANSACTION {
+                // Put the records on the broker inside the open transaction, then stop.
+                self.producer.flush(self.settings.timeout)?;
+                return Err(KafkaError::Canceled);
+            }
+            if offsets.count() > 0 {
+                self.producer.send_offsets_to_transaction(
+                    offsets,
+                    &group,
+                    self.settings.timeout,
+                )?;
+            }
+            self.producer.commit_transaction(self.settings.timeout)
+        })();
+        if let Err(e) = written {
+            if self.abandon.load(Ordering::Acquire) == ABANDON_MID_TRANSACTION {
+                return Err(RunError::Abandoned);
+            }
+            // Best effort: the broker aborts it anyway when the transaction times out.
+            let _ = self.producer.abort_transaction(self.settings.timeout);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    fn send(&self, record: &StatsRecord, wall: i64) -> Result<(), KafkaError> {
+        let (key, value) = (record.key(), record.to_json());
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "content-type",
+            value: Some("application/json"),
+        });
+        let mut attempt = BaseRecord::to(self.settings.output.as_str())
+            .key(key.as_bytes())
+            .payload(value.as_slice())
+            .headers(headers)
+            .timestamp(wall);
+        let deadline = Instant::now() + self.settings.timeout;
+        loop {
+            match self.producer.send(attempt) {
+                Ok(()) => return Ok(()),
+                // A full local queue is backpressure: wait for deliveries, within the bound.
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                    if Instant::now() < deadline =>
+                {
+                    attempt = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+    }
+}
