@@ -273,6 +273,14 @@ mod tests {
                 "not both",
             ),
         ];
+        for (update, word) in cases {
+            let error = seed().updated(update.clone(), 100_000.0).expect_err(word);
+            assert!(error.0.contains(word), "{word}: {update:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn refuses_out_of_range_rates_intervals_and_names() {
         let rate = |r: f64| proto::SupplierSettingsUpdate {
             rate_per_second: Some(r),
             ..Default::default()
@@ -281,7 +289,7 @@ mod tests {
             interval: Some(prost_types::Duration { seconds, nanos }),
             ..Default::default()
         };
-        let mut cases = cases;
+        let mut cases = Vec::new();
         for r in [
             1e-300,
             -1.0,
