@@ -114,7 +114,12 @@ pub async fn settled<T: PartialEq + Debug>(
             "{what}: still changing after {timeout:?}; last seen: {last:?}"
         );
         tokio::time::sleep(POLL_EVERY).await;
-        let value = within(deadline.saturating_duration_since(Instant::now()), what, probe()).await;
+        let value = within(
+            deadline.saturating_duration_since(Instant::now()),
+            what,
+            probe(),
+        )
+        .await;
         if value != last {
             (last, since) = (value, Instant::now());
         }
