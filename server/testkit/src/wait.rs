@@ -135,3 +135,72 @@ pub async fn within<F: Future>(timeout: Duration, what: &str, future: F) -> F::O
         Err(_) => panic!("{what}: not within {timeout:?}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn eventually_returns_the_value_once_the_condition_holds() {
+        let calls = AtomicU32::new(0);
+        let value = eventually(Duration::from_secs(5), "three calls", async || {
+            let n = calls.fetch_add(1, Ordering::Relaxed) + 1;
+            (n >= 3).then_some(n)
+        })
+        .await;
+        assert_eq!(value, 3);
+    }
+
+    #[tokio::test]
+    async fn poll_for_gives_up_with_what_it_last_saw() {
+        let calls = AtomicU32::new(0);
+        let outcome: Result<(), _> = poll_for(Duration::from_millis(200), async || {
+            Err(calls.fetch_add(1, Ordering::Relaxed))
+        })
+        .await;
+        let seen = outcome.expect_err("never holds").expect("a last value");
+        assert_eq!(seen, (calls.load(Ordering::Relaxed) - 1).to_string());
+        assert!(calls.load(Ordering::Relaxed) >= 2, "polled more than once");
+    }
+
+    #[tokio::test]
+    async fn poll_for_abandons_a_check_still_running_at_the_deadline() {
+        let outcome = poll_for(Duration::from_millis(100), async || {
+            std::future::pending::<bool>().await
+        })
+        .await;
+        assert_eq!(outcome, Err(None));
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "the thing: not within")]
+    async fn eventually_panics_with_what_it_waited_for() {
+        eventually(Duration::from_millis(100), "the thing", async || false).await;
+    }
+
+    #[tokio::test]
+    async fn settled_returns_the_value_once_it_stops_changing() {
+        let calls = AtomicU32::new(0);
+        let value = settled(
+            Duration::from_secs(5),
+            Duration::from_millis(150),
+            "a count that stops at 5",
+            async || calls.fetch_add(1, Ordering::Relaxed).min(5),
+        )
+        .await;
+        assert_eq!(value, 5);
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "slow: not within")]
+    async fn within_panics_when_the_future_is_late() {
+        within(
+            Duration::from_millis(50),
+            "slow",
+            std::future::pending::<()>(),
+        )
+        .await;
+    }
+}
