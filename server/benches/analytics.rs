@@ -1,5 +1,5 @@
-//! Throughput of the analytics path against the DESIGN.md budget (≥ 0.6 × raw consume), on
-//! the embedded broker:
+//! Throughput of the analytics path against its budget (the exactly-once worker: ≥ 0.6 × raw
+//! consume), on the embedded broker:
 //!
 //! - windowing core: decode + count of in-memory values (no Kafka);
 //! - raw consume: one librdkafka consumer reading the records (the baseline);
@@ -41,7 +41,6 @@ async fn main() {
     let records: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
-        // The embedded broker keeps ~5 MiB per partition: 150 000 records of ~80 bytes fit.
         // The embedded broker keeps ~5 MiB per partition: 100 000 records of ~80 bytes fit.
         .unwrap_or(100_000);
     let base = chrono::Utc::now().timestamp_millis() - 60_000;

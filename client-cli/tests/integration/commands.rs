@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::support::{cli_at, on_each_broker, stderr, stdout};
+use crate::support::{Cli, cli_at, on_each_broker, stderr, stdout};
 
 fn json_lines(text: &str) -> Vec<Value> {
     text.lines()
@@ -13,7 +13,7 @@ fn json_lines(text: &str) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_a_page_event_then_subscribe_prints_it() {
     on_each_broker(|server| async move {
-        let topic = server.topic().await;
+        let topic = server.topic(3).await;
         let published = server
             .cli(
                 &[
@@ -86,7 +86,7 @@ async fn publish_a_page_event_then_subscribe_prints_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_from_stdin_one_record_per_line_with_keys_and_headers() {
     on_each_broker(|server| async move {
-        let topic = server.topic().await;
+        let topic = server.topic(3).await;
         let published = server
             .cli(
                 &["publish", &topic, "-K", ":", "-H", "source=cli"],
@@ -136,7 +136,7 @@ async fn publish_from_stdin_one_record_per_line_with_keys_and_headers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_continues_where_the_previous_command_stopped() {
     on_each_broker(|server| async move {
-        let topic = server.topic().await;
+        let topic = server.topic(3).await;
         let lines: String = (0..6).map(|i| format!("v{i}\n")).collect();
         assert!(
             server
@@ -185,7 +185,7 @@ async fn a_group_continues_where_the_previous_command_stopped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topics_lists_the_server_topics() {
     on_each_broker(|server| async move {
-        let topic = server.topic().await;
+        let topic = server.topic(3).await;
         assert!(
             server
                 .cli(&["publish", &topic, "--value", "x"], None)

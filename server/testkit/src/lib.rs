@@ -1,3 +1,46 @@
 //! The test harness shared by the server's and the CLI's integration tests and benchmarks.
 //! Depending on it turns on the server's `test-hooks` feature (worker abandon, embedded
 //! fault injection), which the release binary never has.
+//!
+//! - [`TestServer`]: a server started through the same `run` as the binary, on port 0;
+//! - [`on_each_broker`] / [`on_each_broker_with`]: a scenario on the embedded broker, then
+//!   on the real broker named by `STREAMGATE_TEST_BROKERS` when it is set ([`BrokerKind`],
+//!   [`real_brokers`]);
+//! - [`eventually`], [`poll_for`], [`settled`] and [`within`]: waiting for a condition, or
+//!   for any future, under a timeout that fails the test saying what did not happen;
+//! - [`random_name`] and [`init_logs`].
+
+mod broker;
+mod server;
+mod wait;
+
+use rand::Rng;
+use rand::distr::Alphanumeric;
+
+pub use broker::{BrokerKind, on_each_broker, on_each_broker_with, real_brokers};
+pub use server::TestServer;
+pub use wait::{Condition, POLL_EVERY, eventually, poll_for, settled, within};
+
+/// With `STREAMGATE_TEST_LOG` set (a tracing filter, e.g. `info`), the servers' logs go to
+/// the test output.
+pub fn init_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if let Ok(filter) = std::env::var("STREAMGATE_TEST_LOG") {
+        ONCE.call_once(|| {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        });
+    }
+}
+
+/// A random name with a prefix, so that tests never share topics or groups.
+pub fn random_name(prefix: &str) -> String {
+    let suffix: String = rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(10)
+        .map(char::from)
+        .collect();
+    format!("{prefix}-{suffix}")
+}

@@ -19,7 +19,9 @@ use streamgate_server::analytics::{Abandon, StatsRecord, WindowSpec, Worker, Wor
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
-use crate::support::{BrokerKind, TestServer, on_each_broker_with, random_name, subscribe_request};
+use crate::support::{
+    BrokerKind, TestServer, eventually, on_each_broker_with, random_name, subscribe_request, within,
+};
 
 const WINDOW: i64 = 5_000;
 
@@ -77,7 +79,13 @@ async fn publish(client: &mut EventGatewayClient<Channel>, requests: Vec<proto::
         .expect("publish stream")
         .into_inner();
     let mut acked = 0;
-    while let Some(result) = results.next().await {
+    while let Some(result) = within(
+        Duration::from_secs(60),
+        "the next publish result",
+        results.next(),
+    )
+    .await
+    {
         match result.expect("result").outcome {
             Some(publish_result::Outcome::Ack(_)) => acked += 1,
             other => panic!("record not acknowledged: {other:?}"),
@@ -334,15 +342,29 @@ fn worker_settings(input: &str, output: &str, group: &str) -> WorkerSettings {
 /// Waits until a worker has committed `n` transactions.
 async fn committed(worker: &Worker, n: u64) {
     let counters = worker.counters();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while counters
-        .transactions
-        .load(std::sync::atomic::Ordering::Relaxed)
-        < n
-    {
-        assert!(Instant::now() < deadline, "the worker committed nothing");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        Duration::from_secs(60),
+        &format!("the worker commits {n} transaction(s)"),
+        async || {
+            let done = counters
+                .transactions
+                .load(std::sync::atomic::Ordering::Relaxed);
+            if done >= n { Ok(()) } else { Err(done) }
+        },
+    )
+    .await;
+}
+
+/// The next message of a WatchPageStats stream, bounded.
+async fn next_stats(stream: &mut tonic::Streaming<PageStats>) -> PageStats {
+    within(
+        Duration::from_secs(30),
+        "the next PageStats message",
+        stream.next(),
+    )
+    .await
+    .expect("stream open")
+    .expect("message")
 }
 
 /// Live events for `pages`, `per_batch` each batch, timestamps now; some filtered out.
@@ -523,6 +545,8 @@ async fn two_servers_split_the_input_and_show_the_same_global_counts() {
                 )
                 .await;
                 inputs.extend(batch);
+                // Pacing, not synchronisation: the batches are spread over time, so that
+                // events still flow (with fresh timestamps) when the second server joins.
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
             // A second server joins the group while events flow: a rebalance.
@@ -535,6 +559,7 @@ async fn two_servers_split_the_input_and_show_the_same_global_counts() {
                 )
                 .await;
                 inputs.extend(batch);
+                // Pacing, as above: the rebalance happens while events flow.
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
             let expected = expected_counts(&inputs);
@@ -612,9 +637,9 @@ async fn a_thousand_watchers_and_a_slow_one() {
             streams.push(stream);
         }
         let firsts = futures::future::join_all(streams.iter_mut().map(|s| async move {
-            let a = s.next().await.expect("open").expect("message");
-            let b = s.next().await.expect("open").expect("message");
-            let c = s.next().await.expect("open").expect("message");
+            let a = next_stats(s).await;
+            let b = next_stats(s).await;
+            let c = next_stats(s).await;
             (a, c, b)
         }))
         .await;
@@ -644,14 +669,16 @@ async fn a_thousand_watchers_and_a_slow_one() {
             .await
             .expect("watch")
             .into_inner();
-        let first = slow.next().await.expect("open").expect("message");
+        let first = next_stats(&mut slow).await;
+        // The scenario, not a synchronisation: the watcher does not read for a while (fifteen
+        // ticks of 200 ms), so that the server has ticks to skip.
         tokio::time::sleep(Duration::from_secs(3)).await;
         let mut skipped = 0;
         let mut latest = first.clone();
         // What the window and the server's one-message channel hold comes first; then the
         // latest state, with the ticks it skipped.
         for _ in 0..40 {
-            latest = slow.next().await.expect("open").expect("message");
+            latest = next_stats(&mut slow).await;
             skipped += latest.skipped_ticks;
             if skipped > 0 {
                 break;
@@ -667,18 +694,22 @@ async fn a_thousand_watchers_and_a_slow_one() {
             "the slow watcher got the latest state"
         );
         // The supplier's events reach the watchers through the worker and R4.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !latest
-            .pages
-            .iter()
-            .any(|p| p.page == "P1" && p.rolling_count > 0)
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the supplier's pages are counted: {latest:?}"
-            );
-            latest = slow.next().await.expect("open").expect("message");
-        }
+        eventually(
+            Duration::from_secs(60),
+            "the supplier's pages are counted",
+            async || {
+                if latest
+                    .pages
+                    .iter()
+                    .any(|p| p.page == "P1" && p.rolling_count > 0)
+                {
+                    return Ok(());
+                }
+                let seen = std::mem::replace(&mut latest, next_stats(&mut slow).await);
+                Err(seen)
+            },
+        )
+        .await;
         server.stop().await;
     })
     .await;

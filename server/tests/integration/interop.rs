@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use streamgate::proto::{self, publish_request};
 
-use crate::support::{BrokerKind, TestServer, on_each_broker};
+use crate::support::{BrokerKind, TestServer, eventually, on_each_broker};
 
 fn tool(env: &str, name: &str) -> String {
     std::env::var(env).unwrap_or_else(|_| name.to_owned())
@@ -162,15 +162,18 @@ async fn records_from_publish_are_read_by_an_outside_consumer_as_seed_json() {
             })
             .await
             .expect("publish");
-        let mut records = consume_outside(&server, &topic);
-        // A fresh real broker may need a moment before a new consumer sees the record.
-        for _ in 0..5 {
-            if !records.is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            records = consume_outside(&server, &topic);
-        }
+        // A fresh real broker may need a moment before a new consumer sees the record: read
+        // again until it does (each read ends by itself: kcat at the end of the topic,
+        // kafka-python after 8 s without records).
+        let records = eventually(
+            Duration::from_secs(60),
+            "the outside consumer sees the published record",
+            async || {
+                let records = consume_outside(&server, &topic);
+                (!records.is_empty()).then_some(records)
+            },
+        )
+        .await;
         assert_eq!(
             records,
             vec![(

@@ -13,7 +13,7 @@ use streamgate_server::Kafka;
 use tokio::process::{Child, Command};
 use tonic::transport::Channel;
 
-use crate::support::{BrokerKind, TestServer};
+use crate::support::{BrokerKind, TestServer, eventually};
 
 /// A short send timeout, so that unacknowledged events count as errors within seconds.
 const SERVER_ARGS: &[&str] = &["--request-timeout", "2s", "--supplier-stopped"];
@@ -33,18 +33,15 @@ async fn wait_for(
     within: Duration,
     done: impl Fn(&proto::SupplierStatus) -> bool,
 ) -> proto::SupplierStatus {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
+    eventually(within, what, async || {
         let status = status(client).await;
         if done(&status) {
-            return status;
+            Ok(status)
+        } else {
+            Err(status)
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: not within {within:?}; last status {status:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    })
+    .await
 }
 
 /// Something that can take the broker away and bring it back.
@@ -176,17 +173,16 @@ impl Outage for PrivateTansu {
         self.spawn();
         // Tansu's test storage is memory only, so its topics died with it; a production
         // broker keeps them. Recreate the supplier's topic, as the stored state would.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while let Err(e) = kafka
-            .ensure_topics(&[topic], 3, 1, Duration::from_secs(5))
-            .await
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "topic not recreated: {e}"
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+        eventually(
+            Duration::from_secs(30),
+            "the supplier's topic recreated on the restarted broker",
+            async || {
+                kafka
+                    .ensure_topics(&[topic], 3, 1, Duration::from_secs(5))
+                    .await
+            },
+        )
+        .await;
     }
 }
 

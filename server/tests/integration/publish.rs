@@ -8,6 +8,7 @@ use streamgate::proto::{self, publish_request, publish_result, start_position};
 
 use crate::support::{
     BrokerKind, collect_all, on_each_broker, on_each_broker_with, read_all, subscribe_request,
+    within,
 };
 
 fn is_seed_date(text: &str) -> bool {
@@ -247,10 +248,13 @@ async fn publish_stream_acknowledges_every_record_in_order() {
             .expect("publish stream")
             .into_inner();
         let mut acks = Vec::new();
-        while let Some(result) = tokio::time::timeout(Duration::from_secs(60), results.message())
-            .await
-            .expect("results keep coming")
-            .expect("stream ok")
+        while let Some(result) = within(
+            Duration::from_secs(60),
+            "the next publish result",
+            results.message(),
+        )
+        .await
+        .expect("stream ok")
         {
             acks.push(result);
         }

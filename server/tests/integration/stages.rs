@@ -6,14 +6,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use streamgate::page_event::PageEvent;
 use streamgate::proto::{self, publish_request, start_position};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::support::{
-    BrokerKind, TestServer, collect_all, on_each_broker_with, random_name, read_all, real_brokers,
-    subscribe_request,
+    BrokerKind, TestServer, collect_all, eventually, on_each_broker_with, poll_for, random_name,
+    read_all, real_brokers, subscribe_request, within,
 };
 
 /// Publishes a raw value with a key, as any Kafka producer could.
@@ -41,9 +43,91 @@ fn event(name: &str, duration: i64) -> PageEvent<'static> {
     }
 }
 
+/// Where the transform stage reads, and its consumer group.
+struct Stage<'a> {
+    input: &'a str,
+    group: &'a str,
+}
+
+/// Per partition of the stage's input: (partition, the group's committed offset, the end
+/// offset). Blocking: run it off the runtime.
+fn stage_progress(consumer: &BaseConsumer, input: &str) -> Result<Vec<(i32, i64, i64)>, String> {
+    let timeout = Duration::from_secs(5);
+    let metadata = consumer
+        .fetch_metadata(Some(input), timeout)
+        .map_err(|e| e.to_string())?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let mut list = TopicPartitionList::new();
+    for partition in &partitions {
+        list.add_partition(input, *partition);
+    }
+    let committed = consumer
+        .committed_offsets(list, timeout)
+        .map_err(|e| e.to_string())?;
+    partitions
+        .iter()
+        .map(|partition| {
+            let (_, end) = consumer
+                .fetch_watermarks(input, *partition, timeout)
+                .map_err(|e| e.to_string())?;
+            let done = match committed
+                .find_partition(input, *partition)
+                .map(|e| e.offset())
+            {
+                Some(Offset::Offset(offset)) => offset,
+                _ => 0,
+            };
+            Ok((*partition, done, end))
+        })
+        .collect()
+}
+
+/// Waits until the transform's group has committed every input up to the end: the stage
+/// stores an input's offset only once its output was acknowledged (and skips bad inputs
+/// with their offsets stored), so by then every output it will write for these inputs is
+/// in the output topic.
+async fn stage_caught_up(server: &TestServer, stage: &Stage<'_>) {
+    // A client of the group's that never joins it: it only reads the committed offsets.
+    let consumer: Arc<BaseConsumer> = Arc::new(
+        ClientConfig::new()
+            .set("bootstrap.servers", server.kafka.bootstrap_servers())
+            .set("group.id", stage.group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("offsets reader"),
+    );
+    let input = stage.input.to_owned();
+    eventually(
+        Duration::from_secs(60),
+        "the transform commits every input",
+        async || {
+            let (consumer, input) = (consumer.clone(), input.clone());
+            let progress = tokio::task::spawn_blocking(move || stage_progress(&consumer, &input))
+                .await
+                .expect("progress read")?;
+            if !progress.is_empty() && progress.iter().all(|(_, done, end)| done == end) {
+                Ok(())
+            } else {
+                Err(format!("(partition, committed, end): {progress:?}"))
+            }
+        },
+    )
+    .await;
+}
+
 /// Waits for `count` records on `topic` (the stage writes them in the background), then, on
-/// the embedded broker, reads the topic to its end to check there are no more than that.
-async fn read_outputs(server: &TestServer, topic: &str, count: u64) -> Vec<proto::Record> {
+/// the embedded broker, once the stage has handled every input, reads the topic to its end
+/// to check there are no more than that.
+async fn read_outputs(
+    server: &TestServer,
+    stage: &Stage<'_>,
+    topic: &str,
+    count: u64,
+) -> Vec<proto::Record> {
     let mut client = server.client().await;
     let mut request =
         subscribe_request(topic, None, Some(start_position::Position::Earliest(true)));
@@ -57,8 +141,8 @@ async fn read_outputs(server: &TestServer, topic: &str, count: u64) -> Vec<proto
     )
     .await;
     if server.kind == BrokerKind::Embedded {
-        // Let anything extra arrive before looking for it.
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        // Anything extra would be there by now.
+        stage_caught_up(server, stage).await;
         assert_eq!(
             read_all(server, topic, count).await.len() as u64,
             count,
@@ -94,6 +178,7 @@ fn outputs_by_duration(records: &[proto::Record]) -> BTreeMap<i64, (String, Page
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transform_applies_the_rule_to_every_input_and_skips_bad_records() {
     let (input, output, group) = (random_name("tin"), random_name("tout"), random_name("tg"));
+    let stage_group = group.clone();
     let args = [
         "--transform",
         "true",
@@ -117,7 +202,12 @@ async fn transform_applies_the_rule_to_every_input_and_skips_bad_records() {
     ];
     on_each_broker_with(&args, |server| {
         let (input, output, args) = (input.clone(), output.clone(), args.map(str::to_owned));
+        let group = stage_group.clone();
         async move {
+            let stage = Stage {
+                input: &input,
+                group: &group,
+            };
             // Two bad records among the good ones: the stage must skip them and go on.
             for (i, name) in names.iter().enumerate() {
                 let value = event(name, i as i64 + 1).to_json();
@@ -127,7 +217,7 @@ async fn transform_applies_the_rule_to_every_input_and_skips_bad_records() {
                     publish_raw(&server, &input, "bad", br#"{"page":"P1"}"#.to_vec()).await;
                 }
             }
-            let records = read_outputs(&server, &output, names.len() as u64).await;
+            let records = read_outputs(&server, &stage, &output, names.len() as u64).await;
             let outputs = outputs_by_duration(&records);
             assert_eq!(outputs.len(), names.len(), "one output per good input");
             for (i, name) in names.iter().enumerate() {
@@ -148,7 +238,7 @@ async fn transform_applies_the_rule_to_every_input_and_skips_bad_records() {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let server = TestServer::start(kafka, kind, &args).await;
             publish_raw(&server, &input, "P9", event("P9", 100).to_json()).await;
-            let records = read_outputs(&server, &output, names.len() as u64 + 1).await;
+            let records = read_outputs(&server, &stage, &output, names.len() as u64 + 1).await;
             let outputs = outputs_by_duration(&records);
             assert_eq!(outputs.len(), names.len() + 1);
             assert_eq!(outputs[&100].1.name, "Page:2");
@@ -188,7 +278,7 @@ impl ServerProcess {
             }
         });
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let url = tokio::time::timeout(Duration::from_secs(30), async {
+        let url = within(Duration::from_secs(30), "the server's banner", async {
             while let Some(line) = stdout.next_line().await.expect("stdout") {
                 if let Some(at) = line.find("http://") {
                     let url: String = line[at..].split_whitespace().next().unwrap_or("").into();
@@ -197,29 +287,24 @@ impl ServerProcess {
             }
             panic!("the server ended before its banner");
         })
-        .await
-        .expect("banner within 30s");
+        .await;
         // Keep draining stdout so the process never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
         Self { child, url, log }
     }
 
     /// Waits until a log line contains every one of `parts`, returning it.
-    async fn wait_for_line(&self, parts: &[&str], within: Duration) -> Option<String> {
-        let deadline = tokio::time::Instant::now() + within;
-        while tokio::time::Instant::now() < deadline {
-            if let Some(line) = self
-                .log
+    async fn wait_for_line(&self, parts: &[&str], timeout: Duration) -> Option<String> {
+        poll_for(timeout, async || {
+            self.log
                 .lock()
                 .expect("log")
                 .iter()
                 .find(|l| parts.iter().all(|p| l.contains(p)))
-            {
-                return Some(line.clone());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        None
+                .cloned()
+        })
+        .await
+        .ok()
     }
 
     /// Sends SIGTERM and waits for the exit status.
@@ -231,10 +316,13 @@ impl ServerProcess {
             .await
             .expect("kill runs");
         assert!(sent.success());
-        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .expect("the server exits within 30s of SIGTERM")
-            .expect("exit status")
+        within(
+            Duration::from_secs(30),
+            "the server exits after SIGTERM",
+            self.child.wait(),
+        )
+        .await
+        .expect("exit status")
     }
 }
 

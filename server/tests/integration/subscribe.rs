@@ -9,7 +9,7 @@ use streamgate::proto::{self, publish_request, start_position, subscribe_respons
 
 use crate::support::{
     collect_all, next_message, on_each_broker, on_each_broker_with, publish_values, random_name,
-    read_all, subscribe_request,
+    read_all, subscribe_request, within,
 };
 
 const BASE_MS: i64 = 1_750_000_000_000;
@@ -244,7 +244,14 @@ async fn a_stalled_subscriber_does_not_hold_back_others() {
             .expect("publish")
             .into_inner();
         let mut acknowledged = 0;
-        while let Some(result) = acks.message().await.expect("acks") {
+        while let Some(result) = within(
+            Duration::from_secs(60),
+            "the next publish result",
+            acks.message(),
+        )
+        .await
+        .expect("acks")
+        {
             match result.outcome {
                 Some(proto::publish_result::Outcome::Ack(_)) => acknowledged += 1,
                 other => panic!("record {} not acknowledged: {other:?}", result.sequence),

@@ -8,7 +8,9 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::Message;
 use streamgate::proto::{self, start_position, subscribe_response};
 
-use crate::support::{next_message, on_each_broker, publish_values, subscribe_request};
+use crate::support::{
+    eventually, next_message, on_each_broker, publish_values, subscribe_request, within,
+};
 
 /// One grpc-web frame: flag byte, big-endian length, payload.
 fn frame(message: &impl Message) -> Bytes {
@@ -39,6 +41,8 @@ fn unframe(mut body: Bytes) -> (Vec<Bytes>, String) {
 async fn grpc_web_call(url: &str, method: &str, request: &impl Message) -> reqwest::Response {
     reqwest::Client::builder()
         .http1_only()
+        // The whole call, body included: a hung stream fails the test.
+        .timeout(Duration::from_secs(30))
         .build()
         .expect("http client")
         .post(format!("{url}/streamgate.v1.EventGateway/{method}"))
@@ -147,7 +151,10 @@ async fn grpc_web_unary_and_server_streaming_over_http1() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_preflight_allows_grpc_web_from_a_browser() {
     on_each_broker(|server| async move {
-        let response = reqwest::Client::new()
+        let response = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("http client")
             .request(
                 reqwest::Method::OPTIONS,
                 format!("{}/streamgate.v1.EventGateway/Publish", server.url()),
@@ -275,23 +282,23 @@ async fn health_reports_serving_once_topics_exist() {
         // On an external cluster the topics are created in the background: NOT_SERVING
         // until then, which must turn into SERVING without any help.
         use tonic_health::pb::health_check_response::ServingStatus;
-        let mut status = ServingStatus::Unknown;
-        for _ in 0..60 {
+        eventually(Duration::from_secs(30), "health SERVING", async || {
             let request = tonic_health::pb::HealthCheckRequest {
                 service: "streamgate.v1.EventGateway".into(),
             };
-            status = health
+            let status = health
                 .check(request)
                 .await
                 .expect("health check")
                 .into_inner()
                 .status();
             if status == ServingStatus::Serving {
-                break;
+                Ok(())
+            } else {
+                Err(status)
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        assert_eq!(status, ServingStatus::Serving);
+        })
+        .await;
         server.stop().await;
     })
     .await;
@@ -319,20 +326,23 @@ async fn shutdown_ends_open_streams_and_returns() {
 
         server.stop().await; // bounded: panics if `run` does not return in time
 
-        let end = tokio::time::timeout(
+        let end = within(
             Duration::from_secs(10),
+            "the Subscribe stream ends",
             futures::StreamExt::next(&mut stream),
         )
-        .await
-        .expect("stream ends");
+        .await;
         match end {
             Some(Err(status)) => assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}"),
             None => {}
             Some(Ok(other)) => panic!("unexpected message {other:?}"),
         }
-        let end = tokio::time::timeout(Duration::from_secs(10), publishing.message())
-            .await
-            .expect("publish stream ends");
+        let end = within(
+            Duration::from_secs(10),
+            "the PublishStream ends",
+            publishing.message(),
+        )
+        .await;
         assert!(end.is_err() || matches!(end, Ok(None)), "{end:?}");
     })
     .await;

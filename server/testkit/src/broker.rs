@@ -1,0 +1,53 @@
+//! Which broker a scenario runs on.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use streamgate_server::Kafka;
+
+use crate::TestServer;
+
+/// Which broker a scenario runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerKind {
+    /// librdkafka's in-process mock cluster.
+    Embedded,
+    /// A real Kafka-compatible broker (Tansu in CI).
+    Real,
+}
+
+/// The real broker's address, if the test run has one (`STREAMGATE_TEST_BROKERS`).
+pub fn real_brokers() -> Option<String> {
+    std::env::var("STREAMGATE_TEST_BROKERS")
+        .ok()
+        .filter(|b| !b.trim().is_empty())
+}
+
+/// Runs `scenario` against a fresh server on a fresh embedded broker, then on the real
+/// broker when `STREAMGATE_TEST_BROKERS` is set.
+pub async fn on_each_broker<F, Fut>(scenario: F)
+where
+    F: Fn(TestServer) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    on_each_broker_with(&[], scenario).await;
+}
+
+/// [`on_each_broker`] with extra server flags.
+pub async fn on_each_broker_with<F, Fut>(extra_args: &[&str], scenario: F)
+where
+    F: Fn(TestServer) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let embedded = Arc::new(Kafka::embedded().expect("embedded broker starts"));
+    eprintln!(
+        "--- scenario on the embedded broker ({})",
+        embedded.bootstrap_servers()
+    );
+    scenario(TestServer::start(embedded, BrokerKind::Embedded, extra_args).await).await;
+    if let Some(brokers) = real_brokers() {
+        eprintln!("--- scenario on the real broker ({brokers})");
+        let real = Arc::new(Kafka::external(brokers, Vec::new()));
+        scenario(TestServer::start(real, BrokerKind::Real, extra_args).await).await;
+    }
+}

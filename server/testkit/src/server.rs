@@ -1,0 +1,146 @@
+//! A server started through the same `run` as the binary, on port 0.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use streamgate::proto::event_gateway_client::EventGatewayClient;
+use streamgate::proto::{self, ListTopicsRequest};
+use streamgate_server::{Config, Kafka};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+use crate::{BrokerKind, eventually, init_logs, random_name, within};
+
+/// How long a new topic may take to show in the server's metadata.
+const TOPIC_VISIBLE_WITHIN: Duration = Duration::from_secs(30);
+
+/// A running server and the cluster behind it. Dropping it cancels the server; [`stop`]
+/// also waits until `run` returned.
+///
+/// [`stop`]: TestServer::stop
+pub struct TestServer {
+    /// The address it listens on (gRPC, grpc-web and HTTP).
+    pub addr: SocketAddr,
+    /// The cluster it serves.
+    pub kafka: Arc<Kafka>,
+    /// Which kind of broker that cluster is.
+    pub kind: BrokerKind,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Starts a server over `kafka` with extra flags. The background stages (transform,
+    /// log consumer, analytics) are off unless `extra_args` turn them on: they have tests
+    /// of their own, on topics and groups of their own; elsewhere they would only add load
+    /// on the shared real broker. Later flags override earlier ones.
+    pub async fn start(kafka: Arc<Kafka>, kind: BrokerKind, extra_args: &[&str]) -> Self {
+        init_logs();
+        let mut args = vec![
+            "streamgate-server",
+            "--listen",
+            "127.0.0.1:0",
+            "--request-timeout",
+            "20s",
+            "--transform",
+            "false",
+            "--log-consumer",
+            "false",
+            "--analytics",
+            "false",
+        ];
+        args.extend_from_slice(extra_args);
+        let config = Config::try_parse_from(args).expect("test config parses");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let shutdown = CancellationToken::new();
+        let (token, cluster) = (shutdown.clone(), kafka.clone());
+        let task = tokio::spawn(async move {
+            streamgate_server::run(listener, config, &cluster, token)
+                .await
+                .expect("server runs");
+        });
+        Self {
+            addr,
+            kafka,
+            kind,
+            shutdown,
+            task: Some(task),
+        }
+    }
+
+    /// The gRPC URL of the server.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A connected client.
+    pub async fn client(&self) -> EventGatewayClient<Channel> {
+        within(
+            Duration::from_secs(30),
+            "the client connects",
+            EventGatewayClient::connect(self.url()),
+        )
+        .await
+        .expect("client connects")
+    }
+
+    /// Creates a fresh topic with a random name and `partitions` partitions, and returns
+    /// once the server's metadata shows it.
+    pub async fn topic(&self, partitions: i32) -> String {
+        let name = random_name("t");
+        self.kafka
+            .ensure_topics(&[&name], partitions, 1, Duration::from_secs(30))
+            .await
+            .expect("create test topic");
+        self.wait_for_topic(&name, partitions).await;
+        name
+    }
+
+    /// Waits until ListTopics shows `topic` with `partitions` partitions, each with a
+    /// leader. A real broker's metadata may lag a creation a little; the embedded broker's
+    /// shows it at once.
+    pub async fn wait_for_topic(&self, topic: &str, partitions: i32) {
+        let mut client = self.client().await;
+        eventually(
+            TOPIC_VISIBLE_WITHIN,
+            &format!("topic {topic} with {partitions} partitions in the server's metadata"),
+            async || {
+                let listed = client
+                    .list_topics(ListTopicsRequest::default())
+                    .await
+                    .map_err(|status| format!("ListTopics failed: {status:?}"))?
+                    .into_inner();
+                match listed.topics.into_iter().find(|t| t.name == topic) {
+                    Some(proto::TopicInfo { partitions: p, .. })
+                        if p.len() == partitions as usize && p.iter().all(|p| p.leader >= 0) =>
+                    {
+                        Ok(())
+                    }
+                    other => Err(format!("listed as {other:?}")),
+                }
+            },
+        )
+        .await;
+    }
+
+    /// Stops the server and waits until `run` returned (bounded).
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            within(Duration::from_secs(30), "the server stops", task)
+                .await
+                .expect("server task");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
