@@ -13,7 +13,7 @@
 //!   length-error mapping.
 //! - [`kafka`]: the cluster (external or embedded), client settings, the shared producer,
 //!   consumer helpers, metadata, and the one path that creates topics.
-//! - [`banner`]: the start-up banner; [`logs`]: throttled logs and safe previews of
+//! - [`banner`](mod@banner): the start-up banner; [`logs`]: throttled logs and safe previews of
 //!   untrusted bytes.
 
 pub mod analytics;

@@ -61,7 +61,7 @@ mod throttle_tests {
 const MAX_CHARS: usize = 120;
 
 /// Decodes `bytes` as UTF-8 (invalid sequences become U+FFFD) and keeps the first
-/// [`MAX_CHARS`] characters, marking a cut with `…`. Log it with `?` so that tracing escapes
+/// `MAX_CHARS` characters, marking a cut with `…`. Log it with `?` so that tracing escapes
 /// quotes, newlines and control characters: an untrusted value can never forge a log line.
 pub fn preview(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);

@@ -2,7 +2,7 @@
 //! own consumer group and writes each to R3 with the name replaced by `"Page:" + <number of
 //! characters in the name>` and the user by `"User=>1"`; date and duration are unchanged.
 //!
-//! At-least-once. Outputs go through the shared producer, up to [`MAX_IN_FLIGHT`] awaiting
+//! At-least-once. Outputs go through the shared producer, up to `MAX_IN_FLIGHT` awaiting
 //! their acknowledgement, and come back in input order (`FuturesOrdered`): an input offset is
 //! stored for the next commit only once its output, and every output before it, was
 //! acknowledged. A crash therefore repeats some outputs and never loses one. An output that

@@ -1,6 +1,6 @@
 //! Everything at the HTTP level in front of the gRPC services: the dashboard's files, CORS
 //! for browsers on other origins, and the mapping of tonic's length error to the status the
-//! gRPC spec wants. [`layers`] stacks them in the order they must run.
+//! gRPC spec wants. `server::serve` stacks them in the order they must run.
 
 mod cors;
 mod dashboard;

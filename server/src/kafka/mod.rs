@@ -1,6 +1,6 @@
 //! Everything about the Kafka side: which cluster we use (an external one or the embedded
 //! broker), the client settings every producer and consumer shares, the shared producer,
-//! consumer helpers, metadata ([`admin`]) and the one path that creates topics
+//! consumer helpers, metadata (`admin`) and the one path that creates topics
 //! ([`bootstrap`]).
 
 mod admin;

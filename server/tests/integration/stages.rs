@@ -1,8 +1,7 @@
 //! The background stages: the transform function (R2 -> R3) and the log consumer (R1).
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,12 +9,11 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use streamgate::page_event::PageEvent;
 use streamgate::proto::{self, publish_request, start_position};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
+use crate::process::ServerProcess;
 use crate::support::{
-    BrokerKind, TestServer, collect_all, eventually, on_each_broker_with, poll_for, random_name,
-    read_all, real_brokers, subscribe_request, within,
+    BrokerKind, TestServer, collect_all, eventually, on_each_broker_with, random_name, read_all,
+    real_brokers, subscribe_request,
 };
 
 /// Publishes a raw value with a key, as any Kafka producer could.
@@ -246,84 +244,6 @@ async fn transform_applies_the_rule_to_every_input_and_skips_bad_records() {
         }
     })
     .await;
-}
-
-/// A `streamgate-server` process, its log lines collected as they come.
-struct ServerProcess {
-    child: Child,
-    url: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl ServerProcess {
-    /// Starts the real binary with `args` and waits for its banner.
-    async fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_streamgate-server"))
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the server binary starts");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().expect("stderr");
-        let lines = log.clone();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                eprintln!("server> {line}");
-                lines.lock().expect("log").push(line);
-            }
-        });
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let url = within(Duration::from_secs(30), "the server's banner", async {
-            while let Some(line) = stdout.next_line().await.expect("stdout") {
-                if let Some(at) = line.find("http://") {
-                    let url: String = line[at..].split_whitespace().next().unwrap_or("").into();
-                    return url;
-                }
-            }
-            panic!("the server ended before its banner");
-        })
-        .await;
-        // Keep draining stdout so the process never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
-        Self { child, url, log }
-    }
-
-    /// Waits until a log line contains every one of `parts`, returning it.
-    async fn wait_for_line(&self, parts: &[&str], timeout: Duration) -> Option<String> {
-        poll_for(timeout, async || {
-            self.log
-                .lock()
-                .expect("log")
-                .iter()
-                .find(|l| parts.iter().all(|p| l.contains(p)))
-                .cloned()
-        })
-        .await
-        .ok()
-    }
-
-    /// Sends SIGTERM and waits for the exit status.
-    async fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().expect("running").to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .await
-            .expect("kill runs");
-        assert!(sent.success());
-        within(
-            Duration::from_secs(30),
-            "the server exits after SIGTERM",
-            self.child.wait(),
-        )
-        .await
-        .expect("exit status")
-    }
 }
 
 /// The binary with its defaults: the supplier feeds R2, the transform writes R3, the log
