@@ -147,6 +147,29 @@ pub struct Config {
     #[arg(long, env = "STREAMGATE_MAX_TIMESTAMP_AHEAD", default_value = "1h", value_parser = humantime::parse_duration)]
     pub max_timestamp_ahead: Duration,
 
+    /// Topics one Subscribe may name.
+    #[arg(long, env = "STREAMGATE_MAX_SUBSCRIBE_TOPICS", default_value_t = 100)]
+    pub max_subscribe_topics: usize,
+
+    /// Bytes buffered per subscription between Kafka and the client (keys, values and
+    /// headers of the records waiting), on top of the record count of --subscribe-buffer.
+    #[arg(long, env = "STREAMGATE_SUBSCRIBE_BUFFER_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub subscribe_buffer_bytes: usize,
+
+    /// Longest page name the transform and the analytics accept, in bytes; a longer one
+    /// sends its record to the stage's dead-letter topic.
+    #[arg(long, env = "STREAMGATE_MAX_PAGE_NAME_BYTES", default_value_t = 256)]
+    pub max_page_name_bytes: usize,
+
+    /// How far ahead of the worker's clock an event may be and still count; later ones go
+    /// to the dead-letter topic and never move stream time.
+    #[arg(long, env = "STREAMGATE_MAX_EVENT_SKEW", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub max_event_skew: Duration,
+
+    /// Pages counted per window; events of further pages are counted under "(other)".
+    #[arg(long, env = "STREAMGATE_MAX_PAGES", default_value_t = 10_000)]
+    pub max_pages: usize,
+
     /// Records buffered per subscription between Kafka and the client.
     #[arg(long, env = "STREAMGATE_SUBSCRIBE_BUFFER", default_value_t = 256)]
     pub subscribe_buffer: usize,

@@ -101,7 +101,7 @@ fn producer_settings(settings: &Settings) -> ProducerSettings {
 
 fn server_topics(settings: &Settings) -> ServerTopics {
     ServerTopics {
-        names: settings.topics.all().into_iter().cloned().collect(),
+        names: settings.topics_to_create().into_iter().cloned().collect(),
         partitions: settings.topics.partitions,
         replication_factor: settings.topics.replication_factor,
         timeout: settings.timeouts.request,

@@ -11,6 +11,7 @@ use streamgate::topic::TopicName;
 
 use crate::analytics::WindowSpec;
 use crate::config::Config;
+use crate::kafka::dead_letter;
 use crate::supplier;
 
 /// A flag whose value the server cannot run with.
@@ -68,6 +69,10 @@ pub struct Topics {
     pub transform_output: TopicName,
     /// Windowed counts (R4).
     pub stats: TopicName,
+    /// The transform's dead letters: `error.<transform input>.<transform group>`.
+    pub transform_dead_letters: TopicName,
+    /// The analytics worker's dead letters: `error.<R2>.<analytics group>`.
+    pub analytics_dead_letters: TopicName,
     /// Partitions of the topics the server creates.
     pub partitions: i32,
     /// Replication factor of the topics the server creates.
@@ -75,9 +80,10 @@ pub struct Topics {
 }
 
 impl Topics {
-    /// Every topic the server owns, each once, in flag order.
+    /// The data topics the server owns (R1–R4 and the transform's input), each once, in
+    /// flag order.
     pub fn all(&self) -> Vec<&TopicName> {
-        let mut topics: Vec<&TopicName> = Vec::with_capacity(5);
+        let mut topics: Vec<&TopicName> = Vec::with_capacity(7);
         for topic in [
             &self.log,
             &self.supplier,
@@ -119,6 +125,12 @@ pub struct Limits {
     pub max_publish_streams: usize,
     /// WatchPageStats streams served at once.
     pub max_watchers: usize,
+    /// Topics one Subscribe may name.
+    pub max_subscribe_topics: usize,
+    /// Bytes buffered per subscription.
+    pub subscribe_buffer_bytes: usize,
+    /// Longest page name the transform and the analytics accept, in bytes.
+    pub max_page_name_bytes: usize,
 }
 
 /// The one port's transport settings.
@@ -167,12 +179,19 @@ pub struct Analytics {
     pub min_duration_ms: i64,
     /// How often counts are written and watchers get a message.
     pub tick: Duration,
-    /// History the hub keeps.
+    /// History the hub keeps; pages not seen within it are forgotten.
     pub retention: Duration,
+    /// How far ahead of the worker's clock an event may be and still count.
+    pub max_event_skew: Duration,
+    /// Pages counted per window before "(other)".
+    pub max_pages: usize,
 }
 
 /// Highest `--supplier-max-rate`: far above what one producer sustains.
 const MAX_SUPPLIER_RATE: f64 = 10_000_000.0;
+
+/// Smallest `--subscribe-buffer-bytes`: room for one record of the default size limit.
+const MIN_SUBSCRIBE_BUFFER_BYTES: usize = 1024 * 1024;
 
 /// Highest `--max-headers`.
 const MAX_HEADERS: usize = 65_536;
@@ -181,6 +200,19 @@ const MAX_HEADERS: usize = 65_536;
 const MAX_MESSAGE_BYTES: usize = 512 * 1024 * 1024;
 
 impl Settings {
+    /// The topics the server creates when missing: its data topics, then the dead-letter
+    /// topics of the stages that run here.
+    pub fn topics_to_create(&self) -> Vec<&TopicName> {
+        let mut topics = self.topics.all();
+        if self.transform.is_some() {
+            topics.push(&self.topics.transform_dead_letters);
+        }
+        if self.analytics.worker {
+            topics.push(&self.topics.analytics_dead_letters);
+        }
+        topics
+    }
+
     /// Resolves and checks every flag; the first bad one is the error.
     pub fn resolve(config: &Config) -> Result<Self, InvalidSetting> {
         let topics = topics(config)?;
@@ -222,12 +254,31 @@ fn topics(config: &Config) -> Result<Topics, InvalidSetting> {
         );
     }
     let supplier = topic("--supplier-topic", &config.supplier_topic)?;
+    let transform_input = match &config.transform_input {
+        Some(name) => topic("--transform-input", name)?,
+        None => supplier.clone(),
+    };
+    let dead_letters = |flag, input: &TopicName, group: &str| {
+        dead_letter::topic(input, group).or_else(|e| {
+            invalid(
+                flag,
+                format!("must be usable in the dead-letter topic error.{input}.<group>: {e}"),
+            )
+        })
+    };
     Ok(Topics {
         log: topic("--log-topic", &config.log_topic)?,
-        transform_input: match &config.transform_input {
-            Some(name) => topic("--transform-input", name)?,
-            None => supplier.clone(),
-        },
+        transform_dead_letters: dead_letters(
+            "--transform-group",
+            &transform_input,
+            &config.transform_group,
+        )?,
+        analytics_dead_letters: dead_letters(
+            "--analytics-group",
+            &supplier,
+            &config.analytics_group,
+        )?,
+        transform_input,
         supplier,
         transform_output: topic("--transform-topic", &config.transform_topic)?,
         stats: topic("--stats-topic", &config.stats_topic)?,
@@ -263,10 +314,18 @@ fn limits(config: &Config) -> Result<Limits, InvalidSetting> {
         ("--subscribe-buffer", config.subscribe_buffer),
         ("--max-publish-streams", config.max_publish_streams),
         ("--max-watchers", config.max_watchers),
+        ("--max-subscribe-topics", config.max_subscribe_topics),
+        ("--max-page-name-bytes", config.max_page_name_bytes),
     ] {
         if value == 0 {
             return invalid(flag, "must be 1 or more");
         }
+    }
+    if config.subscribe_buffer_bytes < MIN_SUBSCRIBE_BUFFER_BYTES {
+        return invalid(
+            "--subscribe-buffer-bytes",
+            format!("must be at least {MIN_SUBSCRIBE_BUFFER_BYTES}"),
+        );
     }
     if config.max_headers > MAX_HEADERS {
         return invalid("--max-headers", format!("must be at most {MAX_HEADERS}"));
@@ -279,6 +338,9 @@ fn limits(config: &Config) -> Result<Limits, InvalidSetting> {
         max_timestamp_ahead: config.max_timestamp_ahead,
         max_publish_streams: config.max_publish_streams,
         max_watchers: config.max_watchers,
+        max_subscribe_topics: config.max_subscribe_topics,
+        subscribe_buffer_bytes: config.subscribe_buffer_bytes,
+        max_page_name_bytes: config.max_page_name_bytes,
     })
 }
 
@@ -363,6 +425,9 @@ fn analytics(config: &Config) -> Result<Analytics, InvalidSetting> {
     if config.stats_retention < config.window {
         return invalid("--stats-retention", "must be at least one --window");
     }
+    if config.max_pages == 0 {
+        return invalid("--max-pages", "must be 1 or more");
+    }
     Ok(Analytics {
         worker: config.analytics,
         group: group("--analytics-group", &config.analytics_group)?,
@@ -371,6 +436,8 @@ fn analytics(config: &Config) -> Result<Analytics, InvalidSetting> {
         min_duration_ms: config.min_duration,
         tick: config.stats_tick,
         retention: config.stats_retention,
+        max_event_skew: config.max_event_skew,
+        max_pages: config.max_pages,
     })
 }
 
@@ -389,14 +456,28 @@ mod tests {
     }
 
     fn names(settings: &Settings) -> Vec<&str> {
-        settings.topics.all().iter().map(|t| t.as_str()).collect()
+        settings
+            .topics_to_create()
+            .iter()
+            .map(|t| t.as_str())
+            .collect()
     }
 
     #[test]
     fn defaults_are_loopback_and_seed_topics() {
         let settings = resolve(&[]).expect("defaults are valid");
         assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(names(&settings), ["R1", "R2", "R3", "R4"]);
+        assert_eq!(
+            names(&settings),
+            [
+                "R1",
+                "R2",
+                "R3",
+                "R4",
+                "error.R2.streamgate-transform",
+                "error.R2.streamgate-analytics"
+            ]
+        );
         assert!(settings.transform.is_some() && settings.log_consumer.is_some());
         assert!(settings.analytics.worker && settings.supplier.running);
         assert_eq!(settings.analytics.spec.size_ms(), 5_000);
@@ -415,7 +496,17 @@ mod tests {
         ])
         .expect("valid");
         assert!(settings.transform.is_none() && settings.log_consumer.is_none());
-        assert_eq!(names(&settings), ["R1", "R2", "R3", "R4", "in"]);
+        assert_eq!(
+            names(&settings),
+            [
+                "R1",
+                "R2",
+                "R3",
+                "R4",
+                "in",
+                "error.R2.streamgate-analytics"
+            ]
+        );
     }
 
     #[test]
@@ -436,6 +527,13 @@ mod tests {
                 "--max-concurrent-streams",
             ),
             (&["--analytics-group", " "][..], "--analytics-group"),
+            (&["--analytics-group", "a b"][..], "--analytics-group"),
+            (&["--max-pages", "0"][..], "--max-pages"),
+            (
+                &["--subscribe-buffer-bytes", "10"][..],
+                "--subscribe-buffer-bytes",
+            ),
+            (&["--max-page-name-bytes", "0"][..], "--max-page-name-bytes"),
             (&["--stats-tick", "0s"][..], "--stats-tick"),
             (&["--supplier-interval", "0s"][..], "--supplier-interval"),
             (&["--supplier-max-rate", "NaN"][..], "--supplier-max-rate"),

@@ -6,6 +6,7 @@
 mod admin;
 pub mod bootstrap;
 pub mod consumer;
+pub mod dead_letter;
 mod embedded;
 pub(crate) mod producer;
 

@@ -1,0 +1,149 @@
+//! Dead letters: where a stage puts a record it cannot process, so that one bad record never
+//! blocks, freezes or restarts it.
+//!
+//! Named and labelled as Spring Cloud Stream's Kafka binder does (the framework of the seed
+//! application): topic `error.<input topic>.<consumer group>`, the record's own key, value
+//! and headers, plus `x-original-topic`, `x-original-partition`, `x-original-offset`,
+//! `x-original-timestamp` and `x-exception-message`. Every added header value is UTF-8 text
+//! (numbers in decimal, the timestamp in epoch milliseconds), so `kcat -f '%h'` shows them.
+
+use rdkafka::Message;
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use streamgate::topic::{InvalidTopicName, TopicName};
+
+/// Longest `x-exception-message`, in bytes; longer reasons are cut on a character boundary.
+const MAX_REASON_BYTES: usize = 1024;
+
+/// The dead-letter topic of a stage reading `input` in consumer group `group`.
+pub fn topic(input: &TopicName, group: &str) -> Result<TopicName, InvalidTopicName> {
+    TopicName::new(format!("error.{input}.{group}"))
+}
+
+/// A record on its way to the dead-letter topic: the original's key, value and headers, and
+/// the headers that say where it came from and why it is here.
+pub struct DeadLetter<'a> {
+    /// The original record's key.
+    pub key: Option<&'a [u8]>,
+    /// The original record's value.
+    pub value: Option<&'a [u8]>,
+    /// The original's headers followed by the origin headers.
+    pub headers: OwnedHeaders,
+    /// The original record's timestamp, epoch milliseconds (kept on the dead letter).
+    pub timestamp_ms: Option<i64>,
+}
+
+impl<'a> DeadLetter<'a> {
+    /// The dead letter of `message`, refused because of `reason`.
+    pub fn of<M: Message>(message: &'a M, reason: &str) -> Self {
+        let original = message.headers();
+        let count = original.map_or(0, |h| h.count());
+        let mut headers = OwnedHeaders::new_with_capacity(count + 5);
+        if let Some(original) = original {
+            for header in original.iter() {
+                headers = headers.insert(header);
+            }
+        }
+        let timestamp_ms = message.timestamp().to_millis();
+        let timestamp = timestamp_ms.map(|ms| ms.to_string()).unwrap_or_default();
+        for (key, value) in [
+            ("x-original-topic", message.topic()),
+            ("x-original-partition", &message.partition().to_string()),
+            ("x-original-offset", &message.offset().to_string()),
+            ("x-original-timestamp", &timestamp),
+            ("x-exception-message", cut(reason, MAX_REASON_BYTES)),
+        ] {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value.as_bytes()),
+            });
+        }
+        Self {
+            key: message.key(),
+            value: message.payload(),
+            headers,
+            timestamp_ms,
+        }
+    }
+}
+
+/// `text` cut to at most `max` bytes on a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::Timestamp;
+    use rdkafka::message::OwnedMessage;
+
+    use super::*;
+
+    fn header(letter: &DeadLetter<'_>, key: &str) -> Option<String> {
+        letter
+            .headers
+            .iter()
+            .find(|h| h.key == key)
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
+    #[test]
+    fn names_the_topic_as_spring_cloud_stream_does() {
+        let input = TopicName::new("R2".to_owned()).expect("valid");
+        assert_eq!(
+            topic(&input, "streamgate-analytics")
+                .expect("valid")
+                .as_str(),
+            "error.R2.streamgate-analytics"
+        );
+        assert!(topic(&input, "bad group").is_err());
+    }
+
+    #[test]
+    fn keeps_the_record_and_adds_its_origin_and_reason() {
+        let own = OwnedHeaders::new().insert(Header {
+            key: "content-type",
+            value: Some("application/json"),
+        });
+        let message = OwnedMessage::new(
+            Some(b"{\"bad\"".to_vec()),
+            Some(b"P1".to_vec()),
+            "R2".into(),
+            Timestamp::CreateTime(1_662_925_267_331),
+            2,
+            1234,
+            Some(own),
+        );
+        let reason = format!("not a PageEvent: {}", "é".repeat(1000));
+        let letter = DeadLetter::of(&message, &reason);
+        assert_eq!(letter.key, Some(&b"P1"[..]));
+        assert_eq!(letter.value, Some(&b"{\"bad\""[..]));
+        assert_eq!(letter.timestamp_ms, Some(1_662_925_267_331));
+        assert_eq!(
+            header(&letter, "content-type").as_deref(),
+            Some("application/json")
+        );
+        assert_eq!(header(&letter, "x-original-topic").as_deref(), Some("R2"));
+        assert_eq!(
+            header(&letter, "x-original-partition").as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            header(&letter, "x-original-offset").as_deref(),
+            Some("1234")
+        );
+        assert_eq!(
+            header(&letter, "x-original-timestamp").as_deref(),
+            Some("1662925267331")
+        );
+        let message = header(&letter, "x-exception-message").expect("reason");
+        assert!(message.starts_with("not a PageEvent: é") && message.len() <= MAX_REASON_BYTES);
+    }
+}
