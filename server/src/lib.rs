@@ -13,6 +13,7 @@
 //!   length-error mapping.
 //! - [`kafka`]: the cluster (external or embedded), client settings, the shared producer,
 //!   consumer helpers, metadata, and the one path that creates topics.
+//! - [`supervisor`]: panics caught, counted, and long-lived tasks restarted.
 //! - [`banner`](mod@banner): the start-up banner; [`logs`]: throttled logs and safe previews of
 //!   untrusted bytes.
 
@@ -30,6 +31,7 @@ pub mod server;
 pub mod settings;
 pub mod signals;
 pub mod stages;
+pub mod supervisor;
 pub mod supplier;
 pub mod transform;
 
