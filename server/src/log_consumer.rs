@@ -23,6 +23,7 @@ use tokio_util::task::TaskTracker;
 use crate::kafka::{Kafka, consumer};
 use crate::logs::LogThrottle;
 use crate::logs::preview;
+use crate::supervisor::supervise;
 
 /// How often the topic's partition count is checked again.
 const RESCAN: Duration = Duration::from_secs(30);
@@ -31,19 +32,33 @@ const RETRY: Duration = Duration::from_secs(2);
 /// The target of the lines, for filtering (`RUST_LOG=streamgate::log_consumer=off`).
 pub const TARGET: &str = "streamgate::log_consumer";
 
-/// Starts the log consumer on `topic`; it stops when `shutdown` is cancelled.
+/// Starts the log consumer on `topic`, supervised (a panic restarts it with a fresh
+/// consumer); it stops when `shutdown` is cancelled.
 pub fn spawn(
     kafka: &Kafka,
     topic: TopicName,
     tasks: &TaskTracker,
     shutdown: CancellationToken,
 ) -> Result<JoinHandle<()>, KafkaError> {
-    let consumer: StreamConsumer =
-        consumer::assign_only(&kafka.client_settings(), "streamgate-log-consumer", |c| {
-            c.set("queued.max.messages.kbytes", "1024");
-        })
-        .create()?;
-    Ok(tasks.spawn(run(Arc::new(consumer), topic, shutdown)))
+    let config = consumer::assign_only(&kafka.client_settings(), "streamgate-log-consumer", |c| {
+        c.set("queued.max.messages.kbytes", "1024");
+    });
+    // Created once here, so that a bad configuration fails the start-up.
+    let mut first: Option<StreamConsumer> = Some(config.create()?);
+    let token = shutdown.clone();
+    let (handle, _) = supervise(tasks, &shutdown, "log consumer", move || {
+        let consumer = first.take().map_or_else(|| config.create(), Ok);
+        let (topic, shutdown) = (topic.clone(), token.clone());
+        async move {
+            match consumer {
+                Ok(consumer) => run(Arc::new(consumer), topic, shutdown).await,
+                Err(e) => {
+                    tracing::error!(target: TARGET, error = %e, "log consumer: cannot create its consumer; stopping")
+                }
+            }
+        }
+    });
+    Ok(handle)
 }
 
 async fn run(consumer: Arc<StreamConsumer>, topic: TopicName, shutdown: CancellationToken) {

@@ -241,8 +241,9 @@ pub fn spawn_stream(
     permit: OwnedSemaphorePermit,
 ) -> PublishResultStream {
     let (tx, rx) = mpsc::channel(STREAM_IN_FLIGHT);
+    let on_panic = tx.clone();
     let tasks = state.tasks.clone();
-    tasks.spawn(async move {
+    let stream = async move {
         let _permit = permit;
         let mut in_flight = FuturesOrdered::new();
         let mut sequence: u64 = 0;
@@ -278,6 +279,17 @@ pub fn spawn_stream(
                     }
                 },
             }
+        }
+    };
+    tasks.spawn(async move {
+        // A panic must not look like a clean end of the stream to the client.
+        if crate::supervisor::catch("publish stream", stream)
+            .await
+            .is_none()
+        {
+            let _ = on_panic.try_send(Err(Status::internal(
+                "the stream's task failed; the server's log says why",
+            )));
         }
     });
     ReceiverStream::new(rx)

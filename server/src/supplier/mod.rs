@@ -6,11 +6,14 @@
 //! rate owes since the last tick, so rates from one a minute to tens of thousands a second
 //! need no timer per event. Sends go through the shared producer and are counted when the
 //! broker acknowledges them; a broker error is counted, logged at most once per 5 s, and the
-//! supplier carries on.
+//! supplier carries on. It runs supervised: a panic restarts it with the settings last
+//! applied and its counters intact.
 
 mod settings;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -29,6 +32,7 @@ use tokio_util::task::TaskTracker;
 pub use self::settings::{InvalidSettings, MIN_RATE, Settings};
 use crate::kafka::Producer;
 use crate::logs::LogThrottle;
+use crate::supervisor::{Restarts, supervise};
 use streamgate::time::from_millis;
 
 /// Sends awaiting their acknowledgement, at most: the supplier's memory bound. When the
@@ -45,16 +49,38 @@ const ERROR_LOG_EVERY: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct Supplier {
     commands: mpsc::Sender<Control>,
+    restarts: Arc<Restarts>,
 }
 
 struct Control {
     action: SupplierAction,
     update: Option<proto::SupplierSettingsUpdate>,
     reply: oneshot::Sender<Result<proto::SupplierStatus, InvalidSettings>>,
+    /// Test hook: the actor panics on this command.
+    #[cfg(feature = "test-hooks")]
+    panic: bool,
+}
+
+/// What outlives one run of the actor, so that a restart after a panic goes on where it
+/// was: the command inbox, the settings last applied, and the counters.
+struct Durable {
+    inbox: tokio::sync::Mutex<mpsc::Receiver<Control>>,
+    applied: std::sync::Mutex<(Settings, bool)>,
+    sent: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// How the actor sends: the producer and its bounds.
+#[derive(Clone)]
+struct Sending {
+    producer: Producer,
+    max_rate: f64,
+    send_timeout: Duration,
 }
 
 impl Supplier {
-    /// Starts the supplier task; it stops when `shutdown` is cancelled.
+    /// Starts the supplier task, supervised (a panic restarts it with the settings last
+    /// applied); it stops when `shutdown` is cancelled.
     pub fn spawn(
         producer: Producer,
         settings: Settings,
@@ -65,23 +91,42 @@ impl Supplier {
         shutdown: CancellationToken,
     ) -> Self {
         let (commands, inbox) = mpsc::channel(16);
-        let actor = Actor {
+        let durable = Arc::new(Durable {
+            inbox: tokio::sync::Mutex::new(inbox),
+            applied: std::sync::Mutex::new((settings, running)),
+            sent: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        });
+        let sending = Sending {
             producer,
-            settings,
-            running,
             max_rate,
             send_timeout,
-            sent: 0,
-            errors: 0,
-            last_event: None,
-            last_error: None,
-            samples: VecDeque::new(),
-            credit: 1.0,
-            last_tick: Instant::now(),
-            error_log: LogThrottle::new(ERROR_LOG_EVERY),
         };
-        tasks.spawn(actor.run(inbox, shutdown));
-        Self { commands }
+        let token = shutdown.clone();
+        let (_, restarts) = supervise(tasks, &shutdown, "supplier", move || {
+            Actor::new(durable.clone(), sending.clone()).run(token.clone())
+        });
+        Self { commands, restarts }
+    }
+
+    /// How many times the supplier was restarted after a panic.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.count()
+    }
+
+    /// Test hook: makes the supplier's task panic, as a bug would.
+    #[cfg(feature = "test-hooks")]
+    pub async fn inject_panic(&self) {
+        let (reply, _) = oneshot::channel();
+        let _ = self
+            .commands
+            .send(Control {
+                action: SupplierAction::Unspecified,
+                update: None,
+                reply,
+                panic: true,
+            })
+            .await;
     }
 
     /// Applies an action and/or settings, and returns the status. An invalid request changes
@@ -97,6 +142,8 @@ impl Supplier {
                 action,
                 update,
                 reply,
+                #[cfg(feature = "test-hooks")]
+                panic: false,
             })
             .await
             .map_err(|_| ControlError::Stopped)?;
@@ -121,15 +168,12 @@ pub enum ControlError {
 type Send = BoxFuture<'static, Result<PageEvent<'static>, String>>;
 
 struct Actor {
-    producer: Producer,
+    durable: Arc<Durable>,
+    /// The producer; an event not acknowledged within `send_timeout` counts as an error
+    /// (it may still be written later: librdkafka retries until `message.timeout.ms`).
+    sending: Sending,
     settings: Settings,
     running: bool,
-    max_rate: f64,
-    /// An event not acknowledged within this long counts as an error (it may still be
-    /// written later: librdkafka keeps retrying until `message.timeout.ms`).
-    send_timeout: Duration,
-    sent: u64,
-    errors: u64,
     last_event: Option<(PageEvent<'static>, i64)>,
     last_error: Option<String>,
     /// (when, events sent by then), over the last [`RATE_WINDOW`].
@@ -141,7 +185,29 @@ struct Actor {
 }
 
 impl Actor {
-    async fn run(mut self, mut inbox: mpsc::Receiver<Control>, shutdown: CancellationToken) {
+    fn new(durable: Arc<Durable>, sending: Sending) -> Self {
+        let (settings, running) = match durable.applied.lock() {
+            Ok(applied) => applied.clone(),
+            // A panic while the lock was held: what it holds was fully written before.
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        Self {
+            durable,
+            sending,
+            settings,
+            running,
+            last_event: None,
+            last_error: None,
+            samples: VecDeque::new(),
+            credit: 1.0,
+            last_tick: Instant::now(),
+            error_log: LogThrottle::new(ERROR_LOG_EVERY),
+        }
+    }
+
+    async fn run(mut self, shutdown: CancellationToken) {
+        let durable = self.durable.clone();
+        let mut inbox = durable.inbox.lock().await;
         let mut in_flight: FuturesUnordered<Send> = FuturesUnordered::new();
         let mut ticker = self.ticker();
         loop {
@@ -149,6 +215,10 @@ impl Actor {
                 biased;
                 _ = shutdown.cancelled() => break,
                 Some(control) = inbox.recv() => {
+                    #[cfg(feature = "test-hooks")]
+                    if control.panic {
+                        panic!("supplier: panic injected by a test");
+                    }
                     let before = (self.running, self.settings.rate_per_second);
                     let answer = self.apply(control.action, control.update);
                     if (self.running, self.settings.rate_per_second) != before {
@@ -188,12 +258,17 @@ impl Actor {
         update: Option<proto::SupplierSettingsUpdate>,
     ) -> Result<(), InvalidSettings> {
         if let Some(update) = update {
-            self.settings = self.settings.updated(update, self.max_rate)?;
+            self.settings = self.settings.updated(update, self.sending.max_rate)?;
         }
         match action {
             SupplierAction::Start => self.running = true,
             SupplierAction::Stop => self.running = false,
             SupplierAction::Unspecified => {}
+        }
+        let applied = (self.settings.clone(), self.running);
+        match self.durable.applied.lock() {
+            Ok(mut slot) => *slot = applied,
+            Err(poisoned) => *poisoned.into_inner() = applied,
         }
         Ok(())
     }
@@ -218,7 +293,8 @@ impl Actor {
     }
 
     fn sample(&mut self, now: Instant) {
-        self.samples.push_back((now, self.sent));
+        self.samples
+            .push_back((now, self.durable.sent.load(Ordering::Relaxed)));
         while self
             .samples
             .front()
@@ -241,9 +317,9 @@ impl Actor {
             date_ms: chrono::Utc::now().timestamp_millis(),
             duration_ms: rng.random_range(settings.min_duration_ms..=settings.max_duration_ms),
         };
-        let producer = self.producer.clone();
+        let producer = self.sending.producer.clone();
         let topic = settings.topic.clone();
-        let deadline = Instant::now() + self.send_timeout;
+        let deadline = Instant::now() + self.sending.send_timeout;
         Box::pin(async move {
             let value = event.to_json();
             let headers = OwnedHeaders::new().insert(Header {
@@ -265,11 +341,11 @@ impl Actor {
     fn acknowledged(&mut self, result: Result<PageEvent<'static>, String>) {
         match result {
             Ok(event) => {
-                self.sent += 1;
+                self.durable.sent.fetch_add(1, Ordering::Relaxed);
                 self.last_event = Some((event, chrono::Utc::now().timestamp_millis()));
             }
             Err(error) => {
-                self.errors += 1;
+                self.durable.errors.fetch_add(1, Ordering::Relaxed);
                 if let Some(errors) = self.error_log.hit() {
                     tracing::warn!(errors, last = %error, "supplier: events not acknowledged; carrying on");
                 }
@@ -291,8 +367,8 @@ impl Actor {
         proto::SupplierStatus {
             running: self.running,
             settings: Some(self.settings.to_proto()),
-            events_sent: self.sent,
-            errors: self.errors,
+            events_sent: self.durable.sent.load(Ordering::Relaxed),
+            errors: self.durable.errors.load(Ordering::Relaxed),
             achieved_rate_per_second: if self.running {
                 self.achieved_rate()
             } else {

@@ -36,6 +36,7 @@ use tokio::time::Instant;
 pub use self::consumer::SubscriptionConsumer;
 use self::plan::Plan;
 use self::session::Session;
+use self::stream::Item;
 pub use self::stream::SubscribeStream;
 use super::State;
 use crate::error::GatewayError;
@@ -47,7 +48,7 @@ pub async fn open(
     request: SubscribeRequest,
     deadline: Instant,
 ) -> Result<SubscribeStream, GatewayError> {
-    let plan = Plan::from_request(request)?;
+    let plan = Plan::from_request(request, state.limits.max_subscribe_topics)?;
     let permit = super::admit(
         &state.subscriptions,
         state.limits.max_subscriptions,
@@ -92,7 +93,18 @@ pub async fn open(
                 .map_err(GatewayError::Kafka)?;
         }
     }
-    state.tasks.spawn(session.run());
+    // A panic must not look like a clean end of the stream to the client.
+    let on_panic = session.sender();
+    state.tasks.spawn(async move {
+        if crate::supervisor::catch("subscribe session", session.run())
+            .await
+            .is_none()
+        {
+            let _ = on_panic.try_send(Item::Error(tonic::Status::internal(
+                "the subscription's task failed; the server's log says why",
+            )));
+        }
+    });
     Ok(SubscribeStream::new(
         rx,
         plan.group.is_some().then_some(&consumer),

@@ -41,8 +41,19 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Validates a request.
-    pub fn from_request(request: SubscribeRequest) -> Result<Self, GatewayError> {
+    /// Validates a request; at most `max_topics` topics, checked before anything else.
+    pub fn from_request(
+        request: SubscribeRequest,
+        max_topics: usize,
+    ) -> Result<Self, GatewayError> {
+        if request.topics.len() > max_topics {
+            return Err(GatewayError::OverLimit {
+                what: "topics in one Subscribe",
+                count: request.topics.len(),
+                limit: max_topics,
+                flag: "--max-subscribe-topics",
+            });
+        }
         let topics = topics(request.topics)?;
         let group = group(request.group)?;
         let start = start(request.start.and_then(|s| s.position))?;
@@ -236,15 +247,42 @@ mod tests {
 
     fn invalid(request: SubscribeRequest) -> bool {
         matches!(
-            Plan::from_request(request),
+            Plan::from_request(request, 100),
             Err(GatewayError::InvalidArgument(_))
         )
     }
 
     #[test]
+    fn too_many_topics_are_refused_before_anything_else() {
+        // 200 000 names, all invalid: the count is what is refused, and at once.
+        let names: Vec<String> = (0..200_000).map(|i| format!("bad name {i}")).collect();
+        let refused = Plan::from_request(
+            SubscribeRequest {
+                topics: names,
+                ..Default::default()
+            },
+            100,
+        );
+        match refused {
+            Err(GatewayError::OverLimit {
+                count, limit, flag, ..
+            }) => {
+                assert_eq!(
+                    (count, limit, flag),
+                    (200_000, 100, "--max-subscribe-topics")
+                );
+            }
+            other => panic!("expected the topic limit, got {other:?}"),
+        }
+        let hundred: Vec<String> = (0..100).map(|i| format!("t{i}")).collect();
+        let hundred: Vec<&str> = hundred.iter().map(String::as_str).collect();
+        assert!(Plan::from_request(request(&hundred), 100).is_ok());
+    }
+
+    #[test]
     fn repeated_topics_are_dropped_in_order() {
         let plan =
-            Plan::from_request(request(&["b", "a", "b", "c", "a"])).expect("a valid request");
+            Plan::from_request(request(&["b", "a", "b", "c", "a"]), 100).expect("a valid request");
         let names: Vec<&str> = plan.topics.iter().map(|t| t.as_str()).collect();
         assert_eq!(names, ["b", "a", "c"]);
         assert_eq!(plan.start, Start::Latest);
@@ -296,7 +334,7 @@ mod tests {
                 position: Some(position),
             });
             assert_eq!(
-                Plan::from_request(r).expect("a valid start").start,
+                Plan::from_request(r, 100).expect("a valid start").start,
                 expected
             );
         }

@@ -6,6 +6,33 @@ use streamgate::page_event::PageEvent;
 use streamgate::proto;
 use streamgate::time::from_millis;
 
+/// What one header costs in memory once converted, beyond its bytes (the `Header` struct,
+/// its `String` and `Bytes` handles and the allocations behind them).
+const HEADER_OVERHEAD: usize = 64;
+/// What one record costs in memory beyond its key, value and headers.
+const RECORD_OVERHEAD: usize = 256;
+
+/// The memory a converted record holds, as counted against a subscription's byte budget:
+/// its bytes plus the per-header and per-record overhead, so that a record of many empty
+/// headers (cheap on the wire, ~50× larger in memory) costs what it really costs.
+pub fn cost(record: &proto::Record) -> usize {
+    let headers: usize = record
+        .headers
+        .iter()
+        .map(|h| h.key.len() + h.value.len() + HEADER_OVERHEAD)
+        .sum();
+    let event = record
+        .page_event
+        .as_ref()
+        .map_or(0, |e| e.name.len() + e.user.as_ref().map_or(0, String::len));
+    RECORD_OVERHEAD
+        + record.topic.len()
+        + record.key.as_ref().map_or(0, |k| k.len())
+        + record.value.as_ref().map_or(0, |v| v.len())
+        + event
+        + headers
+}
+
 /// Converts a Kafka record into the API's Record, decoding a PageEvent when it is one.
 ///
 /// Generic over the message type so that tests can build one; the server only ever passes
@@ -67,7 +94,18 @@ mod tests {
     use streamgate::proto;
     use streamgate::time::from_millis;
 
-    use super::to_record;
+    use super::{HEADER_OVERHEAD, RECORD_OVERHEAD, cost, to_record};
+
+    #[test]
+    fn many_empty_headers_cost_what_they_hold_in_memory() {
+        let record = proto::Record {
+            headers: vec![proto::Header::default(); 550_000],
+            ..Default::default()
+        };
+        // Cheap on the wire (about 2 bytes each), at least 64 bytes each here.
+        assert!(cost(&record) >= 550_000 * HEADER_OVERHEAD);
+        assert!(cost(&proto::Record::default()) >= RECORD_OVERHEAD);
+    }
 
     #[test]
     fn copies_the_record_and_decodes_a_page_event() {

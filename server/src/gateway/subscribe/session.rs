@@ -14,12 +14,12 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use streamgate::proto::{self, SubscribeResponse, subscribe_response};
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::consumer::SubscriptionConsumer;
 use super::group_start::{self, Fallback, Watermarks};
 use super::plan::Plan;
-use super::record::to_record;
+use super::record::{self, to_record};
 use super::start::Start;
 use super::stream::{Item, RecordPosition};
 use crate::error::GatewayError;
@@ -41,6 +41,9 @@ pub struct Session {
     pending_ends: HashMap<(Arc<str>, i32), i64>,
     /// Interned topic names, so records do not allocate one each.
     topic_names: HashMap<String, Arc<str>>,
+    /// Bytes of records waiting between this session and the transport
+    /// (`--subscribe-buffer-bytes`): each record holds its cost until it is taken.
+    budget: Arc<Semaphore>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -54,7 +57,6 @@ impl Session {
         permit: OwnedSemaphorePermit,
     ) -> Self {
         Self {
-            state,
             consumer,
             tx,
             group: plan.group.clone(),
@@ -69,8 +71,15 @@ impl Session {
                 .iter()
                 .map(|t| (t.to_string(), Arc::from(t.as_str())))
                 .collect(),
+            budget: Arc::new(Semaphore::new(state.limits.subscribe_buffer_bytes)),
             _permit: permit,
+            state,
         }
+    }
+
+    /// Another handle on the stream's channel (to end it with a status from outside).
+    pub fn sender(&self) -> mpsc::Sender<Item> {
+        self.tx.clone()
     }
 
     /// Feeds the stream until it ends (on its own terms, client gone, shutdown, fatal error),
@@ -103,8 +112,8 @@ impl Session {
                         break;
                     }
                     match received {
-                        Ok((item, topic, partition, offset)) => {
-                            if !self.deliver(item).await {
+                        Ok((item, cost, topic, partition, offset)) => {
+                            if !self.deliver_record(item, cost).await {
                                 break;
                             }
                             self.delivered += 1;
@@ -154,6 +163,26 @@ impl Session {
         }
     }
 
+    /// Sends a record once the byte budget has room for its `cost` (a record larger than
+    /// the whole budget waits until the buffer is empty, then goes alone).
+    async fn deliver_record(&self, item: Item, cost: usize) -> bool {
+        let capacity = self.state.limits.subscribe_buffer_bytes;
+        let permits = u32::try_from(cost.min(capacity)).unwrap_or(u32::MAX);
+        let budget = tokio::select! {
+            budget = self.budget.clone().acquire_many_owned(permits) => budget.ok(),
+            _ = self.tx.closed() => None,
+            _ = self.state.shutdown.cancelled() => None,
+        };
+        match (budget, item) {
+            (Some(budget), Item::Message(message, position, _)) => {
+                self.deliver(Item::Message(message, position, Some(budget)))
+                    .await
+            }
+            (Some(_), other) => self.deliver(other).await,
+            (None, _) => false,
+        }
+    }
+
     /// Sends an Assignment and records the end offsets `stop_at_end` waits for.
     pub async fn announce(
         &mut self,
@@ -175,7 +204,7 @@ impl Session {
                 group,
             })),
         };
-        self.deliver(Item::Message(message, None)).await
+        self.deliver(Item::Message(message, None, None)).await
     }
 
     /// Looks up where a group stream starts in each partition it was just given (see
@@ -303,9 +332,11 @@ impl Session {
         name
     }
 
-    fn record_item(&mut self, message: &BorrowedMessage<'_>) -> (Item, Arc<str>, i32, i64) {
+    /// The item for one record, with its cost against the byte budget.
+    fn record_item(&mut self, message: &BorrowedMessage<'_>) -> (Item, usize, Arc<str>, i32, i64) {
         let topic = self.intern(message.topic());
         let record = to_record(message);
+        let cost = record::cost(&record);
         let position = RecordPosition {
             topic: topic.clone(),
             partition: message.partition(),
@@ -315,7 +346,8 @@ impl Session {
             message: Some(subscribe_response::Message::Record(record)),
         };
         (
-            Item::Message(response, Some(position)),
+            Item::Message(response, Some(position), None),
+            cost,
             topic,
             message.partition(),
             message.offset(),

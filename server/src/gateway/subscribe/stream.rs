@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use futures::Stream;
 use rdkafka::consumer::Consumer;
 use streamgate::proto::SubscribeResponse;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tonic::Status;
 
 use super::consumer::SubscriptionConsumer;
@@ -19,8 +19,13 @@ use super::consumer::SubscriptionConsumer;
 // record to save a few bytes on the rare barrier and error items.
 #[allow(clippy::large_enum_variant)]
 pub enum Item {
-    /// A message to send, with the record position to store once it is taken.
-    Message(SubscribeResponse, Option<RecordPosition>),
+    /// A message to send, with the record position to store once it is taken, and the
+    /// share of the subscription's byte budget it holds until then.
+    Message(
+        SubscribeResponse,
+        Option<RecordPosition>,
+        Option<OwnedSemaphorePermit>,
+    ),
     /// Fires once every item before it has been taken by the transport.
     Barrier(oneshot::Sender<()>),
     /// End the stream with this status.
@@ -61,7 +66,8 @@ impl Stream for SubscribeStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
             return match self.items.poll_recv(cx) {
-                Poll::Ready(Some(Item::Message(message, position))) => {
+                // The budget's permit is released here, as the transport takes the message.
+                Poll::Ready(Some(Item::Message(message, position, _budget))) => {
                     if let (Some(consumer), Some(position)) =
                         (self.consumer.as_ref().and_then(Weak::upgrade), position)
                     {
