@@ -1,0 +1,135 @@
+//! Admission at the transport: HTTP/2 `max_concurrent_streams` per connection, and
+//! keepalive pings that notice a half-open client so its subscription slot comes back.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use streamgate::proto::event_gateway_client::EventGatewayClient;
+use streamgate::proto::{self, start_position};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tonic::Code;
+
+use crate::support::{
+    TestServer, eventually, next_message, on_each_broker_with, subscribe_request,
+};
+
+fn latest() -> proto::SubscribeRequest {
+    subscribe_request("R2", None, Some(start_position::Position::Latest(true)))
+}
+
+/// Opens a subscription and reads its assignment, so it is really open.
+async fn open(
+    client: &mut EventGatewayClient<tonic::transport::Channel>,
+) -> tonic::Streaming<proto::SubscribeResponse> {
+    let mut stream = client
+        .subscribe(latest())
+        .await
+        .expect("subscribe")
+        .into_inner();
+    next_message(&mut stream, Duration::from_secs(30)).await;
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_carries_at_most_max_concurrent_streams() {
+    on_each_broker_with(&["--max-concurrent-streams", "2"], |server| async move {
+        let mut client = server.client().await;
+        let first = open(&mut client).await;
+        let _second = open(&mut client).await;
+        // The third call on the same connection waits for a free stream. (Answered, it
+        // would take milliseconds; two seconds without an answer mean it is held back.)
+        let mut waiting = client.clone();
+        let third = tokio::time::timeout(
+            Duration::from_secs(2),
+            waiting.list_topics(proto::ListTopicsRequest::default()),
+        )
+        .await;
+        assert!(third.is_err(), "a third stream was let through: {third:?}");
+        // A stream that ends frees its place.
+        drop(first);
+        eventually(Duration::from_secs(30), "a call gets through", async || {
+            client
+                .list_topics(proto::ListTopicsRequest::default())
+                .await
+        })
+        .await;
+        server.stop().await;
+    })
+    .await;
+}
+
+/// A TCP relay to `target` that can be frozen: it then stops moving bytes either way but
+/// keeps both connections open — a half-open client, as a dead host or a broken NAT
+/// leaves one.
+async fn freezable_relay(target: std::net::SocketAddr) -> (String, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let frozen = Arc::new(AtomicBool::new(false));
+    let flag = frozen.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = TcpStream::connect(target).await else {
+                return;
+            };
+            let (client_read, client_write) = client.into_split();
+            let (server_read, server_write) = server.into_split();
+            tokio::spawn(pipe(client_read, server_write, flag.clone()));
+            tokio::spawn(pipe(server_read, client_write, flag.clone()));
+        }
+    });
+    (url, frozen)
+}
+
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    frozen: Arc<AtomicBool>,
+) {
+    let mut buffer = vec![0; 16 * 1024];
+    while let Ok(n) = from.read(&mut buffer).await {
+        if n == 0 {
+            return;
+        }
+        if frozen.load(Ordering::Acquire) {
+            // Swallow everything from now on, answer nothing, close nothing.
+            continue;
+        }
+        if to.write_all(&buffer[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_releases_the_slot_of_a_half_open_client() {
+    let args = [
+        "--max-subscriptions",
+        "1",
+        "--keepalive",
+        "1s",
+        "--keepalive-timeout",
+        "1s",
+    ];
+    on_each_broker_with(&args, |server: TestServer| async move {
+        let (relay, frozen) = freezable_relay(server.addr).await;
+        let mut far = EventGatewayClient::connect(relay).await.expect("connect");
+        let _held = open(&mut far).await;
+        let mut near = server.client().await;
+        let status = near
+            .subscribe(latest())
+            .await
+            .expect_err("the slot is taken");
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+
+        // The far client goes silent; the server's unanswered pings close its connection.
+        frozen.store(true, Ordering::Release);
+        eventually(Duration::from_secs(30), "the slot comes back", async || {
+            near.subscribe(latest()).await.map(|_| ())
+        })
+        .await;
+        server.stop().await;
+    })
+    .await;
+}
