@@ -184,7 +184,13 @@ impl EventGateway for Gateway {
             Err(ControlError::Invalid(e)) => Err(Status::invalid_argument(format!(
                 "{e}; the supplier's settings are unchanged"
             ))),
-            Err(ControlError::Stopped) => Err(GatewayError::ShuttingDown.into()),
+            Err(ControlError::Stopped) if self.state.shutdown.is_cancelled() => {
+                Err(GatewayError::ShuttingDown.into())
+            }
+            // The supplier's task panicked with this command; its supervisor restarts it.
+            Err(ControlError::Stopped) => Err(Status::unavailable(
+                "the supplier is restarting after a failure (the server's log says why); retry",
+            )),
         }
     }
 
