@@ -160,7 +160,8 @@ pub enum ControlError {
     /// The request is invalid; nothing changed.
     #[error("{0}")]
     Invalid(InvalidSettings),
-    /// The supplier task has ended (the server is shutting down).
+    /// The supplier task did not answer: the server is shutting down, or the task is
+    /// restarting after a panic.
     #[error("the supplier has stopped")]
     Stopped,
 }
