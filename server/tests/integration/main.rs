@@ -8,6 +8,7 @@ mod interop;
 mod outage;
 mod process;
 mod publish;
+mod restore_cost;
 mod shutdown;
 mod stages;
 mod subscribe;
