@@ -1,7 +1,7 @@
 //! Everything about the Kafka side: which cluster we use (an external one or the embedded
 //! broker), the client settings every producer and consumer shares, the shared producer,
-//! consumer helpers, metadata (`admin`) and the one path that creates topics
-//! ([`bootstrap`]).
+//! consumer helpers, metadata (`admin`), the offset-by-timestamp search
+//! ([`TimestampSearch`]) and the one path that creates topics ([`bootstrap`]).
 
 mod admin;
 pub mod bootstrap;
@@ -9,6 +9,7 @@ pub mod consumer;
 pub mod dead_letter;
 mod embedded;
 pub(crate) mod producer;
+mod timestamp_search;
 
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ pub use admin::{Admin, PartitionOffsets, TopicDescription};
 pub use bootstrap::TopicCreator;
 pub use embedded::{EmbeddedBroker, EmbeddedHandle};
 pub use producer::{Delivered, Producer, ProducerSettings};
+pub use timestamp_search::{Isolation, TimestampSearch};
 
 /// Everything needed to configure a Kafka client of this server: cheap to clone, `Send`, so
 /// a request handler can build its own consumer.

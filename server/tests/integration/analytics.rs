@@ -23,11 +23,11 @@ use crate::support::{
     BrokerKind, TestServer, eventually, on_each_broker_with, random_name, subscribe_request, within,
 };
 
-const WINDOW: i64 = 5_000;
+pub(crate) const WINDOW: i64 = 5_000;
 
 /// One input event: partition (None: let the key decide), key, page, timestamp, duration.
 #[derive(Debug, Clone)]
-struct Input {
+pub(crate) struct Input {
     partition: Option<i32>,
     key: Option<String>,
     page: String,
@@ -51,7 +51,7 @@ impl Input {
         self
     }
 
-    fn request(&self, topic: &str) -> proto::PublishRequest {
+    pub(crate) fn request(&self, topic: &str) -> proto::PublishRequest {
         let value = PageEvent {
             name: self.page.clone().into(),
             user: "U1".into(),
@@ -71,7 +71,10 @@ impl Input {
 }
 
 /// Publishes over one PublishStream and checks every record was acknowledged.
-async fn publish(client: &mut EventGatewayClient<Channel>, requests: Vec<proto::PublishRequest>) {
+pub(crate) async fn publish(
+    client: &mut EventGatewayClient<Channel>,
+    requests: Vec<proto::PublishRequest>,
+) {
     let count = requests.len();
     let mut results = client
         .publish_stream(tokio_stream::iter(requests))
@@ -95,7 +98,7 @@ async fn publish(client: &mut EventGatewayClient<Channel>, requests: Vec<proto::
 }
 
 /// The expected count per (page, window start) of the events the filter keeps.
-fn expected_counts(inputs: &[Input]) -> BTreeMap<(String, i64), u64> {
+pub(crate) fn expected_counts(inputs: &[Input]) -> BTreeMap<(String, i64), u64> {
     let mut counts = BTreeMap::new();
     for input in inputs.iter().filter(|i| i.duration > 100) {
         *counts
@@ -109,13 +112,13 @@ fn tile(ts: i64) -> i64 {
     ts.div_euclid(WINDOW) * WINDOW
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
 /// Collects final PageStats from a `final_only` watch until every window in `windows` was
 /// seen, or fails after `within`. Returns window start → (page → count).
-async fn final_windows(
+pub(crate) async fn final_windows(
     stream: &mut tonic::Streaming<PageStats>,
     windows: &[i64],
     within: Duration,
@@ -183,7 +186,7 @@ async fn read_stats_until(
 
 /// Per key, the final record with the highest input offset (a crashed worker's aborted
 /// transaction may have left another one that the test brokers still show).
-fn finals(records: &[StatsRecord]) -> HashMap<String, StatsRecord> {
+pub(crate) fn finals(records: &[StatsRecord]) -> HashMap<String, StatsRecord> {
     let mut out: HashMap<String, StatsRecord> = HashMap::new();
     for record in records.iter().filter(|r| r.is_final) {
         let key = record.key();
@@ -198,7 +201,7 @@ fn finals(records: &[StatsRecord]) -> HashMap<String, StatsRecord> {
 }
 
 /// Sums final records over partitions: (page, window start) → count.
-fn summed(finals: &HashMap<String, StatsRecord>) -> BTreeMap<(String, i64), u64> {
+pub(crate) fn summed(finals: &HashMap<String, StatsRecord>) -> BTreeMap<(String, i64), u64> {
     let mut out = BTreeMap::new();
     for record in finals.values() {
         *out.entry((record.page.clone(), record.window_start_ms))
@@ -207,7 +210,7 @@ fn summed(finals: &HashMap<String, StatsRecord>) -> BTreeMap<(String, i64), u64>
     out
 }
 
-async fn watch_finals(server: &TestServer) -> tonic::Streaming<PageStats> {
+pub(crate) async fn watch_finals(server: &TestServer) -> tonic::Streaming<PageStats> {
     server
         .client()
         .await
@@ -324,7 +327,7 @@ async fn counts_exactly_with_grace_lateness_filter_and_a_quiet_page() {
     .await;
 }
 
-fn worker_settings(input: &str, output: &str, group: &str) -> WorkerSettings {
+pub(crate) fn worker_settings(input: &str, output: &str, group: &str) -> WorkerSettings {
     WorkerSettings {
         input: streamgate::topic::TopicName::new(input.to_owned()).expect("topic"),
         output: streamgate::topic::TopicName::new(output.to_owned()).expect("topic"),
@@ -340,7 +343,7 @@ fn worker_settings(input: &str, output: &str, group: &str) -> WorkerSettings {
 }
 
 /// Waits until a worker has committed `n` transactions.
-async fn committed(worker: &Worker, n: u64) {
+pub(crate) async fn committed(worker: &Worker, n: u64) {
     let counters = worker.counters();
     eventually(
         Duration::from_secs(60),
@@ -368,7 +371,7 @@ async fn next_stats(stream: &mut tonic::Streaming<PageStats>) -> PageStats {
 }
 
 /// Live events for `pages`, `per_batch` each batch, timestamps now; some filtered out.
-fn live_batch(pages: &[&str], per_batch: usize, keyed: bool, seed: usize) -> Vec<Input> {
+pub(crate) fn live_batch(pages: &[&str], per_batch: usize, keyed: bool, seed: usize) -> Vec<Input> {
     let now = now_ms();
     (0..per_batch)
         .map(|i| {

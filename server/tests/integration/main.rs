@@ -10,6 +10,7 @@ mod outage;
 mod process;
 mod publish;
 mod request_attacks;
+mod restore_cost;
 mod shutdown;
 mod stages;
 mod subscribe;

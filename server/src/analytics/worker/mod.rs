@@ -72,6 +72,10 @@ pub struct WorkerCounters {
     pub transactions: AtomicU64,
     /// Runs that ended in an error and were restarted.
     pub restarts: AtomicU64,
+    /// Restores completed (one per assignment with partitions).
+    pub restores: AtomicU64,
+    /// R4 records the restores read, all restores together: what a restore costs.
+    pub restore_records_read: AtomicU64,
 }
 
 /// How [`Worker::abandon`] stops the worker: the ways a crash can catch it.

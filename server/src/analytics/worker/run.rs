@@ -134,7 +134,7 @@ impl<'a> Run<'a> {
             // record may be the first of a newly assigned partition).
             if self.assignment_changed() {
                 self.state
-                    .restore(&self.consumer, self.client, self.settings)?;
+                    .restore(&self.consumer, self.client, self.settings, self.counters)?;
             }
             match polled {
                 Some(Ok(message)) => take(
@@ -149,8 +149,12 @@ impl<'a> Run<'a> {
             if Instant::now() >= next_tick {
                 next_tick = Instant::now() + self.settings.tick;
                 if self.assignment_changed() {
-                    self.state
-                        .restore(&self.consumer, self.client, self.settings)?;
+                    self.state.restore(
+                        &self.consumer,
+                        self.client,
+                        self.settings,
+                        self.counters,
+                    )?;
                 } else {
                     self.commit()?;
                 }

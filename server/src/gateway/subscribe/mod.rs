@@ -9,7 +9,8 @@
 //!
 //! This module only wires the parts together in [`open`]:
 //! - [`plan`] validates the request and resolves start offsets;
-//! - [`start`] turns a start position into an offset (including the timestamp search);
+//! - [`start`] turns a start position into an offset (timestamps through
+//!   [`TimestampSearch`](crate::kafka::TimestampSearch));
 //! - [`consumer`] configures the Kafka consumer and watches group rebalances;
 //! - [`session`] is the task that feeds the stream;
 //! - [`group_start`] decides where a group stream starts in a newly assigned partition;

@@ -18,9 +18,10 @@ use streamgate::topic::TopicName;
 use tokio::time::Instant;
 
 use super::consumer::SubscriptionConsumer;
-use super::start::{Start, TimestampSearch};
+use super::start::Start;
 use crate::error::GatewayError;
 use crate::gateway::State;
+use crate::kafka::TimestampSearch;
 
 /// Longest consumer group id accepted (Kafka has no hard limit; this keeps logs sane).
 const MAX_GROUP_LEN: usize = 255;
