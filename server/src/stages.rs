@@ -64,6 +64,8 @@ impl Stages {
                     output: settings.topics.transform_output.clone(),
                     group: stage.group.clone(),
                     send_timeout: settings.timeouts.request,
+                    max_page_name_bytes: settings.limits.max_page_name_bytes,
+                    dead_letters: settings.topics.transform_dead_letters.clone(),
                 },
                 cx.tasks,
                 cx.shutdown.clone(),
