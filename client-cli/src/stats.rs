@@ -82,6 +82,13 @@ fn table(stats: &PageStats) -> String {
             String::new()
         },
     );
+    if stats.folded_pages > 0 {
+        // The server folds the smallest pages into "(other)" to keep a message in bounds.
+        text.push_str(&format!(
+            "{} pages with the smallest counts are folded into (other)\n",
+            stats.folded_pages
+        ));
+    }
     let width = stats
         .pages
         .iter()
@@ -124,6 +131,7 @@ fn to_json(stats: &PageStats) -> serde_json::Value {
         "final": stats.r#final,
         "rolling_ms": stats.rolling.as_ref().and_then(time::duration_to_millis).unwrap_or(0),
         "skipped_ticks": stats.skipped_ticks,
+        "folded_pages": stats.folded_pages,
         "generated_at": format_date(millis(stats.generated_at.as_ref())),
         "pages": stats.pages.iter().map(|p| json!({
             "page": p.page,
@@ -167,7 +175,24 @@ mod tests {
             }),
             skipped_ticks: 0,
             generated_at: None,
+            folded_pages: 0,
         }
+    }
+
+    #[test]
+    fn folded_pages_show_only_when_some_are_folded() {
+        assert!(!table(&sample()).contains("folded"));
+        assert_eq!(to_json(&sample())["folded_pages"], 0);
+        let folded = PageStats {
+            folded_pages: 1234,
+            ..sample()
+        };
+        assert!(
+            table(&folded).contains("1234 pages with the smallest counts are folded into (other)"),
+            "{}",
+            table(&folded)
+        );
+        assert_eq!(to_json(&folded)["folded_pages"], 1234);
     }
 
     #[test]

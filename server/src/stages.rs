@@ -64,6 +64,8 @@ impl Stages {
                     output: settings.topics.transform_output.clone(),
                     group: stage.group.clone(),
                     send_timeout: settings.timeouts.request,
+                    max_page_name_bytes: settings.limits.max_page_name_bytes,
+                    dead_letters: settings.topics.transform_dead_letters.clone(),
                 },
                 cx.tasks,
                 cx.shutdown.clone(),
@@ -82,6 +84,7 @@ impl Stages {
         let (hub, hub_task) = Hub::spawn(
             cx.kafka.client_settings(),
             hub_settings(settings),
+            cx.tasks,
             cx.shutdown.clone(),
         )?;
         let worker = match settings.analytics.worker {
@@ -135,6 +138,13 @@ fn hub_settings(settings: &Settings) -> HubSettings {
         spec: settings.analytics.spec,
         tick: settings.analytics.tick,
         retention: settings.analytics.retention,
+        // Workers count events up to the skew ahead of their clock, in windows that start
+        // up to a window before them; clocks of servers differ a little more.
+        max_ahead: settings.analytics.max_event_skew
+            + std::time::Duration::from_millis(
+                u64::try_from(settings.analytics.spec.size_ms()).unwrap_or(0),
+            )
+            + std::time::Duration::from_secs(60),
     }
 }
 

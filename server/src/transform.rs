@@ -5,13 +5,22 @@
 //! At-least-once. Outputs go through the shared producer, up to `MAX_IN_FLIGHT` awaiting
 //! their acknowledgement, and come back in input order (`FuturesOrdered`): an input offset is
 //! stored for the next commit only once its output, and every output before it, was
-//! acknowledged. A crash therefore repeats some outputs and never loses one. An output that
-//! fails is retried with backoff until it is acknowledged or the server stops.
+//! acknowledged. A crash therefore repeats some outputs and never loses one.
 //!
-//! A record that is not a PageEvent is skipped (its offset is still stored: bad data must not
-//! block the partition), counted, and logged at most once per interval.
+//! No record stops the stage. A record it cannot process goes to its dead-letter topic
+//! (`error.<input>.<group>`, see [`dead_letter`](crate::kafka::dead_letter)) through the
+//! same producer and in the same order, and its offset is stored once the dead letter is
+//! acknowledged: a record that is not a PageEvent, a page name longer than
+//! `max_page_name_bytes`, and an output the broker refuses — at once for an error that no
+//! retry can cure (a record too large, say), after `MAX_ATTEMPTS` attempts otherwise. A dead
+//! letter itself is retried until it lands (or the server stops); one the broker refuses for
+//! good is sent again without the record's value, and if even that is refused the record is
+//! logged, counted as lost, and passed over.
+//!
+//! The stage never dies for good: it runs under [`supervise`], so a panic is caught, logged,
+//! counted, and a fresh run with a fresh consumer resumes from the group's committed offsets.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,8 +30,9 @@ use futures::stream::FuturesOrdered;
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::FutureRecord;
+use rdkafka::types::RDKafkaErrorCode;
 use streamgate::page_event::{self, PageEvent};
 use streamgate::topic::TopicName;
 use tokio::task::JoinHandle;
@@ -30,9 +40,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::kafka::{Kafka, Producer};
+use crate::kafka::dead_letter::DeadLetter;
+use crate::kafka::producer::SendError;
+use crate::kafka::{ClientSettings, Kafka, Producer};
 use crate::logs::LogThrottle;
 use crate::logs::preview;
+use crate::supervisor::{Restarts, supervise};
 
 /// Outputs awaiting acknowledgement, at most: the stage's memory bound.
 const MAX_IN_FLIGHT: usize = 1024;
@@ -40,8 +53,12 @@ const MAX_IN_FLIGHT: usize = 1024;
 const LOG_EVERY: Duration = Duration::from_secs(5);
 /// How long a shutdown waits for outputs in flight before leaving them to the next run.
 const DRAIN: Duration = Duration::from_secs(5);
+/// The first wait between two attempts at one record; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest wait between two attempts at one output.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Attempts at an output before its record goes to the dead-letter topic.
+const MAX_ATTEMPTS: u32 = 5;
 
 /// The user every transformed event gets.
 pub const TRANSFORMED_USER: &str = "User=>1";
@@ -69,27 +86,40 @@ pub struct TransformSettings {
     pub group: String,
     /// One attempt at an output waits this long for its acknowledgement.
     pub send_timeout: Duration,
+    /// Longest page name transformed, in bytes; a longer one is dead-lettered.
+    pub max_page_name_bytes: usize,
+    /// Where records the stage cannot process go (`error.<input>.<group>`).
+    pub dead_letters: TopicName,
 }
 
-/// What the stage has done since it started.
+/// What the stage has done since it started (over every run).
 #[derive(Debug, Default)]
 pub struct TransformCounters {
     /// Outputs acknowledged.
     pub transformed: AtomicU64,
-    /// Input records skipped because they are not PageEvents.
-    pub skipped: AtomicU64,
-    /// Failed attempts at an output (each was retried).
+    /// Input records written to the dead-letter topic.
+    pub dead_lettered: AtomicU64,
+    /// Failed attempts at an output or a dead letter (each was retried or dead-lettered).
     pub send_errors: AtomicU64,
+    /// Records that neither their output nor their dead letter could be written for (the
+    /// broker refused both for good): logged and passed over.
+    pub lost: AtomicU64,
 }
 
 /// The running stage.
 pub struct Transform {
     counters: Arc<TransformCounters>,
+    restarts: Arc<Restarts>,
+    // Set only through the test hook; the stage reads it in every build.
+    #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
+    panic: Arc<AtomicBool>,
     task: JoinHandle<()>,
 }
 
 impl Transform {
-    /// Subscribes to the input and starts the stage; it stops when `shutdown` is cancelled.
+    /// Subscribes to the input and starts the stage under supervision, its task tracked by
+    /// `tasks`; it stops when `shutdown` is cancelled. Each run after a panic gets a fresh
+    /// consumer.
     pub fn spawn(
         kafka: &Kafka,
         producer: Producer,
@@ -97,38 +127,59 @@ impl Transform {
         tasks: &TaskTracker,
         shutdown: CancellationToken,
     ) -> Result<Self, KafkaError> {
-        let consumer: StreamConsumer = kafka
-            .client_settings()
-            .config(|c| {
-                c.set("group.id", &settings.group)
-                    // New group: transform what R2 already holds, as a stream processor would.
-                    .set("auto.offset.reset", "earliest")
-                    .set("enable.auto.commit", "true")
-                    .set("auto.commit.interval.ms", "1000")
-                    // Offsets are stored by the stage once the output is acknowledged.
-                    .set("enable.auto.offset.store", "false")
-                    .set("session.timeout.ms", "10000")
-                    .set("heartbeat.interval.ms", "2000")
-                    .set("queued.max.messages.kbytes", "4096");
-            })
-            .create()?;
-        consumer.subscribe(&[settings.input.as_str()])?;
+        let client = kafka.client_settings();
+        // The first run's consumer, made here so that a configuration error stops the start.
+        let mut first = Some(consumer(&client, &settings)?);
         let counters = Arc::new(TransformCounters::default());
-        let stage = Stage {
-            producer,
-            settings,
-            counters: counters.clone(),
-            send_errors: Arc::new(Mutex::new(LogThrottle::new(LOG_EVERY))),
-            skips: LogThrottle::new(LOG_EVERY),
-            shutdown: shutdown.clone(),
-        };
-        let task = tasks.spawn(stage.run(Arc::new(consumer)));
-        Ok(Self { counters, task })
+        let panic = Arc::new(AtomicBool::new(false));
+        let send_errors = Arc::new(Mutex::new(LogThrottle::new(LOG_EVERY)));
+        let (shared, flag, token) = (counters.clone(), panic.clone(), shutdown.clone());
+        let (task, restarts) = supervise(tasks, &shutdown, "transform", move || {
+            let made = first.take();
+            let client = client.clone();
+            let stage = Stage {
+                producer: producer.clone(),
+                settings: settings.clone(),
+                counters: shared.clone(),
+                send_errors: send_errors.clone(),
+                skips: LogThrottle::new(LOG_EVERY),
+                shutdown: token.clone(),
+                panic: flag.clone(),
+            };
+            async move {
+                let consumer = match made {
+                    Some(consumer) => consumer,
+                    None => match fresh_consumer(&client, &stage.settings, &stage.shutdown).await {
+                        Some(consumer) => consumer,
+                        None => return,
+                    },
+                };
+                stage.run(Arc::new(consumer)).await;
+            }
+        });
+        Ok(Self {
+            counters,
+            restarts,
+            panic,
+            task,
+        })
     }
 
     /// The stage's counters.
     pub fn counters(&self) -> Arc<TransformCounters> {
         self.counters.clone()
+    }
+
+    /// How many times the stage was restarted after a panic.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.count()
+    }
+
+    /// Makes the stage panic at the next record it reads, as a bug would (feature
+    /// `test-hooks`). The record is not done: the next run reads it again.
+    #[cfg(feature = "test-hooks")]
+    pub fn inject_panic(&self) {
+        self.panic.store(true, Ordering::Release);
     }
 
     /// Waits until the stage has drained and left its group (call after cancelling).
@@ -139,10 +190,78 @@ impl Transform {
     }
 }
 
+/// The stage's consumer, subscribed to its input.
+fn consumer(
+    client: &ClientSettings,
+    settings: &TransformSettings,
+) -> Result<StreamConsumer, KafkaError> {
+    let consumer: StreamConsumer = client
+        .config(|c| {
+            c.set("group.id", &settings.group)
+                // New group: transform what R2 already holds, as a stream processor would.
+                .set("auto.offset.reset", "earliest")
+                .set("enable.auto.commit", "true")
+                .set("auto.commit.interval.ms", "1000")
+                // Offsets are stored by the stage once the output is acknowledged.
+                .set("enable.auto.offset.store", "false")
+                .set("session.timeout.ms", "10000")
+                .set("heartbeat.interval.ms", "2000")
+                .set("queued.max.messages.kbytes", "4096");
+        })
+        .create()?;
+    consumer.subscribe(&[settings.input.as_str()])?;
+    Ok(consumer)
+}
+
+/// A consumer for a restarted run, retried until it can be made; `None` on shutdown.
+async fn fresh_consumer(
+    client: &ClientSettings,
+    settings: &TransformSettings,
+    shutdown: &CancellationToken,
+) -> Option<StreamConsumer> {
+    loop {
+        match consumer(client, settings) {
+            Ok(consumer) => return Some(consumer),
+            Err(e) => {
+                tracing::error!(error = %e, "transform: cannot create its consumer; retrying")
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = tokio::time::sleep(MAX_BACKOFF) => {}
+        }
+    }
+}
+
+/// Whether a failed send would fail again however often it is retried.
+fn is_permanent(error: &SendError) -> bool {
+    use RDKafkaErrorCode::*;
+    match error {
+        SendError::Timeout(_) => false,
+        SendError::Kafka(e) => matches!(
+            e.rdkafka_error_code(),
+            Some(
+                MessageSizeTooLarge
+                    | InvalidMessageSize
+                    | InvalidMessage
+                    | InvalidRecord
+                    | InvalidTopic
+                    | InvalidRequiredAcks
+                    | TopicAuthorizationFailed
+                    | ClusterAuthorizationFailed
+                    | UnsupportedForMessageFormat
+                    | PolicyViolation
+            )
+        ),
+    }
+}
+
 /// How one input record ended.
 enum Outcome {
     Written,
-    Skipped,
+    DeadLettered,
+    /// Neither output nor dead letter could be written; passed over.
+    Lost,
     /// The server stopped before the output was acknowledged: the record is not done.
     Abandoned,
 }
@@ -153,6 +272,7 @@ struct Done {
     outcome: Outcome,
 }
 
+/// One run of the stage; everything but the consumer is shared with the other runs.
 struct Stage {
     producer: Producer,
     settings: TransformSettings,
@@ -160,11 +280,24 @@ struct Stage {
     send_errors: Arc<Mutex<LogThrottle>>,
     skips: LogThrottle,
     shutdown: CancellationToken,
+    #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
+    panic: Arc<AtomicBool>,
+}
+
+/// What a record's future needs of the stage.
+#[derive(Clone)]
+struct Sender {
+    producer: Producer,
+    send_timeout: Duration,
+    dead_letters: TopicName,
+    counters: Arc<TransformCounters>,
+    errors: Arc<Mutex<LogThrottle>>,
+    shutdown: CancellationToken,
 }
 
 impl Stage {
     async fn run(mut self, consumer: Arc<StreamConsumer>) {
-        tracing::info!(input = %self.settings.input, output = %self.settings.output, group = %self.settings.group, "transform started");
+        tracing::info!(input = %self.settings.input, output = %self.settings.output, group = %self.settings.group, dead_letters = %self.settings.dead_letters, "transform started");
         let mut pending: FuturesOrdered<BoxFuture<'static, Done>> = FuturesOrdered::new();
         let mut receive_errors = LogThrottle::new(LOG_EVERY);
         let shutdown = self.shutdown.clone();
@@ -208,8 +341,9 @@ impl Stage {
         }
         tracing::info!(
             transformed = self.counters.transformed.load(Ordering::Relaxed),
-            skipped = self.counters.skipped.load(Ordering::Relaxed),
+            dead_lettered = self.counters.dead_lettered.load(Ordering::Relaxed),
             send_errors = self.counters.send_errors.load(Ordering::Relaxed),
+            lost = self.counters.lost.load(Ordering::Relaxed),
             "transform stopped"
         );
     }
@@ -226,38 +360,56 @@ impl Stage {
         true
     }
 
-    /// Starts the output of one input record; the future ends when it is done.
+    fn sender(&self) -> Sender {
+        Sender {
+            producer: self.producer.clone(),
+            send_timeout: self.settings.send_timeout,
+            dead_letters: self.settings.dead_letters.clone(),
+            counters: self.counters.clone(),
+            errors: self.send_errors.clone(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+
+    /// Starts the output (or the dead letter) of one input record; the future ends when it
+    /// is done.
     fn process(&mut self, message: &BorrowedMessage<'_>) -> BoxFuture<'static, Done> {
+        #[cfg(feature = "test-hooks")]
+        if self.panic.swap(false, Ordering::AcqRel) {
+            panic!("transform: panic injected by a test");
+        }
         let (partition, offset) = (message.partition(), message.offset());
         let payload = message.payload().unwrap_or_default();
-        let event = match PageEvent::decode(payload) {
-            Ok(event) => event,
-            Err(e) => {
-                self.counters.skipped.fetch_add(1, Ordering::Relaxed);
-                if let Some(skipped) = self.skips.hit() {
-                    tracing::warn!(partition, offset, skipped, error = %e, value = ?preview(payload), "transform: skipping records that are not PageEvents");
+        let sender = self.sender();
+        let refused = match PageEvent::decode(payload) {
+            Err(e) => Err(format!("not a PageEvent: {e}")),
+            Ok(event) if event.name.len() > self.settings.max_page_name_bytes => Err(format!(
+                "the page name has {} bytes, more than the limit of {} (--max-page-name-bytes)",
+                event.name.len(),
+                self.settings.max_page_name_bytes
+            )),
+            Ok(event) => Ok(transform(&event)),
+        };
+        let output = match refused {
+            Ok(output) => output,
+            Err(reason) => {
+                if let Some(times) = self.skips.hit() {
+                    tracing::warn!(partition, offset, times, reason, value = ?preview(payload), "transform: sending records it cannot process to the dead-letter topic");
                 }
-                return Box::pin(std::future::ready(Done {
-                    partition,
-                    offset,
-                    outcome: Outcome::Skipped,
-                }));
+                let original = message.detach();
+                return Box::pin(async move { sender.dead_letter(original, reason).await });
             }
         };
-        let output = transform(&event);
         let value = output.to_json();
         let key = output.name.into_owned();
         // Kafka Streams' rule: the output keeps the input's timestamp (event time).
         let timestamp = message.timestamp().to_millis();
-        let producer = self.producer.clone();
+        let original = message.detach();
         let topic = self.settings.output.clone();
-        let send_timeout = self.settings.send_timeout;
-        let counters = self.counters.clone();
-        let errors = self.send_errors.clone();
-        let shutdown = self.shutdown.clone();
         Box::pin(async move {
-            let mut backoff = Duration::from_millis(100);
-            loop {
+            let mut backoff = FIRST_BACKOFF;
+            let mut attempts = 0;
+            let error = loop {
                 let mut record = FutureRecord::to(topic.as_str())
                     .key(key.as_bytes())
                     .payload(value.as_slice())
@@ -268,10 +420,11 @@ impl Stage {
                 if let Some(ts) = timestamp {
                     record = record.timestamp(ts);
                 }
-                let attempt = producer.send(record, Instant::now() + send_timeout).await;
+                let attempt = sender.send(record).await;
+                attempts += 1;
                 let error = match attempt {
-                    Ok(_) => {
-                        counters.transformed.fetch_add(1, Ordering::Relaxed);
+                    Ok(()) => {
+                        sender.counters.transformed.fetch_add(1, Ordering::Relaxed);
                         return Done {
                             partition,
                             offset,
@@ -280,18 +433,119 @@ impl Stage {
                     }
                     Err(e) => e,
                 };
-                counters.send_errors.fetch_add(1, Ordering::Relaxed);
-                let log = errors.lock().map(|mut t| t.hit()).unwrap_or(None);
-                if let Some(times) = log {
-                    tracing::warn!(partition, offset, times, error = %error, retry_in = ?backoff, "transform: output not acknowledged; retrying");
+                if is_permanent(&error) || attempts >= MAX_ATTEMPTS {
+                    break error;
                 }
-                tokio::select! {
-                    _ = shutdown.cancelled() => return Done { partition, offset, outcome: Outcome::Abandoned },
-                    _ = tokio::time::sleep(backoff) => {}
+                sender.log(
+                    partition,
+                    offset,
+                    &error,
+                    "transform: output not acknowledged; retrying",
+                );
+                if !sender.pause(&mut backoff).await {
+                    return Done {
+                        partition,
+                        offset,
+                        outcome: Outcome::Abandoned,
+                    };
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
+            };
+            let reason =
+                format!("the output to {topic} was refused after {attempts} attempt(s): {error}");
+            sender.dead_letter(original, reason).await
         })
+    }
+}
+
+impl Sender {
+    /// One attempt at a record, counted if it fails.
+    async fn send(&self, record: FutureRecord<'_, [u8], [u8]>) -> Result<(), SendError> {
+        let sent = self
+            .producer
+            .send(record, Instant::now() + self.send_timeout)
+            .await;
+        if sent.is_err() {
+            self.counters.send_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        sent.map(|_| ())
+    }
+
+    fn log(&self, partition: i32, offset: i64, error: &SendError, what: &str) {
+        let log = self.errors.lock().map(|mut t| t.hit()).unwrap_or(None);
+        if let Some(times) = log {
+            tracing::warn!(partition, offset, times, error = %error, "{what}");
+        }
+    }
+
+    /// Waits `backoff` (then doubles it); false if the server stops meanwhile.
+    async fn pause(&self, backoff: &mut Duration) -> bool {
+        let wait = *backoff;
+        *backoff = (*backoff * 2).min(MAX_BACKOFF);
+        tokio::select! {
+            _ = self.shutdown.cancelled() => false,
+            _ = tokio::time::sleep(wait) => true,
+        }
+    }
+
+    /// Writes `original` to the dead-letter topic, retrying until it is acknowledged; a
+    /// dead letter refused for good is sent once more without the record's value.
+    async fn dead_letter(self, original: OwnedMessage, reason: String) -> Done {
+        let (partition, offset) = (original.partition(), original.offset());
+        let mut backoff = FIRST_BACKOFF;
+        let mut without_value = false;
+        let mut reason = reason;
+        loop {
+            let letter = DeadLetter::of(&original, &reason);
+            let mut record =
+                FutureRecord::<[u8], [u8]>::to(self.dead_letters.as_str()).headers(letter.headers);
+            if let Some(key) = letter.key {
+                record = record.key(key);
+            }
+            if let (Some(value), false) = (letter.value, without_value) {
+                record = record.payload(value);
+            }
+            if let Some(ts) = letter.timestamp_ms {
+                record = record.timestamp(ts);
+            }
+            let error = match self.send(record).await {
+                Ok(()) => {
+                    self.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                    return Done {
+                        partition,
+                        offset,
+                        outcome: Outcome::DeadLettered,
+                    };
+                }
+                Err(e) => e,
+            };
+            if is_permanent(&error) {
+                if without_value {
+                    self.counters.lost.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(partition, offset, error = %error, reason, "transform: the dead-letter topic refused the record, even without its value; passing it over");
+                    return Done {
+                        partition,
+                        offset,
+                        outcome: Outcome::Lost,
+                    };
+                }
+                without_value = true;
+                reason = format!("{reason} (the record's value is left out: {error})");
+                continue;
+            }
+            self.log(
+                partition,
+                offset,
+                &error,
+                "transform: dead letter not acknowledged; retrying",
+            );
+            if !self.pause(&mut backoff).await {
+                return Done {
+                    partition,
+                    offset,
+                    outcome: Outcome::Abandoned,
+                };
+            }
+        }
     }
 }
 

@@ -15,6 +15,10 @@
 //! transaction left open by a crashed worker never stalls it; the committed offsets decide
 //! instead.
 //!
+//! The hub never dies for good: it runs under [`supervise`], so a panic is caught, logged,
+//! counted, and a fresh run (a new consumer, the history read again from R4) starts after a
+//! backoff; watchers keep their channel across runs and the tick number keeps growing.
+//!
 //! This file owns the task (an assign-only consumer of R4, the periodic read of the
 //! workers' committed offsets, the ticker) and the [`Hub`] handle. The parts:
 //!
@@ -26,6 +30,9 @@ mod view;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+#[cfg(feature = "test-hooks")]
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -37,12 +44,14 @@ use streamgate::topic::TopicName;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::record::StatsRecord;
 use super::window::WindowSpec;
 use crate::kafka::ClientSettings;
 use crate::kafka::consumer::{assign_only, close};
 use crate::logs::LogThrottle;
+use crate::supervisor::{Restarts, supervise};
 pub use totals::Totals;
 pub use view::{Snapshot, WindowTotals, current_window, rolling_counts};
 
@@ -59,8 +68,13 @@ pub struct HubSettings {
     pub spec: WindowSpec,
     /// How often a snapshot is published.
     pub tick: Duration,
-    /// How much history is kept (rolling counts can reach this far back).
+    /// How much history is kept (rolling counts can reach this far back); a page not seen
+    /// in it is forgotten.
     pub retention: Duration,
+    /// How far ahead of the wall clock a window may start and still be taken (the workers'
+    /// event skew allowance and a window): a record from further ahead is ignored, as it
+    /// would move the retention horizon past every real record.
+    pub max_ahead: Duration,
 }
 
 /// A handle on the running hub.
@@ -68,22 +82,31 @@ pub struct HubSettings {
 pub struct Hub {
     snapshots: watch::Receiver<Arc<Snapshot>>,
     settings: HubSettings,
+    restarts: Arc<Restarts>,
+    #[cfg(feature = "test-hooks")]
+    panic: Arc<AtomicBool>,
+}
+
+/// What every run of the hub shares: the watchers' channel and the tick count.
+struct Shared {
+    publish: watch::Sender<Arc<Snapshot>>,
+    ticks: AtomicU64,
+    /// Set by the test hook: the run panics at its next tick.
+    #[cfg(feature = "test-hooks")]
+    panic: Arc<AtomicBool>,
 }
 
 impl Hub {
-    /// Starts the hub; it stops when `shutdown` is cancelled.
+    /// Starts the hub under supervision, its task tracked by `tasks`; it stops when
+    /// `shutdown` is cancelled.
     pub fn spawn(
         client: ClientSettings,
         settings: HubSettings,
+        tasks: &TaskTracker,
         shutdown: CancellationToken,
     ) -> Result<(Self, JoinHandle<()>), KafkaError> {
-        // The workers' group, to read its committed offsets; the hub only assigns, never
-        // joins the group and never commits.
-        let consumer: StreamConsumer = assign_only(&client, &settings.group, |c| {
-            c.set("isolation.level", "read_uncommitted")
-                .set("queued.max.messages.kbytes", "4096");
-        })
-        .create()?;
+        // The first run's consumer, made here so that a configuration error stops the start.
+        let mut first_consumer = Some(consumer(&client, &settings)?);
         let first = Arc::new(Snapshot {
             tick: 0,
             generated_at_ms: now_millis(),
@@ -91,15 +114,52 @@ impl Hub {
             pages: Arc::new(BTreeSet::new()),
         });
         let (publish, snapshots) = watch::channel(first);
-        let state = Totals::new(settings.spec, settings.retention);
-        let task = tokio::spawn(run(consumer, settings.clone(), state, publish, shutdown));
+        #[cfg(feature = "test-hooks")]
+        let panic = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(Shared {
+            publish,
+            ticks: AtomicU64::new(0),
+            #[cfg(feature = "test-hooks")]
+            panic: panic.clone(),
+        });
+        let (run_settings, token) = (settings.clone(), shutdown.clone());
+        let (task, restarts) = supervise(tasks, &shutdown, "stats hub", move || {
+            let made = first_consumer.take();
+            let (client, settings) = (client.clone(), run_settings.clone());
+            let (shared, shutdown) = (shared.clone(), token.clone());
+            async move {
+                let consumer = match made {
+                    Some(consumer) => consumer,
+                    None => match fresh_consumer(&client, &settings, &shutdown).await {
+                        Some(consumer) => consumer,
+                        None => return,
+                    },
+                };
+                let totals = Totals::new(settings.spec, settings.retention, settings.max_ahead);
+                run(consumer, settings, totals, &shared, shutdown).await;
+            }
+        });
         Ok((
             Self {
                 snapshots,
                 settings,
+                restarts,
+                #[cfg(feature = "test-hooks")]
+                panic,
             },
             task,
         ))
+    }
+
+    /// How many times the hub was restarted after a panic.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.count()
+    }
+
+    /// Makes the hub panic at its next tick, as a bug would (feature `test-hooks`).
+    #[cfg(feature = "test-hooks")]
+    pub fn inject_panic(&self) {
+        self.panic.store(true, Ordering::Release);
     }
 
     /// A receiver of snapshots, marked as having seen none.
@@ -115,11 +175,41 @@ impl Hub {
     }
 }
 
+/// The hub's consumer of R4: the workers' group, to read its committed offsets; the hub
+/// only assigns, never joins the group and never commits.
+fn consumer(client: &ClientSettings, settings: &HubSettings) -> Result<StreamConsumer, KafkaError> {
+    assign_only(client, &settings.group, |c| {
+        c.set("isolation.level", "read_uncommitted")
+            .set("queued.max.messages.kbytes", "4096");
+    })
+    .create()
+}
+
+/// A consumer for a restarted run, retried until it can be made; `None` on shutdown.
+async fn fresh_consumer(
+    client: &ClientSettings,
+    settings: &HubSettings,
+    shutdown: &CancellationToken,
+) -> Option<StreamConsumer> {
+    loop {
+        match consumer(client, settings) {
+            Ok(consumer) => return Some(consumer),
+            Err(e) => {
+                tracing::error!(error = %e, "stats hub: cannot create its consumer; retrying")
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+    }
+}
+
 async fn run(
     consumer: StreamConsumer,
     settings: HubSettings,
     mut totals: Totals,
-    publish: watch::Sender<Arc<Snapshot>>,
+    shared: &Shared,
     shutdown: CancellationToken,
 ) {
     let consumer = Arc::new(consumer);
@@ -127,7 +217,6 @@ async fn run(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut assigned = false;
     let mut problems = LogThrottle::new(Duration::from_secs(30));
-    let mut tick = 0;
     let mut fetching: Option<JoinHandle<Result<HashMap<i32, i64>, KafkaError>>> = None;
     loop {
         tokio::select! {
@@ -154,14 +243,18 @@ async fn run(
                         },
                     }
                 }
-                tick += 1;
+                #[cfg(feature = "test-hooks")]
+                if shared.panic.swap(false, Ordering::AcqRel) {
+                    panic!("stats hub: panic injected by a test");
+                }
+                let tick = shared.ticks.fetch_add(1, Ordering::Relaxed) + 1;
                 let snapshot = totals.snapshot(tick, now_millis());
-                publish.send_replace(Arc::new(snapshot));
+                shared.publish.send_replace(Arc::new(snapshot));
             }
             message = consumer.recv(), if assigned => match message {
                 Ok(message) => {
                     if let Some(record) = message.payload().and_then(StatsRecord::parse) {
-                        totals.apply(record);
+                        totals.apply(record, now_millis());
                     }
                 }
                 Err(e) => if let Some(times) = problems.hit() {
@@ -216,7 +309,7 @@ async fn assign(consumer: &Arc<StreamConsumer>, settings: &HubSettings) -> Resul
                 RDKafkaErrorCode::UnknownTopicOrPartition,
             ));
         }
-        let since = now_millis() - millis_of_std(settings.retention);
+        let since = now_millis().saturating_sub(millis_of_std(settings.retention));
         let mut query = TopicPartitionList::new();
         for partition in &partitions {
             query.add_partition_offset(topic, *partition, Offset::Offset(since))?;

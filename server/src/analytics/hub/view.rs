@@ -31,10 +31,18 @@ pub struct Snapshot {
     pub pages: Arc<BTreeSet<String>>,
 }
 
+/// The start of the tile (aligned window of `size`) containing `ts`, for any `ts`: the
+/// tile of a timestamp near `i64::MIN` whose start is not representable is the next one.
+fn tile_start(ts: i64, size: i64) -> i64 {
+    let size = size.max(1);
+    let into = ts.rem_euclid(size);
+    ts.checked_sub(into).unwrap_or_else(|| ts + (size - into))
+}
+
 /// The window a live view shows at `now_ms`: the one containing now, unless the data is
 /// all older than that (a replay, or a stopped source), then the newest window with data.
 pub fn current_window(snapshot: &Snapshot, spec: &WindowSpec, now_ms: i64) -> (i64, i64) {
-    let here = spec.tile_start(now_ms);
+    let here = tile_start(now_ms, spec.size_ms());
     match snapshot.windows.iter().next_back() {
         Some((start, totals))
             if totals
@@ -45,29 +53,39 @@ pub fn current_window(snapshot: &Snapshot, spec: &WindowSpec, now_ms: i64) -> (i
         {
             (*start, totals.end_ms)
         }
-        _ => (here, here + spec.size_ms()),
+        _ => (here, here.saturating_add(spec.size_ms())),
     }
 }
 
 /// Each page's count over `[now - rolling, now]`: whole windows inside the period count in
 /// full; the one cut by the period's start counts pro rata (counts are per window, so this
 /// is the finest the data allows). Tumbling-aligned windows only, so nothing counts twice.
+/// Saturates: no timestamp or count makes it overflow.
 pub fn rolling_counts(
     snapshot: &Snapshot,
     spec: &WindowSpec,
     now_ms: i64,
     rolling_ms: i64,
 ) -> HashMap<String, u64> {
-    let from = now_ms - rolling_ms;
+    let size = spec.size_ms();
+    let from = now_ms.saturating_sub(rolling_ms.max(0));
     let mut out: HashMap<String, f64> = HashMap::new();
-    for (start, totals) in snapshot.windows.range(spec.tile_start(from)..=now_ms) {
-        if start.rem_euclid(spec.size_ms()) != 0 || totals.end_ms - start != spec.size_ms() {
+    let first = tile_start(from, size);
+    if first > now_ms {
+        return HashMap::new();
+    }
+    for (start, totals) in snapshot.windows.range(first..=now_ms) {
+        if start.rem_euclid(size) != 0 || totals.end_ms.checked_sub(*start) != Some(size) {
             continue;
         }
         // The current window's counts cover [start, now] only.
         let covered_end = totals.end_ms.min(now_ms);
-        let span = covered_end - start;
-        let overlap = covered_end - (*start).max(from);
+        let (Some(span), Some(overlap)) = (
+            covered_end.checked_sub(*start),
+            covered_end.checked_sub((*start).max(from)),
+        ) else {
+            continue;
+        };
         if span <= 0 || overlap <= 0 {
             continue;
         }
@@ -76,6 +94,7 @@ pub fn rolling_counts(
             *out.entry(page.clone()).or_default() += *count as f64 * fraction;
         }
     }
+    // `as` saturates: a sum beyond u64::MAX is u64::MAX.
     out.into_iter()
         .map(|(page, value)| (page, value.round() as u64))
         .collect()
@@ -87,14 +106,14 @@ mod tests {
 
     use super::*;
     use crate::analytics::hub::totals::Totals;
-    use crate::analytics::hub::totals::tests::{record, spec};
+    use crate::analytics::hub::totals::tests::{AHEAD, NOW, record, spec};
 
     #[test]
     fn rolling_count_pro_rates_the_window_cut_by_the_period() {
-        let mut totals = Totals::new(spec(), Duration::from_secs(600));
+        let mut totals = Totals::new(spec(), Duration::from_secs(600), AHEAD);
         totals.set_committed(HashMap::new());
-        totals.apply(record("P1", 0, 0, 1, 10, true));
-        totals.apply(record("P1", 5_000, 0, 2, 4, false));
+        totals.apply(record("P1", 0, 0, 1, 10, true), NOW);
+        totals.apply(record("P1", 5_000, 0, 2, 4, false), NOW);
         let snapshot = totals.snapshot(1, 7_000);
         // [2 s, 7 s]: 3/5 of the first window (6) + the current window so far (4).
         assert_eq!(rolling_counts(&snapshot, &spec(), 7_000, 5_000)["P1"], 10);
@@ -105,9 +124,9 @@ mod tests {
 
     #[test]
     fn the_live_window_is_now_unless_all_data_is_old() {
-        let mut totals = Totals::new(spec(), Duration::from_secs(600));
+        let mut totals = Totals::new(spec(), Duration::from_secs(600), AHEAD);
         totals.set_committed(HashMap::new());
-        totals.apply(record("P1", 10_000, 0, 1, 1, false));
+        totals.apply(record("P1", 10_000, 0, 1, 1, false), NOW);
         let snapshot = totals.snapshot(1, 12_000);
         assert_eq!(current_window(&snapshot, &spec(), 12_000), (10_000, 15_000));
         assert_eq!(current_window(&snapshot, &spec(), 16_000), (15_000, 20_000));

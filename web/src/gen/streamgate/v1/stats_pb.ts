@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file streamgate/v1/stats.proto.
  */
 export const file_streamgate_v1_stats: GenFile = /*@__PURE__*/
-  fileDesc("ChlzdHJlYW1nYXRlL3YxL3N0YXRzLnByb3RvEg1zdHJlYW1nYXRlLnYxIlcKFVdhdGNoUGFnZVN0YXRzUmVxdWVzdBIqCgdyb2xsaW5nGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhIKCmZpbmFsX29ubHkYAiABKAgimgIKCVBhZ2VTdGF0cxIwCgx3aW5kb3dfc3RhcnQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCndpbmRvd19lbmQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWZpbmFsGAMgASgIEicKBXBhZ2VzGAQgAygLMhguc3RyZWFtZ2F0ZS52MS5QYWdlQ291bnQSKgoHcm9sbGluZxgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIVCg1za2lwcGVkX3RpY2tzGAYgASgEEjAKDGdlbmVyYXRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiPwoJUGFnZUNvdW50EgwKBHBhZ2UYASABKAkSDQoFY291bnQYAiABKAQSFQoNcm9sbGluZ19jb3VudBgDIAEoBGIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChlzdHJlYW1nYXRlL3YxL3N0YXRzLnByb3RvEg1zdHJlYW1nYXRlLnYxIlcKFVdhdGNoUGFnZVN0YXRzUmVxdWVzdBIqCgdyb2xsaW5nGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhIKCmZpbmFsX29ubHkYAiABKAgisAIKCVBhZ2VTdGF0cxIwCgx3aW5kb3dfc3RhcnQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCndpbmRvd19lbmQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWZpbmFsGAMgASgIEicKBXBhZ2VzGAQgAygLMhguc3RyZWFtZ2F0ZS52MS5QYWdlQ291bnQSKgoHcm9sbGluZxgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIVCg1za2lwcGVkX3RpY2tzGAYgASgEEjAKDGdlbmVyYXRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMZm9sZGVkX3BhZ2VzGAggASgEIj8KCVBhZ2VDb3VudBIMCgRwYWdlGAEgASgJEg0KBWNvdW50GAIgASgEEhUKDXJvbGxpbmdfY291bnQYAyABKARiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * What to watch.
@@ -72,7 +72,10 @@ export type PageStats = Message<"streamgate.v1.PageStats"> & {
   final: boolean;
 
   /**
-   * One entry for every page seen so far, sorted by page; zero when absent from the window.
+   * One entry for every page of the retained history (--stats-retention), sorted by page;
+   * zero when absent from the window. When they would make the message too large (over
+   * about 3.5 MiB), the pages with the smallest counts are folded into one last entry named
+   * "(other)" holding their summed counts; `folded_pages` says how many.
    *
    * @generated from field: repeated streamgate.v1.PageCount pages = 4;
    */
@@ -98,6 +101,14 @@ export type PageStats = Message<"streamgate.v1.PageStats"> & {
    * @generated from field: google.protobuf.Timestamp generated_at = 7;
    */
   generatedAt?: Timestamp | undefined;
+
+  /**
+   * How many pages are folded into the "(other)" entry of `pages` to keep the message
+   * under the default 4 MiB limit of gRPC clients; 0 when every page has its own entry.
+   *
+   * @generated from field: uint64 folded_pages = 8;
+   */
+  foldedPages: bigint;
 };
 
 /**
