@@ -12,7 +12,10 @@
 //! same producer and in the same order, and its offset is stored once the dead letter is
 //! acknowledged: a record that is not a PageEvent, a page name longer than
 //! `max_page_name_bytes`, and an output the broker refuses — at once for an error that no
-//! retry can cure (a record too large, say), after `MAX_ATTEMPTS` attempts otherwise. A dead
+//! retry can cure (a record too large, say), after `MAX_ATTEMPTS` attempts for other
+//! refusals. Errors that say the cluster is unwell (timeouts, brokers down, no leader) are
+//! retried until the output lands: an outage pauses the stage, it does not empty R2 into
+//! the dead letters. A dead
 //! letter itself is retried until it lands (or the server stops); one the broker refuses for
 //! good is sent again without the record's value, and if even that is refused the record is
 //! logged, counted as lost, and passed over.
@@ -256,6 +259,34 @@ fn is_permanent(error: &SendError) -> bool {
     }
 }
 
+/// Whether a failed send says the cluster is unwell rather than the record bad: an outage
+/// is waited out (the partition pauses), never a reason to dead-letter.
+fn is_transient(error: &SendError) -> bool {
+    use RDKafkaErrorCode::*;
+    match error {
+        SendError::Timeout(_) => true,
+        SendError::Kafka(e) => matches!(
+            e.rdkafka_error_code(),
+            Some(
+                MessageTimedOut
+                    | QueueFull
+                    | BrokerTransportFailure
+                    | AllBrokersDown
+                    | NetworkException
+                    | LeaderNotAvailable
+                    | NotLeaderForPartition
+                    | RequestTimedOut
+                    | NotEnoughReplicas
+                    | NotEnoughReplicasAfterAppend
+                    | UnknownTopicOrPartition
+                    | OperationTimedOut
+                    | NotCoordinator
+                    | CoordinatorNotAvailable
+            )
+        ),
+    }
+}
+
 /// How one input record ended.
 enum Outcome {
     Written,
@@ -433,7 +464,8 @@ impl Stage {
                     }
                     Err(e) => e,
                 };
-                if is_permanent(&error) || attempts >= MAX_ATTEMPTS {
+                // A bad record goes to the dead letters; an outage is waited out.
+                if is_permanent(&error) || (attempts >= MAX_ATTEMPTS && !is_transient(&error)) {
                     break error;
                 }
                 sender.log(
