@@ -174,7 +174,7 @@ fn outputs_by_duration(records: &[proto::Record]) -> BTreeMap<i64, (String, Page
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn transform_applies_the_rule_to_every_input_and_skips_bad_records() {
+async fn transform_applies_the_rule_to_every_input_and_dead_letters_bad_records() {
     let (input, output, group) = (random_name("tin"), random_name("tout"), random_name("tg"));
     let stage_group = group.clone();
     let args = [
@@ -206,7 +206,7 @@ async fn transform_applies_the_rule_to_every_input_and_skips_bad_records() {
                 input: &input,
                 group: &group,
             };
-            // Two bad records among the good ones: the stage must skip them and go on.
+            // Two bad records among the good ones: the stage must pass them (to its dead letters) and go on.
             for (i, name) in names.iter().enumerate() {
                 let value = event(name, i as i64 + 1).to_json();
                 publish_raw(&server, &input, name, value).await;
