@@ -324,10 +324,12 @@ async fn counts_exactly_with_grace_lateness_filter_and_a_quiet_page() {
     .await;
 }
 
-fn worker_settings(input: &str, output: &str, group: &str) -> WorkerSettings {
+pub(crate) fn worker_settings(input: &str, output: &str, group: &str) -> WorkerSettings {
     WorkerSettings {
         input: streamgate::topic::TopicName::new(input.to_owned()).expect("topic"),
         output: streamgate::topic::TopicName::new(output.to_owned()).expect("topic"),
+        dead_letters: streamgate::topic::TopicName::new(format!("error.{input}.{group}"))
+            .expect("topic"),
         group: group.to_owned(),
         // One id for every run, as a restarted server keeps its id: the next run's
         // init fences (and aborts) what the crashed one left open.
@@ -336,6 +338,9 @@ fn worker_settings(input: &str, output: &str, group: &str) -> WorkerSettings {
         min_duration_ms: 100,
         tick: Duration::from_millis(200),
         timeout: Duration::from_secs(20),
+        max_event_skew: Duration::from_secs(30),
+        max_page_name_bytes: 256,
+        max_pages: 10_000,
     }
 }
 
