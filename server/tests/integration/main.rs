@@ -3,6 +3,7 @@
 //! `STREAMGATE_TEST_BROKERS` is set, again on that real broker.
 
 mod analytics;
+mod analytics_attacks;
 mod errors;
 mod interop;
 mod outage;
