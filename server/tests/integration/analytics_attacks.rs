@@ -109,19 +109,17 @@ fn producer(server: &TestServer) -> FutureProducer {
 /// Publishes `(partition, timestamp, value)` straight to `topic`, in order, each acked.
 async fn publish_raw(server: &TestServer, topic: &str, records: &[(i32, i64, Vec<u8>)]) {
     let producer = producer(server);
-    let deliveries: Vec<_> = records
-        .iter()
-        .map(|(partition, ts, value)| {
-            producer.send_result(
-                FutureRecord::<(), _>::to(topic)
-                    .partition(*partition)
-                    .payload(value.as_slice())
-                    .timestamp(*ts),
-            )
-        })
-        .collect::<Result<_, _>>()
-        .map_err(|(e, _)| e)
-        .expect("queued");
+    let mut deliveries = Vec::with_capacity(records.len());
+    for (partition, ts, value) in records {
+        let record = FutureRecord::<(), _>::to(topic)
+            .partition(*partition)
+            .payload(value.as_slice())
+            .timestamp(*ts);
+        match producer.send_result(record) {
+            Ok(delivery) => deliveries.push(delivery),
+            Err((e, _)) => panic!("queueing a record: {e}"),
+        }
+    }
     for delivery in deliveries {
         crate::support::within(Duration::from_secs(60), "a delivery", delivery)
             .await
