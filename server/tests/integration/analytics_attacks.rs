@@ -445,3 +445,72 @@ async fn a_panic_in_the_worker_is_caught_and_the_worker_counts_on() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_whose_transaction_always_fails_costs_a_bounded_number_of_restarts() {
+    on_each_broker(|server| async move {
+        let scenario = Scenario::new(&server, 1).await;
+        let t0 = past_window();
+        // Not a PageEvent, and so big that its dead letter exceeds the worker's producer's
+        // message.max.bytes (1 MB): every transaction holding it fails, however often the
+        // worker restarts.
+        let big = vec![b'x'; 1_200_000];
+        let mut records = vec![
+            (0, t0 + 1_000, event("A", t0 + 1_000)),
+            (0, t0 + 1_500, big),
+            (0, t0 + 2_000, event("A", t0 + 2_000)),
+        ];
+        records.push((0, t0 + WINDOW + 100, event("B", t0 + WINDOW + 100)));
+        let producer: FutureProducer = server
+            .kafka
+            .client_config()
+            .set("message.max.bytes", "4000000")
+            .create()
+            .expect("producer");
+        let worker = scenario.spawn(&server);
+        for (partition, ts, value) in &records {
+            producer
+                .send(
+                    FutureRecord::<(), _>::to(&scenario.input)
+                        .partition(*partition)
+                        .payload(value.as_slice())
+                        .timestamp(*ts),
+                    Duration::from_secs(30),
+                )
+                .await
+                .map_err(|(e, _)| e)
+                .expect("acked");
+        }
+        let counters = worker.counters();
+        eventually(
+            // Five restarts with the backoff (1 + 2 + 4 + 8 + 16 s), each with a group join
+            // and a restore.
+            Duration::from_secs(150),
+            "the record is passed over",
+            async || {
+                if counters.skipped.load(Ordering::Relaxed) >= 1 {
+                    Ok(())
+                } else {
+                    Err(format!("{counters:?}"))
+                }
+            },
+        )
+        .await;
+        let expected: BTreeMap<String, u64> = [
+            (format!("A@{t0}@0"), 2),
+            (format!("B@{}@0", t0 + WINDOW), 1),
+        ]
+        .into_iter()
+        .collect();
+        assert_final_counts(&server, &scenario, &expected).await;
+        let restarts = worker.counters().restarts.load(Ordering::Relaxed);
+        // Three failures to isolate it, one for its own transaction, one for its dead letter.
+        assert!(
+            (1..=5).contains(&restarts),
+            "bounded restarts for one record: {restarts}"
+        );
+        scenario.stop(worker).await;
+        server.stop().await;
+    })
+    .await;
+}
