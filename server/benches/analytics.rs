@@ -126,12 +126,16 @@ async fn main() {
         WorkerSettings {
             input: TopicName::new(INPUT.to_owned()).expect("topic"),
             output: TopicName::new(OUTPUT.to_owned()).expect("topic"),
+            dead_letters: TopicName::new(format!("error.{INPUT}.bench-analytics")).expect("topic"),
             group: "bench-analytics".into(),
             transactional_id: "bench-analytics-1".into(),
             spec,
             min_duration_ms: 100,
             tick: Duration::from_secs(1),
             timeout: Duration::from_secs(30),
+            max_event_skew: Duration::from_secs(30),
+            max_page_name_bytes: 256,
+            max_pages: 10_000,
         },
         shutdown.clone(),
     )

@@ -153,6 +153,7 @@ fn worker_settings(settings: &Settings, port: u16) -> WorkerSettings {
     WorkerSettings {
         input: settings.topics.supplier.clone(),
         output: settings.topics.stats.clone(),
+        dead_letters: settings.topics.analytics_dead_letters.clone(),
         group: analytics.group.clone(),
         // Unique per running server: two servers of one group on one host differ by port.
         transactional_id: analytics
@@ -163,6 +164,9 @@ fn worker_settings(settings: &Settings, port: u16) -> WorkerSettings {
         min_duration_ms: analytics.min_duration_ms,
         tick: analytics.tick,
         timeout: settings.timeouts.request,
+        max_event_skew: analytics.max_event_skew,
+        max_page_name_bytes: settings.limits.max_page_name_bytes,
+        max_pages: analytics.max_pages,
     }
 }
 

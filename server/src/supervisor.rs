@@ -28,6 +28,11 @@ const HEALTHY_RUN: Duration = Duration::from_secs(60);
 /// Panics caught, by every task of this process (stages and streams).
 static PANICS: AtomicU64 = AtomicU64::new(0);
 
+/// Counts a panic caught outside [`catch`] (the analytics worker's thread catches its own).
+pub fn count_panic() {
+    PANICS.fetch_add(1, Ordering::Relaxed);
+}
+
 /// How many panics this process has caught so far.
 pub fn panics() -> u64 {
     PANICS.load(Ordering::Relaxed)

@@ -331,6 +331,8 @@ pub(crate) fn worker_settings(input: &str, output: &str, group: &str) -> WorkerS
     WorkerSettings {
         input: streamgate::topic::TopicName::new(input.to_owned()).expect("topic"),
         output: streamgate::topic::TopicName::new(output.to_owned()).expect("topic"),
+        dead_letters: streamgate::topic::TopicName::new(format!("error.{input}.{group}"))
+            .expect("topic"),
         group: group.to_owned(),
         // One id for every run, as a restarted server keeps its id: the next run's
         // init fences (and aborts) what the crashed one left open.
@@ -339,6 +341,9 @@ pub(crate) fn worker_settings(input: &str, output: &str, group: &str) -> WorkerS
         min_duration_ms: 100,
         tick: Duration::from_millis(200),
         timeout: Duration::from_secs(20),
+        max_event_skew: Duration::from_secs(30),
+        max_page_name_bytes: 256,
+        max_pages: 10_000,
     }
 }
 

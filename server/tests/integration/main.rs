@@ -4,6 +4,7 @@
 
 mod admission;
 mod analytics;
+mod analytics_attacks;
 mod errors;
 mod interop;
 mod outage;

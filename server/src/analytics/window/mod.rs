@@ -10,15 +10,33 @@
 //!
 //! Windows are aligned to the epoch: a window starts at every multiple of `advance`, and is
 //! `size` long (tumbling: `advance == size`).
+//!
+//! Untrusted time. Timestamps come from whoever produced the record, so every window
+//! computation is checked over the whole `i64` range: a window exists only if both its start
+//! and its end are representable, and a timestamp near `i64::MIN` or `i64::MAX` simply has
+//! fewer (or no) windows. A record stamped more than the spec's event-time horizon
+//! ([`WindowSpec::with_limits`]) ahead of the wall clock is [`Outcome::Future`]: it neither
+//! moves stream time nor counts, so a few records stamped 2100 cannot close every window for
+//! everyone else. The same horizon applies to counts restored from R4.
+//!
+//! Bounded cardinality. A window holds at most `max_pages` distinct pages; events of any
+//! further page are counted under [`OTHER_PAGE`], never dropped.
 
 use std::collections::{BTreeMap, HashMap};
 
-/// Window shape and lateness.
+/// The page that counts the events of every page past a window's `max_pages`.
+pub const OTHER_PAGE: &str = "(other)";
+
+/// Window shape and lateness, and the limits that keep untrusted input from poisoning them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowSpec {
     size_ms: i64,
     advance_ms: i64,
     grace_ms: i64,
+    /// How far ahead of the wall clock an event time may be (`i64::MAX`: no limit).
+    max_skew_ms: i64,
+    /// Distinct pages per window before [`OTHER_PAGE`] takes the rest.
+    max_pages: usize,
 }
 
 impl WindowSpec {
@@ -46,7 +64,20 @@ impl WindowSpec {
             size_ms,
             advance_ms,
             grace_ms,
+            max_skew_ms: i64::MAX,
+            max_pages: usize::MAX,
         })
+    }
+
+    /// The same windows with limits: an event time more than `max_skew_ms` ahead of the wall
+    /// clock is [`Outcome::Future`] (negative counts as 0), and a window holds at most
+    /// `max_pages` distinct pages (at least 1) before the rest counts as [`OTHER_PAGE`].
+    pub fn with_limits(self, max_skew_ms: i64, max_pages: usize) -> Self {
+        Self {
+            max_skew_ms: max_skew_ms.max(0),
+            max_pages: max_pages.max(1),
+            ..self
+        }
     }
 
     /// Tumbling windows of `size_ms`.
@@ -69,26 +100,72 @@ impl WindowSpec {
         self.grace_ms
     }
 
-    /// The starts of the windows that contain `ts`, oldest first.
+    /// How far ahead of the wall clock an event time may be.
+    pub fn max_skew_ms(&self) -> i64 {
+        self.max_skew_ms
+    }
+
+    /// Distinct pages per window before [`OTHER_PAGE`].
+    pub fn max_pages(&self) -> usize {
+        self.max_pages
+    }
+
+    /// Whether `ts` is further ahead of the wall clock `wall_ms` than the limit allows.
+    pub fn is_future(&self, ts: i64, wall_ms: i64) -> bool {
+        // In i128, so that no pair of i64 overflows; `i64::MAX` means no limit.
+        self.max_skew_ms != i64::MAX
+            && i128::from(ts) - i128::from(wall_ms) > i128::from(self.max_skew_ms)
+    }
+
+    /// The end of the window starting at `start`, if representable.
+    pub fn end_of(&self, start: i64) -> Option<i64> {
+        start.checked_add(self.size_ms)
+    }
+
+    /// The starts of the windows that contain `ts`, oldest first: every `start` is a multiple
+    /// of the advance with `start <= ts < start + size`, both ends representable. Fewer
+    /// windows (or none) at the very edges of the `i64` range.
     pub fn starts_containing(&self, ts: i64) -> impl Iterator<Item = i64> + use<> {
         let (size, advance) = (self.size_ms, self.advance_ms);
-        let last = ts.div_euclid(advance) * advance;
-        let first = last - (size - advance);
-        (0..size / advance)
-            .map(move |i| first + i * advance)
-            .filter(move |start| *start <= ts && ts < start + size)
+        // The last window start at or before ts, as a multiple of `advance`: `None` only when
+        // that multiple is below i64::MIN (then no window contains ts).
+        let last_index = ts.div_euclid(advance);
+        let overlapping = size / advance;
+        (0..overlapping).filter_map(move |back| {
+            let index = last_index.checked_sub(overlapping - 1 - back)?;
+            let start = index.checked_mul(advance)?;
+            let end = start.checked_add(size)?;
+            (start <= ts && ts < end).then_some(start)
+        })
     }
 
-    /// The start of the tumbling-aligned window (a multiple of the size) containing `ts`.
+    /// The start of the tumbling-aligned window (a multiple of the size) containing `ts`, if
+    /// that window's start and end are representable.
+    pub fn checked_tile_start(&self, ts: i64) -> Option<i64> {
+        let start = ts.div_euclid(self.size_ms).checked_mul(self.size_ms)?;
+        start.checked_add(self.size_ms)?;
+        Some(start)
+    }
+
+    /// The start of the tumbling-aligned window (a multiple of the size) containing `ts`;
+    /// clamped to `i64::MIN` where that start is not representable.
     pub fn tile_start(&self, ts: i64) -> i64 {
-        ts.div_euclid(self.size_ms) * self.size_ms
+        ts.div_euclid(self.size_ms)
+            .checked_mul(self.size_ms)
+            .unwrap_or(i64::MIN)
     }
 
-    /// When stream time makes the window starting at `start` final.
+    /// When stream time makes the window starting at `start` final (saturating).
     pub fn closes_at(&self, start: i64) -> i64 {
         start
             .saturating_add(self.size_ms)
             .saturating_add(self.grace_ms)
+    }
+
+    /// Whether `start` is where a window of this spec starts: a multiple of the advance with
+    /// a representable end.
+    pub fn is_window_start(&self, start: i64) -> bool {
+        start.rem_euclid(self.advance_ms) == 0 && self.end_of(start).is_some()
     }
 }
 
@@ -99,8 +176,12 @@ pub enum Outcome {
     Counted,
     /// Not counted: its duration is at or below the filter threshold.
     Filtered,
-    /// Not counted: every window it belongs to is already final.
+    /// Not counted: every window it belongs to is already final (or, at the very edges of
+    /// the `i64` range, it belongs to no window).
     Late,
+    /// Not counted, and stream time not moved: its timestamp is further ahead of the wall
+    /// clock than the spec allows.
+    Future,
 }
 
 /// One count to write: a page in a window, as of the partition's current input offset.
@@ -155,6 +236,8 @@ pub struct RecordCounters {
     pub late: u64,
     /// Records that are not PageEvents.
     pub malformed: u64,
+    /// Records stamped too far ahead of the wall clock.
+    pub future: u64,
 }
 
 /// The open windows of one source partition, and how far into it they reach.
@@ -183,10 +266,18 @@ impl PartitionWindows {
     }
 
     /// Restores a count written before (from R4). A final one only moves stream time: the
-    /// window was closed, so stream time had reached its closing point.
+    /// window was closed, so stream time had reached its closing point. A count whose window
+    /// is not one of this spec's, or lies beyond the event-time horizon, is ignored: R4 may
+    /// carry windows that an older worker opened for a record stamped far in the future.
     pub fn restore(&mut self, page: &str, start_ms: i64, count: u64, is_final: bool, wall_ms: i64) {
+        if !self.spec.is_window_start(start_ms) || self.spec.is_future(start_ms, wall_ms) {
+            return;
+        }
         if is_final {
-            self.time.advance_to(self.spec.closes_at(start_ms), wall_ms);
+            let closed = self.spec.closes_at(start_ms);
+            if !self.spec.is_future(closed, wall_ms) {
+                self.time.advance_to(closed, wall_ms);
+            }
             return;
         }
         // A record of this window was seen, so stream time had reached its start.
@@ -215,11 +306,20 @@ impl PartitionWindows {
         self.counters
     }
 
-    /// Takes one record that is not a PageEvent: it still moves time and the offset.
+    /// Takes one record that is not a PageEvent (or not one the worker accepts): it still
+    /// moves time, unless stamped beyond the horizon, and the offset.
     pub fn malformed(&mut self, offset: i64, timestamp_ms: i64, wall_ms: i64) {
-        self.time.advance_to(timestamp_ms, wall_ms);
-        self.next_offset = offset + 1;
+        if !self.spec.is_future(timestamp_ms, wall_ms) {
+            self.time.advance_to(timestamp_ms, wall_ms);
+        }
+        self.next_offset = offset.saturating_add(1);
         self.counters.malformed += 1;
+    }
+
+    /// Passes over one record without looking at it (it was dead-lettered, or skipped):
+    /// only the offset moves.
+    pub fn skip(&mut self, offset: i64) {
+        self.next_offset = offset.saturating_add(1);
     }
 
     /// Takes one PageEvent record: `page` and `duration_ms` from its value, `timestamp_ms`
@@ -232,20 +332,31 @@ impl PartitionWindows {
         duration_ms: i64,
         wall_ms: i64,
     ) -> Outcome {
+        self.next_offset = offset.saturating_add(1);
+        if self.spec.is_future(timestamp_ms, wall_ms) {
+            self.counters.future += 1;
+            return Outcome::Future;
+        }
         self.time.advance_to(timestamp_ms, wall_ms);
-        self.next_offset = offset + 1;
         if duration_ms <= self.min_duration_ms {
             self.counters.filtered += 1;
             return Outcome::Filtered;
         }
         let now = self.time.now(wall_ms).unwrap_or(timestamp_ms);
+        let max_pages = self.spec.max_pages;
         let mut counted = false;
         for start in self.spec.starts_containing(timestamp_ms) {
             if now >= self.spec.closes_at(start) {
                 continue;
             }
             let pages = self.open.entry(start).or_default();
-            // Look up by &str first: a new String only for a page new to this window.
+            // Look up by &str first: a new String only for a page new to this window, and
+            // only while the window has room; past that, the page counts as OTHER_PAGE.
+            let page = if pages.contains_key(page) || pages.len() < max_pages {
+                page
+            } else {
+                OTHER_PAGE
+            };
             match pages.get_mut(page) {
                 Some(entry) => {
                     entry.count += 1;
@@ -289,7 +400,7 @@ impl PartitionWindows {
                     out.push(WindowUpdate {
                         page,
                         start_ms: start,
-                        end_ms: start + spec.size_ms,
+                        end_ms: start.saturating_add(spec.size_ms),
                         count: entry.count,
                         is_final: true,
                     });
@@ -302,7 +413,7 @@ impl PartitionWindows {
                 out.push(WindowUpdate {
                     page: page.clone(),
                     start_ms: *start,
-                    end_ms: start + spec.size_ms,
+                    end_ms: start.saturating_add(spec.size_ms),
                     count: entry.count,
                     is_final: false,
                 });

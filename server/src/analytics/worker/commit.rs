@@ -1,24 +1,32 @@
-//! Writing a run's progress: the changed and closed windows as R4 records and the input
-//! offsets, in one Kafka transaction, then the same offsets once more as a plain commit.
+//! Writing a run's progress: the changed and closed windows as R4 records, the dead letters
+//! of the records the worker could not count, and the input offsets, in one Kafka
+//! transaction, then the same offsets once more as a plain commit.
 //!
 //! One transaction is what makes the counts exactly once: either R4 has the records *and*
 //! the group has the offsets they are complete up to, or neither (an aborted transaction's
 //! records carry offsets beyond the commit, and every reader ignores them — see
 //! [`committed`](crate::analytics::committed)). The plain commit after it is for the
 //! embedded broker, which acks transactional offset commits without storing them.
+//!
+//! The dead letters ride in the same transaction, so they are exactly once too: an aborted
+//! transaction's dead letters are aborted with it (and, like its R4 records, carry no
+//! committed offset), and the next run re-reads those records and dead-letters them again.
+//! A dead letter's timestamp is the worker's clock when it was written: the original's is in
+//! its `x-original-timestamp` header, and a record stamped 2100 must not live in the
+//! dead-letter topic until 2100 past its retention.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::{Header, OwnedHeaders, ToBytes};
 use rdkafka::producer::{BaseRecord, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use streamgate::time::now_millis;
 
-use super::run::Run;
+use super::run::{PendingDeadLetter, Run};
 use super::{ABANDON_MID_TRANSACTION, RunError};
 use crate::analytics::record::StatsRecord;
 
@@ -27,10 +35,20 @@ impl Run<'_> {
     pub(super) fn commit(&mut self) -> Result<(), RunError> {
         let wall = now_millis();
         let (records, offsets) = self.changes(wall)?;
-        if records.is_empty() && offsets.count() == 0 {
+        if records.is_empty() && offsets.count() == 0 && self.dead_letters.pending.is_empty() {
+            self.recovery.attempting([]);
+            self.recovery.committed();
             return Ok(());
         }
-        self.transact(&records, &offsets, wall)?;
+        self.recovery
+            .attempting(offsets.elements().iter().filter_map(|e| match e.offset() {
+                Offset::Offset(next) => Some((e.partition(), next)),
+                _ => None,
+            }));
+        self.transact(&records, &self.dead_letters.pending, &offsets, wall)?;
+        self.recovery.committed();
+        let dead_letters = self.dead_letters.pending.len() as u64;
+        self.dead_letters.clear();
         // The same offsets once more, outside the transaction: the embedded broker acks
         // transactional offset commits without storing them. Harmless on Kafka (equal
         // offsets); a crash between the two only means a restore from the older commit.
@@ -43,6 +61,9 @@ impl Run<'_> {
             }
         }
         self.counters.transactions.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .dead_letters
+            .fetch_add(dead_letters, Ordering::Relaxed);
         Ok(())
     }
 
@@ -77,10 +98,12 @@ impl Run<'_> {
         Ok((records, offsets))
     }
 
-    /// One transaction: `records` to R4, `offsets` to the group, commit. Aborted on error.
+    /// One transaction: `records` to R4, `dead_letters` to their topic, `offsets` to the
+    /// group, commit. Aborted on error.
     fn transact(
         &self,
         records: &[StatsRecord],
+        dead_letters: &[PendingDeadLetter],
         offsets: &TopicPartitionList,
         wall: i64,
     ) -> Result<(), RunError> {
@@ -91,7 +114,18 @@ impl Run<'_> {
         self.producer.begin_transaction()?;
         let written = (|| -> Result<(), KafkaError> {
             for record in records {
-                self.send(record, wall)?;
+                self.send_stats(record, wall)?;
+            }
+            for letter in dead_letters {
+                let mut attempt = BaseRecord::to(self.settings.dead_letters.as_str())
+                    .headers(letter.headers.clone());
+                if let Some(key) = &letter.key {
+                    attempt = attempt.key(key.as_slice());
+                }
+                if let Some(value) = &letter.value {
+                    attempt = attempt.payload(value.as_slice());
+                }
+                self.send(attempt.timestamp(wall))?;
             }
             if self.abandon.load(Ordering::Acquire) == ABANDON_MID_TRANSACTION {
                 // Put the records on the broker inside the open transaction, then stop.
@@ -113,22 +147,32 @@ impl Run<'_> {
             }
             // Best effort: the broker aborts it anyway when the transaction times out.
             let _ = self.producer.abort_transaction(self.settings.timeout);
-            return Err(e.into());
+            // Offsets moved or dead letters in it: possibly a record's fault (`recovery`).
+            return Err(RunError::Transaction(e));
         }
         Ok(())
     }
 
-    fn send(&self, record: &StatsRecord, wall: i64) -> Result<(), KafkaError> {
+    fn send_stats(&self, record: &StatsRecord, wall: i64) -> Result<(), KafkaError> {
         let (key, value) = (record.key(), record.to_json());
         let headers = OwnedHeaders::new().insert(Header {
             key: "content-type",
             value: Some("application/json"),
         });
-        let mut attempt = BaseRecord::to(self.settings.output.as_str())
-            .key(key.as_bytes())
-            .payload(value.as_slice())
-            .headers(headers)
-            .timestamp(wall);
+        self.send(
+            BaseRecord::to(self.settings.output.as_str())
+                .key(key.as_bytes())
+                .payload(value.as_slice())
+                .headers(headers)
+                .timestamp(wall),
+        )
+    }
+
+    fn send<K, P>(&self, mut attempt: BaseRecord<'_, K, P>) -> Result<(), KafkaError>
+    where
+        K: ToBytes + ?Sized,
+        P: ToBytes + ?Sized,
+    {
         let deadline = Instant::now() + self.settings.timeout;
         loop {
             match self.producer.send(attempt) {

@@ -14,16 +14,26 @@
 //! consumer and producer, restore from R4) after a backoff. One run's parts:
 //!
 //! - `run.rs`: the consumer and the transactional producer, the poll loop, counting a record.
-//!   A record that is not a PageEvent is counted and skipped; the worker never stops on
-//!   bad data.
-//! - `commit.rs`: the changed windows and the input offsets, in one transaction.
+//!   A record the worker cannot count — not a PageEvent, a page name longer than
+//!   `max_page_name_bytes`, a timestamp more than `max_event_skew` ahead of the clock — is
+//!   counted as such and put in the dead-letter topic; the worker never stops on bad data.
+//! - `commit.rs`: the changed windows, the dead letters and the input offsets, in one
+//!   transaction: an aborted transaction's dead letters are aborted with it, and the next
+//!   run dead-letters those records again.
 //! - `restore.rs`: the assigned partitions' windows, rebuilt from R4 within the group's
 //!   committed offsets (the rule lives in [`committed`](super::committed)).
+//! - `recovery.rs`: the bound on restarts per input record (isolate, dead-letter, skip).
+//!
+//! A panic inside a run is caught here, logged, counted (`restarts` and
+//! [`crate::supervisor::panics`]) and treated like a failed run: the thread never dies for
+//! good.
 
 mod commit;
+mod recovery;
 mod restore;
 mod run;
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -34,6 +44,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::window::WindowSpec;
 use crate::kafka::ClientSettings;
+use recovery::Recovery;
 use run::Run;
 
 /// How the worker runs.
@@ -43,6 +54,8 @@ pub struct WorkerSettings {
     pub input: TopicName,
     /// Output topic (R4).
     pub output: TopicName,
+    /// Dead-letter topic (`error.<input>.<group>`) for records the worker cannot count.
+    pub dead_letters: TopicName,
     /// Consumer group: its committed offsets are the worker's progress.
     pub group: String,
     /// This worker's transactional id; unique per running worker.
@@ -55,6 +68,12 @@ pub struct WorkerSettings {
     pub tick: Duration,
     /// Bound on each blocking Kafka call (transaction steps, restore reads).
     pub timeout: Duration,
+    /// Records stamped further than this ahead of the worker's clock are dead-lettered.
+    pub max_event_skew: Duration,
+    /// Longer page names are dead-lettered (this keeps every R4 record small).
+    pub max_page_name_bytes: usize,
+    /// Distinct pages per window and partition; further pages count as `(other)`.
+    pub max_pages: usize,
 }
 
 /// What the worker has done, for logs and tests.
@@ -66,11 +85,17 @@ pub struct WorkerCounters {
     pub filtered: AtomicU64,
     /// Records too late for their window.
     pub late: AtomicU64,
-    /// Records that are not PageEvents.
+    /// Records that are not PageEvents, or whose page name is too long.
     pub malformed: AtomicU64,
+    /// Records stamped more than `max_event_skew` ahead of the worker's clock.
+    pub future: AtomicU64,
+    /// Dead letters committed.
+    pub dead_letters: AtomicU64,
+    /// Records passed over because even their dead letter could not be written.
+    pub skipped: AtomicU64,
     /// Transactions committed.
     pub transactions: AtomicU64,
-    /// Runs that ended in an error and were restarted.
+    /// Runs that ended in an error or a panic and were restarted.
     pub restarts: AtomicU64,
     /// Restores completed (one per assignment with partitions).
     pub restores: AtomicU64,
@@ -92,6 +117,8 @@ pub enum Abandon {
 const RUNNING: u8 = 0;
 const ABANDON_NOW: u8 = 1;
 const ABANDON_MID_TRANSACTION: u8 = 2;
+/// The next loop iteration panics (test hook), then the worker runs on.
+const PANIC_NEXT: u8 = 3;
 
 /// The running worker.
 pub struct Worker {
@@ -106,9 +133,13 @@ impl Worker {
     /// Starts the worker thread; it stops when `shutdown` is cancelled.
     pub fn spawn(
         client: ClientSettings,
-        settings: WorkerSettings,
+        mut settings: WorkerSettings,
         shutdown: CancellationToken,
     ) -> std::io::Result<Self> {
+        // The limits travel with the spec, so that every window of every run (restored ones
+        // included) keeps them.
+        let skew_ms = i64::try_from(settings.max_event_skew.as_millis()).unwrap_or(i64::MAX);
+        settings.spec = settings.spec.with_limits(skew_ms, settings.max_pages);
         let counters = Arc::new(WorkerCounters::default());
         let abandon = Arc::new(AtomicU8::new(RUNNING));
         let (shared, stop) = (counters.clone(), abandon.clone());
@@ -135,6 +166,13 @@ impl Worker {
         self.join();
     }
 
+    /// Makes the worker's next loop iteration panic, as a bug would (feature `test-hooks`):
+    /// the supervisor catches it and starts a fresh run.
+    #[cfg(feature = "test-hooks")]
+    pub fn inject_panic(&self) {
+        self.abandon.store(PANIC_NEXT, Ordering::Release);
+    }
+
     /// The worker's counters.
     pub fn counters(&self) -> Arc<WorkerCounters> {
         self.counters.clone()
@@ -153,6 +191,9 @@ impl Worker {
 enum RunError {
     #[error("kafka: {0}")]
     Kafka(#[from] KafkaError),
+    /// A transaction with input in it failed: perhaps because of a record (see `recovery`).
+    #[error("transaction failed: {0}")]
+    Transaction(KafkaError),
     #[error("restoring from the output topic: {0}")]
     Restore(String),
     #[error("abandoned")]
@@ -167,20 +208,41 @@ fn supervise(
     abandon: &AtomicU8,
 ) {
     let mut backoff = Duration::from_secs(1);
+    let mut recovery = Recovery::default();
     loop {
         let started = Instant::now();
-        let run = Run::start(client, settings, counters, shutdown, abandon);
-        match run.and_then(|mut run| run.serve()) {
-            Ok(()) | Err(RunError::Abandoned) => return,
-            Err(e) => {
-                counters.restarts.fetch_add(1, Ordering::Relaxed);
-                // A run that lasted a while was healthy: start the backoff afresh.
-                if started.elapsed() > Duration::from_secs(60) {
-                    backoff = Duration::from_secs(1);
-                }
-                tracing::warn!(error = %e, retry_in = ?backoff, "analytics worker stopped; restarting from the last commit");
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let mut run = Run::start(client, settings, counters, shutdown, abandon, &mut recovery)?;
+            run.serve()
+        }));
+        let reason = match outcome {
+            Ok(Ok(())) | Ok(Err(RunError::Abandoned)) => return,
+            Ok(Err(RunError::Transaction(e))) => {
+                let reason = e.to_string();
+                recovery.failed(&reason);
+                format!("transaction failed: {reason}")
             }
+            Ok(Err(e)) => {
+                recovery.run_ended();
+                e.to_string()
+            }
+            Err(panic) => {
+                let reason = format!(
+                    "the worker panicked: {}",
+                    crate::supervisor::message(&*panic)
+                );
+                crate::supervisor::count_panic();
+                tracing::error!(task = "analytics worker", panic = %crate::supervisor::message(&*panic), "task panicked");
+                recovery.failed(&reason);
+                reason
+            }
+        };
+        counters.restarts.fetch_add(1, Ordering::Relaxed);
+        // A run that lasted a while was healthy: start the backoff afresh.
+        if started.elapsed() > Duration::from_secs(60) {
+            backoff = Duration::from_secs(1);
         }
+        tracing::warn!(error = %reason, retry_in = ?backoff, isolating = recovery.isolating(), "analytics worker stopped; restarting from the last commit");
         let deadline = Instant::now() + backoff;
         while Instant::now() < deadline {
             if shutdown.is_cancelled() {

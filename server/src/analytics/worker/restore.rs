@@ -22,7 +22,7 @@
 //! ```text
 //! anchor  = min(now, timestamp of the first R2 record at the committed offset), over the
 //!           assigned partitions (now for a partition with nothing left to read)
-//! horizon = anchor − (size + grace + MAX_EVENT_SKEW_MS + 3 ticks + CLOCK_MARGIN_MS)
+//! horizon = anchor − (size + grace + max event skew + 3 ticks + CLOCK_MARGIN_MS)
 //! ```
 //!
 //! and in each R4 partition it starts at the first offset whose record timestamp is at or
@@ -34,8 +34,7 @@
 //! Why skipping the older records is safe:
 //!
 //! - A window gets a record only while it counts events, and an event counts only up to
-//!   `MAX_EVENT_SKEW_MS` ahead of the worker's clock (`--max-event-skew`, 30 s by default;
-//!   the settings do not carry it to the worker, so the restore assumes the default). So a
+//!   `--max-event-skew` (30 s by default) ahead of the worker's clock. So a
 //!   record written before the horizon belongs to a window starting before
 //!   `horizon + skew`, which closes (its end + grace) before `anchor − margin`.
 //! - Such a window is final: from the anchor on, the partition's stream time is at least
@@ -73,13 +72,10 @@ use super::{RunError, WorkerCounters, WorkerSettings};
 use crate::analytics::committed::{BestRecords, CommittedOffsets};
 use crate::analytics::record::StatsRecord;
 use crate::analytics::window::{PartitionWindows, WindowSpec};
+use streamgate::time::millis_of_std;
+
 use crate::kafka::consumer::assign_only;
 use crate::kafka::{ClientSettings, Isolation, TimestampSearch};
-
-/// How far ahead of the worker's clock an event may be and still count: the default of
-/// `--max-event-skew`. The worker's settings do not carry the flag, so the horizon assumes
-/// it; a larger skew needs this raised.
-pub(super) const MAX_EVENT_SKEW_MS: i64 = 30_000;
 
 /// Clock differences between the servers writing R4 that the horizon tolerates.
 const CLOCK_MARGIN_MS: i64 = 5_000;
@@ -99,7 +95,7 @@ struct Horizon {
 impl Horizon {
     /// The horizon for partitions that resume at `anchor_ms` (the earliest of their
     /// first-record timestamps and the wall clock).
-    fn new(spec: WindowSpec, tick: Duration, anchor_ms: i64) -> Self {
+    fn new(spec: WindowSpec, tick: Duration, skew: Duration, anchor_ms: i64) -> Self {
         let tick_ms = i64::try_from(tick.as_millis()).unwrap_or(i64::MAX);
         let margin = tick_ms
             .saturating_mul(MARGIN_TICKS)
@@ -107,7 +103,7 @@ impl Horizon {
         let open_for = spec.size_ms().saturating_add(spec.grace_ms());
         let since_ms = anchor_ms
             .saturating_sub(open_for)
-            .saturating_sub(MAX_EVENT_SKEW_MS)
+            .saturating_sub(millis_of_std(skew))
             .saturating_sub(margin);
         Self {
             since_ms,
@@ -178,7 +174,12 @@ impl State {
             Instant::now() + settings.timeout,
         )?;
         let anchor = resume_anchor(consumer, &search, settings, &mine, &self.committed)?;
-        let horizon = Horizon::new(settings.spec, settings.tick, anchor);
+        let horizon = Horizon::new(
+            settings.spec,
+            settings.tick,
+            settings.max_event_skew,
+            anchor,
+        );
         let read = read_stats(client, settings, &search, horizon, &mine, &self.committed)?;
         counters
             .restore_records_read
@@ -349,10 +350,13 @@ fn open_reader(
 mod tests {
     use super::*;
 
+    const SKEW: Duration = Duration::from_secs(30);
+    const SKEW_MS: i64 = 30_000;
+
     #[test]
     fn the_horizon_reaches_back_one_window_grace_skew_and_margin() {
         let spec = WindowSpec::tumbling(5_000, 3_000).expect("spec");
-        let horizon = Horizon::new(spec, Duration::from_millis(200), 1_000_000);
+        let horizon = Horizon::new(spec, Duration::from_millis(200), SKEW, 1_000_000);
         // 5 s + 3 s + 30 s + 3 × 200 ms + 5 s.
         assert_eq!(horizon.since_ms, 1_000_000 - 43_600);
         assert_eq!(horizon.floor_ms, 1_000_000 - 5_600);
@@ -368,10 +372,10 @@ mod tests {
             (60_000, 60_000, 10_000),
         ] {
             let spec = WindowSpec::new(size, advance, grace).expect("spec");
-            let horizon = Horizon::new(spec, Duration::from_millis(500), 10_000_000);
+            let horizon = Horizon::new(spec, Duration::from_millis(500), SKEW, 10_000_000);
             let t = horizon.since_ms - 1;
             let latest_start = spec
-                .starts_containing(t + MAX_EVENT_SKEW_MS)
+                .starts_containing(t + SKEW_MS)
                 .last()
                 .expect("a window");
             assert!(
@@ -381,14 +385,14 @@ mod tests {
             // And a window still open at the floor started after the horizon plus the skew:
             // each of its records was written at or after the horizon, and is read.
             let open_start = horizon.floor_ms - size - grace + 1;
-            assert!(open_start - MAX_EVENT_SKEW_MS >= horizon.since_ms);
+            assert!(open_start - SKEW_MS >= horizon.since_ms);
         }
     }
 
     #[test]
     fn the_horizon_saturates_instead_of_overflowing() {
         let spec = WindowSpec::tumbling(5_000, 0).expect("spec");
-        let horizon = Horizon::new(spec, Duration::MAX, i64::MIN + 1);
+        let horizon = Horizon::new(spec, Duration::MAX, Duration::MAX, i64::MIN + 1);
         assert_eq!(horizon.since_ms, i64::MIN);
         assert_eq!(horizon.floor_ms, i64::MIN);
     }

@@ -11,18 +11,25 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::message::BorrowedMessage;
+use rdkafka::message::{BorrowedMessage, OwnedHeaders};
 use rdkafka::producer::{DefaultProducerContext, Producer as _, ThreadedProducer};
 use rdkafka::{ClientContext, Message};
 use streamgate::page_event::PageEvent;
 use streamgate::time::now_millis;
 use tokio_util::sync::CancellationToken;
 
-use super::{ABANDON_NOW, RunError, WorkerCounters, WorkerSettings};
+use super::recovery::{Recovery, Treatment};
+use super::{ABANDON_NOW, PANIC_NEXT, RUNNING, RunError, WorkerCounters, WorkerSettings};
 use crate::analytics::committed::{CommittedOffsets, WithoutCommit};
 use crate::analytics::window::{Outcome, PartitionWindows, WindowUpdate};
 use crate::kafka::ClientSettings;
+use crate::kafka::dead_letter::DeadLetter;
 use crate::logs::{LogThrottle, preview};
+
+/// Dead letters pending before a commit comes early.
+const MAX_PENDING_DEAD_LETTERS: usize = 10_000;
+/// Bytes of pending dead letters (keys, values, headers) before a commit comes early.
+const MAX_PENDING_DEAD_LETTER_BYTES: usize = 16 * 1024 * 1024;
 
 /// Sets a flag when the group assignment changed; runs inside `poll`, on the worker thread.
 #[derive(Default)]
@@ -61,6 +68,56 @@ pub(super) struct Run<'a> {
     pub(super) state: State,
     pub(super) malformed_log: LogThrottle,
     pub(super) updates: Vec<WindowUpdate>,
+    /// Dead letters to write in the next transaction.
+    pub(super) dead_letters: DeadLetters,
+    /// What failed before, across runs: isolation and poisoned records.
+    pub(super) recovery: &'a mut Recovery,
+}
+
+/// A record's dead letter, owned: it waits for the tick's transaction.
+pub(super) struct PendingDeadLetter {
+    pub(super) key: Option<Vec<u8>>,
+    pub(super) value: Option<Vec<u8>>,
+    pub(super) headers: OwnedHeaders,
+}
+
+/// The dead letters of the records taken since the last commit.
+#[derive(Default)]
+pub(super) struct DeadLetters {
+    pub(super) pending: Vec<PendingDeadLetter>,
+    bytes: usize,
+}
+
+impl DeadLetters {
+    /// Keeps the dead letter of `message`, refused for `reason`.
+    fn push(&mut self, message: &BorrowedMessage<'_>, reason: &str) {
+        let letter = DeadLetter::of(message, reason);
+        let (key, value) = (
+            letter.key.map(<[u8]>::to_vec),
+            letter.value.map(<[u8]>::to_vec),
+        );
+        self.bytes += key.as_ref().map_or(0, Vec::len)
+            + value.as_ref().map_or(0, Vec::len)
+            + reason.len()
+            + 256;
+        self.pending.push(PendingDeadLetter {
+            key,
+            value,
+            headers: letter.headers,
+        });
+    }
+
+    /// Enough is pending that the commit should not wait for the tick.
+    fn full(&self) -> bool {
+        self.pending.len() >= MAX_PENDING_DEAD_LETTERS
+            || self.bytes >= MAX_PENDING_DEAD_LETTER_BYTES
+    }
+
+    /// Forgets them (they were committed).
+    pub(super) fn clear(&mut self) {
+        self.pending.clear();
+        self.bytes = 0;
+    }
 }
 
 impl<'a> Run<'a> {
@@ -70,6 +127,7 @@ impl<'a> Run<'a> {
         counters: &'a WorkerCounters,
         shutdown: &'a CancellationToken,
         abandon: &'a AtomicU8,
+        recovery: &'a mut Recovery,
     ) -> Result<Self, RunError> {
         let consumer: BaseConsumer<AssignmentFlag> = client
             .config(|c| {
@@ -110,14 +168,21 @@ impl<'a> Run<'a> {
             },
             malformed_log: LogThrottle::new(Duration::from_secs(5)),
             updates: Vec::new(),
+            dead_letters: DeadLetters::default(),
+            recovery,
         })
     }
 
     pub(super) fn serve(&mut self) -> Result<(), RunError> {
         let mut next_tick = Instant::now() + self.settings.tick;
         loop {
-            if self.abandon.load(Ordering::Acquire) == ABANDON_NOW {
-                return Err(RunError::Abandoned);
+            match self.abandon.load(Ordering::Acquire) {
+                ABANDON_NOW => return Err(RunError::Abandoned),
+                PANIC_NEXT => {
+                    self.abandon.store(RUNNING, Ordering::Release);
+                    panic!("injected panic (test hook)");
+                }
+                _ => {}
             }
             if self.shutdown.is_cancelled() {
                 // Write what is counted, so a restart has less to redo; then leave.
@@ -133,27 +198,48 @@ impl<'a> Run<'a> {
             // A rebalance runs inside `poll`: restore before counting what it returned (the
             // record may be the first of a newly assigned partition).
             if self.assignment_changed() {
-                self.state
-                    .restore(&self.consumer, self.client, self.settings, self.counters)?;
+                restore(
+                    &mut self.state,
+                    &self.consumer,
+                    self.client,
+                    self.settings,
+                    self.counters,
+                    &mut self.dead_letters,
+                    self.recovery,
+                )?;
             }
             match polled {
                 Some(Ok(message)) => take(
-                    &mut self.state,
-                    self.counters,
-                    &mut self.malformed_log,
+                    &mut Intake {
+                        state: &mut self.state,
+                        settings: self.settings,
+                        counters: self.counters,
+                        malformed_log: &mut self.malformed_log,
+                        dead_letters: &mut self.dead_letters,
+                        recovery: self.recovery,
+                    },
                     &message,
                 ),
                 Some(Err(e)) => tracing::debug!(error = %e, "analytics: consumer error"),
                 None => {}
             }
-            if Instant::now() >= next_tick {
-                next_tick = Instant::now() + self.settings.tick;
+            // Isolating (see `recovery`): every input record in a transaction of its own.
+            // Many dead letters pending: commit before the tick.
+            let early = (self.recovery.isolating() && self.recovery.taken_since_commit() > 0)
+                || self.dead_letters.full();
+            if early || Instant::now() >= next_tick {
+                if !early {
+                    next_tick = Instant::now() + self.settings.tick;
+                }
                 if self.assignment_changed() {
-                    self.state.restore(
+                    restore(
+                        &mut self.state,
                         &self.consumer,
                         self.client,
                         self.settings,
                         self.counters,
+                        &mut self.dead_letters,
+                        self.recovery,
                     )?;
                 } else {
                     self.commit()?;
@@ -167,15 +253,39 @@ impl<'a> Run<'a> {
     }
 }
 
-/// Counts one record of R2.
-fn take(
+/// Rebuilds the state after an assignment change; what was taken since the last commit is
+/// dropped with it (the consumer re-reads it).
+fn restore(
     state: &mut State,
+    consumer: &BaseConsumer<AssignmentFlag>,
+    client: &ClientSettings,
+    settings: &WorkerSettings,
     counters: &WorkerCounters,
-    malformed_log: &mut LogThrottle,
-    message: &BorrowedMessage<'_>,
-) {
+    dead_letters: &mut DeadLetters,
+    recovery: &mut Recovery,
+) -> Result<(), RunError> {
+    dead_letters.clear();
+    recovery.run_ended();
+    state.restore(consumer, client, settings, counters)?;
+    recovery.retain_partitions(|p| state.partitions.contains_key(&p));
+    Ok(())
+}
+
+/// What counting one record touches: the run's parts apart from the consumer (which the
+/// polled message borrows).
+struct Intake<'r> {
+    state: &'r mut State,
+    settings: &'r WorkerSettings,
+    counters: &'r WorkerCounters,
+    malformed_log: &'r mut LogThrottle,
+    dead_letters: &'r mut DeadLetters,
+    recovery: &'r mut Recovery,
+}
+
+/// Counts one record of R2, or dead-letters it.
+fn take(intake: &mut Intake<'_>, message: &BorrowedMessage<'_>) {
     let partition = message.partition();
-    let Some(windows) = state.partitions.get_mut(&partition) else {
+    let Some(windows) = intake.state.partitions.get_mut(&partition) else {
         // Not (or no longer) ours: the restore after the next rebalance covers it.
         return;
     };
@@ -184,25 +294,74 @@ fn take(
         // Counted before the restore point: never twice.
         return;
     }
+    let counters = intake.counters;
+    // Before looking at it: a panic from here on is this record's (see `recovery`).
+    intake.recovery.taken(partition, offset);
+    match intake.recovery.treatment(partition, offset) {
+        Treatment::Process => {}
+        Treatment::DeadLetter(reason) => {
+            windows.skip(offset);
+            tracing::warn!(
+                partition,
+                offset,
+                reason,
+                "analytics: dead-lettering a record whose transaction failed"
+            );
+            intake
+                .dead_letters
+                .push(message, &format!("its transaction failed: {reason}"));
+            return;
+        }
+        Treatment::Skip(reason) => {
+            windows.skip(offset);
+            counters.skipped.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                partition,
+                offset,
+                reason,
+                "analytics: passing over a record that neither its transaction nor its dead letter could take"
+            );
+            return;
+        }
+    }
     let wall = now_millis();
     let timestamp = message.timestamp().to_millis().unwrap_or(wall);
     let value = message.payload().unwrap_or_default();
-    match PageEvent::decode(value) {
+    let max_name = intake.settings.max_page_name_bytes;
+    let reason = match PageEvent::decode(value) {
+        Ok(event) if event.name.len() > max_name => {
+            windows.malformed(offset, timestamp, wall);
+            counters.malformed.fetch_add(1, Ordering::Relaxed);
+            format!(
+                "page name of {} bytes, longer than the limit of {max_name}",
+                event.name.len()
+            )
+        }
         Ok(event) => {
             let outcome = windows.record(offset, timestamp, &event.name, event.duration_ms, wall);
             let counter = match outcome {
                 Outcome::Counted => &counters.counted,
                 Outcome::Filtered => &counters.filtered,
                 Outcome::Late => &counters.late,
+                Outcome::Future => &counters.future,
             };
             counter.fetch_add(1, Ordering::Relaxed);
+            if outcome != Outcome::Future {
+                return;
+            }
+            format!(
+                "timestamp {timestamp} is more than {} ms ahead of the worker's clock ({wall})",
+                intake.settings.spec.max_skew_ms()
+            )
         }
         Err(e) => {
             windows.malformed(offset, timestamp, wall);
             counters.malformed.fetch_add(1, Ordering::Relaxed);
-            if let Some(times) = malformed_log.hit() {
-                tracing::warn!(partition, offset, times, error = %e, value = ?preview(value), "analytics: skipping records that are not PageEvents");
-            }
+            format!("not a PageEvent: {e}")
         }
+    };
+    if let Some(times) = intake.malformed_log.hit() {
+        tracing::warn!(partition, offset, times, reason, value = ?preview(value), "analytics: dead-lettering records the worker cannot count");
     }
+    intake.dead_letters.push(message, &reason);
 }
