@@ -1,0 +1,104 @@
+//! Unit tests of `settings`.
+
+use clap::Parser;
+
+use super::*;
+
+fn resolve(args: &[&str]) -> Result<Settings, InvalidSetting> {
+    let config =
+        Config::try_parse_from(std::iter::once("streamgate-server").chain(args.iter().copied()))
+            .expect("parses");
+    Settings::resolve(&config)
+}
+
+fn names(settings: &Settings) -> Vec<&str> {
+    settings
+        .topics_to_create()
+        .iter()
+        .map(|t| t.as_str())
+        .collect()
+}
+
+#[test]
+fn defaults_are_loopback_and_seed_topics() {
+    let settings = resolve(&[]).expect("defaults are valid");
+    assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(
+        names(&settings),
+        [
+            "R1",
+            "R2",
+            "R3",
+            "R4",
+            "error.R2.streamgate-transform",
+            "error.R2.streamgate-analytics"
+        ]
+    );
+    assert!(settings.transform.is_some() && settings.log_consumer.is_some());
+    assert!(settings.analytics.worker && settings.supplier.running);
+    assert_eq!(settings.analytics.spec.size_ms(), 5_000);
+    assert_eq!(settings.http.keepalive, Duration::from_secs(30));
+}
+
+#[test]
+fn stages_can_be_switched_off_and_moved() {
+    let settings = resolve(&[
+        "--transform",
+        "false",
+        "--log-consumer",
+        "off",
+        "--transform-input",
+        "in",
+    ])
+    .expect("valid");
+    assert!(settings.transform.is_none() && settings.log_consumer.is_none());
+    assert_eq!(
+        names(&settings),
+        [
+            "R1",
+            "R2",
+            "R3",
+            "R4",
+            "in",
+            "error.R2.streamgate-analytics"
+        ]
+    );
+}
+
+#[test]
+fn names_the_flag_at_fault() {
+    for (args, flag) in [
+        (&["--log-topic", "bad topic"][..], "--log-topic"),
+        (&["--transform-input", "bad name"][..], "--transform-input"),
+        (&["--partitions", "0"][..], "--partitions"),
+        (&["--max-message-bytes", "0"][..], "--max-message-bytes"),
+        (&["--subscribe-buffer", "0"][..], "--subscribe-buffer"),
+        (&["--max-watchers", "0"][..], "--max-watchers"),
+        (&["--max-publish-streams", "0"][..], "--max-publish-streams"),
+        (&["--max-headers", "100000"][..], "--max-headers"),
+        (&["--shutdown-timeout", "0s"][..], "--shutdown-timeout"),
+        (&["--keepalive", "0s"][..], "--keepalive"),
+        (
+            &["--max-concurrent-streams", "0"][..],
+            "--max-concurrent-streams",
+        ),
+        (&["--analytics-group", " "][..], "--analytics-group"),
+        (&["--analytics-group", "a b"][..], "--analytics-group"),
+        (&["--max-pages", "0"][..], "--max-pages"),
+        (
+            &["--subscribe-buffer-bytes", "10"][..],
+            "--subscribe-buffer-bytes",
+        ),
+        (&["--max-page-name-bytes", "0"][..], "--max-page-name-bytes"),
+        (&["--stats-tick", "0s"][..], "--stats-tick"),
+        (&["--supplier-interval", "0s"][..], "--supplier-interval"),
+        (&["--supplier-max-rate", "NaN"][..], "--supplier-max-rate"),
+        (&["--supplier-rate", "1e-300"][..], "--supplier-*"),
+        (&["--window", "0s"][..], "--window/--window-advance/--grace"),
+        (&["--cors-origins", "a\nb"][..], "--cors-origins"),
+    ] {
+        let error = resolve(args).expect_err("invalid");
+        assert_eq!(error.flag, flag, "{args:?}: {error}");
+        assert!(error.to_string().starts_with(flag), "{error}");
+    }
+}
