@@ -68,9 +68,19 @@ pub fn watch(
         sent_finals: BTreeSet::new(),
     };
     let snapshots = hub.watch();
+    // A panic must not look like a clean end of the stream to the client.
+    let on_panic = tx.clone();
     tasks.spawn(async move {
         let _permit = permit;
-        watcher.run(snapshots, tx, shutdown).await;
+        let run = watcher.run(snapshots, tx, shutdown);
+        if crate::supervisor::catch("page stats watcher", run)
+            .await
+            .is_none()
+        {
+            let _ = on_panic.try_send(Err(Status::internal(
+                "the watcher's task failed; the server's log says why",
+            )));
+        }
     });
     Ok(ReceiverStream::new(rx))
 }
