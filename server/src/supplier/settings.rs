@@ -45,7 +45,7 @@ impl Settings {
         if !(rate >= MIN_RATE && rate <= max_rate) {
             return bad(format!(
                 "rate must be between one event per hour ({MIN_RATE:.6} events/s) and the \
-                 maximum of {max_rate} events/s (--supplier-max-rate), got {rate}"
+                 maximum of {max_rate} events/s (--supplier-max-rate), got {rate:?}"
             ));
         }
         names("pages", &self.pages)?;

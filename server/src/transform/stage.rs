@@ -140,7 +140,8 @@ impl Stage {
         let payload = message.payload().unwrap_or_default();
         let sender = self.sender();
         let refused = match PageEvent::decode(payload) {
-            Err(e) => Err(format!("not a PageEvent: {e}")),
+            // The error says "not a PageEvent: …" itself.
+            Err(e) => Err(e.to_string()),
             Ok(event) if event.name.len() > self.settings.max_page_name_bytes => Err(format!(
                 "the page name has {} bytes, more than the limit of {} (--max-page-name-bytes)",
                 event.name.len(),

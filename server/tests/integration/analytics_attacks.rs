@@ -356,7 +356,10 @@ async fn a_600_kb_page_name_is_dead_lettered_and_counting_goes_on() {
         assert_eq!(letter.payload(), Some(records[1].2.as_slice()));
         assert_eq!(header(letter, "x-original-offset").as_deref(), Some("1"));
         let reason = header(letter, "x-exception-message").expect("a reason");
-        assert!(reason.contains("page name of 614400 bytes"), "{reason}");
+        assert!(
+            reason.contains("the page name has 614400 bytes"),
+            "{reason}"
+        );
         let counters = worker.counters();
         assert_eq!(counters.malformed.load(Ordering::Relaxed), 1);
         assert_eq!(counters.dead_letters.load(Ordering::Relaxed), 1);

@@ -333,7 +333,8 @@ fn take(intake: &mut Intake<'_>, message: &BorrowedMessage<'_>) {
             windows.malformed(offset, timestamp, wall);
             counters.malformed.fetch_add(1, Ordering::Relaxed);
             format!(
-                "page name of {} bytes, longer than the limit of {max_name}",
+                "the page name has {} bytes, more than the limit of {max_name} \
+                 (--max-page-name-bytes)",
                 event.name.len()
             )
         }
@@ -350,14 +351,16 @@ fn take(intake: &mut Intake<'_>, message: &BorrowedMessage<'_>) {
                 return;
             }
             format!(
-                "timestamp {timestamp} is more than {} ms ahead of the worker's clock ({wall})",
+                "timestamp {timestamp} is more than {} ms ahead of the worker's clock ({wall}) \
+                 (--max-event-skew)",
                 intake.settings.spec.max_skew_ms()
             )
         }
         Err(e) => {
             windows.malformed(offset, timestamp, wall);
             counters.malformed.fetch_add(1, Ordering::Relaxed);
-            format!("not a PageEvent: {e}")
+            // The error says "not a PageEvent: …" itself.
+            e.to_string()
         }
     };
     if let Some(times) = intake.malformed_log.hit() {
