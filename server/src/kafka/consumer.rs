@@ -26,6 +26,28 @@ pub fn assign_only(
     })
 }
 
+/// Makes a consumer for a restarted run of the stage `stage`, retrying every `retry` until
+/// `make` succeeds; `None` if `shutdown` comes first.
+pub async fn make_until_ready<C>(
+    stage: &str,
+    mut make: impl FnMut() -> Result<C, rdkafka::error::KafkaError>,
+    retry: std::time::Duration,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> Option<C> {
+    loop {
+        match make() {
+            Ok(consumer) => return Some(consumer),
+            Err(e) => {
+                tracing::error!(stage, error = %e, "cannot create the stage's consumer; retrying")
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = tokio::time::sleep(retry) => {}
+        }
+    }
+}
+
 /// Closes `consumer` on the blocking pool and waits for it. Dropping a consumer commits its
 /// stored offsets and leaves its group, which waits on the broker: never on a runtime thread.
 pub async fn close<C: Send + 'static>(consumer: C) {

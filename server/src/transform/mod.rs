@@ -146,7 +146,14 @@ impl Transform {
             async move {
                 let consumer = match made {
                     Some(consumer) => consumer,
-                    None => match fresh_consumer(&client, &stage.settings, &stage.shutdown).await {
+                    None => match crate::kafka::consumer::make_until_ready(
+                        "transform",
+                        || consumer(&client, &stage.settings),
+                        MAX_BACKOFF,
+                        &stage.shutdown,
+                    )
+                    .await
+                    {
                         Some(consumer) => consumer,
                         None => return,
                     },
@@ -208,26 +215,6 @@ fn consumer(
         .create()?;
     consumer.subscribe(&[settings.input.as_str()])?;
     Ok(consumer)
-}
-
-/// A consumer for a restarted run, retried until it can be made; `None` on shutdown.
-async fn fresh_consumer(
-    client: &ClientSettings,
-    settings: &TransformSettings,
-    shutdown: &CancellationToken,
-) -> Option<StreamConsumer> {
-    loop {
-        match consumer(client, settings) {
-            Ok(consumer) => return Some(consumer),
-            Err(e) => {
-                tracing::error!(error = %e, "transform: cannot create its consumer; retrying")
-            }
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return None,
-            _ = tokio::time::sleep(MAX_BACKOFF) => {}
-        }
-    }
 }
 
 #[cfg(test)]

@@ -130,7 +130,14 @@ impl Hub {
             async move {
                 let consumer = match made {
                     Some(consumer) => consumer,
-                    None => match fresh_consumer(&client, &settings, &shutdown).await {
+                    None => match crate::kafka::consumer::make_until_ready(
+                        "stats hub",
+                        || consumer(&client, &settings),
+                        Duration::from_secs(5),
+                        &shutdown,
+                    )
+                    .await
+                    {
                         Some(consumer) => consumer,
                         None => return,
                     },
@@ -183,26 +190,6 @@ fn consumer(client: &ClientSettings, settings: &HubSettings) -> Result<StreamCon
             .set("queued.max.messages.kbytes", "4096");
     })
     .create()
-}
-
-/// A consumer for a restarted run, retried until it can be made; `None` on shutdown.
-async fn fresh_consumer(
-    client: &ClientSettings,
-    settings: &HubSettings,
-    shutdown: &CancellationToken,
-) -> Option<StreamConsumer> {
-    loop {
-        match consumer(client, settings) {
-            Ok(consumer) => return Some(consumer),
-            Err(e) => {
-                tracing::error!(error = %e, "stats hub: cannot create its consumer; retrying")
-            }
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return None,
-            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-        }
-    }
 }
 
 async fn run(
