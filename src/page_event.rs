@@ -4,7 +4,9 @@
 //! Decoding borrows from the input (`Cow<str>` fields) so that hot paths such as the
 //! analytics worker do not allocate per record. Dates are read as Jackson writes them
 //! (ISO-8601 with `+00:00`, `+0000` or `Z`) and as epoch milliseconds, which Jackson also
-//! accepts; they are always written in the seed's ISO form.
+//! accepts; they are always written in the seed's ISO form. A date is accepted only within
+//! the range that form can write (years -262143 to 262142), so that every decoded event
+//! encodes back to itself.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -121,11 +123,16 @@ fn date_millis<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Err
         }
 
         fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
-            Ok(v)
+            // Beyond chrono's range `format_date` would clamp the date: refuse it rather than
+            // re-encode a different instant (the page_event fuzz target asserts the round trip).
+            DateTime::<Utc>::from_timestamp_millis(v)
+                .map(|_| v)
+                .ok_or_else(|| E::custom("epoch milliseconds out of range"))
         }
 
         fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
-            i64::try_from(v).map_err(|_| E::custom("epoch milliseconds out of range"))
+            let v = i64::try_from(v).map_err(|_| E::custom("epoch milliseconds out of range"))?;
+            self.visit_i64(v)
         }
 
         fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
@@ -203,6 +210,31 @@ mod tests {
                 PageEvent::decode(bad).is_err(),
                 "{:?}",
                 String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_dates_its_iso_form_cannot_write() {
+        let event = |date: i64| {
+            let json = format!(r#"{{"name":"P1","user":"U1","date":{date},"duration":1}}"#);
+            PageEvent::decode(json.as_bytes()).map(|e| e.date_ms)
+        };
+        // Once accepted and clamped to year 262142 on the way out, which decoded differently.
+        assert!(event(9_000_000_000_000_000).is_err());
+        assert!(event(i64::MAX).is_err());
+        assert!(event(i64::MIN).is_err());
+        // Years past 9999 and before 0 are written with a sign and read back.
+        for millis in [300_000_000_000_000, -62_167_219_200_001] {
+            assert_eq!(event(millis).ok(), Some(millis));
+            let json = PageEvent::decode(
+                format!(r#"{{"name":"P1","user":"U1","date":{millis},"duration":1}}"#).as_bytes(),
+            )
+            .expect("decodes")
+            .to_json();
+            assert_eq!(
+                PageEvent::decode(&json).expect("re-decodes").date_ms,
+                millis
             );
         }
     }

@@ -1,6 +1,7 @@
 //! The command line, declared with clap derive; every flag's doc comment is its `--help`.
 
 use clap::{Args, Parser, Subcommand};
+use streamgate_cli::parse;
 
 /// streamgate: publish to and read from Kafka through a streamgate server.
 #[derive(Debug, Parser)]
@@ -42,7 +43,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct StatsArgs {
     /// Length of the rolling count, e.g. 5s or 1m (default: the server's window).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = parse::duration)]
     pub window: Option<std::time::Duration>,
     /// Only closed windows, each once, with their final counts.
     #[arg(long = "final")]
@@ -83,10 +84,10 @@ pub enum SupplierCommand {
 #[derive(Debug, Args)]
 pub struct SupplierSetArgs {
     /// Time between two events, e.g. 100ms or 2s.
-    #[arg(long, conflicts_with = "rate", value_parser = humantime::parse_duration)]
+    #[arg(long, conflicts_with = "rate", value_parser = parse::duration)]
     pub interval: Option<std::time::Duration>,
     /// Events per second, e.g. 500 or 500/s.
-    #[arg(long, value_parser = parse_rate)]
+    #[arg(long, value_parser = parse::rate)]
     pub rate: Option<f64>,
     /// Page names, comma-separated.
     #[arg(long, value_delimiter = ',')]
@@ -95,17 +96,11 @@ pub struct SupplierSetArgs {
     #[arg(long, value_delimiter = ',')]
     pub users: Option<Vec<String>>,
     /// Duration range in milliseconds, MIN..MAX.
-    #[arg(long, value_parser = streamgate::page_event::parse_duration_range)]
+    #[arg(long, value_parser = parse::duration_range)]
     pub duration: Option<(i64, i64)>,
     /// Target topic.
     #[arg(long)]
     pub topic: Option<String>,
-}
-
-fn parse_rate(text: &str) -> Result<f64, String> {
-    text.trim_end_matches("/s")
-        .parse::<f64>()
-        .map_err(|e| format!("expected a rate like 500/s, got {text:?}: {e}"))
 }
 
 /// `streamgate publish`.
@@ -129,7 +124,7 @@ pub struct PublishArgs {
     #[arg(short = 'k', long)]
     pub key: Option<String>,
     /// Record header KEY=VALUE (repeatable).
-    #[arg(short = 'H', long = "header", value_parser = parse_header)]
+    #[arg(short = 'H', long = "header", value_parser = parse::header)]
     pub headers: Vec<(String, String)>,
     /// Explicit partition.
     #[arg(short = 'p', long)]
@@ -175,10 +170,4 @@ pub struct TopicsArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
-}
-
-fn parse_header(text: &str) -> Result<(String, String), String> {
-    text.split_once('=')
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))
 }

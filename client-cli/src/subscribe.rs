@@ -3,8 +3,8 @@
 
 use futures::StreamExt;
 use streamgate::proto::event_gateway_client::EventGatewayClient;
-use streamgate::proto::{StartPosition, SubscribeRequest, start_position, subscribe_response};
-use streamgate::time;
+use streamgate::proto::{StartPosition, SubscribeRequest, subscribe_response};
+use streamgate_cli::parse;
 use tonic::transport::Channel;
 
 use crate::Failure;
@@ -19,7 +19,7 @@ pub async fn run(
     let start = args
         .from
         .as_deref()
-        .map(parse_start)
+        .map(parse::start_position)
         .transpose()
         .map_err(Failure::usage)?;
     let request = SubscribeRequest {
@@ -75,63 +75,5 @@ async fn await_end(
             );
             Ok(())
         }
-    }
-}
-
-/// Parses `--from`: earliest | latest | N | -N | @RFC3339 | @EPOCH_MILLIS.
-pub fn parse_start(text: &str) -> Result<start_position::Position, String> {
-    use start_position::Position;
-    match text {
-        "earliest" | "beginning" => return Ok(Position::Earliest(true)),
-        "latest" | "end" => return Ok(Position::Latest(true)),
-        _ => {}
-    }
-    if let Some(time) = text.strip_prefix('@') {
-        let millis = match time.parse::<i64>() {
-            Ok(ms) => ms,
-            Err(_) => chrono::DateTime::parse_from_rfc3339(time)
-                .map_err(|e| {
-                    format!("--from {text:?}: not an RFC 3339 time or epoch milliseconds ({e})")
-                })?
-                .timestamp_millis(),
-        };
-        return Ok(Position::Timestamp(time::from_millis(millis)));
-    }
-    match text.parse::<i64>() {
-        Ok(n) if n < 0 => Ok(Position::FromEnd(-n)),
-        Ok(n) => Ok(Position::Offset(n)),
-        Err(_) => Err(format!(
-            "--from {text:?}: expected earliest, latest, OFFSET, -N or @TIME"
-        )),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use start_position::Position;
-
-    #[test]
-    fn parses_every_form() {
-        assert_eq!(parse_start("earliest"), Ok(Position::Earliest(true)));
-        assert_eq!(parse_start("latest"), Ok(Position::Latest(true)));
-        assert_eq!(parse_start("42"), Ok(Position::Offset(42)));
-        assert_eq!(parse_start("-3"), Ok(Position::FromEnd(3)));
-        assert_eq!(
-            parse_start("@1000"),
-            Ok(Position::Timestamp(prost_types::Timestamp {
-                seconds: 1,
-                nanos: 0
-            }))
-        );
-        assert_eq!(
-            parse_start("@1970-01-01T00:00:02.5Z"),
-            Ok(Position::Timestamp(prost_types::Timestamp {
-                seconds: 2,
-                nanos: 500_000_000
-            }))
-        );
-        assert!(parse_start("soon").is_err());
-        assert!(parse_start("@yesterday").is_err());
     }
 }

@@ -21,8 +21,9 @@ pub fn of(metadata: &MetadataMap, default: Duration) -> (Instant, Duration) {
     (Instant::now() + budget, budget)
 }
 
-/// Parses the `grpc-timeout` header: at most 8 digits and a unit (H, M, S, m, u, n).
-fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+/// Parses the `grpc-timeout` header: at most 8 digits and a unit (H, M, S, m, u, n), as
+/// the gRPC-over-HTTP/2 spec has it; `None` for anything else. Total over any input.
+pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     let unit = value.chars().last()?;
     let digits = &value[..value.len() - unit.len_utf8()];
     if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {

@@ -26,6 +26,9 @@ use crate::settings::{Limits, Settings};
 use crate::stages::Stages;
 use crate::supplier::ControlError;
 
+// Not API: reachable only so that the fuzz targets (`server/fuzz/`) can drive the parser.
+#[doc(hidden)]
+pub use deadline::parse_grpc_timeout;
 pub use publish::PublishResultStream;
 pub use subscribe::SubscribeStream;
 
