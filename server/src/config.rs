@@ -166,7 +166,8 @@ pub struct Config {
     #[arg(long, env = "STREAMGATE_MAX_EVENT_SKEW", default_value = "30s", value_parser = humantime::parse_duration)]
     pub max_event_skew: Duration,
 
-    /// Pages counted per window; events of further pages are counted under "(other)".
+    /// Pages counted per window and R2 partition; events of further pages are counted
+    /// under "(other)".
     #[arg(long, env = "STREAMGATE_MAX_PAGES", default_value_t = 10_000)]
     pub max_pages: usize,
 
