@@ -128,8 +128,10 @@ fn write_stale_history(client: &ClientSettings, topic: &str, kind: BrokerKind) -
 /// Waits until a worker has completed `n` restores.
 async fn restored(worker: &Worker, n: u64) {
     let counters = worker.counters();
+    // A liveness bound: a group join, then a timestamp search over 200 000 records, which on
+    // a busy real broker (one fetch per probe) can take a while.
     eventually(
-        Duration::from_secs(120),
+        Duration::from_secs(300),
         &format!("the worker is assigned and restores {n} time(s)"),
         async || {
             let done = counters.restores.load(Ordering::Relaxed);
