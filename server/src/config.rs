@@ -2,6 +2,7 @@
 //! and a safe loopback default. [`crate::settings`] resolves and checks them once.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -226,9 +227,39 @@ pub struct Config {
     )]
     pub supplier_max_rate: f64,
 
-    /// Origins allowed to call from a browser (CORS), comma-separated. Absent: any origin.
+    /// Other origins allowed to call from a browser (CORS), comma-separated, e.g.
+    /// https://ops.example.com. Absent: same origin only (the dashboard this server serves).
     #[arg(long, env = "STREAMGATE_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+
+    /// TOML file of principals: `[[principal]]` with `name`, `token_sha256` (hex SHA-256 of
+    /// the bearer token) and `allow` (permissions). Turns authentication on.
+    #[arg(long, env = "STREAMGATE_AUTH_FILE")]
+    pub auth_file: Option<PathBuf>,
+
+    /// Accept JWT bearer tokens signed with this key: an HS256 secret file, or an RSA or EC
+    /// public key (PEM) for RS256/ES256. `sub` names the principal, `scope` its permissions.
+    #[arg(long, env = "STREAMGATE_JWT_KEY")]
+    pub jwt_key: Option<PathBuf>,
+
+    /// With --jwt-key: the `iss` every token must carry.
+    #[arg(long, env = "STREAMGATE_JWT_ISSUER", requires = "jwt_key")]
+    pub jwt_issuer: Option<String>,
+
+    /// With --jwt-key: the `aud` every token must carry.
+    #[arg(long, env = "STREAMGATE_JWT_AUDIENCE", requires = "jwt_key")]
+    pub jwt_audience: Option<String>,
+
+    /// Serve a non-loopback --listen address without any authentication. Anyone who
+    /// reaches the port can then do everything; the server refuses to start that way
+    /// unless this flag says it is deliberate.
+    #[arg(long, env = "STREAMGATE_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
+
+    /// Let Publish create a missing topic (if the brokers allow auto-creation). Without it
+    /// Publish to a missing topic is NOT_FOUND.
+    #[arg(long, env = "STREAMGATE_AUTO_CREATE_TOPICS")]
+    pub auto_create_topics: bool,
 
     /// Interval of HTTP/2 keepalive pings to each client, so that a half-open connection is
     /// noticed and its streams (and their subscription slots) are released.

@@ -66,6 +66,16 @@ pub enum GatewayError {
     /// Kafka answered with an error.
     #[error("Kafka error: {0}")]
     Kafka(KafkaError),
+    /// The caller's principal lacks a permission.
+    #[error("missing permission {permission} (principal {principal:?}){}", why.as_ref().map(|w| format!(": {w}")).unwrap_or_default())]
+    PermissionDenied {
+        /// The permission string that would allow the call, e.g. `publish:R1`.
+        permission: String,
+        /// Who asked.
+        principal: String,
+        /// Why only that permission will do, for the reserved cases.
+        why: Option<String>,
+    },
     /// The server is shutting down.
     #[error("the server is shutting down; retry against another instance or after restart")]
     ShuttingDown,
@@ -131,6 +141,7 @@ impl From<GatewayError> for Status {
             | GatewayError::Capacity(_)
             | GatewayError::OverLimit { .. } => Status::resource_exhausted(message),
             GatewayError::UnknownTopic(_) => Status::not_found(message),
+            GatewayError::PermissionDenied { .. } => Status::permission_denied(message),
             GatewayError::FailedPrecondition(_) => Status::failed_precondition(message),
             GatewayError::Unavailable { .. } | GatewayError::ShuttingDown => {
                 Status::unavailable(message)

@@ -8,7 +8,8 @@
 //! - [`stages`]: starts and stops the background stages: the [`supplier`] (the seed's
 //!   `pageEventSupplier`), the [`transform`] (R2 -> R3), the [`log_consumer`] (R1), and the
 //!   [`analytics`] worker (R2 -> R4, exactly once) and stats hub (WatchPageStats).
-//! - [`gateway`]: the RPC handlers; [`error`]: request errors and their gRPC codes.
+//! - [`auth`]: who may call (tokens, JWTs, client certificates) and what they may do;
+//!   [`gateway`]: the RPC handlers; [`error`]: request errors and their gRPC codes.
 //! - [`http`]: what sits in front of gRPC on the same port: the dashboard, CORS, the
 //!   length-error mapping.
 //! - [`kafka`]: the cluster (external or embedded), client settings, the shared producer,
@@ -18,6 +19,7 @@
 //!   untrusted bytes.
 
 pub mod analytics;
+pub mod auth;
 pub mod banner;
 pub mod config;
 pub mod drain;

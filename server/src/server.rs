@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use tonic::transport::Server;
 use tonic_health::pb::health_server::{Health, HealthServer};
 
+use crate::auth::AuthLayer;
 use crate::config::Config;
 use crate::gateway::{Gateway, State};
 use crate::kafka::bootstrap::{self, ServerTopics};
@@ -96,6 +97,7 @@ fn producer_settings(settings: &Settings) -> ProducerSettings {
         max_message_bytes: settings.limits.max_message_bytes,
         linger: settings.linger,
         queue_kbytes: 64 * 1024,
+        auto_create_topics: settings.auto_create_topics,
     }
 }
 
@@ -117,6 +119,7 @@ fn serve(
     health: HealthServer<impl Health>,
     shutdown: &CancellationToken,
 ) -> Result<impl Future<Output = Result<(), tonic::transport::Error>>, ServeError> {
+    let refusals = state.access.refusals();
     let gateway = EventGatewayServer::new(Gateway::new(state))
         .max_decoding_message_size(settings.limits.max_message_bytes + REQUEST_OVERHEAD);
     let http_settings = &settings.http;
@@ -131,6 +134,12 @@ fn serve(
         .layer(tonic_web::GrpcWebLayer::new())
         .layer(tower::util::MapResponseLayer::new(
             http::as_resource_exhausted::<tonic::body::Body>,
+        ))
+        // Below grpc-web: browser calls are authenticated exactly like native gRPC ones.
+        .layer(AuthLayer::new(
+            settings.auth.authenticator.clone(),
+            refusals,
+            |_| None,
         ))
         .add_service(gateway)
         .add_service(health)

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::auth::{Access, Expiring, Principal};
 use crate::error::GatewayError;
 use crate::kafka::{Admin, ClientSettings, Kafka, Producer};
 use crate::settings::{Limits, Settings};
@@ -65,6 +66,8 @@ pub struct State {
     /// Every task a request spawns (stream sessions, watchers, readers, consumer closes),
     /// so that the drain can wait for all of them.
     pub tasks: TaskTracker,
+    /// The permission checks.
+    pub access: Access,
 }
 
 impl State {
@@ -93,6 +96,7 @@ impl State {
             hub: stages.hub.clone(),
             shutdown: shutdown.clone(),
             tasks: tasks.clone(),
+            access: Access::new(settings.auth.reserved.clone()),
         }))
     }
 }
@@ -110,6 +114,16 @@ fn admit(
             "the server already serves its maximum of {limit} {what} ({flag})"
         ))
     })
+}
+
+/// The principal the authentication layer attached to the request. A request without one
+/// never passed that layer: refuse it rather than guess.
+fn principal_of<T>(request: &Request<T>) -> Result<Principal, Status> {
+    request
+        .extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("the request was not authenticated"))
 }
 
 /// The EventGateway service.
@@ -131,51 +145,67 @@ impl EventGateway for Gateway {
         &self,
         request: Request<PublishRequest>,
     ) -> Result<Response<PublishResponse>, Status> {
+        let principal = principal_of(&request)?;
         let (deadline, _) = deadline::of(request.metadata(), self.state.request_timeout);
         let record = publish::OutgoingRecord::from_request(
             request.into_inner(),
             &self.state.limits,
             streamgate::time::now_millis(),
         )?;
+        self.state
+            .access
+            .publish(&principal, "Publish", record.topic())?;
         Ok(Response::new(record.send(&self.state, deadline).await?))
     }
 
-    type PublishStreamStream = PublishResultStream;
+    type PublishStreamStream = Expiring<PublishResultStream>;
 
     async fn publish_stream(
         &self,
         request: Request<Streaming<PublishRequest>>,
     ) -> Result<Response<Self::PublishStreamStream>, Status> {
+        let principal = principal_of(&request)?;
         let permit = admit(
             &self.state.publish_streams,
             self.state.limits.max_publish_streams,
             "PublishStream calls",
             "--max-publish-streams",
         )?;
-        Ok(Response::new(publish::spawn_stream(
+        let results = publish::spawn_stream(
             self.state.clone(),
             request.into_inner(),
             permit,
-        )))
+            principal.clone(),
+        );
+        Ok(Response::new(Expiring::new(results, &principal)))
     }
 
-    type SubscribeStream = SubscribeStream;
+    type SubscribeStream = Expiring<SubscribeStream>;
 
     async fn subscribe(
         &self,
         request: Request<SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let principal = principal_of(&request)?;
         let (deadline, _) = deadline::of(request.metadata(), self.state.request_timeout);
-        Ok(Response::new(
-            subscribe::open(self.state.clone(), request.into_inner(), deadline).await?,
-        ))
+        let records = subscribe::open(
+            self.state.clone(),
+            request.into_inner(),
+            deadline,
+            &principal,
+        )
+        .await?;
+        Ok(Response::new(Expiring::new(records, &principal)))
     }
 
     async fn control_supplier(
         &self,
         request: Request<ControlSupplierRequest>,
     ) -> Result<Response<SupplierStatus>, Status> {
+        let principal = principal_of(&request)?;
         let request = request.into_inner();
+        let new_topic = request.settings.as_ref().and_then(|s| s.topic.as_deref());
+        self.state.access.supplier(&principal, new_topic)?;
         let action = SupplierAction::try_from(request.action).map_err(|_| {
             Status::invalid_argument(format!(
                 "unknown action {}: use SUPPLIER_ACTION_START, SUPPLIER_ACTION_STOP, or none to only change settings",
@@ -197,36 +227,42 @@ impl EventGateway for Gateway {
         }
     }
 
-    type WatchPageStatsStream = stats::PageStatsStream;
+    type WatchPageStatsStream = Expiring<stats::PageStatsStream>;
 
     async fn watch_page_stats(
         &self,
         request: Request<WatchPageStatsRequest>,
     ) -> Result<Response<Self::WatchPageStatsStream>, Status> {
+        let principal = principal_of(&request)?;
+        self.state.access.stats(&principal)?;
         let permit = admit(
             &self.state.watchers,
             self.state.limits.max_watchers,
             "WatchPageStats watchers",
             "--max-watchers",
         )?;
-        Ok(Response::new(stats::watch(
+        let stats = stats::watch(
             &self.state.hub,
             request.into_inner(),
             permit,
             self.state.shutdown.clone(),
             &self.state.tasks,
-        )?))
+        )?;
+        Ok(Response::new(Expiring::new(stats, &principal)))
     }
 
     async fn list_topics(
         &self,
         request: Request<ListTopicsRequest>,
     ) -> Result<Response<ListTopicsResponse>, Status> {
+        let principal = principal_of(&request)?;
+        let include_internal = request.get_ref().include_internal;
+        self.state.access.topics(&principal, include_internal)?;
         let (_, budget) = deadline::of(request.metadata(), self.state.request_timeout);
         let topics = self
             .state
             .admin
-            .list(request.get_ref().include_internal, budget)
+            .list(include_internal, budget)
             .await
             .map_err(GatewayError::from)?;
         let topics = topics

@@ -18,6 +18,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
 use super::State;
+use crate::auth::Principal;
 use crate::error::GatewayError;
 use crate::settings::Limits;
 use streamgate::time::{from_millis, millis_of_std, now_millis, to_millis};
@@ -89,6 +90,11 @@ impl OutgoingRecord {
             partition: request.partition,
             timestamp_ms,
         })
+    }
+
+    /// The topic it goes to.
+    pub fn topic(&self) -> &str {
+        self.topic.as_str()
     }
 
     /// Sends the record and waits for the broker's acknowledgement until `deadline`.
@@ -239,6 +245,7 @@ pub fn spawn_stream(
     state: std::sync::Arc<State>,
     mut requests: Streaming<PublishRequest>,
     permit: OwnedSemaphorePermit,
+    principal: Principal,
 ) -> PublishResultStream {
     let (tx, rx) = mpsc::channel(STREAM_IN_FLIGHT);
     let on_panic = tx.clone();
@@ -267,10 +274,10 @@ pub fn spawn_stream(
                 }
                 next = requests.message(), if input_open && in_flight.len() < STREAM_IN_FLIGHT => match next {
                     Ok(Some(request)) => {
-                        let state = state.clone();
+                        let (state, principal) = (state.clone(), principal.clone());
                         let seq = sequence;
                         sequence += 1;
-                        in_flight.push_back(async move { publish_one(&state, request, seq).await });
+                        in_flight.push_back(async move { publish_one(&state, &principal, request, seq).await });
                     }
                     Ok(None) => input_open = false,
                     Err(status) => {
@@ -295,10 +302,21 @@ pub fn spawn_stream(
     ReceiverStream::new(rx)
 }
 
-async fn publish_one(state: &State, request: PublishRequest, sequence: u64) -> PublishResult {
+async fn publish_one(
+    state: &State,
+    principal: &Principal,
+    request: PublishRequest,
+    sequence: u64,
+) -> PublishResult {
     let deadline = Instant::now() + state.request_timeout;
     let outcome = match OutgoingRecord::from_request(request, &state.limits, now_millis()) {
-        Ok(record) => record.send(state, deadline).await,
+        Ok(record) => match state
+            .access
+            .publish(principal, "PublishStream", record.topic())
+        {
+            Ok(()) => record.send(state, deadline).await,
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     PublishResult {

@@ -20,6 +20,8 @@ pub struct ProducerSettings {
     pub linger: Duration,
     /// Upper bound of librdkafka's send queue, in KiB: the producer's memory bound.
     pub queue_kbytes: usize,
+    /// Whether producing to a missing topic asks the broker to create it.
+    pub auto_create_topics: bool,
 }
 
 /// Where the broker stored a record.
@@ -69,7 +71,12 @@ impl Producer {
                     )
                     // An unacknowledged record fails after this long instead of retrying
                     // forever.
-                    .set("message.timeout.ms", "60000");
+                    .set("message.timeout.ms", "60000")
+                    // A typo in a topic name must be NOT_FOUND, not a new topic.
+                    .set(
+                        "allow.auto.create.topics",
+                        settings.auto_create_topics.to_string(),
+                    );
             })
             .create()?;
         Ok(Self { inner })

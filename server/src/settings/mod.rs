@@ -4,12 +4,14 @@
 //! downstream parses or re-checks a flag.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use streamgate::time::millis_of_std;
 use streamgate::topic::TopicName;
 
 use crate::analytics::WindowSpec;
+use crate::auth::{self, Authenticator, Reserved};
 use crate::config::Config;
 use crate::kafka::dead_letter;
 use crate::supplier;
@@ -54,6 +56,19 @@ pub struct Settings {
     pub analytics: Analytics,
     /// How long the producer waits to fill a batch.
     pub linger: Duration,
+    /// Who may call, and what only admins may touch.
+    pub auth: AuthSettings,
+    /// Whether Publish may create a missing topic (`--auto-create-topics`).
+    pub auto_create_topics: bool,
+}
+
+/// Authentication and the reserved resources.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// Turns credentials into principals; open when no source is configured.
+    pub authenticator: Arc<Authenticator>,
+    /// What only admins may touch.
+    pub reserved: Reserved,
 }
 
 /// The server's topics (the seed's R1–R4), created when missing.
@@ -136,7 +151,7 @@ pub struct Limits {
 /// The one port's transport settings.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
-    /// Browser origins allowed by CORS; empty: any.
+    /// Other browser origins allowed by CORS; empty: same origin only.
     pub cors_origins: Vec<String>,
     /// HTTP/2 keepalive ping interval.
     pub keepalive: Duration,
@@ -230,6 +245,8 @@ impl Settings {
             log_consumer: config.log_consumer.then(|| topics.log.clone()),
             analytics: analytics(config)?,
             linger: config.linger,
+            auth: auth_settings(config)?,
+            auto_create_topics: config.auto_create_topics,
             supplier,
             topics,
         })
@@ -355,6 +372,14 @@ fn http(config: &Config) -> Result<HttpSettings, InvalidSetting> {
         return invalid("--max-concurrent-streams", "must be 1 or more");
     }
     for origin in &config.cors_origins {
+        if origin == "*" || origin == "null" {
+            return invalid(
+                "--cors-origins",
+                format!(
+                    "{origin:?} would let any web page call the server: list the origins, e.g. https://ops.example.com"
+                ),
+            );
+        }
         if origin.parse::<http::HeaderValue>().is_err() {
             return invalid(
                 "--cors-origins",
@@ -368,6 +393,48 @@ fn http(config: &Config) -> Result<HttpSettings, InvalidSetting> {
         keepalive_timeout: config.keepalive_timeout,
         max_concurrent_streams: config.max_concurrent_streams,
     })
+}
+
+fn auth_settings(config: &Config) -> Result<AuthSettings, InvalidSetting> {
+    let sources = auth::Sources {
+        auth_file: config.auth_file.clone(),
+        jwt_key: config.jwt_key.clone(),
+        jwt_expected: auth::JwtExpected {
+            issuer: config.jwt_issuer.clone(),
+            audience: config.jwt_audience.clone(),
+        },
+        client_certificates: false,
+    };
+    let authenticator =
+        Authenticator::load(&sources).or_else(|(flag, message)| invalid(flag, message))?;
+    protected_mode(config, &authenticator)?;
+    Ok(AuthSettings {
+        authenticator: Arc::new(authenticator),
+        reserved: Reserved {
+            stats_topic: config.stats_topic.clone(),
+            server_groups: vec![
+                config.analytics_group.clone(),
+                config.transform_group.clone(),
+            ],
+        },
+    })
+}
+
+/// Like Redis's protected mode: a server reachable from other machines with no lock at all
+/// is a mistake unless the operator says otherwise.
+fn protected_mode(config: &Config, authenticator: &Authenticator) -> Result<(), InvalidSetting> {
+    if config.listen.ip().is_loopback() || authenticator.is_required() || config.insecure_no_auth {
+        return Ok(());
+    }
+    invalid(
+        "--auth-file",
+        format!(
+            "--listen {} is reachable from other machines and no authentication is configured: \
+             pass --auth-file (or --jwt-key, or --tls-client-ca) so that callers need a token, \
+             or --insecure-no-auth to serve everyone deliberately",
+            config.listen
+        ),
+    )
 }
 
 fn group(flag: &'static str, name: &str) -> Result<String, InvalidSetting> {

@@ -96,9 +96,52 @@ fn names_the_flag_at_fault() {
         (&["--supplier-rate", "1e-300"][..], "--supplier-*"),
         (&["--window", "0s"][..], "--window/--window-advance/--grace"),
         (&["--cors-origins", "a\nb"][..], "--cors-origins"),
+        (&["--cors-origins", "*"][..], "--cors-origins"),
+        (
+            &["--auth-file", "/nonexistent/auth.toml"][..],
+            "--auth-file",
+        ),
+        (&["--jwt-key", "/nonexistent/key.pem"][..], "--jwt-key"),
     ] {
         let error = resolve(args).expect_err("invalid");
         assert_eq!(error.flag, flag, "{args:?}: {error}");
         assert!(error.to_string().starts_with(flag), "{error}");
     }
+}
+
+#[test]
+fn protected_mode_refuses_an_open_server_on_other_interfaces() {
+    let error = resolve(&["--listen", "0.0.0.0:8080"]).expect_err("open to the network");
+    assert_eq!(error.flag, "--auth-file");
+    assert!(error.message.contains("--insecure-no-auth"), "{error}");
+    for ok in [
+        &["--listen", "0.0.0.0:8080", "--insecure-no-auth"][..],
+        &["--listen", "[::1]:8080"][..],
+        &["--listen", "127.0.0.2:8080"][..],
+    ] {
+        let settings = resolve(ok).expect("allowed");
+        assert!(!settings.auth.authenticator.is_required(), "{ok:?}");
+    }
+}
+
+#[test]
+fn an_auth_file_turns_authentication_on_and_reserves_the_server_groups() {
+    let mut file = tempfile::NamedTempFile::new().expect("temp file");
+    std::io::Write::write_all(
+        &mut file,
+        format!(
+            "[[principal]]\nname = \"a\"\ntoken_sha256 = \"{}\"\nallow = [\"stats\"]\n",
+            crate::auth::token_sha256_hex("t")
+        )
+        .as_bytes(),
+    )
+    .expect("write");
+    let path = file.path().to_str().expect("utf-8 path");
+    let settings = resolve(&["--listen", "0.0.0.0:8080", "--auth-file", path]).expect("locked");
+    assert!(settings.auth.authenticator.is_required());
+    assert_eq!(settings.auth.reserved.stats_topic, "R4");
+    assert_eq!(
+        settings.auth.reserved.server_groups,
+        ["streamgate-analytics", "streamgate-transform"]
+    );
 }

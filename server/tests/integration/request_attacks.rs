@@ -283,6 +283,7 @@ async fn a_panicking_supplier_is_restarted_with_its_settings() {
                 max_message_bytes: 1024 * 1024,
                 linger: Duration::from_millis(5),
                 queue_kbytes: 1024,
+                auto_create_topics: false,
             },
         )
         .expect("producer");

@@ -33,6 +33,7 @@ async fn write_r4(server: &TestServer, topic: &str, records: Vec<StatsRecord>) {
             max_message_bytes: 1024 * 1024,
             linger: Duration::from_millis(5),
             queue_kbytes: 64 * 1024,
+            auto_create_topics: false,
         },
     )
     .expect("producer");

@@ -189,6 +189,7 @@ async fn a_panic_in_the_transform_is_caught_and_it_transforms_again() {
                 max_message_bytes: 1024 * 1024,
                 linger: Duration::from_millis(5),
                 queue_kbytes: 16 * 1024,
+                auto_create_topics: false,
             },
         )
         .expect("producer");

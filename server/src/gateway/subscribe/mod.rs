@@ -40,6 +40,7 @@ use self::session::Session;
 use self::stream::Item;
 pub use self::stream::SubscribeStream;
 use super::State;
+use crate::auth::Principal;
 use crate::error::GatewayError;
 
 /// Opens a subscription. Errors found before the first record (bad request, unknown topic,
@@ -48,8 +49,15 @@ pub async fn open(
     state: Arc<State>,
     request: SubscribeRequest,
     deadline: Instant,
+    principal: &Principal,
 ) -> Result<SubscribeStream, GatewayError> {
     let plan = Plan::from_request(request, state.limits.max_subscribe_topics)?;
+    state.access.subscribe(
+        principal,
+        plan.topics.iter().map(|t| t.as_str()),
+        plan.group.as_deref(),
+        plan.group.is_some() && !plan.start.is_edge(),
+    )?;
     let permit = super::admit(
         &state.subscriptions,
         state.limits.max_subscriptions,

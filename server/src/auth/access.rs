@@ -1,0 +1,186 @@
+//! What each call needs, with the rules no permission but `admin` overrides: the Kafka
+//! internal topics, the server's own consumer groups, writes to the stats topic, and
+//! resets of a group's offsets.
+
+use std::sync::Arc;
+
+use super::permission::Need;
+use super::principal::{Credential, Principal};
+use super::refusals::RefusalLog;
+use crate::error::GatewayError;
+
+/// What only admins may touch.
+#[derive(Debug, Clone, Default)]
+pub struct Reserved {
+    /// The topic of windowed counts (R4): a forged record there is a forged count.
+    pub stats_topic: String,
+    /// The analytics and transform groups: a member there takes partitions from the stages.
+    pub server_groups: Vec<String>,
+}
+
+/// The authorization checks the handlers call.
+#[derive(Debug, Default)]
+pub struct Access {
+    reserved: Reserved,
+    refusals: Arc<RefusalLog>,
+}
+
+/// The internal topics of Kafka (`__consumer_offsets`, `__transaction_state`, …).
+fn is_internal(topic: &str) -> bool {
+    topic.starts_with("__")
+}
+
+impl Access {
+    /// Checks over `reserved`.
+    pub fn new(reserved: Reserved) -> Self {
+        Self {
+            reserved,
+            refusals: Arc::default(),
+        }
+    }
+
+    /// The log throttle, shared with the authentication layer.
+    pub fn refusals(&self) -> Arc<RefusalLog> {
+        self.refusals.clone()
+    }
+
+    /// Publish or PublishStream to `topic`.
+    pub fn publish(&self, who: &Principal, method: &str, topic: &str) -> Result<(), GatewayError> {
+        if is_internal(topic) {
+            self.admin(
+                who,
+                method,
+                topic,
+                "Kafka's internal topics (__*) are reserved to admin",
+            )
+        } else if topic == self.reserved.stats_topic {
+            self.admin(
+                who,
+                method,
+                topic,
+                "writing to the stats topic is reserved to admin",
+            )
+        } else {
+            self.require(who, method, topic, Need::Publish(topic), None)
+        }
+    }
+
+    /// Subscribe to `topics`, with `group` if given; `resets` when the start position
+    /// moves the group's committed offsets.
+    pub fn subscribe<'a>(
+        &self,
+        who: &Principal,
+        topics: impl IntoIterator<Item = &'a str>,
+        group: Option<&str>,
+        resets: bool,
+    ) -> Result<(), GatewayError> {
+        const METHOD: &str = "Subscribe";
+        for topic in topics {
+            if is_internal(topic) {
+                self.admin(
+                    who,
+                    METHOD,
+                    topic,
+                    "Kafka's internal topics (__*) are reserved to admin",
+                )?;
+            } else {
+                self.require(who, METHOD, topic, Need::Subscribe(topic), None)?;
+            }
+        }
+        let Some(group) = group else {
+            return Ok(());
+        };
+        if self.reserved.server_groups.iter().any(|g| g == group) {
+            return self.admin(
+                who,
+                METHOD,
+                group,
+                "the server's own consumer groups are reserved to admin",
+            );
+        }
+        self.require(who, METHOD, group, Need::Group(group), None)?;
+        if resets {
+            self.admin(
+                who,
+                METHOD,
+                group,
+                "resetting a group's offsets is reserved to admin",
+            )?;
+        }
+        Ok(())
+    }
+
+    /// ControlSupplier; `new_topic` when the call re-points it, which also needs the right
+    /// to publish there.
+    pub fn supplier(&self, who: &Principal, new_topic: Option<&str>) -> Result<(), GatewayError> {
+        const METHOD: &str = "ControlSupplier";
+        self.require(who, METHOD, "-", Need::Supplier, None)?;
+        match new_topic {
+            Some(topic) => self.publish(who, METHOD, topic),
+            None => Ok(()),
+        }
+    }
+
+    /// WatchPageStats.
+    pub fn stats(&self, who: &Principal) -> Result<(), GatewayError> {
+        self.require(who, "WatchPageStats", "-", Need::Stats, None)
+    }
+
+    /// ListTopics; the internal topics are listed to admins only.
+    pub fn topics(&self, who: &Principal, include_internal: bool) -> Result<(), GatewayError> {
+        const METHOD: &str = "ListTopics";
+        self.require(who, METHOD, "-", Need::Topics, None)?;
+        if include_internal {
+            self.admin(
+                who,
+                METHOD,
+                "-",
+                "listing Kafka's internal topics is reserved to admin",
+            )?;
+        }
+        Ok(())
+    }
+
+    fn admin(
+        &self,
+        who: &Principal,
+        method: &str,
+        resource: &str,
+        why: &str,
+    ) -> Result<(), GatewayError> {
+        self.require(who, method, resource, Need::Admin, Some(why))
+    }
+
+    fn require(
+        &self,
+        who: &Principal,
+        method: &str,
+        resource: &str,
+        need: Need<'_>,
+        why: Option<&str>,
+    ) -> Result<(), GatewayError> {
+        if who.allows(&need) {
+            return Ok(());
+        }
+        let permission = need.to_string();
+        if who.credential() != Credential::Open {
+            // Names come from the client: cut them to a log-sized piece.
+            let resource: String = resource.chars().take(200).collect();
+            self.refusals.record(|refusals| {
+                tracing::warn!(
+                    refusals,
+                    principal = who.name(),
+                    method,
+                    resource,
+                    missing = %permission,
+                    "refused a call: permission missing"
+                );
+            });
+        }
+        Err(GatewayError::PermissionDenied {
+            permission,
+            principal: who.name().to_owned(),
+            why: why.map(str::to_owned),
+        })
+    }
+}

@@ -1,0 +1,75 @@
+//! Who is calling: the principal an authenticated request carries in its extensions.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::permission::{Need, Permission};
+
+/// How a principal proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// No authentication is configured: every caller is this one, with every permission.
+    Open,
+    /// A bearer token whose hash is in the auth file.
+    Token,
+    /// A JWT signed with the `--jwt-key`.
+    Jwt,
+    /// A client certificate verified against `--tls-client-ca`.
+    Certificate,
+}
+
+/// An authenticated caller and what it may do. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    name: Arc<str>,
+    grants: Arc<[Permission]>,
+    credential: Credential,
+    expires: Option<SystemTime>,
+}
+
+impl Principal {
+    /// A principal with these grants.
+    pub fn new(
+        name: impl Into<Arc<str>>,
+        grants: Arc<[Permission]>,
+        credential: Credential,
+        expires: Option<SystemTime>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            grants,
+            credential,
+            expires,
+        }
+    }
+
+    /// The one caller of a server without authentication: allowed everything.
+    pub fn open() -> Self {
+        Self::new(
+            "anonymous",
+            Arc::from([Permission::Admin]),
+            Credential::Open,
+            None,
+        )
+    }
+
+    /// Its name: the auth file's `name`, the JWT's `sub`, or the certificate's subject.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How it authenticated.
+    pub fn credential(&self) -> Credential {
+        self.credential
+    }
+
+    /// When its credential stops being valid (a JWT's `exp`); streams end then.
+    pub fn expires(&self) -> Option<SystemTime> {
+        self.expires
+    }
+
+    /// Whether one of its grants covers `need`.
+    pub fn allows(&self, need: &Need<'_>) -> bool {
+        self.grants.iter().any(|grant| grant.covers(need))
+    }
+}
