@@ -1,11 +1,13 @@
 //! The streamgate API crate, shared by the server, the CLI and any Rust client.
 //!
+//! - [`auth`]: the bearer-token interceptor for clients of a server with authentication.
 //! - [`proto`]: the generated protobuf messages and the tonic client and server of
 //!   `streamgate.v1.EventGateway` (from `proto/streamgate/v1/*.proto`).
 //! - [`page_event`]: the PageEvent JSON wire format of the seed application, both ways.
 //! - [`topic`]: Kafka's topic-name rules, checked before anything reaches a broker.
 //! - [`time`]: checked conversions between epoch milliseconds and protobuf time types.
 
+pub mod auth;
 pub mod page_event;
 pub mod time;
 pub mod topic;

@@ -2,6 +2,7 @@
 //! call's deadline and delegate to one module per RPC family.
 
 mod deadline;
+mod known_topics;
 mod publish;
 mod stats;
 mod subscribe;
@@ -68,6 +69,10 @@ pub struct State {
     pub tasks: TaskTracker,
     /// The permission checks.
     pub access: Access,
+    /// Whether Publish may create a missing topic (`--auto-create-topics`).
+    pub auto_create_topics: bool,
+    /// Topics known to exist, so that Publish to a missing one is NOT_FOUND at once.
+    pub known_topics: known_topics::KnownTopics,
 }
 
 impl State {
@@ -97,6 +102,8 @@ impl State {
             shutdown: shutdown.clone(),
             tasks: tasks.clone(),
             access: Access::new(settings.auth.reserved.clone()),
+            auto_create_topics: settings.auto_create_topics,
+            known_topics: known_topics::KnownTopics::default(),
         }))
     }
 }

@@ -103,6 +103,13 @@ impl OutgoingRecord {
         state: &State,
         deadline: Instant,
     ) -> Result<PublishResponse, GatewayError> {
+        if !state.auto_create_topics {
+            let budget = deadline.saturating_duration_since(Instant::now());
+            state
+                .known_topics
+                .check(&state.admin, self.topic.as_str(), budget)
+                .await?;
+        }
         let mut record = FutureRecord::to(self.topic.as_str())
             .payload(self.value.as_slice())
             .headers(self.headers)

@@ -8,8 +8,10 @@
 //!   [`real_brokers`]);
 //! - [`eventually`], [`poll_for`], [`settled`] and [`within`]: waiting for a condition, or
 //!   for any future, under a timeout that fails the test saying what did not happen;
+//! - [`AuthFile`]: principals with known tokens for a server with `--auth-file`;
 //! - [`random_name`] and [`init_logs`].
 
+mod auth;
 mod broker;
 mod server;
 mod wait;
@@ -17,6 +19,7 @@ mod wait;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
+pub use auth::{ADMIN_TOKEN, AuthFile, TestPrincipal};
 pub use broker::{BrokerKind, on_each_broker, on_each_broker_with, real_brokers};
 pub use server::TestServer;
 pub use wait::{Condition, POLL_EVERY, eventually, poll_for, settled, within};

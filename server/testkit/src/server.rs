@@ -11,7 +11,10 @@ use streamgate_server::{Config, Kafka};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
-use crate::{BrokerKind, eventually, init_logs, random_name, within};
+use streamgate::auth::BearerToken;
+use tonic::service::interceptor::InterceptedService;
+
+use crate::{ADMIN_TOKEN, BrokerKind, eventually, init_logs, random_name, within};
 
 /// How long a new topic may take to show in the server's metadata.
 const TOPIC_VISIBLE_WITHIN: Duration = Duration::from_secs(30);
@@ -27,6 +30,9 @@ pub struct TestServer {
     pub kafka: Arc<Kafka>,
     /// Which kind of broker that cluster is.
     pub kind: BrokerKind,
+    /// The token the harness's own calls send: [`ADMIN_TOKEN`] when the server runs with
+    /// an `--auth-file` (an [`AuthFile`](crate::AuthFile) always has that admin).
+    pub admin_token: Option<&'static str>,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -52,6 +58,7 @@ impl TestServer {
             "false",
         ];
         args.extend_from_slice(extra_args);
+        let admin_token = extra_args.contains(&"--auth-file").then_some(ADMIN_TOKEN);
         let config = Config::try_parse_from(args).expect("test config parses");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -68,6 +75,7 @@ impl TestServer {
             addr,
             kafka,
             kind,
+            admin_token,
             shutdown,
             task: Some(task),
         }
@@ -78,12 +86,27 @@ impl TestServer {
         format!("http://{}", self.addr)
     }
 
-    /// A connected client.
+    /// A connected client without a token.
     pub async fn client(&self) -> EventGatewayClient<Channel> {
+        EventGatewayClient::new(self.channel().await)
+    }
+
+    /// A connected client sending `token` (or none).
+    pub async fn client_with_token(
+        &self,
+        token: Option<&str>,
+    ) -> EventGatewayClient<InterceptedService<Channel, BearerToken>> {
+        let token = BearerToken::optional(token).expect("test tokens are ASCII");
+        EventGatewayClient::with_interceptor(self.channel().await, token)
+    }
+
+    /// A connected channel.
+    pub async fn channel(&self) -> Channel {
+        let endpoint = Channel::from_shared(self.url()).expect("valid url");
         within(
             Duration::from_secs(30),
             "the client connects",
-            EventGatewayClient::connect(self.url()),
+            endpoint.connect(),
         )
         .await
         .expect("client connects")
@@ -105,7 +128,7 @@ impl TestServer {
     /// leader. A real broker's metadata may lag a creation a little; the embedded broker's
     /// shows it at once.
     pub async fn wait_for_topic(&self, topic: &str, partitions: i32) {
-        let mut client = self.client().await;
+        let mut client = self.client_with_token(self.admin_token).await;
         eventually(
             TOPIC_VISIBLE_WITHIN,
             &format!("topic {topic} with {partitions} partitions in the server's metadata"),

@@ -5,6 +5,7 @@
 mod admission;
 mod analytics;
 mod analytics_attacks;
+mod auth;
 mod errors;
 mod interop;
 mod outage;

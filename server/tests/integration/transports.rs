@@ -9,7 +9,8 @@ use prost::Message;
 use streamgate::proto::{self, start_position, subscribe_response};
 
 use crate::support::{
-    eventually, next_message, on_each_broker, publish_values, subscribe_request, within,
+    eventually, next_message, on_each_broker, on_each_broker_with, publish_values,
+    subscribe_request, within,
 };
 
 /// One grpc-web frame: flag byte, big-endian length, payload.
@@ -57,7 +58,8 @@ async fn grpc_web_call(url: &str, method: &str, request: &impl Message) -> reqwe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_web_unary_and_server_streaming_over_http1() {
-    on_each_broker(|server| async move {
+    let origins = ["--cors-origins", "http://dashboard.example"];
+    on_each_broker_with(&origins, |server| async move {
         let topic = server.topic(1).await;
         let mut client = server.client().await;
         publish_values(&mut client, &topic, ["a".to_owned(), "b".to_owned()]).await;
@@ -149,25 +151,17 @@ async fn grpc_web_unary_and_server_streaming_over_http1() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cors_preflight_allows_grpc_web_from_a_browser() {
-    on_each_broker(|server| async move {
-        let response = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("http client")
-            .request(
-                reqwest::Method::OPTIONS,
-                format!("{}/streamgate.v1.EventGateway/Publish", server.url()),
-            )
-            .header("origin", "http://localhost:5173")
-            .header("access-control-request-method", "POST")
-            .header(
-                "access-control-request-headers",
-                "content-type,x-grpc-web,x-user-agent",
-            )
-            .send()
-            .await
-            .expect("preflight");
+async fn cors_allows_only_the_listed_origins() {
+    let origins = ["--cors-origins", "http://localhost:5173"];
+    on_each_broker_with(&origins, |server| async move {
+        // Another origin gets no CORS grant: the browser keeps the page from calling.
+        let refused = preflight(&server.url(), "http://evil.example").await;
+        assert!(
+            refused.headers().get("access-control-allow-origin").is_none(),
+            "{:?}",
+            refused.headers()
+        );
+        let response = preflight(&server.url(), "http://localhost:5173").await;
         assert!(response.status().is_success(), "{:?}", response.status());
         let allowed = |name: &str| {
             response
@@ -187,7 +181,27 @@ async fn cors_preflight_allows_grpc_web_from_a_browser() {
     .await;
 }
 
-fn grpcurl() -> String {
+async fn preflight(url: &str, origin: &str) -> reqwest::Response {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{url}/streamgate.v1.EventGateway/Publish"),
+        )
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "content-type,x-grpc-web,x-user-agent,authorization",
+        )
+        .send()
+        .await
+        .expect("preflight")
+}
+
+pub fn grpcurl() -> String {
     std::env::var("STREAMGATE_TEST_GRPCURL").unwrap_or_else(|_| "grpcurl".to_owned())
 }
 

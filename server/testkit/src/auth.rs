@@ -1,0 +1,49 @@
+//! Auth files for tests: principals with known tokens, written to a temporary file that
+//! lives as long as the value.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use streamgate_server::auth::token_sha256_hex;
+
+/// The token of the `test-admin` principal every [`AuthFile`] has; the harness's own
+/// calls (waiting for a topic, say) use it.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// One principal: name, token, permissions.
+pub type TestPrincipal<'a> = (&'a str, &'a str, &'a [&'a str]);
+
+/// An auth file on disk.
+pub struct AuthFile {
+    file: tempfile::NamedTempFile,
+}
+
+impl AuthFile {
+    /// A file with `principals` and `test-admin` (token [`ADMIN_TOKEN`], `admin`).
+    pub fn new(principals: &[TestPrincipal<'_>]) -> Self {
+        let mut text = String::new();
+        let admin: TestPrincipal<'_> = ("test-admin", ADMIN_TOKEN, &["admin"]);
+        for (name, token, allow) in principals.iter().chain(std::iter::once(&admin)) {
+            let allow: Vec<String> = allow.iter().map(|a| format!("{a:?}")).collect();
+            let _ = write!(
+                text,
+                "[[principal]]\nname = {name:?}\ntoken_sha256 = \"{}\"\nallow = [{}]\n\n",
+                token_sha256_hex(token),
+                allow.join(", ")
+            );
+        }
+        let file = tempfile::NamedTempFile::new().expect("temp auth file");
+        std::fs::write(file.path(), text).expect("write auth file");
+        Self { file }
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    /// Where it is, as a flag value.
+    pub fn arg(&self) -> &str {
+        self.file.path().to_str().expect("temp paths are UTF-8")
+    }
+}

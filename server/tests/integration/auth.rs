@@ -1,0 +1,306 @@
+//! Authentication and authorization on a server with `--auth-file`: every RPC without a
+//! token, with an unknown one, with one that lacks the permission, and with one that has
+//! it; what is reserved to admins; JWTs; and the doors that stay open (health).
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use streamgate::proto::{self, start_position::Position};
+use streamgate_testkit::{ADMIN_TOKEN, AuthFile};
+use tonic::Code;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+use crate::support::{TestServer, on_each_broker_with, random_name, subscribe_request, within};
+
+type Client = proto::event_gateway_client::EventGatewayClient<
+    InterceptedService<Channel, streamgate::auth::BearerToken>,
+>;
+
+const READER: &str = "reader-token";
+const WRITER: &str = "writer-token";
+const OPS: &str = "ops-token";
+const POWER: &str = "power-token";
+
+fn auth_file() -> AuthFile {
+    AuthFile::new(&[
+        ("reader", READER, &["subscribe:t-*", "group:team-*", "stats", "topics"]),
+        ("writer", WRITER, &["publish:t-*"]),
+        ("ops", OPS, &["supplier"]),
+        (
+            "power",
+            POWER,
+            &["publish:*", "subscribe:*", "group:*", "supplier", "stats", "topics"],
+        ),
+    ])
+}
+
+/// The RPCs, each called in a way that succeeds when the caller is allowed.
+#[derive(Debug, Clone, Copy)]
+enum Rpc {
+    Publish,
+    PublishStream,
+    Subscribe,
+    ControlSupplier,
+    WatchPageStats,
+    ListTopics,
+}
+
+const RPCS: [Rpc; 6] = [
+    Rpc::Publish,
+    Rpc::PublishStream,
+    Rpc::Subscribe,
+    Rpc::ControlSupplier,
+    Rpc::WatchPageStats,
+    Rpc::ListTopics,
+];
+
+impl Rpc {
+    /// A token allowed to make the call, one that is not, and the permission it lacks.
+    fn tokens(self, topic: &str) -> (&'static str, &'static str, String) {
+        match self {
+            Rpc::Publish | Rpc::PublishStream => (WRITER, READER, format!("publish:{topic}")),
+            Rpc::Subscribe => (READER, WRITER, format!("subscribe:{topic}")),
+            Rpc::ControlSupplier => (OPS, READER, "supplier".into()),
+            Rpc::WatchPageStats => (READER, WRITER, "stats".into()),
+            Rpc::ListTopics => (READER, WRITER, "topics".into()),
+        }
+    }
+
+    /// The call's outcome: Ok, or the status (for PublishStream, the call's or the
+    /// record's).
+    async fn call(self, client: &mut Client, topic: &str) -> Result<(), tonic::Status> {
+        let publish = proto::PublishRequest {
+            topic: topic.to_owned(),
+            payload: Some(proto::publish_request::Payload::Value("v".into())),
+            ..Default::default()
+        };
+        match self {
+            Rpc::Publish => client.publish(publish).await.map(drop),
+            Rpc::PublishStream => {
+                let mut results = client
+                    .publish_stream(futures::stream::iter([publish]))
+                    .await?
+                    .into_inner();
+                let result = results.next().await.expect("one result")?;
+                match result.outcome.expect("outcome") {
+                    proto::publish_result::Outcome::Ack(_) => Ok(()),
+                    proto::publish_result::Outcome::Error(e) => {
+                        Err(tonic::Status::new(Code::from(e.code), e.message))
+                    }
+                }
+            }
+            Rpc::Subscribe => client
+                .subscribe(subscribe_request(topic, None, Some(Position::Latest(true))))
+                .await
+                .map(drop),
+            Rpc::ControlSupplier => client
+                .control_supplier(proto::ControlSupplierRequest::default())
+                .await
+                .map(drop),
+            Rpc::WatchPageStats => client
+                .watch_page_stats(proto::WatchPageStatsRequest::default())
+                .await
+                .map(drop),
+            Rpc::ListTopics => client
+                .list_topics(proto::ListTopicsRequest::default())
+                .await
+                .map(drop),
+        }
+    }
+}
+
+async fn code_of(server: &TestServer, token: Option<&str>, rpc: Rpc, topic: &str) -> Result<(), tonic::Status> {
+    let mut client = server.client_with_token(token).await;
+    within(Duration::from_secs(30), "the call", rpc.call(&mut client, topic)).await
+}
+
+fn expect_code(outcome: Result<(), tonic::Status>, code: Code, what: &str) -> String {
+    match outcome {
+        Err(status) if status.code() == code => status.message().to_owned(),
+        other => panic!("{what}: expected {code:?}, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rpc_needs_a_known_token_that_holds_its_permission() {
+    let file = auth_file();
+    on_each_broker_with(&["--auth-file", file.arg()], |server| async move {
+        let topic = server.topic(1).await;
+        for rpc in RPCS {
+            let (allowed, refused, permission) = rpc.tokens(&topic);
+            let what = |case: &str| format!("{rpc:?} {case}");
+            let message = expect_code(code_of(&server, None, rpc, &topic).await, Code::Unauthenticated, &what("without a token"));
+            assert!(message.contains("authorization: Bearer"), "{message}");
+            expect_code(
+                code_of(&server, Some("not-a-known-token"), rpc, &topic).await,
+                Code::Unauthenticated,
+                &what("with an unknown token"),
+            );
+            let message = expect_code(
+                code_of(&server, Some(refused), rpc, &topic).await,
+                Code::PermissionDenied,
+                &what("without the permission"),
+            );
+            assert!(message.contains(&format!("missing permission {permission} ")), "{message}");
+            if let Err(status) = code_of(&server, Some(allowed), rpc, &topic).await {
+                panic!("{}: {status:?}", what("with the permission"));
+            }
+        }
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_s_own_groups_internal_topics_stats_topic_and_offset_resets_are_admin_only() {
+    let file = auth_file();
+    // A stats topic of its own: the admin's write below must not reach a shared R4.
+    let stats_topic = random_name("stats");
+    on_each_broker_with(
+        &["--auth-file", file.arg(), "--stats-topic", &stats_topic],
+        |server| {
+            let stats_topic = stats_topic.clone();
+            async move {
+                let topic = server.topic(1).await;
+                let mut power = server.client_with_token(Some(POWER)).await;
+                let mut admin = server.client_with_token(Some(ADMIN_TOKEN)).await;
+                let denied_admin = |outcome: Result<(), tonic::Status>, what: &str| {
+                    let message = expect_code(outcome, Code::PermissionDenied, what);
+                    assert!(message.contains("missing permission admin "), "{what}: {message}");
+                };
+                for reserved in [stats_topic.as_str(), "__consumer_offsets"] {
+                    denied_admin(Rpc::Publish.call(&mut power, reserved).await, &format!("publish to {reserved}"));
+                }
+                Rpc::Publish.call(&mut admin, &stats_topic).await.expect("an admin may write the stats topic");
+
+                denied_admin(
+                    Rpc::Subscribe.call(&mut power, "__consumer_offsets").await,
+                    "subscribe to an internal topic",
+                );
+                for group in ["streamgate-analytics", "streamgate-transform"] {
+                    let outcome = power
+                        .subscribe(subscribe_request(&topic, Some(group), None))
+                        .await
+                        .map(drop);
+                    denied_admin(outcome, &format!("join the server's group {group}"));
+                }
+                let reset = subscribe_request(&topic, Some("team-x"), Some(Position::Offset(0)));
+                denied_admin(power.subscribe(reset.clone()).await.map(drop), "reset a group's offsets");
+                admin.subscribe(reset).await.expect("an admin may reset a group");
+                power
+                    .subscribe(subscribe_request(&topic, Some("team-y"), Some(Position::Earliest(true))))
+                    .await
+                    .expect("earliest only applies without commits: not a reset");
+
+                // A group needs group:<name> on top of subscribe:<topic>.
+                let mut reader = server.client_with_token(Some(READER)).await;
+                let message = expect_code(
+                    reader.subscribe(subscribe_request(&topic, Some("other"), None)).await.map(drop),
+                    Code::PermissionDenied,
+                    "a group outside the reader's glob",
+                );
+                assert!(message.contains("missing permission group:other "), "{message}");
+
+                let list_internal = proto::ListTopicsRequest { include_internal: true };
+                denied_admin(power.list_topics(list_internal).await.map(drop), "list internal topics");
+
+                // Re-pointing the supplier needs the right to publish where it would write.
+                let repoint = proto::ControlSupplierRequest {
+                    settings: Some(proto::SupplierSettingsUpdate {
+                        topic: Some(stats_topic.clone()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                };
+                denied_admin(power.control_supplier(repoint).await.map(drop), "point the supplier at R4");
+                server.stop().await;
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_to_a_missing_topic_is_not_found_and_creates_nothing() {
+    let file = auth_file();
+    on_each_broker_with(&["--auth-file", file.arg()], |server| async move {
+        let missing = random_name("t-missing");
+        let mut admin = server.client_with_token(Some(ADMIN_TOKEN)).await;
+        for rpc in [Rpc::Publish, Rpc::PublishStream] {
+            expect_code(rpc.call(&mut admin, &missing).await, Code::NotFound, &format!("{rpc:?}"));
+        }
+        let listed = admin
+            .list_topics(proto::ListTopicsRequest::default())
+            .await
+            .expect("lists")
+            .into_inner();
+        assert!(!listed.topics.iter().any(|t| t.name == missing), "{missing} was created");
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_stays_open_and_reflection_needs_a_token() {
+    let file = auth_file();
+    on_each_broker_with(&["--auth-file", file.arg()], |server| async move {
+        let channel = server.channel().await;
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+        let answer = health
+            .check(tonic_health::pb::HealthCheckRequest::default())
+            .await
+            .expect("health needs no token");
+        assert_eq!(answer.into_inner().status, 1, "SERVING");
+
+        let mut reflection =
+            tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(channel);
+        let request = tonic_reflection::pb::v1::ServerReflectionRequest {
+            message_request: Some(
+                tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(String::new()),
+            ),
+            ..Default::default()
+        };
+        let outcome = reflection.server_reflection_info(futures::stream::iter([request])).await;
+        let status = match outcome {
+            Err(status) => status,
+            Ok(response) => response
+                .into_inner()
+                .next()
+                .await
+                .expect("an answer")
+                .expect_err("reflection without a token"),
+        };
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcurl_sends_the_token_as_a_header() {
+    let file = auth_file();
+    on_each_broker_with(&["--auth-file", file.arg()], |server| async move {
+        let addr = server.addr.to_string();
+        let grpcurl = |extra: &[&str]| {
+            let mut args = vec!["-plaintext"];
+            args.extend_from_slice(extra);
+            args.extend_from_slice(&[&addr, "streamgate.v1.EventGateway/ListTopics"]);
+            std::process::Command::new(crate::transports::grpcurl())
+                .args(&args)
+                .output()
+                .expect("grpcurl runs; the README's test command installs it")
+        };
+        let refused = grpcurl(&[]);
+        assert!(!refused.status.success());
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains("Unauthenticated"), "{stderr}");
+        let header = format!("authorization: Bearer {READER}");
+        let listed = grpcurl(&["-H", &header]);
+        let stdout = String::from_utf8_lossy(&listed.stdout);
+        assert!(listed.status.success(), "{stdout} {}", String::from_utf8_lossy(&listed.stderr));
+        assert!(stdout.contains("\"topics\""), "{stdout}");
+        server.stop().await;
+    })
+    .await;
+}
