@@ -29,7 +29,9 @@ impl BearerToken {
         if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(InvalidToken);
         }
-        let value = format!("Bearer {token}").parse().map_err(|_| InvalidToken)?;
+        let value = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| InvalidToken)?;
         Ok(Self(Some(value)))
     }
 

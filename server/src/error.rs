@@ -47,7 +47,7 @@ pub enum GatewayError {
     },
     /// The topic does not exist.
     #[error(
-        "topic {0:?} does not exist: create it first (kafka-topics --create, or a broker with auto-creation)"
+        "topic {0:?} does not exist: create it first (kafka-topics --create); Publish creates topics only on a server started with --auto-create-topics"
     )]
     UnknownTopic(String),
     /// The request cannot be served in the current state.

@@ -47,8 +47,7 @@ impl KnownTopics {
 
     fn is_fresh(&self, topic: &str) -> bool {
         let seen = self.seen.read().unwrap_or_else(|e| e.into_inner());
-        seen.get(topic)
-            .is_some_and(|at| at.elapsed() < FRESH_FOR)
+        seen.get(topic).is_some_and(|at| at.elapsed() < FRESH_FOR)
     }
 
     fn remember(&self, topic: &str) {

@@ -24,13 +24,24 @@ const POWER: &str = "power-token";
 
 fn auth_file() -> AuthFile {
     AuthFile::new(&[
-        ("reader", READER, &["subscribe:t-*", "group:team-*", "stats", "topics"]),
+        (
+            "reader",
+            READER,
+            &["subscribe:t-*", "group:team-*", "stats", "topics"],
+        ),
         ("writer", WRITER, &["publish:t-*"]),
         ("ops", OPS, &["supplier"]),
         (
             "power",
             POWER,
-            &["publish:*", "subscribe:*", "group:*", "supplier", "stats", "topics"],
+            &[
+                "publish:*",
+                "subscribe:*",
+                "group:*",
+                "supplier",
+                "stats",
+                "topics",
+            ],
         ),
     ])
 }
@@ -110,9 +121,19 @@ impl Rpc {
     }
 }
 
-async fn code_of(server: &TestServer, token: Option<&str>, rpc: Rpc, topic: &str) -> Result<(), tonic::Status> {
+async fn code_of(
+    server: &TestServer,
+    token: Option<&str>,
+    rpc: Rpc,
+    topic: &str,
+) -> Result<(), tonic::Status> {
     let mut client = server.client_with_token(token).await;
-    within(Duration::from_secs(30), "the call", rpc.call(&mut client, topic)).await
+    within(
+        Duration::from_secs(30),
+        "the call",
+        rpc.call(&mut client, topic),
+    )
+    .await
 }
 
 fn expect_code(outcome: Result<(), tonic::Status>, code: Code, what: &str) -> String {
@@ -130,7 +151,11 @@ async fn every_rpc_needs_a_known_token_that_holds_its_permission() {
         for rpc in RPCS {
             let (allowed, refused, permission) = rpc.tokens(&topic);
             let what = |case: &str| format!("{rpc:?} {case}");
-            let message = expect_code(code_of(&server, None, rpc, &topic).await, Code::Unauthenticated, &what("without a token"));
+            let message = expect_code(
+                code_of(&server, None, rpc, &topic).await,
+                Code::Unauthenticated,
+                &what("without a token"),
+            );
             assert!(message.contains("authorization: Bearer"), "{message}");
             expect_code(
                 code_of(&server, Some("not-a-known-token"), rpc, &topic).await,
@@ -142,7 +167,10 @@ async fn every_rpc_needs_a_known_token_that_holds_its_permission() {
                 Code::PermissionDenied,
                 &what("without the permission"),
             );
-            assert!(message.contains(&format!("missing permission {permission} ")), "{message}");
+            assert!(
+                message.contains(&format!("missing permission {permission} ")),
+                "{message}"
+            );
             if let Err(status) = code_of(&server, Some(allowed), rpc, &topic).await {
                 panic!("{}: {status:?}", what("with the permission"));
             }
@@ -167,12 +195,21 @@ async fn the_server_s_own_groups_internal_topics_stats_topic_and_offset_resets_a
                 let mut admin = server.client_with_token(Some(ADMIN_TOKEN)).await;
                 let denied_admin = |outcome: Result<(), tonic::Status>, what: &str| {
                     let message = expect_code(outcome, Code::PermissionDenied, what);
-                    assert!(message.contains("missing permission admin "), "{what}: {message}");
+                    assert!(
+                        message.contains("missing permission admin "),
+                        "{what}: {message}"
+                    );
                 };
                 for reserved in [stats_topic.as_str(), "__consumer_offsets"] {
-                    denied_admin(Rpc::Publish.call(&mut power, reserved).await, &format!("publish to {reserved}"));
+                    denied_admin(
+                        Rpc::Publish.call(&mut power, reserved).await,
+                        &format!("publish to {reserved}"),
+                    );
                 }
-                Rpc::Publish.call(&mut admin, &stats_topic).await.expect("an admin may write the stats topic");
+                Rpc::Publish
+                    .call(&mut admin, &stats_topic)
+                    .await
+                    .expect("an admin may write the stats topic");
 
                 denied_admin(
                     Rpc::Subscribe.call(&mut power, "__consumer_offsets").await,
@@ -186,24 +223,45 @@ async fn the_server_s_own_groups_internal_topics_stats_topic_and_offset_resets_a
                     denied_admin(outcome, &format!("join the server's group {group}"));
                 }
                 let reset = subscribe_request(&topic, Some("team-x"), Some(Position::Offset(0)));
-                denied_admin(power.subscribe(reset.clone()).await.map(drop), "reset a group's offsets");
-                admin.subscribe(reset).await.expect("an admin may reset a group");
+                denied_admin(
+                    power.subscribe(reset.clone()).await.map(drop),
+                    "reset a group's offsets",
+                );
+                admin
+                    .subscribe(reset)
+                    .await
+                    .expect("an admin may reset a group");
                 power
-                    .subscribe(subscribe_request(&topic, Some("team-y"), Some(Position::Earliest(true))))
+                    .subscribe(subscribe_request(
+                        &topic,
+                        Some("team-y"),
+                        Some(Position::Earliest(true)),
+                    ))
                     .await
                     .expect("earliest only applies without commits: not a reset");
 
                 // A group needs group:<name> on top of subscribe:<topic>.
                 let mut reader = server.client_with_token(Some(READER)).await;
                 let message = expect_code(
-                    reader.subscribe(subscribe_request(&topic, Some("other"), None)).await.map(drop),
+                    reader
+                        .subscribe(subscribe_request(&topic, Some("other"), None))
+                        .await
+                        .map(drop),
                     Code::PermissionDenied,
                     "a group outside the reader's glob",
                 );
-                assert!(message.contains("missing permission group:other "), "{message}");
+                assert!(
+                    message.contains("missing permission group:other "),
+                    "{message}"
+                );
 
-                let list_internal = proto::ListTopicsRequest { include_internal: true };
-                denied_admin(power.list_topics(list_internal).await.map(drop), "list internal topics");
+                let list_internal = proto::ListTopicsRequest {
+                    include_internal: true,
+                };
+                denied_admin(
+                    power.list_topics(list_internal).await.map(drop),
+                    "list internal topics",
+                );
 
                 // Re-pointing the supplier needs the right to publish where it would write.
                 let repoint = proto::ControlSupplierRequest {
@@ -213,7 +271,10 @@ async fn the_server_s_own_groups_internal_topics_stats_topic_and_offset_resets_a
                     }),
                     ..Default::default()
                 };
-                denied_admin(power.control_supplier(repoint).await.map(drop), "point the supplier at R4");
+                denied_admin(
+                    power.control_supplier(repoint).await.map(drop),
+                    "point the supplier at R4",
+                );
                 server.stop().await;
             }
         },
@@ -228,14 +289,21 @@ async fn publish_to_a_missing_topic_is_not_found_and_creates_nothing() {
         let missing = random_name("t-missing");
         let mut admin = server.client_with_token(Some(ADMIN_TOKEN)).await;
         for rpc in [Rpc::Publish, Rpc::PublishStream] {
-            expect_code(rpc.call(&mut admin, &missing).await, Code::NotFound, &format!("{rpc:?}"));
+            expect_code(
+                rpc.call(&mut admin, &missing).await,
+                Code::NotFound,
+                &format!("{rpc:?}"),
+            );
         }
         let listed = admin
             .list_topics(proto::ListTopicsRequest::default())
             .await
             .expect("lists")
             .into_inner();
-        assert!(!listed.topics.iter().any(|t| t.name == missing), "{missing} was created");
+        assert!(
+            !listed.topics.iter().any(|t| t.name == missing),
+            "{missing} was created"
+        );
         server.stop().await;
     })
     .await;
@@ -254,14 +322,20 @@ async fn health_stays_open_and_reflection_needs_a_token() {
         assert_eq!(answer.into_inner().status, 1, "SERVING");
 
         let mut reflection =
-            tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(channel);
+            tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(
+                channel,
+            );
         let request = tonic_reflection::pb::v1::ServerReflectionRequest {
             message_request: Some(
-                tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(String::new()),
+                tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(
+                    String::new(),
+                ),
             ),
             ..Default::default()
         };
-        let outcome = reflection.server_reflection_info(futures::stream::iter([request])).await;
+        let outcome = reflection
+            .server_reflection_info(futures::stream::iter([request]))
+            .await;
         let status = match outcome {
             Err(status) => status,
             Ok(response) => response
@@ -298,9 +372,162 @@ async fn grpcurl_sends_the_token_as_a_header() {
         let header = format!("authorization: Bearer {READER}");
         let listed = grpcurl(&["-H", &header]);
         let stdout = String::from_utf8_lossy(&listed.stdout);
-        assert!(listed.status.success(), "{stdout} {}", String::from_utf8_lossy(&listed.stderr));
+        assert!(
+            listed.status.success(),
+            "{stdout} {}",
+            String::from_utf8_lossy(&listed.stderr)
+        );
         assert!(stdout.contains("\"topics\""), "{stdout}");
         server.stop().await;
     })
     .await;
+}
+
+fn jwt(secret: &[u8], sub: &str, scope: &str, exp: u64) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &serde_json::json!({"sub": sub, "scope": scope, "exp": exp}),
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .expect("encodes")
+}
+
+fn epoch_seconds() -> u64 {
+    streamgate::time::now_millis() as u64 / 1000
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jwt_grants_its_scope_and_its_expiry_ends_a_long_stream() {
+    let secret = b"a test secret that is long enough to sign HS256";
+    let key = tempfile::NamedTempFile::new().expect("key file");
+    std::fs::write(key.path(), secret).expect("write key");
+    let key_arg = key.path().to_str().expect("utf-8").to_owned();
+    let file = auth_file();
+    on_each_broker_with(
+        &[
+            "--auth-file",
+            file.arg(),
+            "--jwt-key",
+            &key_arg,
+            "--stats-tick",
+            "200ms",
+        ],
+        |server| async move {
+            let topic = server.topic(1).await;
+            let token = jwt(
+                secret,
+                "ci-job",
+                "openid topics stats",
+                epoch_seconds() + 3600,
+            );
+            let mut client = server.client_with_token(Some(&token)).await;
+            Rpc::ListTopics
+                .call(&mut client, &topic)
+                .await
+                .expect("scope grants topics");
+            let message = expect_code(
+                Rpc::Publish.call(&mut client, &topic).await,
+                Code::PermissionDenied,
+                "publish without the scope",
+            );
+            assert!(message.contains("\"ci-job\""), "{message}");
+
+            let expired = jwt(secret, "ci-job", "topics", epoch_seconds() - 10);
+            let mut client = server.client_with_token(Some(&expired)).await;
+            let message = expect_code(
+                Rpc::ListTopics.call(&mut client, &topic).await,
+                Code::Unauthenticated,
+                "an expired token",
+            );
+            assert!(message.contains("expired"), "{message}");
+            let forged = jwt(
+                b"some other secret, long enough for HS256 too",
+                "x",
+                "admin",
+                epoch_seconds() + 3600,
+            );
+            let mut client = server.client_with_token(Some(&forged)).await;
+            expect_code(
+                Rpc::ListTopics.call(&mut client, &topic).await,
+                Code::Unauthenticated,
+                "a forged token",
+            );
+
+            // A stream opened with a token that expires soon ends with UNAUTHENTICATED.
+            let soon = jwt(secret, "ci-job", "stats", epoch_seconds() + 2);
+            let mut client = server.client_with_token(Some(&soon)).await;
+            let mut stats = client
+                .watch_page_stats(proto::WatchPageStatsRequest::default())
+                .await
+                .expect("valid for now")
+                .into_inner();
+            let ended = within(
+                Duration::from_secs(30),
+                "the stream ends at the token's expiry",
+                async {
+                    loop {
+                        match stats.next().await {
+                            Some(Ok(_)) => continue,
+                            Some(Err(status)) => break status,
+                            None => panic!("the stream ended without a status"),
+                        }
+                    }
+                },
+            )
+            .await;
+            assert_eq!(ended.code(), Code::Unauthenticated, "{ended:?}");
+            server.stop().await;
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_create_topics_lets_publish_create_a_topic_on_the_embedded_broker() {
+    let kafka = std::sync::Arc::new(streamgate_server::Kafka::embedded().expect("embedded broker"));
+    let server = TestServer::start(
+        kafka,
+        streamgate_testkit::BrokerKind::Embedded,
+        &["--auto-create-topics"],
+    )
+    .await;
+    let topic = random_name("t-auto");
+    let mut client = server.client_with_token(None).await;
+    Rpc::Publish
+        .call(&mut client, &topic)
+        .await
+        .expect("created on the fly");
+    let listed = client
+        .list_topics(proto::ListTopicsRequest::default())
+        .await
+        .expect("lists")
+        .into_inner();
+    assert!(
+        listed.topics.iter().any(|t| t.name == topic),
+        "{topic} is missing"
+    );
+    server.stop().await;
+}
+
+/// Protected mode, on the real binary: an open server on a non-loopback address does not
+/// start, and says what to pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_refuses_to_serve_other_machines_without_authentication() {
+    let output = within(
+        Duration::from_secs(60),
+        "the server refuses and exits",
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_streamgate-server"))
+            .args(["--listen", "0.0.0.0:0"])
+            .env_remove("STREAMGATE_INSECURE_NO_AUTH")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("runs");
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--auth-file") && stderr.contains("--insecure-no-auth"),
+        "{stderr}"
+    );
 }

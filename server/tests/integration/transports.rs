@@ -157,7 +157,10 @@ async fn cors_allows_only_the_listed_origins() {
         // Another origin gets no CORS grant: the browser keeps the page from calling.
         let refused = preflight(&server.url(), "http://evil.example").await;
         assert!(
-            refused.headers().get("access-control-allow-origin").is_none(),
+            refused
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none(),
             "{:?}",
             refused.headers()
         );
