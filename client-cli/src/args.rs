@@ -16,6 +16,11 @@ pub struct Cli {
     )]
     pub server: String,
 
+    /// Bearer token for a server that requires one (sent as `authorization: Bearer ...`).
+    /// Prefer the environment variable: a flag shows in process listings.
+    #[arg(long, global = true, env = "STREAMGATE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

@@ -15,10 +15,15 @@ mod topics;
 use std::process::ExitCode;
 
 use clap::Parser;
+use streamgate::auth::BearerToken;
 use streamgate::proto::event_gateway_client::EventGatewayClient;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::args::{Cli, Command};
+
+/// The gateway client every subcommand gets: sends the `--token`, if any, on each call.
+pub type Client = EventGatewayClient<InterceptedService<Channel, BearerToken>>;
 
 /// A failure, with the exit code it maps to.
 #[derive(Debug)]
@@ -36,11 +41,14 @@ impl Failure {
             Code::Cancelled => 130,
             _ => 1,
         };
-        let message = if status.message().is_empty() {
+        let mut message = if status.message().is_empty() {
             format!("{:?}", status.code())
         } else {
             status.message().to_owned()
         };
+        if status.code() == Code::Unauthenticated {
+            message.push_str(" (pass --token or set STREAMGATE_TOKEN)");
+        }
         Self {
             code,
             message: format!("{}: {message}", code_name(status.code())),
@@ -87,7 +95,9 @@ fn code_name(code: tonic::Code) -> String {
     name
 }
 
-async fn connect(server: &str) -> Result<EventGatewayClient<Channel>, Failure> {
+async fn connect(server: &str, token: Option<&str>) -> Result<Client, Failure> {
+    let token = BearerToken::optional(token)
+        .map_err(|e| Failure::usage(format!("--token / STREAMGATE_TOKEN: {e}")))?;
     let endpoint = Endpoint::from_shared(server.to_owned())
         .map_err(|e| Failure::usage(format!("--server {server:?} is not a valid URL: {e}")))?
         .connect_timeout(std::time::Duration::from_secs(5));
@@ -95,7 +105,7 @@ async fn connect(server: &str) -> Result<EventGatewayClient<Channel>, Failure> {
         code: 3,
         message: format!("cannot reach the streamgate server at {server}: {} (is it running? see --server / STREAMGATE_SERVER)", source_chain(&e)),
     })?;
-    Ok(EventGatewayClient::new(channel).max_decoding_message_size(usize::MAX))
+    Ok(EventGatewayClient::with_interceptor(channel, token).max_decoding_message_size(usize::MAX))
 }
 
 fn source_chain(error: &dyn std::error::Error) -> String {
@@ -113,7 +123,7 @@ fn source_chain(error: &dyn std::error::Error) -> String {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = async {
-        let client = connect(&cli.server).await?;
+        let client = connect(&cli.server, cli.token.as_deref()).await?;
         match cli.command {
             Command::Publish(args) => publish::run(client, args).await,
             Command::Subscribe(args) => subscribe::run(client, args).await,

@@ -3,22 +3,18 @@
 
 use bytes::Bytes;
 use futures::StreamExt;
-use streamgate::proto::event_gateway_client::EventGatewayClient;
 use streamgate::proto::{self, PublishRequest, publish_request, publish_result};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 
+use crate::Client;
 use crate::Failure;
 use crate::args::PublishArgs;
 use crate::output;
 
 /// Runs the subcommand.
-pub async fn run(
-    mut client: EventGatewayClient<Channel>,
-    args: PublishArgs,
-) -> Result<(), Failure> {
+pub async fn run(mut client: Client, args: PublishArgs) -> Result<(), Failure> {
     let payload = if let Some(name) = &args.name {
         Some(publish_request::Payload::PageEvent(proto::PageEvent {
             name: name.clone(),
@@ -64,10 +60,7 @@ fn base_request(
 }
 
 /// Publishes every line of standard input; reports each failure with its line number.
-async fn publish_lines(
-    mut client: EventGatewayClient<Channel>,
-    args: PublishArgs,
-) -> Result<(), Failure> {
+async fn publish_lines(mut client: Client, args: PublishArgs) -> Result<(), Failure> {
     let (tx, rx) = mpsc::channel::<PublishRequest>(1024);
     let reader_args = (
         args.topic.clone(),

@@ -6,11 +6,10 @@ use std::io::{IsTerminal, Write};
 use futures::StreamExt;
 use serde_json::json;
 use streamgate::page_event::format_date;
-use streamgate::proto::event_gateway_client::EventGatewayClient;
 use streamgate::proto::{PageStats, WatchPageStatsRequest};
 use streamgate::time;
-use tonic::transport::Channel;
 
+use crate::Client;
 use crate::Failure;
 use crate::args::StatsArgs;
 
@@ -18,7 +17,7 @@ use crate::args::StatsArgs;
 const BAR: u64 = 40;
 
 /// Runs the subcommand until the stream ends, `--count` messages, or Ctrl-C.
-pub async fn run(mut client: EventGatewayClient<Channel>, args: StatsArgs) -> Result<(), Failure> {
+pub async fn run(mut client: Client, args: StatsArgs) -> Result<(), Failure> {
     let request = WatchPageStatsRequest {
         rolling: args.window.map(time::duration_from_std),
         final_only: args.final_only,

@@ -2,20 +2,16 @@
 //! record on standard output; where the stream starts goes to standard error, like kcat.
 
 use futures::StreamExt;
-use streamgate::proto::event_gateway_client::EventGatewayClient;
 use streamgate::proto::{StartPosition, SubscribeRequest, subscribe_response};
 use streamgate_cli::parse;
-use tonic::transport::Channel;
 
+use crate::Client;
 use crate::Failure;
 use crate::args::SubscribeArgs;
 use crate::output;
 
 /// Runs the subcommand until the stream ends, `--count` records were printed, or Ctrl-C.
-pub async fn run(
-    mut client: EventGatewayClient<Channel>,
-    args: SubscribeArgs,
-) -> Result<(), Failure> {
+pub async fn run(mut client: Client, args: SubscribeArgs) -> Result<(), Failure> {
     let start = args
         .from
         .as_deref()

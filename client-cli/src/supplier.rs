@@ -3,21 +3,17 @@
 use std::io::Write;
 
 use serde_json::json;
-use streamgate::proto::event_gateway_client::EventGatewayClient;
 use streamgate::proto::{
     ControlSupplierRequest, StringList, SupplierAction, SupplierSettingsUpdate, SupplierStatus,
 };
 use streamgate::time;
-use tonic::transport::Channel;
 
+use crate::Client;
 use crate::Failure;
 use crate::args::{SupplierArgs, SupplierCommand};
 
 /// Runs the subcommand.
-pub async fn run(
-    mut client: EventGatewayClient<Channel>,
-    args: SupplierArgs,
-) -> Result<(), Failure> {
+pub async fn run(mut client: Client, args: SupplierArgs) -> Result<(), Failure> {
     let request = match args.action {
         SupplierCommand::Status => ControlSupplierRequest::default(),
         SupplierCommand::Start => ControlSupplierRequest {

@@ -3,14 +3,13 @@
 use std::io::Write;
 
 use streamgate::proto::ListTopicsRequest;
-use streamgate::proto::event_gateway_client::EventGatewayClient;
-use tonic::transport::Channel;
 
+use crate::Client;
 use crate::Failure;
 use crate::args::TopicsArgs;
 
 /// Runs the subcommand.
-pub async fn run(mut client: EventGatewayClient<Channel>, args: TopicsArgs) -> Result<(), Failure> {
+pub async fn run(mut client: Client, args: TopicsArgs) -> Result<(), Failure> {
     let topics = client
         .list_topics(ListTopicsRequest {
             include_internal: args.internal,

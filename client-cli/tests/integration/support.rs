@@ -20,6 +20,15 @@ where
     streamgate_testkit::on_each_broker(scenario).await;
 }
 
+/// [`on_each_broker`] with extra server flags.
+pub async fn on_each_broker_with<F, Fut>(extra_args: &[&str], scenario: F)
+where
+    F: Fn(TestServer) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    streamgate_testkit::on_each_broker_with(extra_args, scenario).await;
+}
+
 /// The CLI run against a test server.
 pub trait Cli {
     /// Runs `streamgate ARGS` against this server, feeding `stdin`.
@@ -34,12 +43,24 @@ impl Cli for TestServer {
 
 /// Runs the CLI binary with `--server url`, bounded.
 pub async fn cli_at(url: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    cli_with_env(url, args, stdin, &[]).await
+}
+
+/// [`cli_at`] with environment variables set.
+pub async fn cli_with_env(
+    url: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+    env: &[(&str, &str)],
+) -> Output {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_streamgate"));
     command
         .arg("--server")
         .arg(url)
         .args(args)
         .env_remove("STREAMGATE_SERVER")
+        .env_remove("STREAMGATE_TOKEN")
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

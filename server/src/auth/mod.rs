@@ -61,24 +61,26 @@ pub struct Authenticator {
 
 enum Mode {
     Open,
-    Required {
-        tokens: Vec<FilePrincipal>,
-        by_name: HashMap<Arc<str>, FilePrincipal>,
-        jwt: Option<JwtVerifier>,
-        /// mTLS with no other source: a verified certificate is enough, for everything.
-        certificate_is_admin: bool,
-    },
+    Required(Box<Required>),
+}
+
+struct Required {
+    tokens: Vec<FilePrincipal>,
+    by_name: HashMap<Arc<str>, FilePrincipal>,
+    jwt: Option<JwtVerifier>,
+    /// mTLS with no other source: a verified certificate is enough, for everything.
+    certificate_is_admin: bool,
 }
 
 impl fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.mode {
             Mode::Open => f.write_str("Authenticator(open)"),
-            Mode::Required { tokens, jwt, .. } => write!(
+            Mode::Required(required) => write!(
                 f,
                 "Authenticator({} principals, jwt: {})",
-                tokens.len(),
-                jwt.is_some()
+                required.tokens.len(),
+                required.jwt.is_some()
             ),
         }
     }
@@ -117,14 +119,14 @@ impl Authenticator {
         }
         let by_name = tokens.iter().map(|p| (p.name.clone(), p.clone())).collect();
         Ok(Self {
-            mode: Mode::Required {
+            mode: Mode::Required(Box::new(Required {
                 certificate_is_admin: sources.client_certificates
                     && sources.auth_file.is_none()
                     && jwt.is_none(),
                 tokens,
                 by_name,
                 jwt,
-            },
+            })),
         })
     }
 
@@ -135,7 +137,7 @@ impl Authenticator {
 
     /// Whether callers must authenticate.
     pub fn is_required(&self) -> bool {
-        matches!(self.mode, Mode::Required { .. })
+        matches!(self.mode, Mode::Required(_))
     }
 
     /// The principal behind a request's `authorization` header or, without one, its
@@ -145,15 +147,15 @@ impl Authenticator {
         headers: &HeaderMap,
         subject: Option<&str>,
     ) -> Result<Principal, Unauthenticated> {
-        let Mode::Required {
+        let Mode::Required(required) = &self.mode else {
+            return Ok(Principal::open());
+        };
+        let Required {
             tokens,
             by_name,
             jwt,
             certificate_is_admin,
-        } = &self.mode
-        else {
-            return Ok(Principal::open());
-        };
+        } = required.as_ref();
         let refuse = |why: &str| Err(Unauthenticated(why.to_owned()));
         match bearer(headers) {
             Bearer::Token(token) => {
