@@ -124,3 +124,22 @@ fn mutual_tls_alone_makes_every_verified_client_admin() {
     assert!(who.allows(&Need::Admin));
     assert!(auth.authenticate(&HeaderMap::new(), None).is_err());
 }
+
+/// The compose file's auth file parses, and its documented tokens sign in as documented.
+#[test]
+fn the_development_auth_file_matches_the_readme() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/dev-auth.toml");
+    let sources = Sources {
+        auth_file: Some(path),
+        ..Sources::default()
+    };
+    let auth = Authenticator::load(&sources).expect("deploy/dev-auth.toml loads");
+    let admin = auth
+        .authenticate(&headers("Bearer streamgate-dev-admin"), None)
+        .expect("admin");
+    assert!(admin.allows(&Need::Admin));
+    let viewer = auth
+        .authenticate(&headers("Bearer streamgate-dev-viewer"), None)
+        .expect("viewer");
+    assert!(viewer.allows(&Need::Stats) && !viewer.allows(&Need::Supplier));
+}
