@@ -32,6 +32,9 @@ use subtle::ConstantTimeEq;
 pub use access::{Access, Reserved};
 pub use expiring::Expiring;
 pub use file::FilePrincipal;
+// Not API: reachable only so that the fuzz targets (`server/fuzz/`) can drive the parser.
+#[doc(hidden)]
+pub use file::parse as parse_auth_file;
 pub use jwt::{Expected as JwtExpected, JwtVerifier};
 pub use layer::AuthLayer;
 pub use permission::{BadPermission, Glob, Need, Permission};

@@ -68,7 +68,7 @@ impl std::str::FromStr for Permission {
         if pattern.is_empty() {
             return Err(bad("the glob after ':' is empty (use * for all)"));
         }
-        let glob = Glob(pattern.to_owned());
+        let glob = Glob::new(pattern);
         match kind {
             "publish" => Ok(Self::Publish(glob)),
             "subscribe" => Ok(Self::Subscribe(glob)),
@@ -101,6 +101,11 @@ impl Permission {
 pub struct Glob(String);
 
 impl Glob {
+    /// The pattern `pattern`.
+    pub fn new(pattern: impl Into<String>) -> Self {
+        Self(pattern.into())
+    }
+
     /// Whether `name` matches the whole pattern.
     pub fn matches(&self, name: &str) -> bool {
         let mut parts = self.0.split('*');
