@@ -40,7 +40,16 @@ fn unframe(mut body: Bytes) -> (Vec<Bytes>, String) {
 }
 
 async fn grpc_web_call(url: &str, method: &str, request: &impl Message) -> reqwest::Response {
-    reqwest::Client::builder()
+    grpc_web_call_with(url, method, request, &[]).await
+}
+
+async fn grpc_web_call_with(
+    url: &str,
+    method: &str,
+    request: &impl Message,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut builder = reqwest::Client::builder()
         .http1_only()
         // The whole call, body included: a hung stream fails the test.
         .timeout(Duration::from_secs(30))
@@ -49,11 +58,63 @@ async fn grpc_web_call(url: &str, method: &str, request: &impl Message) -> reqwe
         .post(format!("{url}/streamgate.v1.EventGateway/{method}"))
         .header("content-type", "application/grpc-web+proto")
         .header("x-grpc-web", "1")
-        .header("origin", "http://dashboard.example")
+        .header("origin", "http://dashboard.example");
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder
         .body(frame(request))
         .send()
         .await
         .expect("grpc-web request")
+}
+
+/// grpc-web calls are authenticated exactly like gRPC ones: the same header, the same
+/// statuses, where a page can read them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_web_calls_need_the_token_too() {
+    let file = streamgate_testkit::AuthFile::new(&[("web", "web-token", &["topics"])]);
+    on_each_broker_with(&["--auth-file", file.arg()], |server| async move {
+        let url = server.url();
+        let list = proto::ListTopicsRequest::default();
+        let publish = proto::PublishRequest {
+            topic: "R1".into(),
+            payload: Some(proto::publish_request::Payload::Value("v".into())),
+            ..Default::default()
+        };
+        let token = [("authorization", "Bearer web-token")];
+        let cases: [(&[(&str, &str)], &str, _); 4] = [
+            (&[], "ListTopics", "16"),
+            (&[("authorization", "Bearer wrong")], "ListTopics", "16"),
+            (&token, "ListTopics", "0"),
+            (&token, "Publish", "7"),
+        ];
+        for (headers, method, expected) in cases {
+            let response = if method == "Publish" {
+                grpc_web_call_with(&url, method, &publish, headers).await
+            } else {
+                grpc_web_call_with(&url, method, &list, headers).await
+            };
+            let code = grpc_web_status(response).await;
+            assert_eq!(code, expected, "{method} with {headers:?}");
+        }
+        server.stop().await;
+    })
+    .await;
+}
+
+/// The grpc-status of a grpc-web response: in the headers for a trailers-only answer,
+/// else in the trailer frame.
+async fn grpc_web_status(response: reqwest::Response) -> String {
+    if let Some(code) = response.headers().get("grpc-status") {
+        return code.to_str().expect("ascii").to_owned();
+    }
+    let (_, trailers) = unframe(response.bytes().await.expect("body"));
+    trailers
+        .lines()
+        .find_map(|l| l.strip_prefix("grpc-status:"))
+        .map(|c| c.trim().to_owned())
+        .unwrap_or_else(|| panic!("no grpc-status in {trailers:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
