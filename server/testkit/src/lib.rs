@@ -8,16 +8,21 @@
 //!   [`real_brokers`]);
 //! - [`eventually`], [`poll_for`], [`settled`] and [`within`]: waiting for a condition, or
 //!   for any future, under a timeout that fails the test saying what did not happen;
+//! - [`tls`]: test CAs and certificates made at run time, and clients that trust them;
+//!   [`TestServer::start_tls`] and [`on_each_broker_tls`] serve TLS with them;
 //! - [`random_name`] and [`init_logs`].
 
 mod broker;
 mod server;
+pub mod tls;
 mod wait;
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
-pub use broker::{BrokerKind, on_each_broker, on_each_broker_with, real_brokers};
+pub use broker::{
+    BrokerKind, on_each_broker, on_each_broker_tls, on_each_broker_with, real_brokers,
+};
 pub use server::TestServer;
 pub use wait::{Condition, POLL_EVERY, eventually, poll_for, settled, within};
 

@@ -18,5 +18,6 @@ mod stats_attacks;
 mod subscribe;
 mod supplier;
 mod support;
+mod tls;
 mod transform_attacks;
 mod transports;
