@@ -5,6 +5,7 @@
 //! 2 bad command line; 3 the server or its Kafka cluster cannot be reached; 130 interrupted.
 
 mod args;
+mod connect;
 mod output;
 mod publish;
 mod stats;
@@ -16,9 +17,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use streamgate::proto::event_gateway_client::EventGatewayClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::args::{Cli, Command};
+use crate::connect::TlsOptions;
 
 /// A failure, with the exit code it maps to.
 #[derive(Debug)]
@@ -31,6 +33,11 @@ impl Failure {
     /// The server answered with an error status.
     pub fn from_status(status: &tonic::Status) -> Self {
         use tonic::Code;
+        // TLS 1.3 lets a client finish its handshake before the server has checked the
+        // client's certificate: a refusal then arrives as the first call's error.
+        if let Some(tls) = connect::tls_failure(status) {
+            return Self::unreachable(format!("TLS: the server refused the connection: {tls}"));
+        }
         let code = match status.code() {
             Code::Unavailable | Code::DeadlineExceeded => 3,
             Code::Cancelled => 130,
@@ -44,6 +51,14 @@ impl Failure {
         Self {
             code,
             message: format!("{}: {message}", code_name(status.code())),
+        }
+    }
+
+    /// The server cannot be reached (exit code 3).
+    pub fn unreachable(message: impl Into<String>) -> Self {
+        Self {
+            code: 3,
+            message: message.into(),
         }
     }
 
@@ -87,14 +102,8 @@ fn code_name(code: tonic::Code) -> String {
     name
 }
 
-async fn connect(server: &str) -> Result<EventGatewayClient<Channel>, Failure> {
-    let endpoint = Endpoint::from_shared(server.to_owned())
-        .map_err(|e| Failure::usage(format!("--server {server:?} is not a valid URL: {e}")))?
-        .connect_timeout(std::time::Duration::from_secs(5));
-    let channel = endpoint.connect().await.map_err(|e| Failure {
-        code: 3,
-        message: format!("cannot reach the streamgate server at {server}: {} (is it running? see --server / STREAMGATE_SERVER)", source_chain(&e)),
-    })?;
+async fn connect(server: &str, tls: &TlsOptions) -> Result<EventGatewayClient<Channel>, Failure> {
+    let channel = connect::channel(server, tls).await?;
     Ok(EventGatewayClient::new(channel).max_decoding_message_size(usize::MAX))
 }
 
@@ -113,7 +122,7 @@ fn source_chain(error: &dyn std::error::Error) -> String {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = async {
-        let client = connect(&cli.server).await?;
+        let client = connect(&cli.server, &cli.tls_options()).await?;
         match cli.command {
             Command::Publish(args) => publish::run(client, args).await,
             Command::Subscribe(args) => subscribe::run(client, args).await,
