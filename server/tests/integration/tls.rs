@@ -86,10 +86,21 @@ async fn grpc_over_tls_with_the_test_ca_and_refuses_plain_text_and_unknown_cas()
             "{told}"
         );
 
-        // And the port still serves: failed handshakes cost nothing to the others.
+        // And the port still serves: failed handshakes cost nothing to the others, and a
+        // client that connects and never says a word holds only its own handshake.
+        let silent = tokio::net::TcpStream::connect(server.addr)
+            .await
+            .expect("tcp");
         list_topics(server.channel().await)
             .await
             .expect("still serving");
+        // Served while the silent one still waits: had its handshake held the accept loop,
+        // the server would have timed it out (and closed it) before getting to the other.
+        let pending = silent.try_read(&mut [0u8; 1]);
+        assert!(
+            matches!(&pending, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "the silent connection was answered or closed: {pending:?}"
+        );
         server.stop().await;
     })
     .await;
