@@ -38,6 +38,17 @@ impl Failure {
         if let Some(tls) = connect::tls_failure(status) {
             return Self::unreachable(format!("TLS: the server refused the connection: {tls}"));
         }
+        // A status tonic made from a transport error (one the server sent has no source): the
+        // connection broke under the call, e.g. a TLS server that refused the client's
+        // certificate and closed before its alert was read.
+        if let (Code::Unknown | Code::Cancelled, Some(source)) =
+            (status.code(), std::error::Error::source(status))
+        {
+            return Self::unreachable(format!(
+                "the connection to the server broke: {} (over TLS: does the server want a client certificate? see --tls-cert)",
+                source_chain(source)
+            ));
+        }
         let code = match status.code() {
             Code::Unavailable | Code::DeadlineExceeded => 3,
             Code::Cancelled => 130,

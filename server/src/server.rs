@@ -126,18 +126,19 @@ fn listen(
     shutdown: &CancellationToken,
 ) -> Result<Connections, ServeError> {
     let addr = listener.local_addr()?;
-    tracing::info!(
-        "serving gRPC, grpc-web and the dashboard on {}",
-        url(addr, settings.tls.is_some())
-    );
-    Ok(match &settings.tls {
+    let connections = match &settings.tls {
         Some(tls_settings) => {
             let configs =
                 tls::watch(tls_settings, tasks, shutdown).map_err(InvalidSetting::from)?;
             Connections::Tls(tls::incoming(listener, configs, tasks, shutdown))
         }
         None => Connections::Plain(TcpListenerStream::new(listener)),
-    })
+    };
+    tracing::info!(
+        "serving gRPC, grpc-web and the dashboard on {}",
+        url(addr, settings.tls.is_some())
+    );
+    Ok(connections)
 }
 
 /// The URL of the port: `https://` with TLS on.

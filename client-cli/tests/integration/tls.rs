@@ -2,7 +2,7 @@
 //! `--tls-key`, and the exit codes of what goes wrong (2 for a flag or file, 3 for TLS).
 
 use streamgate_testkit::on_each_broker_tls;
-use streamgate_testkit::tls::{TestTls, path_arg};
+use streamgate_testkit::tls::{TestCa, TestTls, path_arg};
 
 use crate::support::{cli_at, stderr, stdout};
 
@@ -63,16 +63,35 @@ async fn mutual_tls_with_a_client_certificate() {
         assert!(listed.status.success(), "{}", stderr(&listed));
         assert!(stdout(&listed).contains(&topic), "{}", stdout(&listed));
 
-        let refused = cli_at(&url, &["--tls-ca", &ca, "topics"], None).await;
-        assert!(
-            !refused.status.success(),
-            "no client certificate, yet it worked"
-        );
-        eprintln!(
-            "without a client certificate: {:?} {}",
-            refused.status.code(),
-            stderr(&refused)
-        );
+        // Refused by the server: without a certificate, and with one from another CA.
+        let rogue_ca = TestCa::new(tls.dir.path(), "rogue");
+        let rogue = rogue_ca.client_cert(tls.dir.path(), "mallory");
+        let (rogue_cert, rogue_key) = (path_arg(&rogue.cert), path_arg(&rogue.key));
+        for args in [
+            vec!["--tls-ca", &ca, "topics"],
+            vec![
+                "--tls-ca",
+                &ca,
+                "--tls-cert",
+                &rogue_cert,
+                "--tls-key",
+                &rogue_key,
+                "topics",
+            ],
+        ] {
+            let refused = cli_at(&url, &args, None).await;
+            assert_eq!(
+                refused.status.code(),
+                Some(3),
+                "{args:?}: {}",
+                stderr(&refused)
+            );
+            assert!(
+                stderr(&refused).contains("--tls-cert"),
+                "{}",
+                stderr(&refused)
+            );
+        }
         server.stop().await;
     })
     .await;
