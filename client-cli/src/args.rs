@@ -1,5 +1,7 @@
 //! The command line, declared with clap derive; every flag's doc comment is its `--help`.
 
+use std::path::PathBuf;
+
 use clap::{Args, Parser, Subcommand};
 use streamgate_cli::parse;
 
@@ -21,9 +23,32 @@ pub struct Cli {
     #[arg(long, global = true, env = "STREAMGATE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
+    /// With an https:// --server: PEM CA certificate(s) to trust instead of the system's.
+    #[arg(long, global = true, env = "STREAMGATE_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// PEM client certificate to present, for a server that requires one (mutual TLS).
+    #[arg(long, global = true, env = "STREAMGATE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, global = true, env = "STREAMGATE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The TLS flags, for the connection.
+    pub fn tls_options(&self) -> crate::connect::TlsOptions {
+        crate::connect::TlsOptions {
+            ca: self.tls_ca.clone(),
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+        }
+    }
 }
 
 const EXIT_CODES: &str = "Exit codes: 0 ok, 1 request refused by the server, 2 bad command line, \

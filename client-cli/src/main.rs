@@ -5,6 +5,7 @@
 //! 2 bad command line; 3 the server or its Kafka cluster cannot be reached; 130 interrupted.
 
 mod args;
+mod connect;
 mod output;
 mod publish;
 mod stats;
@@ -18,9 +19,10 @@ use clap::Parser;
 use streamgate::auth::BearerToken;
 use streamgate::proto::event_gateway_client::EventGatewayClient;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::args::{Cli, Command};
+use crate::connect::TlsOptions;
 
 /// The gateway client every subcommand gets: sends the `--token`, if any, on each call.
 pub type Client = EventGatewayClient<InterceptedService<Channel, BearerToken>>;
@@ -36,6 +38,22 @@ impl Failure {
     /// The server answered with an error status.
     pub fn from_status(status: &tonic::Status) -> Self {
         use tonic::Code;
+        // TLS 1.3 lets a client finish its handshake before the server has checked the
+        // client's certificate: a refusal then arrives as the first call's error.
+        if let Some(tls) = connect::tls_failure(status) {
+            return Self::unreachable(format!("TLS: the server refused the connection: {tls}"));
+        }
+        // A status tonic made from a transport error (one the server sent has no source): the
+        // connection broke under the call, e.g. a TLS server that refused the client's
+        // certificate and closed before its alert was read.
+        if let (Code::Unknown | Code::Cancelled, Some(source)) =
+            (status.code(), std::error::Error::source(status))
+        {
+            return Self::unreachable(format!(
+                "the connection to the server broke: {} (over TLS: does the server want a client certificate? see --tls-cert)",
+                source_chain(source)
+            ));
+        }
         let code = match status.code() {
             Code::Unavailable | Code::DeadlineExceeded => 3,
             Code::Cancelled => 130,
@@ -52,6 +70,14 @@ impl Failure {
         Self {
             code,
             message: format!("{}: {message}", code_name(status.code())),
+        }
+    }
+
+    /// The server cannot be reached (exit code 3).
+    pub fn unreachable(message: impl Into<String>) -> Self {
+        Self {
+            code: 3,
+            message: message.into(),
         }
     }
 
@@ -95,16 +121,10 @@ fn code_name(code: tonic::Code) -> String {
     name
 }
 
-async fn connect(server: &str, token: Option<&str>) -> Result<Client, Failure> {
+async fn connect(server: &str, tls: &TlsOptions, token: Option<&str>) -> Result<Client, Failure> {
     let token = BearerToken::optional(token)
         .map_err(|e| Failure::usage(format!("--token / STREAMGATE_TOKEN: {e}")))?;
-    let endpoint = Endpoint::from_shared(server.to_owned())
-        .map_err(|e| Failure::usage(format!("--server {server:?} is not a valid URL: {e}")))?
-        .connect_timeout(std::time::Duration::from_secs(5));
-    let channel = endpoint.connect().await.map_err(|e| Failure {
-        code: 3,
-        message: format!("cannot reach the streamgate server at {server}: {} (is it running? see --server / STREAMGATE_SERVER)", source_chain(&e)),
-    })?;
+    let channel = connect::channel(server, tls).await?;
     Ok(EventGatewayClient::with_interceptor(channel, token).max_decoding_message_size(usize::MAX))
 }
 
@@ -123,7 +143,7 @@ fn source_chain(error: &dyn std::error::Error) -> String {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = async {
-        let client = connect(&cli.server, cli.token.as_deref()).await?;
+        let client = connect(&cli.server, &cli.tls_options(), cli.token.as_deref()).await?;
         match cli.command {
             Command::Publish(args) => publish::run(client, args).await,
             Command::Subscribe(args) => subscribe::run(client, args).await,

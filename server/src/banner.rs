@@ -5,15 +5,39 @@ use std::fmt::Write;
 use std::net::SocketAddr;
 
 use crate::kafka::Kafka;
+use crate::tls::TlsSettings;
 
-/// The banner for a server listening on `listen` over `kafka`.
-pub fn banner(listen: SocketAddr, kafka: &Kafka) -> String {
+/// The banner for a server listening on `listen` over `kafka`, with `tls` when it is on.
+pub fn banner(listen: SocketAddr, kafka: &Kafka, tls: Option<&TlsSettings>) -> String {
+    let url = crate::server::url(listen, tls.is_some());
+    let try_grpcurl = match tls {
+        // The certificate names a host, rarely the listen address: the hint says so.
+        Some(_) => format!(
+            "grpcurl -cacert CA.pem HOST:{} list, HOST a name in the certificate",
+            listen.port()
+        ),
+        None => format!("grpcurl -plaintext {listen} list"),
+    };
     let mut text = format!(
-        "streamgate-server {}\n  gRPC + grpc-web : http://{listen}   (try: grpcurl -plaintext {listen} list)\n  dashboard       : http://{listen}/\n",
+        "streamgate-server {}\n  gRPC + grpc-web : {url}   (try: {try_grpcurl})\n  dashboard       : {url}/\n",
         env!("CARGO_PKG_VERSION")
     );
-    let bootstrap = kafka.bootstrap_servers();
     // Writing to a String cannot fail.
+    if let Some(tls) = tls {
+        let _ = writeln!(
+            text,
+            "  TLS             : {} (reloaded on change or SIGHUP)",
+            tls.files.cert.display()
+        );
+        if let Some(ca) = &tls.files.client_ca {
+            let _ = writeln!(
+                text,
+                "  client certs    : required, signed by {}",
+                ca.display()
+            );
+        }
+    }
+    let bootstrap = kafka.bootstrap_servers();
     let _ = match kafka.embedded_broker() {
         Some(_) => write!(
             text,

@@ -17,6 +17,24 @@ pub struct Config {
     #[arg(long, env = "STREAMGATE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// PEM certificate chain (leaf first) to serve TLS with, on the same port, for gRPC,
+    /// grpc-web and the dashboard. Needs --tls-key. Re-read when the file changes or on SIGHUP.
+    #[arg(long, env = "STREAMGATE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert (PKCS#8, RSA or EC).
+    #[arg(long, env = "STREAMGATE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM bundle of the CAs that sign client certificates: with it, every client must
+    /// present a certificate signed by one of them (mutual TLS). Needs --tls-cert/--tls-key.
+    #[arg(long, env = "STREAMGATE_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// How often the TLS files are checked for a change (SIGHUP reloads them at once).
+    #[arg(long, env = "STREAMGATE_TLS_RELOAD_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub tls_reload_interval: Duration,
+
     /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT...]. Absent: start an embedded,
     /// in-memory broker (data is lost when the server stops).
     #[arg(long, env = "STREAMGATE_BROKERS")]

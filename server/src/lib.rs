@@ -10,6 +10,8 @@
 //!   [`analytics`] worker (R2 -> R4, exactly once) and stats hub (WatchPageStats).
 //! - [`auth`]: who may call (tokens, JWTs, client certificates) and what they may do;
 //!   [`gateway`]: the RPC handlers; [`error`]: request errors and their gRPC codes.
+//! - [`tls`]: TLS and mutual TLS on the one port, certificates reloaded while serving, and
+//!   [`tls::client_subject`] for authentication.
 //! - [`http`]: what sits in front of gRPC on the same port: the dashboard, CORS, the
 //!   length-error mapping.
 //! - [`kafka`]: the cluster (external or embedded), client settings, the shared producer,
@@ -35,6 +37,7 @@ pub mod signals;
 pub mod stages;
 pub mod supervisor;
 pub mod supplier;
+pub mod tls;
 pub mod transform;
 
 pub use banner::banner;

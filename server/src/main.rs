@@ -48,7 +48,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
             })?;
         print!(
             "{}",
-            streamgate_server::banner(listener.local_addr()?, &kafka)
+            streamgate_server::banner(listener.local_addr()?, &kafka, settings.tls.as_ref())
         );
         let shutdown = CancellationToken::new();
         streamgate_server::signals::cancel_on_signal(shutdown.clone());

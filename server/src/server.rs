@@ -2,8 +2,10 @@
 //! as the table of contents of the server; each step lives in the module it names.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
+use futures::FutureExt;
 use streamgate::proto::event_gateway_server::EventGatewayServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -19,7 +21,7 @@ use crate::kafka::bootstrap::{self, ServerTopics};
 use crate::kafka::{Kafka, Producer, ProducerSettings};
 use crate::settings::{InvalidSetting, Settings};
 use crate::stages::{StageContext, Stages};
-use crate::{drain, http};
+use crate::{drain, http, tls};
 
 /// Why the server could not start or serve.
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +84,8 @@ pub async fn run(
         &tasks,
     )?;
 
-    let serve = serve(listener, &settings, state, health_service, &shutdown)?;
+    let incoming = listen(listener, &settings, &tasks, &shutdown)?;
+    let serve = serve(incoming, &settings, state, health_service, &shutdown)?;
     let (served, deadline) =
         drain::serve_until_drained(serve, &shutdown, settings.timeouts.shutdown).await;
     // A transport failure stops the background work too.
@@ -110,10 +113,46 @@ fn server_topics(settings: &Settings) -> ServerTopics {
     }
 }
 
+/// What the port serves: plain TCP connections, or TLS streams handshaken by [`tls`].
+enum Connections {
+    Plain(TcpListenerStream),
+    Tls(tls::Incoming),
+}
+
+/// Turns the listener into the port's connections: TLS (reloading its files) when
+/// `--tls-cert` is given, plain TCP otherwise.
+fn listen(
+    listener: TcpListener,
+    settings: &Settings,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> Result<Connections, ServeError> {
+    let addr = listener.local_addr()?;
+    let connections = match &settings.tls {
+        Some(tls_settings) => {
+            let configs =
+                tls::watch(tls_settings, tasks, shutdown).map_err(InvalidSetting::from)?;
+            Connections::Tls(tls::incoming(listener, configs, tasks, shutdown))
+        }
+        None => Connections::Plain(TcpListenerStream::new(listener)),
+    };
+    tracing::info!(
+        "serving gRPC, grpc-web and the dashboard on {}",
+        url(addr, settings.tls.is_some())
+    );
+    Ok(connections)
+}
+
+/// The URL of the port: `https://` with TLS on.
+pub fn url(addr: SocketAddr, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{addr}")
+}
+
 /// The one port: gRPC (gateway, health, reflection v1 and v1alpha) behind grpc-web, the
 /// dashboard and CORS, with HTTP/2 admission limits; ends when `shutdown` is cancelled.
 fn serve(
-    listener: TcpListener,
+    incoming: Connections,
     settings: &Settings,
     state: Arc<State>,
     health: HealthServer<impl Health>,
@@ -123,7 +162,7 @@ fn serve(
     let gateway = EventGatewayServer::new(Gateway::new(state))
         .max_decoding_message_size(settings.limits.max_message_bytes + REQUEST_OVERHEAD);
     let http_settings = &settings.http;
-    Ok(Server::builder()
+    let router = Server::builder()
         .accept_http1(true)
         .max_concurrent_streams(http_settings.max_concurrent_streams)
         .http2_keepalive_interval(Some(http_settings.keepalive))
@@ -139,16 +178,21 @@ fn serve(
         .layer(AuthLayer::new(
             settings.auth.authenticator.clone(),
             refusals,
-            |_| None,
+            tls::client_subject,
         ))
         .add_service(gateway)
         .add_service(health)
         .add_service(reflection().build_v1()?)
-        .add_service(reflection().build_v1alpha()?)
-        .serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
-            shutdown.clone().cancelled_owned(),
-        ))
+        .add_service(reflection().build_v1alpha()?);
+    let signal = shutdown.clone().cancelled_owned();
+    Ok(match incoming {
+        Connections::Plain(tcp) => router
+            .serve_with_incoming_shutdown(tcp, signal)
+            .left_future(),
+        Connections::Tls(tls) => router
+            .serve_with_incoming_shutdown(tls, signal)
+            .right_future(),
+    })
 }
 
 /// A reflection builder over every served proto; grpcurl 1.8 asks for v1alpha, newer

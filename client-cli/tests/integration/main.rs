@@ -5,3 +5,4 @@
 mod auth;
 mod commands;
 mod support;
+mod tls;

@@ -15,6 +15,7 @@ use crate::auth::{self, Authenticator, Reserved};
 use crate::config::Config;
 use crate::kafka::dead_letter;
 use crate::supplier;
+use crate::tls::{self, TlsFiles, TlsSettings};
 
 /// A flag whose value the server cannot run with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,6 +39,8 @@ fn invalid<T>(flag: &'static str, message: impl Into<String>) -> Result<T, Inval
 pub struct Settings {
     /// Where to serve.
     pub listen: SocketAddr,
+    /// TLS on the port, when its certificate and key are given.
+    pub tls: Option<TlsSettings>,
     /// The server's own topics and how to create them.
     pub topics: Topics,
     /// Call and drain budgets.
@@ -234,6 +237,7 @@ impl Settings {
         let supplier = supplier_stage(config, &topics)?;
         Ok(Self {
             listen: config.listen,
+            tls: tls_settings(config)?,
             timeouts: timeouts(config)?,
             limits: limits(config)?,
             http: http(config)?,
@@ -403,7 +407,7 @@ fn auth_settings(config: &Config) -> Result<AuthSettings, InvalidSetting> {
             issuer: config.jwt_issuer.clone(),
             audience: config.jwt_audience.clone(),
         },
-        client_certificates: false,
+        client_certificates: config.tls_client_ca.is_some(),
     };
     let authenticator =
         Authenticator::load(&sources).or_else(|(flag, message)| invalid(flag, message))?;
@@ -435,6 +439,48 @@ fn protected_mode(config: &Config, authenticator: &Authenticator) -> Result<(), 
             config.listen
         ),
     )
+}
+
+/// Shortest `--tls-reload-interval`: the poll reads three files' metadata.
+const MIN_TLS_RELOAD_INTERVAL: Duration = Duration::from_millis(10);
+
+impl From<tls::LoadError> for InvalidSetting {
+    fn from(error: tls::LoadError) -> Self {
+        Self {
+            flag: error.flag,
+            message: format!("{}: {}", error.path.display(), error.message),
+        }
+    }
+}
+
+/// TLS when both the certificate and the key are given. The files are loaded once here, so
+/// that a bad one stops the server before anything starts.
+fn tls_settings(config: &Config) -> Result<Option<TlsSettings>, InvalidSetting> {
+    let (cert, key) = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => (cert.clone(), key.clone()),
+        (None, None) if config.tls_client_ca.is_some() => {
+            return invalid(
+                tls::CLIENT_CA_FLAG,
+                "needs --tls-cert and --tls-key: mutual TLS is TLS first",
+            );
+        }
+        (None, None) => return Ok(None),
+        (Some(_), None) => return invalid(tls::KEY_FLAG, "missing: --tls-cert needs it"),
+        (None, Some(_)) => return invalid(tls::CERT_FLAG, "missing: --tls-key needs it"),
+    };
+    if config.tls_reload_interval < MIN_TLS_RELOAD_INTERVAL {
+        return invalid("--tls-reload-interval", "must be at least 10ms");
+    }
+    let files = TlsFiles {
+        cert,
+        key,
+        client_ca: config.tls_client_ca.clone(),
+    };
+    tls::load(&files)?;
+    Ok(Some(TlsSettings {
+        files,
+        reload_interval: config.tls_reload_interval,
+    }))
 }
 
 fn group(flag: &'static str, name: &str) -> Result<String, InvalidSetting> {

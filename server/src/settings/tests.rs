@@ -125,6 +125,40 @@ fn protected_mode_refuses_an_open_server_on_other_interfaces() {
 }
 
 #[test]
+fn tls_is_off_by_default() {
+    let settings = resolve(&[]).expect("valid");
+    assert_eq!(settings.tls, None);
+}
+
+#[test]
+fn tls_flags_go_together() {
+    for (args, flag) in [
+        (&["--tls-cert", "cert.pem"][..], "--tls-key"),
+        (&["--tls-key", "key.pem"][..], "--tls-cert"),
+        (&["--tls-client-ca", "ca.pem"][..], "--tls-client-ca"),
+        (
+            &["--tls-client-ca", "ca.pem", "--tls-key", "key.pem"][..],
+            "--tls-cert",
+        ),
+        (
+            &[
+                "--tls-cert",
+                "c.pem",
+                "--tls-key",
+                "k.pem",
+                "--tls-reload-interval",
+                "0s",
+            ][..],
+            "--tls-reload-interval",
+        ),
+    ] {
+        let error = resolve(args).expect_err("invalid");
+        assert_eq!(error.flag, flag, "{args:?}: {error}");
+        assert!(error.to_string().starts_with(flag), "{error}");
+    }
+}
+
+#[test]
 fn an_auth_file_turns_authentication_on_and_reserves_the_server_groups() {
     let mut file = tempfile::NamedTempFile::new().expect("temp file");
     std::io::Write::write_all(
@@ -144,4 +178,32 @@ fn an_auth_file_turns_authentication_on_and_reserves_the_server_groups() {
         settings.auth.reserved.server_groups,
         ["streamgate-analytics", "streamgate-transform"]
     );
+}
+
+#[test]
+fn unreadable_tls_files_fail_naming_the_flag_and_the_file() {
+    let dir = tempfile::TempDir::new().expect("tempdir");
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate").expect("write");
+    let missing = dir.path().join("missing.pem");
+    let (garbage, missing) = (
+        garbage.to_str().expect("utf-8"),
+        missing.to_str().expect("utf-8"),
+    );
+    for (args, flag, file) in [
+        (
+            &["--tls-cert", missing, "--tls-key", garbage][..],
+            "--tls-cert",
+            missing,
+        ),
+        (
+            &["--tls-cert", garbage, "--tls-key", garbage][..],
+            "--tls-cert",
+            garbage,
+        ),
+    ] {
+        let error = resolve(args).expect_err("invalid");
+        assert_eq!(error.flag, flag, "{args:?}: {error}");
+        assert!(error.to_string().contains(file), "{error}");
+    }
 }

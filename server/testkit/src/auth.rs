@@ -37,6 +37,20 @@ impl AuthFile {
         Self { file }
     }
 
+    /// Adds a principal without a token: only a client certificate whose subject is `name`
+    /// signs it in (mutual TLS).
+    pub fn with_certificate_principal(self, name: &str, allow: &[&str]) -> Self {
+        let allow: Vec<String> = allow.iter().map(|a| format!("{a:?}")).collect();
+        let mut text = std::fs::read_to_string(self.path()).expect("read auth file");
+        let _ = write!(
+            text,
+            "[[principal]]\nname = {name:?}\nallow = [{}]\n\n",
+            allow.join(", ")
+        );
+        std::fs::write(self.path(), text).expect("write auth file");
+        self
+    }
+
     /// Where it is.
     pub fn path(&self) -> &Path {
         self.file.path()

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use streamgate_server::Kafka;
 
 use crate::TestServer;
+use crate::tls::TestTls;
 
 /// Which broker a scenario runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,15 +40,41 @@ where
     F: Fn(TestServer) -> Fut,
     Fut: Future<Output = ()>,
 {
+    on_each(extra_args, None, scenario).await;
+}
+
+/// [`on_each_broker_with`], each server serving TLS ([`TestServer::start_tls`]) with fresh
+/// files from `make_tls` (e.g. [`TestTls::new`] or [`TestTls::mutual`]): a scenario may
+/// replace them on disk without touching the next run's.
+pub async fn on_each_broker_tls<F, Fut>(
+    make_tls: impl Fn() -> TestTls,
+    extra_args: &[&str],
+    scenario: F,
+) where
+    F: Fn(TestServer) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    on_each(extra_args, Some(&make_tls), scenario).await;
+}
+
+async fn on_each<F, Fut>(extra_args: &[&str], make_tls: Option<&dyn Fn() -> TestTls>, scenario: F)
+where
+    F: Fn(TestServer) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let start = async |kafka, kind| match make_tls {
+        Some(make_tls) => TestServer::start_tls(kafka, kind, extra_args, make_tls()).await,
+        None => TestServer::start(kafka, kind, extra_args).await,
+    };
     let embedded = Arc::new(Kafka::embedded().expect("embedded broker starts"));
     eprintln!(
         "--- scenario on the embedded broker ({})",
         embedded.bootstrap_servers()
     );
-    scenario(TestServer::start(embedded, BrokerKind::Embedded, extra_args).await).await;
+    scenario(start(embedded, BrokerKind::Embedded).await).await;
     if let Some(brokers) = real_brokers() {
         eprintln!("--- scenario on the real broker ({brokers})");
         let real = Arc::new(Kafka::external(brokers, Vec::new()));
-        scenario(TestServer::start(real, BrokerKind::Real, extra_args).await).await;
+        scenario(start(real, BrokerKind::Real).await).await;
     }
 }

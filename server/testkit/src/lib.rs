@@ -9,18 +9,23 @@
 //! - [`eventually`], [`poll_for`], [`settled`] and [`within`]: waiting for a condition, or
 //!   for any future, under a timeout that fails the test saying what did not happen;
 //! - [`AuthFile`]: principals with known tokens for a server with `--auth-file`;
+//! - [`tls`]: test CAs and certificates made at run time, and clients that trust them;
+//!   [`TestServer::start_tls`] and [`on_each_broker_tls`] serve TLS with them;
 //! - [`random_name`] and [`init_logs`].
 
 mod auth;
 mod broker;
 mod server;
+pub mod tls;
 mod wait;
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
 pub use auth::{ADMIN_TOKEN, AuthFile, TestPrincipal};
-pub use broker::{BrokerKind, on_each_broker, on_each_broker_with, real_brokers};
+pub use broker::{
+    BrokerKind, on_each_broker, on_each_broker_tls, on_each_broker_with, real_brokers,
+};
 pub use server::TestServer;
 pub use wait::{Condition, POLL_EVERY, eventually, poll_for, settled, within};
 

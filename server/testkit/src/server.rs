@@ -14,6 +14,7 @@ use tonic::transport::Channel;
 use streamgate::auth::BearerToken;
 use tonic::service::interceptor::InterceptedService;
 
+use crate::tls::TestTls;
 use crate::{ADMIN_TOKEN, BrokerKind, eventually, init_logs, random_name, within};
 
 /// How long a new topic may take to show in the server's metadata.
@@ -33,6 +34,8 @@ pub struct TestServer {
     /// The token the harness's own calls send: [`ADMIN_TOKEN`] when the server runs with
     /// an `--auth-file` (an [`AuthFile`](crate::AuthFile) always has that admin).
     pub admin_token: Option<&'static str>,
+    /// With TLS on: the files it serves, and what the harness's clients trust and present.
+    pub tls: Option<Arc<TestTls>>,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -43,6 +46,30 @@ impl TestServer {
     /// of their own, on topics and groups of their own; elsewhere they would only add load
     /// on the shared real broker. Later flags override earlier ones.
     pub async fn start(kafka: Arc<Kafka>, kind: BrokerKind, extra_args: &[&str]) -> Self {
+        Self::start_with(kafka, kind, extra_args, None).await
+    }
+
+    /// [`TestServer::start`] with TLS on, serving `tls`'s files (with mutual TLS when it has
+    /// a client CA); [`url`](TestServer::url) says `https` and [`client`](TestServer::client)
+    /// trusts `tls`'s CA and presents its client certificate.
+    pub async fn start_tls(
+        kafka: Arc<Kafka>,
+        kind: BrokerKind,
+        extra_args: &[&str],
+        tls: TestTls,
+    ) -> Self {
+        let mut args = tls.server_args();
+        args.extend(extra_args.iter().map(|a| (*a).to_owned()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Self::start_with(kafka, kind, &args, Some(Arc::new(tls))).await
+    }
+
+    async fn start_with(
+        kafka: Arc<Kafka>,
+        kind: BrokerKind,
+        extra_args: &[&str],
+        tls: Option<Arc<TestTls>>,
+    ) -> Self {
         init_logs();
         let mut args = vec![
             "streamgate-server",
@@ -76,14 +103,37 @@ impl TestServer {
             kafka,
             kind,
             admin_token,
+            tls,
             shutdown,
             task: Some(task),
         }
     }
 
-    /// The gRPC URL of the server.
+    /// The gRPC URL of the server: `https://127.0.0.1:PORT` with TLS (its certificate names
+    /// `localhost` and `127.0.0.1`), `http://127.0.0.1:PORT` without.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        match self.tls {
+            Some(_) => format!("https://{}", self.addr),
+            None => format!("http://{}", self.addr),
+        }
+    }
+
+    /// A connected channel: over TLS when the server has it.
+    pub async fn channel(&self) -> Channel {
+        let connect = async {
+            match &self.tls {
+                Some(tls) => tls.client_tls().channel(self.addr).await,
+                None => {
+                    Channel::from_shared(self.url())
+                        .expect("url")
+                        .connect()
+                        .await
+                }
+            }
+        };
+        within(Duration::from_secs(30), "the client connects", connect)
+            .await
+            .expect("client connects")
     }
 
     /// A connected client without a token.
@@ -98,18 +148,6 @@ impl TestServer {
     ) -> EventGatewayClient<InterceptedService<Channel, BearerToken>> {
         let token = BearerToken::optional(token).expect("test tokens are ASCII");
         EventGatewayClient::with_interceptor(self.channel().await, token)
-    }
-
-    /// A connected channel.
-    pub async fn channel(&self) -> Channel {
-        let endpoint = Channel::from_shared(self.url()).expect("valid url");
-        within(
-            Duration::from_secs(30),
-            "the client connects",
-            endpoint.connect(),
-        )
-        .await
-        .expect("client connects")
     }
 
     /// Creates a fresh topic with a random name and `partitions` partitions, and returns

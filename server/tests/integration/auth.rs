@@ -12,6 +12,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::support::{TestServer, on_each_broker_with, random_name, subscribe_request, within};
+use streamgate_testkit::on_each_broker_tls;
 
 type Client = proto::event_gateway_client::EventGatewayClient<
     InterceptedService<Channel, streamgate::auth::BearerToken>,
@@ -352,34 +353,41 @@ async fn health_stays_open_and_reflection_needs_a_token() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grpcurl_sends_the_token_as_a_header() {
+async fn grpcurl_over_tls_sends_the_token_as_a_header() {
+    use streamgate_testkit::tls::{TestTls, path_arg};
     let file = auth_file();
-    on_each_broker_with(&["--auth-file", file.arg()], |server| async move {
-        let addr = server.addr.to_string();
-        let grpcurl = |extra: &[&str]| {
-            let mut args = vec!["-plaintext"];
-            args.extend_from_slice(extra);
-            args.extend_from_slice(&[&addr, "streamgate.v1.EventGateway/ListTopics"]);
-            std::process::Command::new(crate::transports::grpcurl())
-                .args(&args)
-                .output()
-                .expect("grpcurl runs; the README's test command installs it")
-        };
-        let refused = grpcurl(&[]);
-        assert!(!refused.status.success());
-        let stderr = String::from_utf8_lossy(&refused.stderr);
-        assert!(stderr.contains("Unauthenticated"), "{stderr}");
-        let header = format!("authorization: Bearer {READER}");
-        let listed = grpcurl(&["-H", &header]);
-        let stdout = String::from_utf8_lossy(&listed.stdout);
-        assert!(
-            listed.status.success(),
-            "{stdout} {}",
-            String::from_utf8_lossy(&listed.stderr)
-        );
-        assert!(stdout.contains("\"topics\""), "{stdout}");
-        server.stop().await;
-    })
+    on_each_broker_tls(
+        TestTls::new,
+        &["--auth-file", file.arg()],
+        |server| async move {
+            // The certificate names localhost; grpcurl checks it.
+            let addr = format!("localhost:{}", server.addr.port());
+            let ca = path_arg(&server.tls.as_ref().expect("tls").ca.path);
+            let grpcurl = |extra: &[&str]| {
+                let mut args = vec!["-cacert", ca.as_str()];
+                args.extend_from_slice(extra);
+                args.extend_from_slice(&[&addr, "streamgate.v1.EventGateway/ListTopics"]);
+                std::process::Command::new(crate::transports::grpcurl())
+                    .args(&args)
+                    .output()
+                    .expect("grpcurl runs; the README's test command installs it")
+            };
+            let refused = grpcurl(&[]);
+            assert!(!refused.status.success());
+            let stderr = String::from_utf8_lossy(&refused.stderr);
+            assert!(stderr.contains("Unauthenticated"), "{stderr}");
+            let header = format!("authorization: Bearer {READER}");
+            let listed = grpcurl(&["-H", &header]);
+            let stdout = String::from_utf8_lossy(&listed.stdout);
+            assert!(
+                listed.status.success(),
+                "{stdout} {}",
+                String::from_utf8_lossy(&listed.stderr)
+            );
+            assert!(stdout.contains("\"topics\""), "{stdout}");
+            server.stop().await;
+        },
+    )
     .await;
 }
 
@@ -530,4 +538,82 @@ async fn the_binary_refuses_to_serve_other_machines_without_authentication() {
         stderr.contains("--auth-file") && stderr.contains("--insecure-no-auth"),
         "{stderr}"
     );
+}
+
+/// Mutual TLS with an auth file: a caller without a token is the principal named like its
+/// certificate's Common Name, with that principal's permissions; a certificate the file does
+/// not name is UNAUTHENTICATED; a token still wins over the certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_signs_in_the_principal_of_its_name() {
+    use streamgate_testkit::tls::{ClientTls, TestTls};
+    let file = auth_file().with_certificate_principal("test-client", &["topics"]);
+    on_each_broker_tls(
+        TestTls::mutual,
+        &["--auth-file", file.arg()],
+        |server| async move {
+            let topic = server.topic(1).await;
+            let mut by_certificate = server.client_with_token(None).await;
+            Rpc::ListTopics
+                .call(&mut by_certificate, &topic)
+                .await
+                .expect("topics");
+            let message = expect_code(
+                Rpc::Publish.call(&mut by_certificate, &topic).await,
+                Code::PermissionDenied,
+                "publish by certificate",
+            );
+            assert!(message.contains("\"test-client\""), "{message}");
+
+            let mut by_token = server.client_with_token(Some(WRITER)).await;
+            Rpc::Publish
+                .call(&mut by_token, &topic)
+                .await
+                .expect("the token's permissions");
+
+            let tls = server.tls.clone().expect("tls");
+            let client_ca = tls.client_ca.as_ref().expect("client ca");
+            let stranger = ClientTls {
+                identity: Some(client_ca.client_cert(tls.dir.path(), "stranger")),
+                ..tls.client_tls()
+            };
+            let channel = stranger
+                .channel(server.addr)
+                .await
+                .expect("a verified certificate connects");
+            let mut client = proto::event_gateway_client::EventGatewayClient::new(channel);
+            let status = client
+                .list_topics(proto::ListTopicsRequest::default())
+                .await
+                .expect_err("a subject the auth file does not name");
+            assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+            assert!(status.message().contains("stranger"), "{status:?}");
+            server.stop().await;
+        },
+    )
+    .await;
+}
+
+/// Mutual TLS alone locks the door: every verified certificate is an admin, and the
+/// protected mode accepts it as authentication.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_without_an_auth_file_makes_verified_clients_admins() {
+    use streamgate_testkit::tls::TestTls;
+    on_each_broker_tls(TestTls::mutual, &[], |server| async move {
+        let topic = server.topic(1).await;
+        let mut client = server.client_with_token(None).await;
+        Rpc::Publish
+            .call(&mut client, &topic)
+            .await
+            .expect("admin by certificate");
+        server.stop().await;
+    })
+    .await;
+    let tls = TestTls::mutual();
+    let mut args = vec!["--listen".to_owned(), "0.0.0.0:0".to_owned()];
+    args.extend(tls.server_args());
+    let config = <streamgate_server::Config as clap::Parser>::try_parse_from(
+        std::iter::once("streamgate-server".to_owned()).chain(args),
+    )
+    .expect("parses");
+    streamgate_server::Settings::resolve(&config).expect("mutual TLS counts as authentication");
 }

@@ -19,5 +19,6 @@ mod stats_attacks;
 mod subscribe;
 mod supplier;
 mod support;
+mod tls;
 mod transform_attacks;
 mod transports;

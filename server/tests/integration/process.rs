@@ -44,7 +44,7 @@ impl ServerProcess {
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
         let url = within(Duration::from_secs(30), "the server's banner", async {
             while let Some(line) = stdout.next_line().await.expect("stdout") {
-                if let Some(at) = line.find("http://") {
+                if let Some(at) = line.find("https://").or_else(|| line.find("http://")) {
                     let url: String = line[at..].split_whitespace().next().unwrap_or("").into();
                     return url;
                 }

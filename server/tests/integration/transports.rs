@@ -14,7 +14,7 @@ use crate::support::{
 };
 
 /// One grpc-web frame: flag byte, big-endian length, payload.
-fn frame(message: &impl Message) -> Bytes {
+pub fn frame(message: &impl Message) -> Bytes {
     let body = message.encode_to_vec();
     let mut out = BytesMut::with_capacity(body.len() + 5);
     out.put_u8(0);
@@ -24,7 +24,7 @@ fn frame(message: &impl Message) -> Bytes {
 }
 
 /// Splits a grpc-web response body into its data messages and its trailer text.
-fn unframe(mut body: Bytes) -> (Vec<Bytes>, String) {
+pub fn unframe(mut body: Bytes) -> (Vec<Bytes>, String) {
     let (mut messages, mut trailers) = (Vec::new(), String::new());
     while body.remaining() >= 5 {
         let flag = body.get_u8();

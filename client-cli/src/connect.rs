@@ -1,0 +1,221 @@
+//! The connection to the server: `http://` in plain text, `https://` over TLS trusting
+//! `--tls-ca` (or, without it, the system's CAs, else the Mozilla roots built in), presenting `--tls-cert`/`--tls-key` to a
+//! server that wants client certificates. The result is a plain [`Channel`], so that callers
+//! can wrap it (an interceptor, say) as they would any other.
+//!
+//! Errors keep the exit codes of `main`: a flag or a file that cannot be used is the command
+//! line's fault (2); a server that cannot be reached — a TLS handshake that fails included,
+//! with a message saying it was TLS and what to check — is 3.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use crate::{Failure, source_chain};
+
+/// How long connecting (TCP and the TLS handshake) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Largest PEM file read: CA bundles are a few hundred KiB at most.
+const MAX_PEM_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The TLS flags.
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions {
+    /// PEM CA(s) to trust instead of the system's.
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate, for servers that require one.
+    pub cert: Option<PathBuf>,
+    /// PEM private key of `cert`.
+    pub key: Option<PathBuf>,
+}
+
+impl TlsOptions {
+    fn any(&self) -> bool {
+        self.ca.is_some() || self.cert.is_some() || self.key.is_some()
+    }
+}
+
+/// A connected channel to `server`.
+pub async fn channel(server: &str, tls: &TlsOptions) -> Result<Channel, Failure> {
+    let endpoint = Endpoint::from_shared(server.to_owned())
+        .map_err(|e| Failure::usage(format!("--server {server:?} is not a valid URL: {e}")))?
+        .connect_timeout(CONNECT_TIMEOUT);
+    let https = endpoint.uri().scheme_str() == Some("https");
+    let endpoint = match (https, tls.any()) {
+        (true, _) => with_tls(endpoint, tls)?,
+        (false, true) => {
+            return Err(Failure::usage(format!(
+                "--tls-ca, --tls-cert and --tls-key need an https:// --server, got {server:?}"
+            )));
+        }
+        (false, false) => endpoint,
+    };
+    endpoint
+        .connect()
+        .await
+        .map_err(|e| unreachable(server, &e))
+}
+
+/// The system's CAs when it has any, else the Mozilla roots built into the binary (a
+/// minimal container has no CA bundle); `--tls-ca` replaces both.
+#[derive(Debug, Clone, Copy)]
+enum Roots {
+    System,
+    BuiltIn,
+}
+
+fn with_tls(endpoint: Endpoint, tls: &TlsOptions) -> Result<Endpoint, Failure> {
+    let settings_error =
+        |e: tonic::transport::Error| Failure::usage(format!("TLS settings: {}", source_chain(&e)));
+    match endpoint
+        .clone()
+        .tls_config(client_config(tls, Roots::System)?)
+    {
+        Ok(endpoint) => Ok(endpoint),
+        // tonic refuses an empty system store; any other problem shows again below.
+        Err(_) if tls.ca.is_none() => endpoint
+            .tls_config(client_config(tls, Roots::BuiltIn)?)
+            .map_err(settings_error),
+        Err(e) => Err(settings_error(e)),
+    }
+}
+
+/// Why connecting failed, as exit code 3: a TLS failure says so, anything else is the usual
+/// "is it running?".
+fn unreachable(server: &str, error: &tonic::transport::Error) -> Failure {
+    let message = match tls_failure(error) {
+        Some(tls) => format!("TLS handshake with {server} failed: {tls}"),
+        None => format!(
+            "cannot reach the streamgate server at {server}: {} (is it running? see --server / STREAMGATE_SERVER)",
+            source_chain(error)
+        ),
+    };
+    Failure::unreachable(message)
+}
+
+/// The TLS error somewhere in `error`'s causes, with a hint at what to check. tokio-rustls
+/// reports a handshake error as an `io::Error` wrapping the rustls error; an alert read
+/// after the handshake (TLS 1.3 servers refuse a client certificate then) comes as an
+/// `InvalidData` `io::Error` carrying only the rustls error's text.
+pub fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cause = Some(error);
+    while let Some(current) = cause {
+        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
+            return Some(format!("{tls}{}", hint(tls)));
+        }
+        if let Some(io) = current.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+        {
+            if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+                return Some(format!("{tls}{}", hint(tls)));
+            }
+            if io.kind() == std::io::ErrorKind::InvalidData {
+                let text = inner.to_string();
+                return Some(format!("{text}{}", hint_for_alert_text(&text)));
+            }
+        }
+        cause = current.source();
+    }
+    None
+}
+
+/// The hint of an alert known only by its text ("received fatal alert: CertificateRequired").
+fn hint_for_alert_text(text: &str) -> &'static str {
+    let client_certificate = ["CertificateRequired", "BadCertificate", "UnknownCA"];
+    if client_certificate.iter().any(|alert| text.contains(alert)) {
+        CLIENT_CERTIFICATE_HINT
+    } else {
+        ""
+    }
+}
+
+const CLIENT_CERTIFICATE_HINT: &str =
+    " (the server wants a client certificate it trusts: see --tls-cert and --tls-key)";
+
+fn hint(error: &rustls::Error) -> &'static str {
+    use rustls::{AlertDescription, CertificateError, Error};
+    match error {
+        Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            " (the server's certificate is not signed by a CA this client trusts: pass that CA with --tls-ca)"
+        }
+        Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => " (the server's certificate does not name the host of --server)",
+        Error::InvalidCertificate(
+            CertificateError::Expired | CertificateError::ExpiredContext { .. },
+        ) => " (the server's certificate has expired)",
+        Error::AlertReceived(
+            AlertDescription::CertificateRequired
+            | AlertDescription::BadCertificate
+            | AlertDescription::UnknownCA
+            | AlertDescription::HandshakeFailure,
+        ) => CLIENT_CERTIFICATE_HINT,
+        Error::InvalidMessage(_) => " (is the server serving TLS? try an http:// --server)",
+        _ => "",
+    }
+}
+
+fn client_config(tls: &TlsOptions, roots: Roots) -> Result<ClientTlsConfig, Failure> {
+    let config = match &tls.ca {
+        Some(path) => {
+            let pem = read_pem("--tls-ca", path)?;
+            let found = CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>();
+            if !matches!(&found, Ok(certificates) if !certificates.is_empty()) {
+                return Err(bad_file("--tls-ca", path, "no PEM CERTIFICATE in it"));
+            }
+            ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem))
+        }
+        None => match roots {
+            Roots::System => ClientTlsConfig::new().with_native_roots(),
+            Roots::BuiltIn => ClientTlsConfig::new().with_webpki_roots(),
+        },
+    };
+    Ok(match identity(tls)? {
+        Some(identity) => config.identity(identity),
+        None => config,
+    })
+}
+
+/// `--tls-cert` and `--tls-key`, both or neither.
+fn identity(tls: &TlsOptions) -> Result<Option<Identity>, Failure> {
+    let (cert_path, key_path) = match (&tls.cert, &tls.key) {
+        (Some(cert), Some(key)) => (cert, key),
+        (None, None) => return Ok(None),
+        (Some(_), None) => return Err(Failure::usage("--tls-cert needs --tls-key")),
+        (None, Some(_)) => return Err(Failure::usage("--tls-key needs --tls-cert")),
+    };
+    let cert = read_pem("--tls-cert", cert_path)?;
+    if !matches!(CertificateDer::pem_slice_iter(&cert).next(), Some(Ok(_))) {
+        return Err(bad_file(
+            "--tls-cert",
+            cert_path,
+            "no PEM CERTIFICATE in it",
+        ));
+    }
+    let key = read_pem("--tls-key", key_path)?;
+    if PrivateKeyDer::from_pem_slice(&key).is_err() {
+        return Err(bad_file("--tls-key", key_path, "no PEM PRIVATE KEY in it"));
+    }
+    Ok(Some(Identity::from_pem(cert, key)))
+}
+
+fn read_pem(flag: &str, path: &Path) -> Result<Vec<u8>, Failure> {
+    let file = std::fs::File::open(path).map_err(|e| bad_file(flag, path, &e.to_string()))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_PEM_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| bad_file(flag, path, &e.to_string()))?;
+    if bytes.len() as u64 > MAX_PEM_BYTES {
+        return Err(bad_file(flag, path, "too large for a PEM file"));
+    }
+    Ok(bytes)
+}
+
+fn bad_file(flag: &str, path: &Path, why: &str) -> Failure {
+    Failure::usage(format!("{flag} {}: {why}", path.display()))
+}
