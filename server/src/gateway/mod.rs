@@ -162,6 +162,7 @@ impl EventGateway for Gateway {
         self.state
             .access
             .publish(&principal, "Publish", record.topic())?;
+        record.check_topic(&self.state, deadline).await?;
         Ok(Response::new(record.send(&self.state, deadline).await?))
     }
 

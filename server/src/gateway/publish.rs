@@ -97,19 +97,26 @@ impl OutgoingRecord {
         self.topic.as_str()
     }
 
+    /// NOT_FOUND unless the topic exists (or the server may create it). Call it before
+    /// [`send`](Self::send), in the order records must be written: it may wait for the
+    /// cluster's metadata.
+    pub async fn check_topic(&self, state: &State, deadline: Instant) -> Result<(), GatewayError> {
+        if state.auto_create_topics {
+            return Ok(());
+        }
+        let budget = deadline.saturating_duration_since(Instant::now());
+        state
+            .known_topics
+            .check(&state.admin, self.topic.as_str(), budget)
+            .await
+    }
+
     /// Sends the record and waits for the broker's acknowledgement until `deadline`.
     pub async fn send(
         self,
         state: &State,
         deadline: Instant,
     ) -> Result<PublishResponse, GatewayError> {
-        if !state.auto_create_topics {
-            let budget = deadline.saturating_duration_since(Instant::now());
-            state
-                .known_topics
-                .check(&state.admin, self.topic.as_str(), budget)
-                .await?;
-        }
         let mut record = FutureRecord::to(self.topic.as_str())
             .payload(self.value.as_slice())
             .headers(self.headers)
@@ -281,10 +288,14 @@ pub fn spawn_stream(
                 }
                 next = requests.message(), if input_open && in_flight.len() < STREAM_IN_FLIGHT => match next {
                     Ok(Some(request)) => {
-                        let (state, principal) = (state.clone(), principal.clone());
+                        // Checked here, one at a time, so that records reach the producer
+                        // in the order they came: a topic's first record may wait for the
+                        // metadata, and the ones behind it must not overtake it.
+                        let record = admit_record(&state, &principal, request).await;
+                        let state = state.clone();
                         let seq = sequence;
                         sequence += 1;
-                        in_flight.push_back(async move { publish_one(&state, &principal, request, seq).await });
+                        in_flight.push_back(async move { publish_one(&state, record, seq).await });
                     }
                     Ok(None) => input_open = false,
                     Err(status) => {
@@ -309,21 +320,30 @@ pub fn spawn_stream(
     ReceiverStream::new(rx)
 }
 
-async fn publish_one(
+/// A PublishStream request made a record: valid, allowed, to a topic that exists.
+async fn admit_record(
     state: &State,
     principal: &Principal,
     request: PublishRequest,
+) -> Result<OutgoingRecord, GatewayError> {
+    let record = OutgoingRecord::from_request(request, &state.limits, now_millis())?;
+    state
+        .access
+        .publish(principal, "PublishStream", record.topic())?;
+    record
+        .check_topic(state, Instant::now() + state.request_timeout)
+        .await?;
+    Ok(record)
+}
+
+async fn publish_one(
+    state: &State,
+    record: Result<OutgoingRecord, GatewayError>,
     sequence: u64,
 ) -> PublishResult {
     let deadline = Instant::now() + state.request_timeout;
-    let outcome = match OutgoingRecord::from_request(request, &state.limits, now_millis()) {
-        Ok(record) => match state
-            .access
-            .publish(principal, "PublishStream", record.topic())
-        {
-            Ok(()) => record.send(state, deadline).await,
-            Err(e) => Err(e),
-        },
+    let outcome = match record {
+        Ok(record) => record.send(state, deadline).await,
         Err(e) => Err(e),
     };
     PublishResult {
