@@ -43,7 +43,8 @@ pub struct Config {
     /// Extra librdkafka property for every Kafka client, KEY=VALUE (repeatable), e.g.
     /// -X security.protocol=SASL_SSL. The environment variable separates several with `;`
     /// (librdkafka values such as `debug=broker,msg` contain commas).
-    #[arg(short = 'X', long = "kafka-option", env = "STREAMGATE_KAFKA_OPTIONS", value_delimiter = ';', value_parser = parse_key_value)]
+    // The variable is where secrets (sasl.password) belong, so --help never prints its value.
+    #[arg(short = 'X', long = "kafka-option", env = "STREAMGATE_KAFKA_OPTIONS", hide_env_values = true, value_delimiter = ';', value_parser = parse_key_value)]
     pub kafka_options: Vec<(String, String)>,
 
     /// Partitions of the topics the server creates (R1-R4) when they are missing.
@@ -330,5 +331,17 @@ mod tests {
             ]
         );
         assert!(Config::try_parse_from(["x", "-X", "novalue"]).is_err());
+    }
+
+    #[test]
+    fn help_never_prints_the_kafka_options_variable() {
+        // STREAMGATE_KAFKA_OPTIONS carries sasl.password; clap would show its value in --help.
+        use clap::CommandFactory;
+        let command = Config::command();
+        let option = command
+            .get_arguments()
+            .find(|a| a.get_id() == "kafka_options")
+            .expect("the -X argument");
+        assert!(option.is_hide_env_values_set());
     }
 }

@@ -1,20 +1,47 @@
 // The streamgate dashboard: live per-page counts (WatchPageStats) drawn with uPlot, supplier
 // controls (ControlSupplier) and a live tail of a topic (Subscribe), all over grpc-web to the
 // server that serves this page. Every stream reconnects by itself when the server comes back.
+//
+// A server run with --auth-file (or --jwt-key) answers UNAUTHENTICATED without a bearer token:
+// the page then asks for one, keeps it in sessionStorage (this tab only), sends it as
+// `authorization: Bearer <token>` on every call and restarts its streams with it.
+// PERMISSION_DENIED is shown in the panel concerned, as what it is.
 
-import { createClient, ConnectError } from "@connectrpc/connect";
+import { createClient, Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import "./app.css";
-import { EventGateway, type Record as KafkaRecord } from "./gen/streamgate/v1/gateway_pb";
+import { EventGateway } from "./gen/streamgate/v1/gateway_pb";
+import type { Record as KafkaRecord } from "./gen/streamgate/v1/event_pb";
 import type { PageStats } from "./gen/streamgate/v1/stats_pb";
 import { SupplierAction, type SupplierStatus } from "./gen/streamgate/v1/supplier_pb";
 
+// ---------------------------------------------------------------- the token
+
+/** sessionStorage key of the bearer token: the tab's session only, never localStorage. */
+const TOKEN_KEY = "streamgate.token";
+
+function storedToken(): string | null {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY);
+  } catch {
+    return null; // storage disabled: the token lives in this page only
+  }
+}
+
+let token: string | null = storedToken();
+
+/** Sends the token, when there is one, on every call. */
+const bearer: Interceptor = (next) => (request) => {
+  if (token) request.header.set("authorization", `Bearer ${token}`);
+  return next(request);
+};
+
 const client = createClient(
   EventGateway,
-  createGrpcWebTransport({ baseUrl: window.location.origin }),
+  createGrpcWebTransport({ baseUrl: window.location.origin, interceptors: [bearer] }),
 );
 
 /** Points kept on the chart: five minutes at one tick a second. */
@@ -29,6 +56,7 @@ function sleep(ms: number): Promise<void> {
 }
 
 function describe(error: unknown): string {
+  if (error instanceof ConnectError && error.code === Code.PermissionDenied) return `not allowed: ${error.rawMessage}`;
   if (error instanceof ConnectError) return `${error.code ? codeName(error.code) + ": " : ""}${error.rawMessage}`;
   return error instanceof Error ? error.message : String(error);
 }
@@ -38,6 +66,133 @@ function codeName(code: number): string {
     "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
     "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"];
   return names[code] ?? `code ${code}`;
+}
+
+function codeOf(error: unknown): Code | undefined {
+  return error instanceof ConnectError ? error.code : undefined;
+}
+
+// ---------------------------------------------------------------- session: sign in, sign out
+
+// Streams wait on `changed` while the server wants a token they do not have; it resolves when
+// the token changes (sign in, sign out). `session` is aborted then, so running streams restart
+// with the new token at once.
+let session = new AbortController();
+let wake: () => void = () => {};
+let changed = new Promise<void>((resolve) => (wake = resolve));
+
+function tokenChanged() {
+  session.abort();
+  session = new AbortController();
+  const resolve = wake;
+  changed = new Promise<void>((r) => (wake = r));
+  resolve();
+}
+
+/** Resolves after `ms`, or earlier when the token changes. */
+function pause(ms: number): Promise<void> {
+  return Promise.race([sleep(ms), changed]);
+}
+
+/** A signal aborted when any of `signals` is. */
+function linked(...signals: AbortSignal[]): AbortSignal {
+  const controller = new AbortController();
+  for (const signal of signals) {
+    if (signal.aborted) controller.abort();
+    else signal.addEventListener("abort", () => controller.abort(), { once: true });
+  }
+  return controller.signal;
+}
+
+const signin = $("signin");
+const tokenInput = $<HTMLInputElement>("token");
+const signout = $<HTMLButtonElement>("signout");
+
+function renderSession() {
+  signout.hidden = !token;
+}
+
+/**
+ * The server answered UNAUTHENTICATED to a call made with `used` (the token then, or null).
+ * Forgets a refused token and shows the form; `refusal` says why, for a refused token.
+ */
+function askForToken(used: string | null, refusal: string) {
+  if (used !== token) return; // a newer token is already in use
+  if (token) {
+    token = null;
+    try {
+      sessionStorage.removeItem(TOKEN_KEY);
+    } catch {
+      // storage disabled: nothing kept
+    }
+    $("signin-error").textContent = `token refused${refusal ? ` (${refusal})` : ""}`;
+  }
+  lastMessageAt = 0;
+  setConnection(false, "sign-in needed");
+  renderSession();
+  if (signin.hidden) {
+    signin.hidden = false;
+    tokenInput.focus();
+  }
+}
+
+$("signin-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const value = tokenInput.value.trim();
+  // A header value: printable ASCII, no spaces (what a bearer token is).
+  if (!/^[\x21-\x7e]+$/.test(value)) {
+    $("signin-error").textContent = "a token is printable ASCII without spaces";
+    tokenInput.focus();
+    return;
+  }
+  token = value;
+  try {
+    sessionStorage.setItem(TOKEN_KEY, value);
+  } catch {
+    // storage disabled: the token lives in this page only
+  }
+  tokenInput.value = "";
+  $("signin-error").textContent = "";
+  signin.hidden = true;
+  setConnection(false, "signing in…");
+  renderSession();
+  tokenChanged();
+});
+
+signout.addEventListener("click", () => {
+  token = null;
+  try {
+    sessionStorage.removeItem(TOKEN_KEY);
+  } catch {
+    // nothing kept
+  }
+  $("signin-error").textContent = "";
+  renderSession();
+  tokenChanged();
+});
+
+/**
+ * What a loop does after a failed call made with `used`: for UNAUTHENTICATED, ask for a token
+ * and wait until there is a new one; for PERMISSION_DENIED, `show` it and try again later (or
+ * with another token); otherwise `show` the error and wait `backoff` ms. Returns whether the
+ * failure was about the token or a permission.
+ */
+async function afterFailure(error: unknown, used: string | null, show: (text: string) => void, backoff: number): Promise<boolean> {
+  const code = codeOf(error);
+  if (code === Code.Unauthenticated) {
+    show("");
+    askForToken(used, error instanceof ConnectError ? error.rawMessage : "");
+    if (used === token || token === null) await changed;
+    return true;
+  }
+  if (code === Code.PermissionDenied) {
+    show(describe(error));
+    await pause(15000);
+    return true;
+  }
+  show(describe(error));
+  await pause(backoff);
+  return false;
 }
 
 // ---------------------------------------------------------------- connection indicator
@@ -190,18 +345,34 @@ window.addEventListener("resize", () => plot?.setSize(chartSize()));
 
 async function watchStats() {
   for (let backoff = 500; ; backoff = Math.min(backoff * 2, 5000)) {
+    const used = token;
+    const signal = session.signal;
     try {
-      for await (const stats of client.watchPageStats({})) {
+      for await (const stats of client.watchPageStats({}, { signal })) {
         backoff = 500;
         lastMessageAt = Date.now();
         setConnection(true, "live");
+        $("chart-error").textContent = "";
         onStats(stats);
       }
       setConnection(false, "server closed the stream; reconnecting…");
     } catch (error) {
-      setConnection(false, `disconnected (${describe(error)}); reconnecting…`);
+      if (signal.aborted) {
+        backoff = 250; // restarted for a new token
+        continue;
+      }
+      const code = codeOf(error);
+      if (code === Code.PermissionDenied) {
+        lastMessageAt = 0;
+        setConnection(true, "connected (page counts not allowed)");
+      } else if (code !== Code.Unauthenticated) {
+        setConnection(false, `disconnected (${describe(error)}); reconnecting…`);
+      }
+      const show = (text: string) => { $("chart-error").textContent = code === Code.PermissionDenied ? text : ""; };
+      if (await afterFailure(error, used, show, backoff)) backoff = 250;
+      continue;
     }
-    await sleep(backoff);
+    await pause(backoff);
   }
 }
 
@@ -226,11 +397,17 @@ function renderSupplier(status: SupplierStatus) {
 }
 
 async function control(request: Parameters<typeof client.controlSupplier>[0]) {
+  const used = token;
   try {
     renderSupplier(await client.controlSupplier(request));
     $("supplier-error").textContent = "";
   } catch (error) {
-    $("supplier-error").textContent = describe(error);
+    if (codeOf(error) === Code.Unauthenticated) {
+      $("supplier-error").textContent = "sign in first";
+      askForToken(used, error instanceof ConnectError ? error.rawMessage : "");
+    } else {
+      $("supplier-error").textContent = describe(error);
+    }
   }
 }
 
@@ -244,13 +421,24 @@ $("supplier-form").addEventListener("submit", (event) => {
 });
 
 async function pollSupplier() {
+  let denied = false; // the supplier error shown is this poll's (refused or not allowed)
   for (;;) {
+    const used = token;
     try {
-      renderSupplier(await client.controlSupplier({}));
-    } catch {
-      // The connection indicator says it; the next poll retries.
+      renderSupplier(await client.controlSupplier({}, { signal: session.signal }));
+      if (denied) $("supplier-error").textContent = "";
+      denied = false;
+    } catch (error) {
+      const code = codeOf(error);
+      if (code === Code.Unauthenticated || code === Code.PermissionDenied) {
+        denied = true;
+        if (code === Code.PermissionDenied) $("supplier-status").textContent = "status not allowed";
+        await afterFailure(error, used, (text) => { if (text) $("supplier-error").textContent = text; }, 2000);
+        continue;
+      }
+      // Other errors: the connection indicator says it; the next poll retries.
     }
-    await sleep(2000);
+    await pause(2000);
   }
 }
 
@@ -297,11 +485,14 @@ async function followTail(topic: string) {
   tailAbort = abort;
   const list = $("tail");
   list.replaceChildren();
+  const show = (text: string) => { if (!abort.signal.aborted) $("tail-error").textContent = text; };
   for (let backoff = 500; !abort.signal.aborted; backoff = Math.min(backoff * 2, 5000)) {
+    const used = token;
+    const restart = session.signal;
     try {
       const stream = client.subscribe(
         { topics: [topic], start: { position: { case: "latest", value: true } } },
-        { signal: abort.signal },
+        { signal: linked(abort.signal, restart) },
       );
       for await (const message of stream) {
         backoff = 500;
@@ -312,9 +503,14 @@ async function followTail(topic: string) {
       }
     } catch (error) {
       if (abort.signal.aborted) return;
-      $("tail-error").textContent = describe(error);
+      if (restart.aborted) {
+        backoff = 250; // restarted for a new token
+        continue;
+      }
+      if (await afterFailure(error, used, show, backoff)) backoff = 250;
+      continue;
     }
-    await sleep(backoff);
+    await pause(backoff);
   }
 }
 
@@ -324,6 +520,7 @@ $("tail-form").addEventListener("submit", (event) => {
   if (topic) void followTail(topic);
 });
 
+renderSession();
 void watchStats();
 void pollSupplier();
 void followTail($<HTMLInputElement>("tail-topic").value.trim() || "R2");

@@ -1,18 +1,31 @@
 // Browser test of the dashboard: Debian's Chromium driven by playwright-core against a real
-// streamgate-server (embedded broker, supplier at 20 events/s).
+// streamgate-server (embedded broker, supplier at 20 events/s). Two scenarios.
 //
-// It waits for P1 and P2 counts above 0, stops the supplier from the page (keyboard), waits
+// 1. Open server. It waits for P1 and P2 counts above 0, stops the supplier from the page (keyboard), waits
 // for the rolling counts to fall to 0, publishes a PageEvent for page P7 over gRPC (the CLI)
 // and waits for a P7 series and a P7 row in the tail, starts the supplier again from the
 // page, then restarts the server on the same address and waits for the page to reconnect by itself. Any console error, page error or
 // request to another origin fails it. Screenshots (1280x800 and phone width) go to target/.
+//
+// 2. Server with --auth-file (two principals: "dash" with every permission the page uses,
+// "viewer" without `supplier`) and, when the binary accepts --tls-cert, TLS with a throwaway
+// CA and certificate made by openssl; Chromium trusts that one certificate through
+// --ignore-certificate-errors-spki-list (its SPKI hash), nothing else. The page must show the
+// token form; a wrong token gets "token refused"; the viewer's token brings the chart and the
+// tail and shows the supplier's PERMISSION_DENIED in the supplier panel (no form); Sign out
+// brings the form back; the dash token brings the supplier; the token is in sessionStorage
+// (never localStorage) and survives a reload. Skipped, with a message, when the binary does
+// not accept --auth-file; run over http, with a message, when it does not accept --tls-cert.
 //
 // Env: STREAMGATE_SERVER_BIN, STREAMGATE_CLI_BIN (default target/debug/…), CHROMIUM
 // (default /usr/bin/chromium).
 
 import { chromium } from "playwright-core";
 import { spawn, execFileSync } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 
 const root = new URL("../../", import.meta.url).pathname;
@@ -20,8 +33,8 @@ const serverBin = process.env.STREAMGATE_SERVER_BIN ?? `${root}target/debug/stre
 const cliBin = process.env.STREAMGATE_CLI_BIN ?? `${root}target/debug/streamgate`;
 const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 
-function startServer(listen = "127.0.0.1:0") {
-  const child = spawn(serverBin, ["--listen", listen, "--supplier-rate", "20"], {
+function startServer(listen = "127.0.0.1:0", extra = []) {
+  const child = spawn(serverBin, ["--listen", listen, "--supplier-rate", "20", ...extra], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, RUST_LOG: "warn" },
   });
@@ -30,7 +43,7 @@ function startServer(listen = "127.0.0.1:0") {
     const timer = setTimeout(() => reject(new Error("no banner from the server within 30 s")), 30000);
     child.on("exit", (code) => reject(new Error(`server exited early with ${code}`)));
     createInterface({ input: child.stdout }).on("line", (line) => {
-      const match = line.match(/(http:\/\/[0-9.:]+)/);
+      const match = line.match(/(https?:\/\/[0-9.:]+)/);
       if (match && line.includes("gRPC")) {
         clearTimeout(timer);
         resolve({ child, url: match[1] });
@@ -52,16 +65,147 @@ async function waitFor(what, check, timeoutMs) {
   }
 }
 
+/** A throwaway CA and a server certificate for 127.0.0.1 and localhost, by openssl. */
+function makeCertificates(dir) {
+  const run = (...args) => execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
+  run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+    "-subj", "/CN=streamgate test CA", "-keyout", "ca-key.pem", "-out", "ca.pem");
+  run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+    "-subj", "/CN=127.0.0.1", "-keyout", "server-key.pem", "-out", "server.csr");
+  writeFileSync(join(dir, "server.ext"),
+    "subjectAltName = IP:127.0.0.1, DNS:localhost\nextendedKeyUsage = serverAuth\nbasicConstraints = CA:FALSE\n");
+  run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
+    "-days", "2", "-extfile", "server.ext", "-out", "server.pem");
+  // Chromium's --ignore-certificate-errors-spki-list takes base64(SHA-256(SubjectPublicKeyInfo)).
+  const spki = run("x509", "-in", "server.pem", "-noout", "-pubkey");
+  const der = execFileSync("openssl", ["pkey", "-pubin", "-outform", "DER"], { input: spki });
+  return {
+    cert: join(dir, "server.pem"),
+    key: join(dir, "server-key.pem"),
+    spki: createHash("sha256").update(der).digest("base64"),
+  };
+}
+
+/** Scenario 2: returns whether it passed. */
+async function tokenScenario(tls) {
+  const dir = mkdtempSync(join(tmpdir(), "streamgate-dashboard-"));
+  const dashToken = randomBytes(24).toString("hex");
+  const viewerToken = randomBytes(24).toString("hex");
+  const sha = (t) => createHash("sha256").update(t).digest("hex");
+  writeFileSync(join(dir, "auth.toml"), [
+    "[[principal]]", 'name = "dash"', `token_sha256 = "${sha(dashToken)}"`,
+    'allow = ["stats", "topics", "subscribe:*", "supplier", "publish:*"]', "",
+    "[[principal]]", 'name = "viewer"', `token_sha256 = "${sha(viewerToken)}"`,
+    'allow = ["stats", "topics", "subscribe:*"]', "",
+  ].join("\n"));
+  const extra = ["--auth-file", join(dir, "auth.toml")];
+  const args = [...chromiumArgs];
+  if (tls) {
+    const certs = makeCertificates(dir);
+    extra.push("--tls-cert", certs.cert, "--tls-key", certs.key);
+    args.push(`--ignore-certificate-errors-spki-list=${certs.spki}`);
+  }
+  const problems = [];
+  let ok = true;
+  let server = null;
+  let browser = null;
+  try {
+    let url;
+    ({ child: server, url } = await startServer("127.0.0.1:0", extra));
+    if (tls) url = url.replace("http://", "https://"); // whatever the banner says, TLS it is
+    console.log(`token scenario: server at ${url}${tls ? " (TLS)" : ""}`);
+    browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    page.on("console", (m) => { if (m.type() === "error") problems.push(`console error: ${m.text()}`); });
+    page.on("pageerror", (e) => problems.push(`page error: ${e}`));
+    page.on("request", (r) => { if (!r.url().startsWith(url)) problems.push(`request outside the origin: ${r.url()}`); });
+    // Streams the page restarts for a new token end as aborted requests; anything else is a problem.
+    page.on("requestfailed", (r) => { if (r.failure()?.errorText !== "net::ERR_ABORTED") problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`); });
+
+    const form = page.locator("#signin");
+    const value = async (p) => Number(await page.locator(`#legend li[data-page="${p}"] .value`).textContent({ timeout: 500 }));
+    const signIn = async (token) => {
+      await page.locator("#token").fill(token);
+      await page.locator("#token").press("Enter"); // the form submits on Enter
+    };
+
+    await page.goto(`${url}/`);
+    await form.waitFor({ state: "visible", timeout: 30000 });
+    const intro = await form.textContent();
+    if (!/requires a token/.test(intro)) throw new Error(`the token form does not say the server requires a token: ${intro}`);
+    if ((await page.locator('label[for="token"]').count()) !== 1) throw new Error("the token input has no label");
+    if ((await page.locator("#token").getAttribute("type")) !== "password") throw new Error("the token input is not a password input");
+    if (!(await page.evaluate(() => document.activeElement?.id === "token"))) throw new Error("the token input does not have the focus");
+    mkdirSync(`${root}target`, { recursive: true });
+    await page.screenshot({ path: `${root}target/dashboard-signin.png` });
+    console.log("ok: without a token the page shows the token form (screenshot: target/dashboard-signin.png)");
+
+    await signIn("not-the-token");
+    await waitFor("token refused", async () => /token refused/.test(await page.locator("#signin-error").textContent()) && (await form.isVisible()), 30000);
+    if ((await page.evaluate(() => sessionStorage.getItem("streamgate.token"))) !== null) throw new Error("a refused token stayed in sessionStorage");
+    console.log("ok: a wrong token shows the form again with \"token refused\"");
+
+    await signIn(viewerToken);
+    await waitFor("P1 counted for the viewer", async () => (await value("P1")) > 0, 60000);
+    await waitFor("tail rows for the viewer", async () => (await page.locator("#tail li").count()) >= 1, 30000);
+    await waitFor("supplier not allowed", async () =>
+      /^not allowed: missing permission supplier/.test(await page.locator("#supplier-error").textContent()), 30000);
+    if (await form.isVisible()) throw new Error("PERMISSION_DENIED brought up the token form");
+    console.log(`ok: the viewer's token shows the chart and the tail; supplier panel: "${await page.locator("#supplier-error").textContent()}"`);
+
+    await page.locator("#signout").click();
+    await form.waitFor({ state: "visible", timeout: 30000 });
+    if ((await page.evaluate(() => sessionStorage.getItem("streamgate.token"))) !== null) throw new Error("Sign out left the token in sessionStorage");
+    console.log("ok: Sign out forgets the token and brings the form back");
+
+    await signIn(dashToken);
+    await page.waitForSelector("#connection.up", { timeout: 30000 });
+    await waitFor("supplier running for dash", async () => (await page.locator("#supplier-status").getAttribute("data-running")) === "true", 30000);
+    await waitFor("P1 and P2 counted for dash", async () => (await value("P1")) > 0 && (await value("P2")) > 0, 60000);
+    await page.locator("#tail li").first().waitFor({ timeout: 30000 });
+    if ((await page.locator("#supplier-error").textContent()) !== "") throw new Error("the supplier error stayed after signing in with the permission");
+    const stored = await page.evaluate(() => [sessionStorage.getItem("streamgate.token"), localStorage.length]);
+    if (stored[0] !== dashToken || stored[1] !== 0) throw new Error(`token storage: sessionStorage ${stored[0] === dashToken ? "has it" : "lacks it"}, localStorage has ${stored[1]} item(s)`);
+    console.log(`ok: with the dash token the chart, the tail and the supplier work${tls ? " over https" : ""}; the token is in sessionStorage only`);
+
+    await page.reload();
+    await page.waitForSelector("#connection.up", { timeout: 30000 });
+    await waitFor("P1 after the reload", async () => (await value("P1")) > 0, 60000);
+    await page.locator("#tail li").first().waitFor({ timeout: 30000 });
+    if (await form.isVisible()) throw new Error("the form came back after a reload in the same tab");
+    console.log("ok: a reload in the same tab keeps the session");
+    await page.screenshot({ path: `${root}target/dashboard-signed-in.png`, fullPage: true });
+  } catch (error) {
+    ok = false;
+    console.error(`FAILED: token scenario: ${error.message}`);
+  } finally {
+    await browser?.close();
+    server?.kill("SIGTERM");
+    rmSync(dir, { recursive: true, force: true });
+  }
+  for (const p of problems) {
+    ok = false;
+    console.error(`FAILED: token scenario: ${p}`);
+  }
+  return ok;
+}
+
+const chromiumArgs = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+
+let failed = false;
+
+// ---------------------------------------------------------------- 1. open server
+
+{
 let { child: server, url } = await startServer();
 let restarting = false;
 const browser = await chromium.launch({
   executablePath: chromiumPath,
   headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  args: chromiumArgs,
 });
 const problems = [];
-let failed = false;
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   page.on("console", (m) => {
@@ -128,5 +272,18 @@ if (problems.length) {
   failed = true;
   for (const p of problems) console.error(`FAILED: ${p}`);
 }
+}
+
+// ---------------------------------------------------------------- 2. token (and TLS)
+
+const help = execFileSync(serverBin, ["--help"], { encoding: "utf8" });
+if (!help.includes("--auth-file")) {
+  console.log(`SKIPPED: token scenario: ${serverBin} --help has no --auth-file (the server has no bearer-token authentication yet)`);
+} else {
+  const tls = help.includes("--tls-cert") && help.includes("--tls-key");
+  if (!tls) console.log(`note: ${serverBin} --help has no --tls-cert: the token scenario runs over http, without its TLS part`);
+  if (!(await tokenScenario(tls))) failed = true;
+}
+
 console.log(failed ? "dashboard test: FAILED" : "dashboard test: passed");
 process.exit(failed ? 1 : 0);

@@ -8,6 +8,7 @@ mod analytics_attacks;
 mod auth;
 mod errors;
 mod interop;
+mod kafka_security;
 mod outage;
 mod process;
 mod publish;
