@@ -171,6 +171,28 @@ mod tests {
         assert!(principal.expires().is_some());
     }
 
+    /// An ES256 token verified with the public key in PEM, as `--jwt-key` reads it; an HS256
+    /// token made with the public key's bytes as a secret (the classic algorithm confusion)
+    /// is refused.
+    #[test]
+    fn es256_tokens_verify_against_a_public_key_file() {
+        let key = rcgen::KeyPair::generate().expect("P-256 key");
+        let public = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(public.path(), key.public_key_pem()).expect("write");
+        let verifier = JwtVerifier::load(public.path(), &Expected::default()).expect("EC key");
+        let claims = serde_json::json!({"sub": "svc", "exp": in_an_hour(), "scope": ["topics"]});
+        let signed = encode(
+            &Header::new(Algorithm::ES256),
+            &claims,
+            &EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).expect("private key"),
+        )
+        .expect("encodes");
+        let principal = verifier.verify(&signed).expect("valid ES256");
+        assert!(principal.allows(&Need::Topics));
+        let confused = token(claims, key.public_key_pem().as_bytes());
+        assert!(verifier.verify(&confused).is_err());
+    }
+
     #[test]
     fn refuses_expired_forged_and_alg_none_tokens() {
         let v = verifier();
