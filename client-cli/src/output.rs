@@ -79,8 +79,7 @@ fn printable(bytes: &[u8]) -> String {
 }
 
 /// Prints one record.
-pub fn print_record(record: &Record, as_json: bool) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
+pub fn print_record(out: &mut impl Write, record: &Record, as_json: bool) -> std::io::Result<()> {
     if as_json {
         return writeln!(out, "{}", record_json(record));
     }

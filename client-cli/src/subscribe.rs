@@ -1,7 +1,9 @@
 //! `streamgate subscribe`: a Subscribe stream printed one line (or one JSON object) per
 //! record on standard output; where the stream starts goes to standard error, like kcat.
 
-use futures::StreamExt;
+use std::io::Write;
+
+use futures::{FutureExt, StreamExt};
 use streamgate::proto::{StartPosition, SubscribeRequest, subscribe_response};
 use streamgate_cli::parse;
 
@@ -28,25 +30,41 @@ pub async fn run(mut client: Client, args: SubscribeArgs) -> Result<(), Failure>
         max_records: args.count,
     };
     let mut stream = client.subscribe(request).await?.into_inner();
+    // Buffered, like kcat: one write per batch of lines rather than one per record, flushed
+    // whenever the stream has nothing more ready, so a quiet topic's lines still show at once.
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
     let mut printed = 0u64;
     loop {
-        let next = tokio::select! {
-            next = stream.next() => next,
-            _ = tokio::signal::ctrl_c() => return Err(Failure { code: 130, message: String::new() }),
-        };
-        let Some(message) = next else { return Ok(()) };
-        match message?.message {
-            Some(subscribe_response::Message::Assignment(assignment)) => {
-                output::print_assignment(&assignment)
-            }
-            Some(subscribe_response::Message::Record(record)) => {
-                output::print_record(&record, args.json).map_err(Failure::io)?;
-                printed += 1;
-                if args.count.is_some_and(|count| printed >= count) {
-                    return await_end(&mut stream).await;
+        let next = match stream.next().now_or_never() {
+            Some(next) => next,
+            None => {
+                out.flush().map_err(Failure::io)?;
+                tokio::select! {
+                    next = stream.next() => next,
+                    _ = tokio::signal::ctrl_c() => return Err(Failure { code: 130, message: String::new() }),
                 }
             }
-            None => {}
+        };
+        let Some(message) = next else {
+            return out.flush().map_err(Failure::io);
+        };
+        let records = match message?.message {
+            Some(subscribe_response::Message::Assignment(assignment)) => {
+                out.flush().map_err(Failure::io)?;
+                output::print_assignment(&assignment);
+                continue;
+            }
+            Some(subscribe_response::Message::Records(batch)) => batch.records,
+            Some(subscribe_response::Message::Record(record)) => vec![record],
+            None => continue,
+        };
+        for record in &records {
+            output::print_record(&mut out, record, args.json).map_err(Failure::io)?;
+            printed += 1;
+            if args.count.is_some_and(|count| printed >= count) {
+                out.flush().map_err(Failure::io)?;
+                return await_end(&mut stream).await;
+            }
         }
     }
 }

@@ -497,8 +497,11 @@ async function followTail(topic: string) {
       for await (const message of stream) {
         backoff = 500;
         $("tail-error").textContent = "";
-        if (message.message.case !== "record") continue;
-        list.prepend(renderRecord(message.message.value));
+        const m = message.message;
+        // Records come in batches; a server of an older version sends them one by one.
+        const records = m.case === "records" ? m.value.records : m.case === "record" ? [m.value] : [];
+        // Only the newest MAX_TAIL of a large batch can stay on screen.
+        for (const record of records.slice(-MAX_TAIL)) list.prepend(renderRecord(record));
         while (list.children.length > MAX_TAIL) list.lastElementChild?.remove();
       }
     } catch (error) {

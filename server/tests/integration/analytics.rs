@@ -12,7 +12,6 @@ use streamgate::page_event::PageEvent;
 use streamgate::proto::event_gateway_client::EventGatewayClient;
 use streamgate::proto::{
     self, PageStats, WatchPageStatsRequest, publish_request, publish_result, start_position,
-    subscribe_response,
 };
 use streamgate::time::{from_millis, to_millis};
 use streamgate_server::analytics::{Abandon, StatsRecord, WindowSpec, Worker, WorkerSettings};
@@ -171,7 +170,7 @@ async fn read_stats_until(
             return records;
         };
         let message = message.expect("stream open").expect("message");
-        if let Some(subscribe_response::Message::Record(record)) = message.message {
+        for record in crate::support::records_of(message.message) {
             let parsed = StatsRecord::parse(record.value.as_deref().unwrap_or_default())
                 .expect("every R4 record parses");
             assert_eq!(

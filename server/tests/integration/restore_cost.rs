@@ -11,7 +11,7 @@ use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
-use streamgate::proto::{start_position, subscribe_response};
+use streamgate::proto::start_position;
 use streamgate::time::to_millis;
 use streamgate_server::analytics::{StatsRecord, Worker, WorkerCounters};
 use streamgate_server::kafka::ClientSettings;
@@ -200,7 +200,7 @@ async fn read_live(
             };
             let message = message.expect("stream open").expect("message");
             let mut any_live = false;
-            if let Some(subscribe_response::Message::Record(record)) = message.message {
+            for record in crate::support::records_of(message.message) {
                 let parsed = StatsRecord::parse(record.value.as_deref().unwrap_or_default())
                     .expect("every R4 record parses");
                 if parsed.page.starts_with(STALE_PREFIX) {

@@ -27,6 +27,16 @@ pub async fn next_message(
     }
 }
 
+/// The records a Subscribe message carries: a batch's, a single record's, none for an
+/// Assignment.
+pub fn records_of(message: Option<subscribe_response::Message>) -> Vec<proto::Record> {
+    match message {
+        Some(subscribe_response::Message::Records(batch)) => batch.records,
+        Some(subscribe_response::Message::Record(record)) => vec![record],
+        _ => Vec::new(),
+    }
+}
+
 /// Collects the records of a stream until it ends; returns the assignments and records.
 pub async fn collect_all(
     mut stream: tonic::Streaming<SubscribeResponse>,
@@ -36,6 +46,7 @@ pub async fn collect_all(
         match message {
             subscribe_response::Message::Assignment(a) => assignments.push(a),
             subscribe_response::Message::Record(r) => records.push(r),
+            subscribe_response::Message::Records(batch) => records.extend(batch.records),
         }
     }
     (assignments, records)

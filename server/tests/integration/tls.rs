@@ -257,8 +257,11 @@ async fn a_certificate_swapped_on_disk_serves_new_connections_and_spares_open_st
 
             // The stream opened under the old certificate still delivers.
             publish_values(&mut old_client, &topic, ["after the swap".to_owned()]).await;
-            match next_message(&mut stream, Duration::from_secs(30)).await {
-                Some(subscribe_response::Message::Record(record)) => {
+            let records = crate::support::records_of(
+                next_message(&mut stream, Duration::from_secs(30)).await,
+            );
+            match records.as_slice() {
+                [record] => {
                     assert_eq!(record.value, Some(Bytes::from_static(b"after the swap")))
                 }
                 other => panic!("expected the record published after the swap, got {other:?}"),

@@ -174,8 +174,8 @@ impl Session {
             _ = self.state.shutdown.cancelled() => None,
         };
         match (budget, item) {
-            (Some(budget), Item::Message(message, position, _)) => {
-                self.deliver(Item::Message(message, position, Some(budget)))
+            (Some(budget), Item::Record(record, position, cost, _)) => {
+                self.deliver(Item::Record(record, position, cost, Some(budget)))
                     .await
             }
             (Some(_), other) => self.deliver(other).await,
@@ -204,7 +204,7 @@ impl Session {
                 group,
             })),
         };
-        self.deliver(Item::Message(message, None, None)).await
+        self.deliver(Item::Message(message)).await
     }
 
     /// Looks up where a group stream starts in each partition it was just given (see
@@ -342,11 +342,8 @@ impl Session {
             partition: message.partition(),
             offset: message.offset(),
         };
-        let response = SubscribeResponse {
-            message: Some(subscribe_response::Message::Record(record)),
-        };
         (
-            Item::Message(response, Some(position), None),
+            Item::Record(record, position, cost, None),
             cost,
             topic,
             message.partition(),

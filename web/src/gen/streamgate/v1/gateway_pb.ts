@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file streamgate/v1/gateway.proto.
  */
 export const file_streamgate_v1_gateway: GenFile = /*@__PURE__*/
-  fileDesc("ChtzdHJlYW1nYXRlL3YxL2dhdGV3YXkucHJvdG8SDXN0cmVhbWdhdGUudjEiggIKDlB1Ymxpc2hSZXF1ZXN0Eg0KBXRvcGljGAEgASgJEhAKA2tleRgCIAEoDEgBiAEBEiYKB2hlYWRlcnMYAyADKAsyFS5zdHJlYW1nYXRlLnYxLkhlYWRlchIuCgpwYWdlX2V2ZW50GAQgASgLMhguc3RyZWFtZ2F0ZS52MS5QYWdlRXZlbnRIABIPCgV2YWx1ZRgFIAEoDEgAEhYKCXBhcnRpdGlvbhgGIAEoBUgCiAEBEi0KCXRpbWVzdGFtcBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCQoHcGF5bG9hZEIGCgRfa2V5QgwKCl9wYXJ0aXRpb24icgoPUHVibGlzaFJlc3BvbnNlEg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIOCgZvZmZzZXQYAyABKAMSLQoJdGltZXN0YW1wGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKIAQoNUHVibGlzaFJlc3VsdBIQCghzZXF1ZW5jZRgBIAEoBBItCgNhY2sYAiABKAsyHi5zdHJlYW1nYXRlLnYxLlB1Ymxpc2hSZXNwb25zZUgAEisKBWVycm9yGAMgASgLMhouc3RyZWFtZ2F0ZS52MS5SZWNvcmRFcnJvckgAQgkKB291dGNvbWUiLAoLUmVjb3JkRXJyb3ISDAoEY29kZRgBIAEoBRIPCgdtZXNzYWdlGAIgASgJIqwBChBTdWJzY3JpYmVSZXF1ZXN0Eg4KBnRvcGljcxgBIAMoCRISCgVncm91cBgCIAEoCUgAiAEBEisKBXN0YXJ0GAMgASgLMhwuc3RyZWFtZ2F0ZS52MS5TdGFydFBvc2l0aW9uEhMKC3N0b3BfYXRfZW5kGAQgASgIEhgKC21heF9yZWNvcmRzGAUgASgESAGIAQFCCAoGX2dyb3VwQg4KDF9tYXhfcmVjb3JkcyKYAQoNU3RhcnRQb3NpdGlvbhISCghlYXJsaWVzdBgBIAEoCEgAEhAKBmxhdGVzdBgCIAEoCEgAEhAKBm9mZnNldBgDIAEoA0gAEhIKCGZyb21fZW5kGAQgASgDSAASLwoJdGltZXN0YW1wGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAQgoKCHBvc2l0aW9uIngKEVN1YnNjcmliZVJlc3BvbnNlEi8KCmFzc2lnbm1lbnQYASABKAsyGS5zdHJlYW1nYXRlLnYxLkFzc2lnbm1lbnRIABInCgZyZWNvcmQYAiABKAsyFS5zdHJlYW1nYXRlLnYxLlJlY29yZEgAQgkKB21lc3NhZ2UiXQoKQXNzaWdubWVudBIxCgpwYXJ0aXRpb25zGAEgAygLMh0uc3RyZWFtZ2F0ZS52MS5QYXJ0aXRpb25TdGFydBISCgVncm91cBgCIAEoCUgAiAEBQggKBl9ncm91cCJ3Cg5QYXJ0aXRpb25TdGFydBINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSFAoMc3RhcnRfb2Zmc2V0GAMgASgDEhUKDWxvd193YXRlcm1hcmsYBCABKAMSFgoOaGlnaF93YXRlcm1hcmsYBSABKAMiLQoRTGlzdFRvcGljc1JlcXVlc3QSGAoQaW5jbHVkZV9pbnRlcm5hbBgBIAEoCCI+ChJMaXN0VG9waWNzUmVzcG9uc2USKAoGdG9waWNzGAEgAygLMhguc3RyZWFtZ2F0ZS52MS5Ub3BpY0luZm8iSwoJVG9waWNJbmZvEgwKBG5hbWUYASABKAkSMAoKcGFydGl0aW9ucxgCIAMoCzIcLnN0cmVhbWdhdGUudjEuUGFydGl0aW9uSW5mbyJhCg1QYXJ0aXRpb25JbmZvEhEKCXBhcnRpdGlvbhgBIAEoBRIOCgZsZWFkZXIYAiABKAUSFQoNbG93X3dhdGVybWFyaxgDIAEoAxIWCg5oaWdoX3dhdGVybWFyaxgEIAEoAzL8AwoMRXZlbnRHYXRld2F5EkgKB1B1Ymxpc2gSHS5zdHJlYW1nYXRlLnYxLlB1Ymxpc2hSZXF1ZXN0Gh4uc3RyZWFtZ2F0ZS52MS5QdWJsaXNoUmVzcG9uc2USUAoNUHVibGlzaFN0cmVhbRIdLnN0cmVhbWdhdGUudjEuUHVibGlzaFJlcXVlc3QaHC5zdHJlYW1nYXRlLnYxLlB1Ymxpc2hSZXN1bHQoATABElAKCVN1YnNjcmliZRIfLnN0cmVhbWdhdGUudjEuU3Vic2NyaWJlUmVxdWVzdBogLnN0cmVhbWdhdGUudjEuU3Vic2NyaWJlUmVzcG9uc2UwARJXCg9Db250cm9sU3VwcGxpZXISJS5zdHJlYW1nYXRlLnYxLkNvbnRyb2xTdXBwbGllclJlcXVlc3QaHS5zdHJlYW1nYXRlLnYxLlN1cHBsaWVyU3RhdHVzElIKDldhdGNoUGFnZVN0YXRzEiQuc3RyZWFtZ2F0ZS52MS5XYXRjaFBhZ2VTdGF0c1JlcXVlc3QaGC5zdHJlYW1nYXRlLnYxLlBhZ2VTdGF0czABElEKCkxpc3RUb3BpY3MSIC5zdHJlYW1nYXRlLnYxLkxpc3RUb3BpY3NSZXF1ZXN0GiEuc3RyZWFtZ2F0ZS52MS5MaXN0VG9waWNzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_streamgate_v1_event, file_streamgate_v1_stats, file_streamgate_v1_supplier]);
+  fileDesc("ChtzdHJlYW1nYXRlL3YxL2dhdGV3YXkucHJvdG8SDXN0cmVhbWdhdGUudjEiggIKDlB1Ymxpc2hSZXF1ZXN0Eg0KBXRvcGljGAEgASgJEhAKA2tleRgCIAEoDEgBiAEBEiYKB2hlYWRlcnMYAyADKAsyFS5zdHJlYW1nYXRlLnYxLkhlYWRlchIuCgpwYWdlX2V2ZW50GAQgASgLMhguc3RyZWFtZ2F0ZS52MS5QYWdlRXZlbnRIABIPCgV2YWx1ZRgFIAEoDEgAEhYKCXBhcnRpdGlvbhgGIAEoBUgCiAEBEi0KCXRpbWVzdGFtcBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCQoHcGF5bG9hZEIGCgRfa2V5QgwKCl9wYXJ0aXRpb24icgoPUHVibGlzaFJlc3BvbnNlEg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIOCgZvZmZzZXQYAyABKAMSLQoJdGltZXN0YW1wGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKIAQoNUHVibGlzaFJlc3VsdBIQCghzZXF1ZW5jZRgBIAEoBBItCgNhY2sYAiABKAsyHi5zdHJlYW1nYXRlLnYxLlB1Ymxpc2hSZXNwb25zZUgAEisKBWVycm9yGAMgASgLMhouc3RyZWFtZ2F0ZS52MS5SZWNvcmRFcnJvckgAQgkKB291dGNvbWUiLAoLUmVjb3JkRXJyb3ISDAoEY29kZRgBIAEoBRIPCgdtZXNzYWdlGAIgASgJIqwBChBTdWJzY3JpYmVSZXF1ZXN0Eg4KBnRvcGljcxgBIAMoCRISCgVncm91cBgCIAEoCUgAiAEBEisKBXN0YXJ0GAMgASgLMhwuc3RyZWFtZ2F0ZS52MS5TdGFydFBvc2l0aW9uEhMKC3N0b3BfYXRfZW5kGAQgASgIEhgKC21heF9yZWNvcmRzGAUgASgESAGIAQFCCAoGX2dyb3VwQg4KDF9tYXhfcmVjb3JkcyKYAQoNU3RhcnRQb3NpdGlvbhISCghlYXJsaWVzdBgBIAEoCEgAEhAKBmxhdGVzdBgCIAEoCEgAEhAKBm9mZnNldBgDIAEoA0gAEhIKCGZyb21fZW5kGAQgASgDSAASLwoJdGltZXN0YW1wGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAQgoKCHBvc2l0aW9uIqcBChFTdWJzY3JpYmVSZXNwb25zZRIvCgphc3NpZ25tZW50GAEgASgLMhkuc3RyZWFtZ2F0ZS52MS5Bc3NpZ25tZW50SAASJwoGcmVjb3JkGAIgASgLMhUuc3RyZWFtZ2F0ZS52MS5SZWNvcmRIABItCgdyZWNvcmRzGAMgASgLMhouc3RyZWFtZ2F0ZS52MS5SZWNvcmRCYXRjaEgAQgkKB21lc3NhZ2UiNQoLUmVjb3JkQmF0Y2gSJgoHcmVjb3JkcxgBIAMoCzIVLnN0cmVhbWdhdGUudjEuUmVjb3JkIl0KCkFzc2lnbm1lbnQSMQoKcGFydGl0aW9ucxgBIAMoCzIdLnN0cmVhbWdhdGUudjEuUGFydGl0aW9uU3RhcnQSEgoFZ3JvdXAYAiABKAlIAIgBAUIICgZfZ3JvdXAidwoOUGFydGl0aW9uU3RhcnQSDQoFdG9waWMYASABKAkSEQoJcGFydGl0aW9uGAIgASgFEhQKDHN0YXJ0X29mZnNldBgDIAEoAxIVCg1sb3dfd2F0ZXJtYXJrGAQgASgDEhYKDmhpZ2hfd2F0ZXJtYXJrGAUgASgDIi0KEUxpc3RUb3BpY3NSZXF1ZXN0EhgKEGluY2x1ZGVfaW50ZXJuYWwYASABKAgiPgoSTGlzdFRvcGljc1Jlc3BvbnNlEigKBnRvcGljcxgBIAMoCzIYLnN0cmVhbWdhdGUudjEuVG9waWNJbmZvIksKCVRvcGljSW5mbxIMCgRuYW1lGAEgASgJEjAKCnBhcnRpdGlvbnMYAiADKAsyHC5zdHJlYW1nYXRlLnYxLlBhcnRpdGlvbkluZm8iYQoNUGFydGl0aW9uSW5mbxIRCglwYXJ0aXRpb24YASABKAUSDgoGbGVhZGVyGAIgASgFEhUKDWxvd193YXRlcm1hcmsYAyABKAMSFgoOaGlnaF93YXRlcm1hcmsYBCABKAMy/AMKDEV2ZW50R2F0ZXdheRJICgdQdWJsaXNoEh0uc3RyZWFtZ2F0ZS52MS5QdWJsaXNoUmVxdWVzdBoeLnN0cmVhbWdhdGUudjEuUHVibGlzaFJlc3BvbnNlElAKDVB1Ymxpc2hTdHJlYW0SHS5zdHJlYW1nYXRlLnYxLlB1Ymxpc2hSZXF1ZXN0Ghwuc3RyZWFtZ2F0ZS52MS5QdWJsaXNoUmVzdWx0KAEwARJQCglTdWJzY3JpYmUSHy5zdHJlYW1nYXRlLnYxLlN1YnNjcmliZVJlcXVlc3QaIC5zdHJlYW1nYXRlLnYxLlN1YnNjcmliZVJlc3BvbnNlMAESVwoPQ29udHJvbFN1cHBsaWVyEiUuc3RyZWFtZ2F0ZS52MS5Db250cm9sU3VwcGxpZXJSZXF1ZXN0Gh0uc3RyZWFtZ2F0ZS52MS5TdXBwbGllclN0YXR1cxJSCg5XYXRjaFBhZ2VTdGF0cxIkLnN0cmVhbWdhdGUudjEuV2F0Y2hQYWdlU3RhdHNSZXF1ZXN0Ghguc3RyZWFtZ2F0ZS52MS5QYWdlU3RhdHMwARJRCgpMaXN0VG9waWNzEiAuc3RyZWFtZ2F0ZS52MS5MaXN0VG9waWNzUmVxdWVzdBohLnN0cmVhbWdhdGUudjEuTGlzdFRvcGljc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_streamgate_v1_event, file_streamgate_v1_stats, file_streamgate_v1_supplier]);
 
 /**
  * One record to publish.
@@ -337,8 +337,8 @@ export const StartPositionSchema: GenMessage<StartPosition> = /*@__PURE__*/
  */
 export type SubscribeResponse = Message<"streamgate.v1.SubscribeResponse"> & {
   /**
-   * Either where the stream starts (always first, and again after a group rebalance), or a
-   * record.
+   * Either where the stream starts (always first, and again after a group rebalance), or
+   * records.
    *
    * @generated from oneof streamgate.v1.SubscribeResponse.message
    */
@@ -352,12 +352,23 @@ export type SubscribeResponse = Message<"streamgate.v1.SubscribeResponse"> & {
     case: "assignment";
   } | {
     /**
-     * One record.
+     * One record. Servers of this version send `records` instead; a client should accept
+     * both.
      *
      * @generated from field: streamgate.v1.Record record = 2;
      */
     value: Record;
     case: "record";
+  } | {
+    /**
+     * The records that were ready when the stream was written to, in the order they were
+     * read (per partition, in offset order): one or more, never padded or delayed to fill a
+     * batch, at most 1000 records and about 1 MiB (a single larger record travels alone).
+     *
+     * @generated from field: streamgate.v1.RecordBatch records = 3;
+     */
+    value: RecordBatch;
+    case: "records";
   } | { case: undefined; value?: undefined };
 };
 
@@ -367,6 +378,27 @@ export type SubscribeResponse = Message<"streamgate.v1.SubscribeResponse"> & {
  */
 export const SubscribeResponseSchema: GenMessage<SubscribeResponse> = /*@__PURE__*/
   messageDesc(file_streamgate_v1_gateway, 6);
+
+/**
+ * Records of a Subscribe stream, delivered together.
+ *
+ * @generated from message streamgate.v1.RecordBatch
+ */
+export type RecordBatch = Message<"streamgate.v1.RecordBatch"> & {
+  /**
+   * At least one record.
+   *
+   * @generated from field: repeated streamgate.v1.Record records = 1;
+   */
+  records: Record[];
+};
+
+/**
+ * Describes the message streamgate.v1.RecordBatch.
+ * Use `create(RecordBatchSchema)` to create a new message.
+ */
+export const RecordBatchSchema: GenMessage<RecordBatch> = /*@__PURE__*/
+  messageDesc(file_streamgate_v1_gateway, 7);
 
 /**
  * The partitions a stream reads, and the offset of the first record it will deliver from each.
@@ -394,7 +426,7 @@ export type Assignment = Message<"streamgate.v1.Assignment"> & {
  * Use `create(AssignmentSchema)` to create a new message.
  */
 export const AssignmentSchema: GenMessage<Assignment> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_gateway, 7);
+  messageDesc(file_streamgate_v1_gateway, 8);
 
 /**
  * Where a stream starts in one partition.
@@ -446,7 +478,7 @@ export type PartitionStart = Message<"streamgate.v1.PartitionStart"> & {
  * Use `create(PartitionStartSchema)` to create a new message.
  */
 export const PartitionStartSchema: GenMessage<PartitionStart> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_gateway, 8);
+  messageDesc(file_streamgate_v1_gateway, 9);
 
 /**
  * Which topics to list.
@@ -467,7 +499,7 @@ export type ListTopicsRequest = Message<"streamgate.v1.ListTopicsRequest"> & {
  * Use `create(ListTopicsRequestSchema)` to create a new message.
  */
 export const ListTopicsRequestSchema: GenMessage<ListTopicsRequest> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_gateway, 9);
+  messageDesc(file_streamgate_v1_gateway, 10);
 
 /**
  * The cluster's topics, sorted by name.
@@ -488,7 +520,7 @@ export type ListTopicsResponse = Message<"streamgate.v1.ListTopicsResponse"> & {
  * Use `create(ListTopicsResponseSchema)` to create a new message.
  */
 export const ListTopicsResponseSchema: GenMessage<ListTopicsResponse> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_gateway, 10);
+  messageDesc(file_streamgate_v1_gateway, 11);
 
 /**
  * One topic.
@@ -516,7 +548,7 @@ export type TopicInfo = Message<"streamgate.v1.TopicInfo"> & {
  * Use `create(TopicInfoSchema)` to create a new message.
  */
 export const TopicInfoSchema: GenMessage<TopicInfo> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_gateway, 11);
+  messageDesc(file_streamgate_v1_gateway, 12);
 
 /**
  * One partition of a topic.
@@ -558,7 +590,7 @@ export type PartitionInfo = Message<"streamgate.v1.PartitionInfo"> & {
  * Use `create(PartitionInfoSchema)` to create a new message.
  */
 export const PartitionInfoSchema: GenMessage<PartitionInfo> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_gateway, 12);
+  messageDesc(file_streamgate_v1_gateway, 13);
 
 /**
  * EventGateway publishes to and subscribes from Kafka, steers the built-in PageEvent supplier
