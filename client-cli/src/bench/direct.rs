@@ -19,8 +19,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::e2e::{DRAIN, Stamp, due};
 use super::plan::{Plan, STREAM_WINDOW};
 use super::stats::Tally;
-use crate::args::BenchWorkload;
 use crate::Failure;
+use crate::args::BenchWorkload;
 
 /// How long metadata look-ups and topic creation may take.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
@@ -126,7 +126,12 @@ async fn send_one(producer: &FutureProducer, topic: &str, value: &[u8], tally: &
     }
 }
 
-async fn produce(bootstrap: &str, plan: &Plan, in_flight: u64, tally: &Tally) -> Result<(), Failure> {
+async fn produce(
+    bootstrap: &str,
+    plan: &Plan,
+    in_flight: u64,
+    tally: &Tally,
+) -> Result<(), Failure> {
     let producer = producer(bootstrap, &plan.topic)?;
     tally.restart();
     let value = plan.value();
@@ -219,7 +224,9 @@ async fn end_to_end(bootstrap: &str, plan: &Plan, tally: &Tally) -> Result<(), F
         .buffer_unordered(usize::try_from(STREAM_WINDOW).unwrap_or(1024))
         .collect::<()>();
     tokio::join!(receive, send);
-    let missing = plan.records.saturating_sub(tally.records() + tally.errors());
+    let missing = plan
+        .records
+        .saturating_sub(tally.records() + tally.errors());
     for _ in 0..missing {
         tally.error("NOT_RECEIVED");
     }

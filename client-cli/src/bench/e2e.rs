@@ -50,7 +50,11 @@ impl Stamp {
     pub fn latency(&self, value: &[u8]) -> Option<Duration> {
         let run = u64::from_le_bytes(value.get(..8)?.try_into().ok()?);
         let nanos = u64::from_le_bytes(value.get(8..16)?.try_into().ok()?);
-        (run == self.run).then(|| self.origin.elapsed().saturating_sub(Duration::from_nanos(nanos)))
+        (run == self.run).then(|| {
+            self.origin
+                .elapsed()
+                .saturating_sub(Duration::from_nanos(nanos))
+        })
     }
 }
 
@@ -80,9 +84,9 @@ pub async fn run(client: &Client, plan: &Plan, tally: &Tally) -> Result<(), Fail
                 continue;
             };
             // Records of other writers to the topic are not counted.
-            let ours = records_of(&message).iter().filter_map(|record| {
-                stamp.latency(record.value.as_deref().unwrap_or_default())
-            });
+            let ours = records_of(&message)
+                .iter()
+                .filter_map(|record| stamp.latency(record.value.as_deref().unwrap_or_default()));
             for latency in ours {
                 reader_tally.done(Some(latency));
             }

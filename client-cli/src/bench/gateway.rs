@@ -136,6 +136,8 @@ pub fn rejection(result: PublishResult) -> Option<tonic::Status> {
             error.message,
         )),
         Some(publish_result::Outcome::Ack(_)) => None,
-        None => Some(tonic::Status::unknown("a PublishStream result without outcome")),
+        None => Some(tonic::Status::unknown(
+            "a PublishStream result without outcome",
+        )),
     }
 }

@@ -54,7 +54,9 @@ impl Plan {
             ));
         }
         if !(args.rate.is_finite() && args.rate > 0.0) {
-            return Err(Failure::usage("--rate must be a positive number per second"));
+            return Err(Failure::usage(
+                "--rate must be a positive number per second",
+            ));
         }
         Ok(Self {
             workload: args.workload,

@@ -85,7 +85,11 @@ impl Figures {
         let errors = if self.errors.is_empty() {
             "none".to_owned()
         } else {
-            let each: Vec<String> = self.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let each: Vec<String> = self
+                .errors
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
             each.join(", ")
         };
         format!(
@@ -100,9 +104,10 @@ impl Figures {
     }
 
     fn latency_json(&self) -> Value {
-        self.latency.map_or(Value::Null, |p| {
-            json!({"p50": p.p50, "p90": p.p90, "p99": p.p99, "max": p.max})
-        })
+        self.latency.map_or(
+            Value::Null,
+            |p| json!({"p50": p.p50, "p90": p.p90, "p99": p.p99, "max": p.max}),
+        )
     }
 
     fn window_json(&self) -> Value {
@@ -210,7 +215,10 @@ impl Report {
         });
         if let (Some(direct), Value::Object(map)) = (&self.direct, &mut object) {
             map.insert("direct_records".into(), json!(direct.records));
-            map.insert("direct_elapsed_s".into(), json!(direct.elapsed.as_secs_f64()));
+            map.insert(
+                "direct_elapsed_s".into(),
+                json!(direct.elapsed.as_secs_f64()),
+            );
             map.insert("direct_window".into(), direct.window_json());
             map.insert("direct_records_per_s".into(), json!(direct.records_per_s));
             map.insert("direct_mb_per_s".into(), json!(direct.mb_per_s));
