@@ -207,7 +207,7 @@ async fn end_to_end(bootstrap: &str, plan: &Plan, tally: &Tally) -> Result<(), F
                 break;
             };
             if let Some(latency) = stamp.latency(message.payload().unwrap_or_default()) {
-                tally.done(Some(latency));
+                tally.received(latency);
             }
         }
     };

@@ -88,7 +88,7 @@ pub async fn run(client: &Client, plan: &Plan, tally: &Tally) -> Result<(), Fail
                 .iter()
                 .filter_map(|record| stamp.latency(record.value.as_deref().unwrap_or_default()));
             for latency in ours {
-                reader_tally.done(Some(latency));
+                reader_tally.received(latency);
             }
             // Failed publishes will not arrive: they count as errors, not as records.
             if reader_tally.records() + reader_tally.errors() >= records {

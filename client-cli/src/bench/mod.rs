@@ -65,9 +65,11 @@ async fn bench(client: Client, args: BenchArgs) -> Result<(), Failure> {
         ),
         None => None,
     };
+    // Both sides over the same kind of window, or the ratio would compare unlike figures.
+    let windowed = Figures::can_window(&gateway) && direct.as_ref().is_none_or(Figures::can_window);
     Report {
-        gateway: Figures::new(&gateway, plan.size),
-        direct: direct.map(|d| Figures::new(&d, plan.size)),
+        gateway: Figures::new(&gateway, plan.size, windowed),
+        direct: direct.map(|d| Figures::new(&d, plan.size, windowed)),
         preload,
         server,
         plan,

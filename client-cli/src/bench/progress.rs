@@ -30,7 +30,8 @@ impl Progress {
             loop {
                 ticks.tick().await;
                 let (records, now) = (tally.records(), Instant::now());
-                let rate = (records - last_records) as f64 / (now - last_at).as_secs_f64();
+                let rate =
+                    records.saturating_sub(last_records) as f64 / (now - last_at).as_secs_f64();
                 (last_records, last_at) = (records, now);
                 let errors = match tally.errors() {
                     0 => String::new(),
@@ -38,7 +39,7 @@ impl Progress {
                 };
                 let line = format!(
                     "{label}: {records}/{total} records, {rate:.0} records/s{errors}, {:.0} s",
-                    (now - tally.started()).as_secs_f64()
+                    now.saturating_duration_since(tally.started()).as_secs_f64()
                 );
                 let mut err = std::io::stderr().lock();
                 // Progress is best effort: a closed standard error must not stop the bench.

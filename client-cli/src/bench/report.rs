@@ -1,8 +1,9 @@
 //! The figures of a run and how they are printed: a few readable lines, or one JSON object.
 //!
 //! The window: the figures count what was done after the warm-up (`--warmup`, 1 s), up to
-//! the end of the run. A run shorter than twice the warm-up is measured whole, and the
-//! report says so.
+//! the end of the run; for e2e, the records *sent* after the warm-up. A run shorter than
+//! twice the warm-up is measured whole, and the report says so; so is the other side of a
+//! `--direct` comparison then, so that the ratio compares like with like.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -37,10 +38,15 @@ pub struct Figures {
 }
 
 impl Figures {
-    /// The figures of `measured`, for values of `size` bytes.
-    pub fn new(measured: &Measured, size: usize) -> Self {
+    /// Whether `measured` is long enough to leave its warm-up out.
+    pub fn can_window(measured: &Measured) -> bool {
+        measured.elapsed >= measured.warmup * 2 && measured.counts.window.records > 0
+    }
+
+    /// The figures of `measured`, for values of `size` bytes: over the window when
+    /// `windowed`, else over the whole run.
+    pub fn new(measured: &Measured, size: usize, windowed: bool) -> Self {
         let counts = &measured.counts;
-        let windowed = measured.elapsed >= measured.warmup * 2 && counts.window.records > 0;
         let (window, part) = if windowed {
             ((measured.warmup, measured.elapsed), &counts.window)
         } else {
@@ -63,7 +69,7 @@ impl Figures {
     fn window_text(&self) -> String {
         if self.window.0.is_zero() {
             format!(
-                "whole run, {:.2} s (shorter than twice the warm-up)",
+                "whole run, {:.2} s (this run or the other side's was shorter than twice the warm-up)",
                 self.window.1.as_secs_f64()
             )
         } else {

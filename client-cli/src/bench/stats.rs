@@ -141,11 +141,22 @@ impl Tally {
         self.add(records, None);
     }
 
+    /// One record received now that was sent `latency` ago (e2e). It belongs to the window
+    /// when it was *sent* after the warm-up: a record sent during start-up and received
+    /// after it measures the start-up, not the path.
+    pub fn received(&self, latency: Duration) {
+        let sent = Instant::now().checked_sub(latency);
+        self.add_at(sent, 1, Some(latency));
+    }
+
     fn add(&self, records: u64, latency: Option<Duration>) {
-        let now = Instant::now();
+        self.add_at(Some(Instant::now()), records, latency);
+    }
+
+    fn add_at(&self, at: Option<Instant>, records: u64, latency: Option<Duration>) {
         let mut counts = self.lock();
         counts.all.add(records, latency);
-        if now >= counts.started + counts.warmup {
+        if at.is_some_and(|at| at >= counts.started + counts.warmup) {
             counts.window.add(records, latency);
         }
     }
@@ -194,6 +205,16 @@ mod tests {
         assert!((p.p99 - 99.0).abs() < 0.1, "{p:?}");
         assert!((p.max - 100.0).abs() < 0.1, "{p:?}");
         assert!(p.p50 <= p.p90 && p.p90 <= p.p99 && p.p99 <= p.max);
+    }
+
+    #[test]
+    fn a_record_received_after_the_warm_up_but_sent_during_it_stays_out() {
+        let tally = Tally::start(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(150));
+        tally.received(Duration::from_millis(40));
+        tally.received(Duration::from_secs(1));
+        let counts = tally.finish().counts;
+        assert_eq!((counts.all.records, counts.window.records), (2, 1));
     }
 
     #[test]
