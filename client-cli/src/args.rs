@@ -67,6 +67,62 @@ pub enum Command {
     Supplier(SupplierArgs),
     /// Watch live per-page visit counts (WatchPageStats), refreshed each tick.
     Stats(StatsArgs),
+    /// Load generator: throughput and latency of publish, subscribe and publish-to-subscribe,
+    /// optionally side by side with the same workload straight on Kafka (--direct).
+    Bench(BenchArgs),
+}
+
+/// What `streamgate bench` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchWorkload {
+    /// Unary Publish calls, --concurrency in flight.
+    Publish,
+    /// Records over --concurrency PublishStreams, each keeping many in flight.
+    PublishStream,
+    /// Read --records records of the topic from the earliest offset through Subscribe.
+    Subscribe,
+    /// Publish-to-receive latency with a live subscriber, publishing at a steady --rate.
+    E2e,
+}
+
+/// `streamgate bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The workload.
+    #[arg(value_enum)]
+    pub workload: BenchWorkload,
+    /// Records to publish or read.
+    #[arg(short = 'n', long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub records: u64,
+    /// Calls (publish) or streams (publish-stream) in flight. Default: 64 for publish, 4 for
+    /// publish-stream; subscribe and e2e use one stream.
+    #[arg(short = 'c', long, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub concurrency: Option<u64>,
+    /// Size of each record value, in bytes (e2e: at least 16, it carries a send timestamp).
+    #[arg(short = 's', long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=16 * 1024 * 1024))]
+    pub size: u64,
+    /// Topic to use; it must exist unless --direct is given (then it is created).
+    #[arg(short = 't', long, default_value = "bench")]
+    pub topic: String,
+    /// Partitions of the topic when the bench creates it (with --direct).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..))]
+    pub partitions: i32,
+    /// e2e: records per second to publish at.
+    #[arg(long, default_value = "10000/s", value_parser = parse::rate)]
+    pub rate: f64,
+    /// Time excluded at the start of the measurement (the figures are for what follows).
+    #[arg(long, default_value = "1s", value_parser = parse::duration)]
+    pub warmup: std::time::Duration,
+    /// Kafka bootstrap address: run the same workload straight on Kafka with librdkafka
+    /// right after the gateway run, and print both figures and their ratio.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub direct: Option<String>,
+    /// Process id of a local streamgate-server: report its CPU use and memory (from /proc).
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
+    /// Print exactly one JSON object on standard output, and no progress.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `streamgate stats`.

@@ -5,6 +5,7 @@
 //! 2 bad command line; 3 the server or its Kafka cluster cannot be reached; 130 interrupted.
 
 mod args;
+mod bench;
 mod connect;
 mod output;
 mod publish;
@@ -150,6 +151,7 @@ async fn main() -> ExitCode {
             Command::Topics(args) => topics::run(client, args).await,
             Command::Supplier(args) => supplier::run(client, args).await,
             Command::Stats(args) => stats::run(client, args).await,
+            Command::Bench(args) => bench::run(client, args).await,
         }
     }
     .await;

@@ -3,6 +3,7 @@
 //! `STREAMGATE_TEST_BROKERS` is set, on that real broker too.
 
 mod auth;
+mod bench;
 mod commands;
 mod support;
 mod tls;

@@ -1,0 +1,234 @@
+//! The same workloads straight on Kafka with librdkafka, for the gateway/direct ratio: the
+//! producer as the gateway's (acks=all, idempotent, 5 ms linger) with as many records in
+//! flight as the gateway run had, and a consumer assigned every partition without a group
+//! that does not parse what it reads.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::e2e::{DRAIN, Stamp, due};
+use super::plan::{Plan, STREAM_WINDOW};
+use super::stats::Tally;
+use crate::Failure;
+use crate::args::BenchWorkload;
+
+/// How long metadata look-ups and topic creation may take.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A reader that got nothing for this long has read all there is.
+const IDLE: Duration = Duration::from_secs(10);
+
+fn config(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
+    config
+}
+
+fn kafka_failure(what: &str, error: &KafkaError) -> Failure {
+    Failure::unreachable(format!("--direct: {what}: {error}"))
+}
+
+/// Creates `topic` with `partitions` partitions (an existing one is left as it is). A broker
+/// without CreateTopics (librdkafka's mock cluster, the embedded broker) gets a metadata
+/// request that allows auto-creation instead, with the broker's default partition count.
+pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<(), Failure> {
+    let admin: AdminClient<DefaultClientContext> = config(bootstrap)
+        .create()
+        .map_err(|e| kafka_failure("admin client", &e))?;
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let options = AdminOptions::new()
+        .operation_timeout(Some(METADATA_TIMEOUT))
+        .request_timeout(Some(Duration::from_secs(5)));
+    let results = match admin.create_topics([&new], &options).await {
+        Ok(results) => results,
+        Err(_) => return auto_create(bootstrap, topic),
+    };
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => {
+                return Err(Failure::unreachable(format!(
+                    "--direct: creating topic {name} failed: {code}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn auto_create(bootstrap: &str, topic: &str) -> Result<(), Failure> {
+    let producer: FutureProducer = config(bootstrap)
+        .set("allow.auto.create.topics", "true")
+        .create()
+        .map_err(|e| kafka_failure("producer", &e))?;
+    tokio::task::block_in_place(|| {
+        producer
+            .client()
+            .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+    })
+    .map_err(|e| kafka_failure("creating the topic", &e))?;
+    Ok(())
+}
+
+/// Runs `plan`'s workload on Kafka at `bootstrap`, counting into `tally`.
+pub async fn run(bootstrap: &str, plan: &Plan, tally: &Tally) -> Result<(), Failure> {
+    match plan.workload {
+        BenchWorkload::Publish => produce(bootstrap, plan, plan.concurrency, tally).await,
+        BenchWorkload::PublishStream => {
+            let in_flight = plan.concurrency.saturating_mul(STREAM_WINDOW);
+            produce(bootstrap, plan, in_flight, tally).await
+        }
+        BenchWorkload::Subscribe => consume(bootstrap, plan, tally).await,
+        BenchWorkload::E2e => end_to_end(bootstrap, plan, tally).await,
+    }
+}
+
+fn producer(bootstrap: &str, topic: &str) -> Result<FutureProducer, Failure> {
+    let producer: FutureProducer = config(bootstrap)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
+        .map_err(|e| kafka_failure("producer", &e))?;
+    // Connect and learn the topic's leaders before the clock starts.
+    tokio::task::block_in_place(|| {
+        producer
+            .client()
+            .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+    })
+    .map_err(|e| kafka_failure("metadata", &e))?;
+    Ok(producer)
+}
+
+fn error_name(error: &KafkaError) -> String {
+    error
+        .rdkafka_error_code()
+        .map_or_else(|| "KAFKA".to_owned(), |code| format!("KAFKA_{code:?}"))
+}
+
+/// One record sent now, its delivery counted with its latency.
+async fn send_one(producer: &FutureProducer, topic: &str, value: &[u8], tally: &Tally) {
+    let sent = Instant::now();
+    let record: FutureRecord<'_, (), [u8]> = FutureRecord::to(topic).payload(value);
+    match producer.send(record, Timeout::Never).await {
+        Ok(_) => tally.done(Some(sent.elapsed())),
+        Err((error, _)) => tally.error(&error_name(&error)),
+    }
+}
+
+async fn produce(
+    bootstrap: &str,
+    plan: &Plan,
+    in_flight: u64,
+    tally: &Tally,
+) -> Result<(), Failure> {
+    let producer = producer(bootstrap, &plan.topic)?;
+    tally.restart();
+    let value = plan.value();
+    let in_flight = usize::try_from(in_flight).unwrap_or(usize::MAX);
+    futures::stream::iter(0..plan.records)
+        .map(|_| send_one(&producer, &plan.topic, &value, tally))
+        .buffer_unordered(in_flight)
+        .collect::<()>()
+        .await;
+    Ok(())
+}
+
+/// A consumer of every partition of `topic`, each from the offset `start` picks.
+fn consumer(
+    bootstrap: &str,
+    topic: &str,
+    start: impl Fn(&StreamConsumer, i32) -> Result<Offset, KafkaError>,
+) -> Result<StreamConsumer, Failure> {
+    let consumer: StreamConsumer = config(bootstrap)
+        // librdkafka wants a group id even for assigned partitions; nothing is committed.
+        .set("group.id", "streamgate-bench")
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| kafka_failure("consumer", &e))?;
+    let assignment = tokio::task::block_in_place(|| {
+        let metadata = consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT)?;
+        let mut assignment = TopicPartitionList::new();
+        for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+            let offset = start(&consumer, partition.id())?;
+            assignment.add_partition_offset(topic, partition.id(), offset)?;
+        }
+        Ok::<_, KafkaError>(assignment)
+    })
+    .map_err(|e| kafka_failure("metadata", &e))?;
+    consumer
+        .assign(&assignment)
+        .map_err(|e| kafka_failure("assign", &e))?;
+    Ok(consumer)
+}
+
+/// Reads `plan.records` records from the beginning; the clock starts at the first record.
+async fn consume(bootstrap: &str, plan: &Plan, tally: &Tally) -> Result<(), Failure> {
+    let consumer = consumer(bootstrap, &plan.topic, |_, _| Ok(Offset::Beginning))?;
+    let mut read = 0;
+    while read < plan.records {
+        match tokio::time::timeout(IDLE, consumer.recv()).await {
+            Err(_) => break,
+            Ok(Ok(_)) => {
+                if read == 0 {
+                    tally.restart();
+                }
+                read += 1;
+                tally.done(None);
+            }
+            Ok(Err(error)) => tally.error(&error_name(&error)),
+        }
+    }
+    Ok(())
+}
+
+/// e2e: a consumer at the end of every partition, then records produced at `plan.rate`.
+async fn end_to_end(bootstrap: &str, plan: &Plan, tally: &Tally) -> Result<(), Failure> {
+    let topic = plan.topic.as_str();
+    let consumer = consumer(bootstrap, topic, |c, partition| {
+        let (_, high) = c.fetch_watermarks(topic, partition, METADATA_TIMEOUT)?;
+        Ok(Offset::Offset(high))
+    })?;
+    let producer = producer(bootstrap, topic)?;
+    let stamp = Stamp::new();
+    let receive = async {
+        while tally.records() + tally.errors() < plan.records {
+            let Ok(Ok(message)) = tokio::time::timeout(DRAIN, consumer.recv()).await else {
+                break;
+            };
+            if let Some(latency) = stamp.latency(message.payload().unwrap_or_default()) {
+                tally.received(latency);
+            }
+        }
+    };
+    let start = Instant::now();
+    let send = futures::stream::iter(0..plan.records)
+        .then(|sent| tokio::time::sleep_until(due(start, sent, plan.rate).into()))
+        .map(|()| async {
+            let value = stamp.value(plan.size);
+            let record: FutureRecord<'_, (), [u8]> = FutureRecord::to(topic).payload(&value);
+            if let Err((error, _)) = producer.send(record, Timeout::Never).await {
+                tally.error(&error_name(&error));
+            }
+        })
+        .buffer_unordered(usize::try_from(STREAM_WINDOW).unwrap_or(1024))
+        .collect::<()>();
+    tokio::join!(receive, send);
+    let missing = plan
+        .records
+        .saturating_sub(tally.records() + tally.errors());
+    for _ in 0..missing {
+        tally.error("NOT_RECEIVED");
+    }
+    Ok(())
+}

@@ -1,0 +1,153 @@
+//! `streamgate bench`: a load generator for the gateway, like Kafka's producer and consumer
+//! perf-test scripts. It runs one workload through streamgate and, with `--direct`, the same
+//! workload straight on Kafka right after, and prints both with their ratio.
+//!
+//! Memory stays bounded whatever `--records`: records are counted and latencies go into HDR
+//! histograms ([`stats`]); no record or sample is kept.
+
+mod direct;
+mod e2e;
+mod gateway;
+mod plan;
+mod progress;
+mod read;
+mod report;
+mod server;
+mod stats;
+
+use std::time::{Duration, Instant};
+
+use crate::args::{BenchArgs, BenchWorkload};
+use crate::{Client, Failure};
+use plan::Plan;
+use progress::Progress;
+use report::{Figures, Preload, Report};
+use stats::{Measured, Tally};
+
+/// How long a topic created with `--direct` may take to show in the server's metadata.
+const TOPIC_VISIBLE_WITHIN: Duration = Duration::from_secs(30);
+
+/// Runs the subcommand; Ctrl-C stops it with exit code 130.
+pub async fn run(client: Client, args: BenchArgs) -> Result<(), Failure> {
+    tokio::select! {
+        result = bench(client, args) => result,
+        _ = tokio::signal::ctrl_c() => Err(Failure { code: 130, message: String::new() }),
+    }
+}
+
+async fn bench(client: Client, args: BenchArgs) -> Result<(), Failure> {
+    let plan = Plan::new(&args)?;
+    let held = ensure_topic(&client, &plan, &args).await?;
+    let preload = match plan.workload {
+        BenchWorkload::Subscribe if held < plan.records => {
+            Some(preload(&client, &plan, plan.records - held).await?)
+        }
+        _ => None,
+    };
+    let watch = args.server_pid.map(server::Watch::start).transpose()?;
+    let (client, p) = (&client, &plan);
+    let gateway = measure(p, "gateway", |tally| async move {
+        match p.workload {
+            BenchWorkload::Publish => gateway::publish(client, p, &tally).await,
+            BenchWorkload::PublishStream => gateway::publish_stream(client, p, &tally).await,
+            BenchWorkload::Subscribe => read::subscribe(client, &p.topic, p.records, &tally).await,
+            BenchWorkload::E2e => e2e::run(client, p, &tally).await,
+        }
+    })
+    .await?;
+    let server = watch.map(server::Watch::finish).transpose()?;
+    let direct = match &args.direct {
+        Some(bootstrap) => Some(
+            measure(p, "direct", |tally| async move {
+                direct::run(bootstrap, p, &tally).await
+            })
+            .await?,
+        ),
+        None => None,
+    };
+    // Both sides over the same kind of window, or the ratio would compare unlike figures.
+    let windowed = Figures::can_window(&gateway) && direct.as_ref().is_none_or(Figures::can_window);
+    Report {
+        gateway: Figures::new(&gateway, plan.size, windowed),
+        direct: direct.map(|d| Figures::new(&d, plan.size, windowed)),
+        preload,
+        server,
+        plan,
+    }
+    .print(args.json)
+}
+
+/// Runs `workload` with a fresh tally and a progress line labelled `side`.
+async fn measure<'a, F, Fut>(plan: &'a Plan, side: &str, workload: F) -> Result<Measured, Failure>
+where
+    F: FnOnce(Tally) -> Fut,
+    Fut: Future<Output = Result<(), Failure>> + 'a,
+{
+    let tally = Tally::start(plan.warmup);
+    let label = format!("{side} {}", plan.name());
+    let progress = Progress::start(label, plan.records, &tally, plan.quiet);
+    let result = workload(tally.clone()).await;
+    progress.stop();
+    result.map(|()| tally.finish())
+}
+
+/// Publishes `missing` records so that the topic holds what subscribe will read.
+async fn preload(client: &Client, plan: &Plan, missing: u64) -> Result<Preload, Failure> {
+    let started = Instant::now();
+    let preload_plan = Plan {
+        records: missing,
+        concurrency: 4,
+        ..plan.clone()
+    };
+    let p = &preload_plan;
+    let measured = measure(p, "preload", |tally| async move {
+        gateway::publish_stream(client, p, &tally).await
+    })
+    .await?;
+    if let Some((code, _)) = measured.counts.errors.iter().next() {
+        return Err(Failure {
+            code: 1,
+            message: format!("bench subscribe: publishing the records to read failed ({code})"),
+        });
+    }
+    Ok(Preload {
+        records: measured.counts.all.records,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Makes sure the topic exists (creating it with `--direct`) and returns how many records
+/// it holds.
+async fn ensure_topic(client: &Client, plan: &Plan, args: &BenchArgs) -> Result<u64, Failure> {
+    if let Some(held) = read::records_held(client, &plan.topic).await? {
+        return Ok(held);
+    }
+    let Some(bootstrap) = &args.direct else {
+        return Err(missing_topic(&plan.topic, args.partitions));
+    };
+    direct::create_topic(bootstrap, &plan.topic, args.partitions).await?;
+    let deadline = Instant::now() + TOPIC_VISIBLE_WITHIN;
+    loop {
+        if let Some(held) = read::records_held(client, &plan.topic).await? {
+            return Ok(held);
+        }
+        if Instant::now() > deadline {
+            return Err(Failure::unreachable(format!(
+                "topic {} was created on {bootstrap} but the server does not see it: is --direct the server's cluster?",
+                plan.topic
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn missing_topic(topic: &str, partitions: i32) -> Failure {
+    Failure {
+        code: 1,
+        message: format!(
+            "NOT_FOUND: topic {topic} does not exist. Create it, e.g. \
+             `kafka-topics.sh --bootstrap-server BROKER --create --topic {topic} --partitions {partitions}`, \
+             or pass --direct BROKER and bench creates it (and compares with Kafka direct)"
+        ),
+    }
+}

@@ -1,0 +1,95 @@
+//! The reading workloads through streamgate: how many records the topic holds, reading N of
+//! them from the earliest offset, and the live subscriber of e2e.
+
+use futures::StreamExt;
+use streamgate::proto::{
+    ListTopicsRequest, Record, StartPosition, SubscribeRequest, SubscribeResponse, start_position,
+    subscribe_response,
+};
+use tonic::Streaming;
+
+use super::stats::Tally;
+use crate::{Client, Failure};
+
+/// Records stored in `topic` (high minus low watermark, summed), or `None` when the cluster
+/// has no such topic.
+pub async fn records_held(client: &Client, topic: &str) -> Result<Option<u64>, Failure> {
+    let topics = client
+        .clone()
+        .list_topics(ListTopicsRequest::default())
+        .await?
+        .into_inner()
+        .topics;
+    Ok(topics.into_iter().find(|t| t.name == topic).map(|t| {
+        t.partitions
+            .iter()
+            .map(|p| u64::try_from(p.high_watermark - p.low_watermark).unwrap_or(0))
+            .sum()
+    }))
+}
+
+/// The records a Subscribe message carries: the unit of every figure is a record, whatever
+/// the server packs into one message (a batched variant is one more arm here).
+pub fn records_of(message: &subscribe_response::Message) -> &[Record] {
+    match message {
+        subscribe_response::Message::Assignment(_) => &[],
+        subscribe_response::Message::Record(record) => std::slice::from_ref(record),
+    }
+}
+
+/// A Subscribe stream of `topic` (no group) from `position`, returned once the server sent
+/// its Assignment: from then on it is reading.
+pub async fn open(
+    client: &Client,
+    topic: &str,
+    position: start_position::Position,
+    max_records: Option<u64>,
+) -> Result<Streaming<SubscribeResponse>, Failure> {
+    let request = SubscribeRequest {
+        topics: vec![topic.to_owned()],
+        group: None,
+        start: Some(StartPosition {
+            position: Some(position),
+        }),
+        // A topic that holds fewer records than asked (retention moved on) ends the stream
+        // instead of hanging it.
+        stop_at_end: max_records.is_some(),
+        max_records,
+    };
+    let mut stream = client.clone().subscribe(request).await?.into_inner();
+    match stream.next().await {
+        Some(Ok(SubscribeResponse {
+            message: Some(subscribe_response::Message::Assignment(_)),
+        })) => Ok(stream),
+        Some(Err(status)) => Err(status.into()),
+        _ => Err(Failure {
+            code: 1,
+            message: "the Subscribe stream did not start with an Assignment".into(),
+        }),
+    }
+}
+
+/// Reads `records` records of `topic` from the earliest offset into `tally`. Its clock
+/// restarts at the first record, so that opening the stream and the first fetch stay out of
+/// the figures.
+pub async fn subscribe(
+    client: &Client,
+    topic: &str,
+    records: u64,
+    tally: &Tally,
+) -> Result<(), Failure> {
+    let position = start_position::Position::Earliest(true);
+    let mut stream = open(client, topic, position, Some(records)).await?;
+    let mut first = true;
+    while let Some(message) = stream.next().await {
+        let Some(message) = message?.message else {
+            continue;
+        };
+        let n = records_of(&message).len() as u64;
+        if n > 0 && std::mem::take(&mut first) {
+            tally.restart();
+        }
+        tally.done_many(n);
+    }
+    Ok(())
+}

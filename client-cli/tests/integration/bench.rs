@@ -1,0 +1,220 @@
+//! `streamgate bench`: every workload runs to the end with small counts and reports sane
+//! figures. Behaviour only: no test asserts a speed.
+
+use serde_json::Value;
+use streamgate_testkit::{AuthFile, random_name};
+
+use crate::support::{
+    Cli, TestServer, cli_with_env, on_each_broker, on_each_broker_with, stderr, stdout,
+};
+
+const RECORDS: u64 = 2000;
+
+/// Runs `bench ARGS --json` and returns its one JSON object, after checking what every
+/// report has.
+async fn bench_json(server: &TestServer, workload: &str, args: &[&str]) -> Value {
+    let records = RECORDS.to_string();
+    let mut all = vec!["bench", workload, "--records", &records, "--json"];
+    all.extend_from_slice(args);
+    let output = server.cli(&all, None).await;
+    assert!(output.status.success(), "{all:?}: {}", stderr(&output));
+    assert!(
+        stderr(&output).is_empty(),
+        "--json prints nothing on stderr: {}",
+        stderr(&output)
+    );
+    let text = stdout(&output);
+    assert_eq!(text.lines().count(), 1, "exactly one JSON object: {text}");
+    let report: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(report["workload"], workload, "{report}");
+    assert_eq!(report["records"], RECORDS, "{report}");
+    assert!(
+        report["elapsed_s"].as_f64().is_some_and(|s| s > 0.0),
+        "{report}"
+    );
+    assert!(
+        report["records_per_s"].as_f64().is_some_and(|r| r > 0.0),
+        "{report}"
+    );
+    assert!(
+        report["mb_per_s"].as_f64().is_some_and(|r| r > 0.0),
+        "{report}"
+    );
+    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+    assert!(
+        report["window"]["records"]
+            .as_u64()
+            .is_some_and(|r| r > 0 && r <= RECORDS)
+    );
+    report
+}
+
+/// p50 <= p90 <= p99 <= max, all positive.
+fn assert_ordered(latency: &Value) {
+    let p = |k: &str| {
+        latency[k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{k} in {latency}"))
+    };
+    assert!(p("p50") > 0.0, "{latency}");
+    assert!(
+        p("p50") <= p("p90") && p("p90") <= p("p99") && p("p99") <= p("max"),
+        "{latency}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_publish_and_publish_stream_report_throughput_and_ordered_latencies() {
+    on_each_broker(|server| async move {
+        let topic = server.topic(3).await;
+        let unary = bench_json(&server, "publish", &["--topic", &topic]).await;
+        assert_ordered(&unary["latency_ms"]);
+        assert_eq!(unary["concurrency"], 64);
+        assert!(unary["ratio"].is_null() && unary["server_cpu"].is_null());
+
+        let streamed = bench_json(&server, "publish-stream", &["--topic", &topic]).await;
+        assert_ordered(&streamed["latency_ms"]);
+        assert_eq!(streamed["concurrency"], 4);
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_subscribe_preloads_what_the_topic_lacks_then_reads_n_records() {
+    on_each_broker(|server| async move {
+        let topic = server.topic(3).await;
+        let report = bench_json(&server, "subscribe", &["--topic", &topic]).await;
+        assert!(report["latency_ms"].is_null(), "{report}");
+        assert_eq!(report["preload"]["records"], RECORDS, "{report}");
+
+        // The topic holds enough now: nothing more is published.
+        let again = bench_json(&server, "subscribe", &["--topic", &topic]).await;
+        assert!(again["preload"].is_null(), "{again}");
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_e2e_measures_publish_to_receive_latency() {
+    on_each_broker(|server| async move {
+        let topic = server.topic(3).await;
+        let args = ["--topic", &topic, "--rate", "4000/s"];
+        let report = bench_json(&server, "e2e", &args).await;
+        assert_ordered(&report["latency_ms"]);
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_direct_creates_a_missing_topic_and_reports_both_figures_and_the_ratio() {
+    on_each_broker(|server| async move {
+        let topic = random_name("bench");
+        let bootstrap = server.kafka.bootstrap_servers().to_owned();
+        let direct = ["--topic", &topic, "--direct", &bootstrap];
+        for workload in ["publish", "subscribe", "e2e"] {
+            let report = bench_json(&server, workload, &direct).await;
+            assert!(
+                report["direct_records_per_s"]
+                    .as_f64()
+                    .is_some_and(|r| r > 0.0),
+                "{report}"
+            );
+            assert!(report["direct_mb_per_s"].as_f64().is_some_and(|r| r > 0.0));
+            assert!(
+                report["ratio"].as_f64().is_some_and(|r| r > 0.0),
+                "{report}"
+            );
+            assert_eq!(report["direct_records"], RECORDS, "{report}");
+        }
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_server_pid_reports_cpu_and_memory() {
+    on_each_broker(|server| async move {
+        let topic = server.topic(1).await;
+        // The test server runs in this process: its /proc entries are the test's.
+        let pid = std::process::id().to_string();
+        let report = bench_json(
+            &server,
+            "publish",
+            &["--topic", &topic, "--server-pid", &pid],
+        )
+        .await;
+        assert!(
+            report["server_cpu"]["cores"]
+                .as_f64()
+                .is_some_and(|c| c >= 0.0),
+            "{report}"
+        );
+        let rss = &report["server_rss_mib"];
+        assert!(rss["final"].as_f64().is_some_and(|m| m > 0.0), "{report}");
+        assert!(rss["peak"].as_f64() >= rss["final"].as_f64(), "{report}");
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_on_a_missing_topic_says_how_to_create_it() {
+    on_each_broker(|server| async move {
+        let topic = random_name("absent");
+        let output = server
+            .cli(
+                &["bench", "publish", "--records", "10", "--topic", &topic],
+                None,
+            )
+            .await;
+        assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+        let message = stderr(&output);
+        assert!(
+            message.contains(&format!("topic {topic} does not exist"))
+                && message.contains("kafka-topics.sh")
+                && message.contains("--direct"),
+            "{message}"
+        );
+        assert!(stdout(&output).is_empty());
+
+        let output = server
+            .cli(&["bench", "subscribe", "--concurrency", "4"], None)
+            .await;
+        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_stops_at_a_refused_call_with_the_usual_exit_code() {
+    let file = AuthFile::new(&[("reader", "reader-token", &["topics", "subscribe:*"])]);
+    on_each_broker_with(&["--auth-file", file.arg()], |server| async move {
+        let topic = server.topic(1).await;
+        for workload in ["publish", "publish-stream"] {
+            let args = [
+                "bench",
+                workload,
+                "--records",
+                "50",
+                "--topic",
+                &topic,
+                "--json",
+            ];
+            let env = [("STREAMGATE_TOKEN", "reader-token")];
+            let denied = cli_with_env(&server.url(), &args, None, &env).await;
+            assert_eq!(denied.status.code(), Some(1), "{}", stderr(&denied));
+            assert!(
+                stderr(&denied).contains("PERMISSION_DENIED"),
+                "{}",
+                stderr(&denied)
+            );
+            assert!(stdout(&denied).is_empty(), "no report: {}", stdout(&denied));
+        }
+        server.stop().await;
+    })
+    .await;
+}
