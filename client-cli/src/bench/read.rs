@@ -29,11 +29,12 @@ pub async fn records_held(client: &Client, topic: &str) -> Result<Option<u64>, F
 }
 
 /// The records a Subscribe message carries: the unit of every figure is a record, whatever
-/// the server packs into one message (a batched variant is one more arm here).
+/// the server packs into one message (one record, or a batch).
 pub fn records_of(message: &subscribe_response::Message) -> &[Record] {
     match message {
         subscribe_response::Message::Assignment(_) => &[],
         subscribe_response::Message::Record(record) => std::slice::from_ref(record),
+        subscribe_response::Message::Records(batch) => &batch.records,
     }
 }
 
@@ -51,9 +52,10 @@ pub async fn open(
         start: Some(StartPosition {
             position: Some(position),
         }),
-        // A topic that holds fewer records than asked (retention moved on) ends the stream
-        // instead of hanging it.
-        stop_at_end: max_records.is_some(),
+        // Not `stop_at_end`: some Kafka-compatible brokers (Tansu) move the high watermark
+        // by batches, so the end seen at the start can be short of the records stored. A
+        // topic that holds fewer records than asked fails on the idle timeout instead.
+        stop_at_end: false,
         max_records,
     };
     let mut stream = client.clone().subscribe(request).await?.into_inner();
@@ -69,6 +71,9 @@ pub async fn open(
     }
 }
 
+/// How long the subscribe workload waits for a next record before it gives up.
+const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Reads `records` records of `topic` from the earliest offset into `tally`. Its clock
 /// restarts at the first record, so that opening the stream and the first fetch stay out of
 /// the figures.
@@ -81,7 +86,16 @@ pub async fn subscribe(
     let position = start_position::Position::Earliest(true);
     let mut stream = open(client, topic, position, Some(records)).await?;
     let mut first = true;
-    while let Some(message) = stream.next().await {
+    loop {
+        let Ok(next) = tokio::time::timeout(IDLE_TIMEOUT, stream.next()).await else {
+            return Err(Failure {
+                code: 1,
+                message: format!(
+                    "no record of {topic} for {IDLE_TIMEOUT:?}: the topic holds fewer than the {records} records asked for (--records)"
+                ),
+            });
+        };
+        let Some(message) = next else { break };
         let Some(message) = message?.message else {
             continue;
         };
