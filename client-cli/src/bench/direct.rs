@@ -71,13 +71,19 @@ fn auto_create(bootstrap: &str, topic: &str) -> Result<(), Failure> {
         .set("allow.auto.create.topics", "true")
         .create()
         .map_err(|e| kafka_failure("producer", &e))?;
+    // With auto-creation allowed, asking for the topic's metadata creates it.
+    fetch_metadata(&producer, topic, "creating the topic")
+}
+
+/// Asks the cluster for `topic`'s metadata (connecting, and learning its leaders).
+fn fetch_metadata(producer: &FutureProducer, topic: &str, what: &str) -> Result<(), Failure> {
     tokio::task::block_in_place(|| {
         producer
             .client()
             .fetch_metadata(Some(topic), METADATA_TIMEOUT)
     })
-    .map_err(|e| kafka_failure("creating the topic", &e))?;
-    Ok(())
+    .map(drop)
+    .map_err(|e| kafka_failure(what, &e))
 }
 
 /// Runs `plan`'s workload on Kafka at `bootstrap`, counting into `tally`.
@@ -101,12 +107,7 @@ fn producer(bootstrap: &str, topic: &str) -> Result<FutureProducer, Failure> {
         .create()
         .map_err(|e| kafka_failure("producer", &e))?;
     // Connect and learn the topic's leaders before the clock starts.
-    tokio::task::block_in_place(|| {
-        producer
-            .client()
-            .fetch_metadata(Some(topic), METADATA_TIMEOUT)
-    })
-    .map_err(|e| kafka_failure("metadata", &e))?;
+    fetch_metadata(&producer, topic, "metadata")?;
     Ok(producer)
 }
 
