@@ -195,6 +195,21 @@ pub struct Config {
     #[arg(long, env = "STREAMGATE_SUBSCRIBE_BUFFER", default_value_t = 256)]
     pub subscribe_buffer: usize,
 
+    /// Largest max_outstanding_records a Consume stream may ask for: records delivered and
+    /// not yet acknowledged, which the server keeps in memory for redelivery.
+    #[arg(
+        long,
+        env = "STREAMGATE_CONSUME_MAX_OUTSTANDING",
+        default_value_t = 10_000
+    )]
+    pub consume_max_outstanding: usize,
+
+    /// Bytes of unacknowledged records one Consume stream may hold (keys, values, headers);
+    /// at this bound it stops fetching until acks arrive. A larger single record still goes
+    /// alone.
+    #[arg(long, env = "STREAMGATE_CONSUME_MAX_OUTSTANDING_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub consume_max_outstanding_bytes: usize,
+
     /// How long the producer waits to fill a batch (librdkafka linger.ms).
     #[arg(long, env = "STREAMGATE_LINGER", default_value = "5ms", value_parser = humantime::parse_duration)]
     pub linger: Duration,

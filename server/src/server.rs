@@ -75,9 +75,12 @@ pub async fn run(
             port,
         },
     )?;
+    let topic_creator = bootstrap::TopicCreator::new(kafka)
+        .map_err(|e| ServeError::Stage(format!("the topic creator: {e}")))?;
     let state = State::new(
         kafka,
         &settings,
+        topic_creator,
         producer.clone(),
         &stages,
         &shutdown,

@@ -74,17 +74,39 @@ impl Access {
         group: Option<&str>,
         resets: bool,
     ) -> Result<(), GatewayError> {
-        const METHOD: &str = "Subscribe";
+        self.read(who, "Subscribe", topics, group, resets)
+    }
+
+    /// Consume `topics` in `group` (the same permissions as Subscribe with a group; the
+    /// group's dead-letter topic comes with the group).
+    pub fn consume<'a>(
+        &self,
+        who: &Principal,
+        topics: impl IntoIterator<Item = &'a str>,
+        group: &str,
+        resets: bool,
+    ) -> Result<(), GatewayError> {
+        self.read(who, "Consume", topics, Some(group), resets)
+    }
+
+    fn read<'a>(
+        &self,
+        who: &Principal,
+        method: &'static str,
+        topics: impl IntoIterator<Item = &'a str>,
+        group: Option<&str>,
+        resets: bool,
+    ) -> Result<(), GatewayError> {
         for topic in topics {
             if is_internal(topic) {
                 self.admin(
                     who,
-                    METHOD,
+                    method,
                     topic,
                     "Kafka's internal topics (__*) are reserved to admin",
                 )?;
             } else {
-                self.require(who, METHOD, topic, Need::Subscribe(topic), None)?;
+                self.require(who, method, topic, Need::Subscribe(topic), None)?;
             }
         }
         let Some(group) = group else {
@@ -93,16 +115,16 @@ impl Access {
         if self.reserved.server_groups.iter().any(|g| g == group) {
             return self.admin(
                 who,
-                METHOD,
+                method,
                 group,
                 "the server's own consumer groups are reserved to admin",
             );
         }
-        self.require(who, METHOD, group, Need::Group(group), None)?;
+        self.require(who, method, group, Need::Group(group), None)?;
         if resets {
             self.admin(
                 who,
-                METHOD,
+                method,
                 group,
                 "resetting a group's offsets is reserved to admin",
             )?;

@@ -1,6 +1,7 @@
 //! The `streamgate.v1.EventGateway` service: request handlers that validate, apply the
 //! call's deadline and delegate to one module per RPC family.
 
+mod consume;
 mod deadline;
 mod known_topics;
 mod publish;
@@ -12,8 +13,8 @@ use std::time::Duration;
 
 use streamgate::proto::event_gateway_server::EventGateway;
 use streamgate::proto::{
-    ControlSupplierRequest, ListTopicsRequest, ListTopicsResponse, PartitionInfo, PublishRequest,
-    PublishResponse, SubscribeRequest, SupplierAction, SupplierStatus, TopicInfo,
+    ConsumeRequest, ControlSupplierRequest, ListTopicsRequest, ListTopicsResponse, PartitionInfo,
+    PublishRequest, PublishResponse, SubscribeRequest, SupplierAction, SupplierStatus, TopicInfo,
     WatchPageStatsRequest,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -23,12 +24,13 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::{Access, Expiring, Principal};
 use crate::error::GatewayError;
-use crate::kafka::{Admin, ClientSettings, Kafka, Producer};
+use crate::kafka::{Admin, ClientSettings, Kafka, Producer, TopicCreator};
 use crate::settings::{Limits, Settings};
 use crate::stages::Stages;
 use crate::supplier::ControlError;
 
 // Not API: reachable only so that the fuzz targets (`server/fuzz/`) can drive the parser.
+pub use consume::ConsumeStream;
 #[doc(hidden)]
 pub use deadline::parse_grpc_timeout;
 pub use publish::PublishResultStream;
@@ -73,6 +75,8 @@ pub struct State {
     pub auto_create_topics: bool,
     /// Topics known to exist, so that Publish to a missing one is NOT_FOUND at once.
     pub known_topics: known_topics::KnownTopics,
+    /// Where Consume streams put records that used up their delivery attempts.
+    pub dead_letter_topics: consume::DeadLetterTopics,
 }
 
 impl State {
@@ -80,6 +84,7 @@ impl State {
     pub fn new(
         kafka: &Kafka,
         settings: &Settings,
+        topic_creator: TopicCreator,
         producer: Producer,
         stages: &Stages,
         shutdown: &CancellationToken,
@@ -104,6 +109,11 @@ impl State {
             access: Access::new(settings.auth.reserved.clone()),
             auto_create_topics: settings.auto_create_topics,
             known_topics: known_topics::KnownTopics::default(),
+            dead_letter_topics: consume::DeadLetterTopics::new(
+                topic_creator,
+                settings.topics.partitions,
+                settings.topics.replication_factor,
+            ),
         }))
     }
 }
@@ -204,6 +214,24 @@ impl EventGateway for Gateway {
         )
         .await?;
         Ok(Response::new(Expiring::new(records, &principal)))
+    }
+
+    type ConsumeStream = Expiring<ConsumeStream>;
+
+    async fn consume(
+        &self,
+        request: Request<Streaming<ConsumeRequest>>,
+    ) -> Result<Response<Self::ConsumeStream>, Status> {
+        let principal = principal_of(&request)?;
+        let (deadline, _) = deadline::of(request.metadata(), self.state.request_timeout);
+        let stream = consume::open(
+            self.state.clone(),
+            request.into_inner(),
+            deadline,
+            &principal,
+        )
+        .await?;
+        Ok(Response::new(Expiring::new(stream, &principal)))
     }
 
     async fn control_supplier(

@@ -9,6 +9,7 @@
 
 use rdkafka::Message;
 use rdkafka::message::{Header, Headers, OwnedHeaders};
+use streamgate::proto;
 use streamgate::topic::{InvalidTopicName, TopicName};
 
 /// Longest `x-exception-message`, in bytes; longer reasons are cut on a character boundary.
@@ -44,11 +45,68 @@ impl<'a> DeadLetter<'a> {
             }
         }
         let timestamp_ms = message.timestamp().to_millis();
-        let timestamp = timestamp_ms.map(|ms| ms.to_string()).unwrap_or_default();
+        let origin = Origin {
+            topic: message.topic(),
+            partition: message.partition(),
+            offset: message.offset(),
+            timestamp_ms,
+        };
+        Self {
+            key: message.key(),
+            value: message.payload(),
+            headers: origin.add_to(headers, reason),
+            timestamp_ms,
+        }
+    }
+
+    /// The dead letter of a record already converted for a client (Consume), refused
+    /// because of `reason`.
+    pub fn of_record(record: &'a proto::Record, reason: &str) -> Self {
+        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + 5);
+        for header in &record.headers {
+            headers = headers.insert(Header {
+                key: &header.key,
+                value: Some(&header.value[..]),
+            });
+        }
+        let timestamp_ms = record
+            .timestamp
+            .as_ref()
+            .and_then(streamgate::time::to_millis);
+        let origin = Origin {
+            topic: &record.topic,
+            partition: record.partition,
+            offset: record.offset,
+            timestamp_ms,
+        };
+        Self {
+            key: record.key.as_deref(),
+            value: record.value.as_deref(),
+            headers: origin.add_to(headers, reason),
+            timestamp_ms,
+        }
+    }
+}
+
+/// Where a dead letter came from.
+struct Origin<'a> {
+    topic: &'a str,
+    partition: i32,
+    offset: i64,
+    timestamp_ms: Option<i64>,
+}
+
+impl Origin<'_> {
+    /// `headers` followed by the origin headers and the reason.
+    fn add_to(&self, mut headers: OwnedHeaders, reason: &str) -> OwnedHeaders {
+        let timestamp = self
+            .timestamp_ms
+            .map(|ms| ms.to_string())
+            .unwrap_or_default();
         for (key, value) in [
-            ("x-original-topic", message.topic()),
-            ("x-original-partition", &message.partition().to_string()),
-            ("x-original-offset", &message.offset().to_string()),
+            ("x-original-topic", self.topic),
+            ("x-original-partition", &self.partition.to_string()),
+            ("x-original-offset", &self.offset.to_string()),
             ("x-original-timestamp", &timestamp),
             ("x-exception-message", cut(reason, MAX_REASON_BYTES)),
         ] {
@@ -57,12 +115,7 @@ impl<'a> DeadLetter<'a> {
                 value: Some(value.as_bytes()),
             });
         }
-        Self {
-            key: message.key(),
-            value: message.payload(),
-            headers,
-            timestamp_ms,
-        }
+        headers
     }
 }
 

@@ -149,6 +149,10 @@ pub struct Limits {
     pub subscribe_buffer_bytes: usize,
     /// Longest page name the transform and the analytics accept, in bytes.
     pub max_page_name_bytes: usize,
+    /// Largest `max_outstanding_records` of a Consume stream.
+    pub consume_max_outstanding: usize,
+    /// Bytes of unacknowledged records per Consume stream.
+    pub consume_max_outstanding_bytes: usize,
 }
 
 /// The one port's transport settings.
@@ -337,6 +341,7 @@ fn limits(config: &Config) -> Result<Limits, InvalidSetting> {
         ("--max-watchers", config.max_watchers),
         ("--max-subscribe-topics", config.max_subscribe_topics),
         ("--max-page-name-bytes", config.max_page_name_bytes),
+        ("--consume-max-outstanding", config.consume_max_outstanding),
     ] {
         if value == 0 {
             return invalid(flag, "must be 1 or more");
@@ -345,6 +350,12 @@ fn limits(config: &Config) -> Result<Limits, InvalidSetting> {
     if config.subscribe_buffer_bytes < MIN_SUBSCRIBE_BUFFER_BYTES {
         return invalid(
             "--subscribe-buffer-bytes",
+            format!("must be at least {MIN_SUBSCRIBE_BUFFER_BYTES}"),
+        );
+    }
+    if config.consume_max_outstanding_bytes < MIN_SUBSCRIBE_BUFFER_BYTES {
+        return invalid(
+            "--consume-max-outstanding-bytes",
             format!("must be at least {MIN_SUBSCRIBE_BUFFER_BYTES}"),
         );
     }
@@ -362,6 +373,8 @@ fn limits(config: &Config) -> Result<Limits, InvalidSetting> {
         max_subscribe_topics: config.max_subscribe_topics,
         subscribe_buffer_bytes: config.subscribe_buffer_bytes,
         max_page_name_bytes: config.max_page_name_bytes,
+        consume_max_outstanding: config.consume_max_outstanding,
+        consume_max_outstanding_bytes: config.consume_max_outstanding_bytes,
     })
 }
 

@@ -13,16 +13,19 @@
 //!   [`TimestampSearch`](crate::kafka::TimestampSearch));
 //! - [`consumer`] configures the Kafka consumer and watches group rebalances;
 //! - [`session`] is the task that feeds the stream;
-//! - [`group_start`] decides where a group stream starts in a newly assigned partition;
+//! - [`group_start`] decides where a group stream starts in a newly assigned partition,
+//!   [`assignment`] looks up what it needs and announces it;
 //! - [`record`] converts Kafka records into API records;
 //! - [`stream`] is the response stream tonic sends from.
 
-mod consumer;
+// `pub(super)`: Consume (the acknowledged sibling) reuses the group machinery.
+pub(super) mod assignment;
+pub(super) mod consumer;
 mod group_start;
-mod plan;
-mod record;
+pub(super) mod plan;
+pub(super) mod record;
 mod session;
-mod start;
+pub(super) mod start;
 mod stream;
 
 use std::sync::Arc;
@@ -67,40 +70,33 @@ pub async fn open(
     let budget = deadline.saturating_duration_since(Instant::now());
     let partitions = plan.partitions(&state, budget).await?;
 
-    let consumer = consumer::create(
-        &state.client_settings,
-        plan.group.as_deref(),
-        plan.start,
-        plan.stop_at_end,
-    )
-    .map_err(GatewayError::Kafka)?;
-    let consumer: Arc<SubscriptionConsumer> = Arc::new(consumer);
-    let (tx, rx) = mpsc::channel(state.limits.subscribe_buffer);
-    let mut session = Session::new(state.clone(), consumer.clone(), tx, &plan, permit);
-
-    match &plan.group {
+    let (consumer, starts) = match &plan.group {
         None => {
+            let consumer = Arc::new(
+                consumer::create(&state.client_settings, None, plan.start, plan.stop_at_end)
+                    .map_err(GatewayError::Kafka)?,
+            );
             let starts = plan::resolve_starts(&state, &partitions, plan.start, deadline).await?;
-            let mut assignment = TopicPartitionList::new();
-            for s in &starts {
-                assignment
-                    .add_partition_offset(&s.topic, s.partition, Offset::Offset(s.start_offset))
-                    .map_err(GatewayError::Kafka)?;
-            }
-            consumer.assign(&assignment).map_err(GatewayError::Kafka)?;
-            session.announce(starts, None).await;
+            assign(&consumer, &starts)?;
+            (consumer, Some(starts))
         }
         Some(group) => {
-            if !plan.start.is_edge() {
-                let starts =
-                    plan::resolve_starts(&state, &partitions, plan.start, deadline).await?;
-                plan::reset_group_offsets(&consumer, group, &starts, budget).await?;
-            }
-            let topic_names: Vec<&str> = plan.topics.iter().map(TopicName::as_str).collect();
-            consumer
-                .subscribe(&topic_names)
-                .map_err(GatewayError::Kafka)?;
+            let consumer = join_group(
+                &state,
+                &plan,
+                group,
+                &partitions,
+                deadline,
+                plan.stop_at_end,
+            )
+            .await?;
+            (consumer, None)
         }
+    };
+    let (tx, rx) = mpsc::channel(state.limits.subscribe_buffer);
+    let mut session = Session::new(state.clone(), consumer.clone(), tx, &plan, permit);
+    if let Some(starts) = starts {
+        session.announce(starts, None).await;
     }
     // A panic must not look like a clean end of the stream to the client.
     let on_panic = session.sender();
@@ -118,4 +114,45 @@ pub async fn open(
         rx,
         plan.group.is_some().then_some(&consumer),
     ))
+}
+
+/// Assigns every partition of a stream without a group at its start offset.
+fn assign(
+    consumer: &SubscriptionConsumer,
+    starts: &[streamgate::proto::PartitionStart],
+) -> Result<(), GatewayError> {
+    let mut assignment = TopicPartitionList::new();
+    for s in starts {
+        assignment
+            .add_partition_offset(&s.topic, s.partition, Offset::Offset(s.start_offset))
+            .map_err(GatewayError::Kafka)?;
+    }
+    consumer.assign(&assignment).map_err(GatewayError::Kafka)
+}
+
+/// Creates the consumer of a group stream: resets the group's offsets first when the plan
+/// starts somewhere else than an edge, then subscribes (the assignment comes later, through
+/// the consumer's rebalance hook).
+pub(super) async fn join_group(
+    state: &State,
+    plan: &Plan,
+    group: &str,
+    partitions: &[(String, i32)],
+    deadline: Instant,
+    stop_at_end: bool,
+) -> Result<Arc<SubscriptionConsumer>, GatewayError> {
+    let consumer = Arc::new(
+        consumer::create(&state.client_settings, Some(group), plan.start, stop_at_end)
+            .map_err(GatewayError::Kafka)?,
+    );
+    if !plan.start.is_edge() {
+        let budget = deadline.saturating_duration_since(Instant::now());
+        let starts = plan::resolve_starts(state, partitions, plan.start, deadline).await?;
+        plan::reset_group_offsets(&consumer, group, &starts, budget).await?;
+    }
+    let topic_names: Vec<&str> = plan.topics.iter().map(TopicName::as_str).collect();
+    consumer
+        .subscribe(&topic_names)
+        .map_err(GatewayError::Kafka)?;
+    Ok(consumer)
 }

@@ -9,15 +9,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use rdkafka::Offset;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::{Offset, TopicPartitionList};
 use streamgate::proto::{self, SubscribeResponse, subscribe_response};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
-use super::consumer::SubscriptionConsumer;
-use super::group_start::{self, Fallback, Watermarks};
+use super::consumer::{SubscriptionConsumer, is_fatal};
 use super::plan::Plan;
 use super::record::{self, to_record};
 use super::start::Start;
@@ -207,72 +206,13 @@ impl Session {
         self.deliver(Item::Message(message)).await
     }
 
-    /// Looks up where a group stream starts in each partition it was just given (see
-    /// [`group_start`]), stores the starts of partitions without a commit, and announces.
+    /// Announces where a group stream starts in each partition it was just given (see
+    /// [`assignment`](super::assignment)).
     async fn announce_group_assignment(&mut self) -> bool {
-        let Some(committed) = self.committed_offsets().await else {
-            return true;
-        };
-        let timeout = self.state.request_timeout;
-        let fallback = Fallback::of(self.start);
-        let mut starts = Vec::with_capacity(committed.len());
-        let mut positions = TopicPartitionList::new();
-        for (topic, partition, committed_offset) in committed {
-            let watermarks = match self
-                .state
-                .admin
-                .watermarks(&topic, partition, timeout)
-                .await
-            {
-                Ok((low, high)) => Some(Watermarks { low, high }),
-                Err(e) => {
-                    tracing::warn!(error = %e, topic, partition, "could not read watermarks");
-                    None
-                }
-            };
-            let decided = group_start::decide(committed_offset, watermarks, fallback);
-            if let Some(offset) = decided.store {
-                let _ = positions.add_partition_offset(&topic, partition, Offset::Offset(offset));
-            }
-            starts.push(proto::PartitionStart {
-                topic,
-                partition,
-                start_offset: decided.start_offset,
-                low_watermark: decided.low_watermark,
-                high_watermark: decided.high_watermark,
-            });
+        match super::assignment::group_starts(&self.state, &self.consumer, self.start).await {
+            Some(starts) => self.announce(starts, self.group.clone()).await,
+            None => true,
         }
-        starts.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-        if let Err(e) = self.consumer.store_offsets(&positions) {
-            tracing::debug!(error = %e, "could not store start offsets (partitions revoked meanwhile)");
-        }
-        self.announce(starts, self.group.clone()).await
-    }
-
-    /// The group's committed offset in every assigned partition; `None` if unreadable.
-    async fn committed_offsets(&self) -> Option<Vec<(String, i32, Offset)>> {
-        let assigned = self.consumer.assignment().ok()?;
-        let consumer = self.consumer.clone();
-        let timeout = self.state.request_timeout;
-        let committed =
-            tokio::task::spawn_blocking(move || consumer.committed_offsets(assigned, timeout))
-                .await
-                .ok()?;
-        let committed = match committed {
-            Ok(list) => list,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read the group's committed offsets");
-                return None;
-            }
-        };
-        // TopicPartitionList elements are not Send: copy out what we need before awaiting.
-        Some(
-            committed
-                .elements()
-                .iter()
-                .map(|e| (e.topic().to_owned(), e.partition(), e.offset()))
-                .collect(),
-        )
     }
 
     /// After an end-of-partition event: drops every pending partition whose position
@@ -350,18 +290,4 @@ impl Session {
             message.offset(),
         )
     }
-}
-
-/// Errors after which a subscription cannot go on.
-fn is_fatal(error: &KafkaError) -> bool {
-    matches!(
-        error.rdkafka_error_code(),
-        Some(
-            RDKafkaErrorCode::UnknownTopicOrPartition
-                | RDKafkaErrorCode::UnknownTopic
-                | RDKafkaErrorCode::TopicAuthorizationFailed
-                | RDKafkaErrorCode::GroupAuthorizationFailed
-                | RDKafkaErrorCode::Fatal
-        )
-    )
 }

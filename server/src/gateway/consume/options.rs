@@ -1,0 +1,175 @@
+//! Validating the `start` request of a Consume stream: what it reads (checked as a
+//! Subscribe with a group would be) and how it is paced.
+
+use std::time::Duration;
+
+use streamgate::proto::{ConsumeStart, SubscribeRequest};
+
+use crate::error::GatewayError;
+use crate::gateway::subscribe::plan::Plan;
+use crate::settings::Limits;
+
+/// `max_outstanding_records` when the client leaves it at 0.
+pub const DEFAULT_MAX_OUTSTANDING: usize = 1000;
+/// `ack_deadline` when the client sends none.
+pub const DEFAULT_ACK_DEADLINE: Duration = Duration::from_secs(30);
+/// Shortest `ack_deadline`: below it a busy client would see everything twice.
+pub const MIN_ACK_DEADLINE: Duration = Duration::from_secs(1);
+/// Longest `ack_deadline`, and longest nack delay.
+pub const MAX_DELAY: Duration = Duration::from_secs(3600);
+
+/// How a Consume stream is paced.
+#[derive(Debug, Clone, Copy)]
+pub struct Pacing {
+    /// Most records delivered and not acknowledged.
+    pub max_outstanding: usize,
+    /// Most bytes those records may hold.
+    pub max_outstanding_bytes: usize,
+    /// How long a delivery may stay unacknowledged.
+    pub ack_deadline: Duration,
+    /// Deliveries before dead-lettering; 0: unlimited.
+    pub max_attempts: u32,
+}
+
+/// Validates `start`: a group is required; limits are those of the server's flags.
+pub fn validate(start: ConsumeStart, limits: &Limits) -> Result<(Plan, Pacing), GatewayError> {
+    if start.group.is_empty() {
+        return Err(GatewayError::InvalidArgument(
+            "Consume needs a consumer group (start.group): acknowledgements commit the group's offsets".into(),
+        ));
+    }
+    let plan = Plan::from_request(
+        SubscribeRequest {
+            topics: start.topics,
+            group: Some(start.group),
+            start: start.start,
+            stop_at_end: false,
+            max_records: None,
+        },
+        limits.max_subscribe_topics,
+    )?;
+    let max_outstanding = match start.max_outstanding_records as usize {
+        0 => DEFAULT_MAX_OUTSTANDING.min(limits.consume_max_outstanding),
+        asked if asked > limits.consume_max_outstanding => {
+            return Err(GatewayError::OverLimit {
+                what: "max_outstanding_records asked for",
+                count: asked,
+                limit: limits.consume_max_outstanding,
+                flag: "--consume-max-outstanding",
+            });
+        }
+        asked => asked,
+    };
+    let ack_deadline = match start.ack_deadline {
+        None => DEFAULT_ACK_DEADLINE,
+        Some(d) => duration("ack_deadline", &d, MIN_ACK_DEADLINE)?,
+    };
+    Ok((
+        plan,
+        Pacing {
+            max_outstanding,
+            max_outstanding_bytes: limits.consume_max_outstanding_bytes,
+            ack_deadline,
+            max_attempts: start.max_delivery_attempts,
+        },
+    ))
+}
+
+/// A nack's delay: absent is at once; at most [`MAX_DELAY`].
+pub fn nack_delay(delay: Option<&prost_types::Duration>) -> Result<Duration, GatewayError> {
+    delay.map_or(Ok(Duration::ZERO), |d| {
+        duration("nack delay", d, Duration::ZERO)
+    })
+}
+
+fn duration(
+    what: &str,
+    value: &prost_types::Duration,
+    min: Duration,
+) -> Result<Duration, GatewayError> {
+    let valid = Duration::try_from(*value)
+        .ok()
+        .filter(|d| *d >= min && *d <= MAX_DELAY);
+    valid.ok_or_else(|| {
+        GatewayError::InvalidArgument(format!(
+            "{what} must be between {min:?} and {MAX_DELAY:?}, got {}s {}ns",
+            value.seconds, value.nanos
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            max_message_bytes: 1 << 20,
+            max_subscriptions: 8,
+            subscribe_buffer: 256,
+            max_headers: 16,
+            max_timestamp_ahead: Duration::from_secs(3600),
+            max_publish_streams: 8,
+            max_watchers: 8,
+            max_subscribe_topics: 4,
+            subscribe_buffer_bytes: 1 << 20,
+            max_page_name_bytes: 256,
+            consume_max_outstanding: 5000,
+            consume_max_outstanding_bytes: 1 << 24,
+        }
+    }
+
+    fn start() -> ConsumeStart {
+        ConsumeStart {
+            group: "g".into(),
+            topics: vec!["t".into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn fills_in_the_defaults() {
+        let (plan, pacing) = validate(start(), &limits()).expect("valid");
+        assert_eq!(plan.group.as_deref(), Some("g"));
+        assert_eq!(pacing.max_outstanding, DEFAULT_MAX_OUTSTANDING);
+        assert_eq!(pacing.ack_deadline, DEFAULT_ACK_DEADLINE);
+        assert_eq!(pacing.max_attempts, 0);
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_honour_naming_the_field() {
+        let no_group = ConsumeStart {
+            group: String::new(),
+            ..start()
+        };
+        let error = validate(no_group, &limits()).expect_err("a group is required");
+        assert!(error.to_string().contains("start.group"), "{error}");
+
+        let greedy = ConsumeStart {
+            max_outstanding_records: 5001,
+            ..start()
+        };
+        let error = validate(greedy, &limits()).expect_err("over the flag");
+        assert!(
+            error.to_string().contains("--consume-max-outstanding"),
+            "{error}"
+        );
+
+        for (seconds, nanos) in [(0, 500_000_000), (3601, 0), (-1, 0), (0, -1)] {
+            let odd = ConsumeStart {
+                ack_deadline: Some(prost_types::Duration { seconds, nanos }),
+                ..start()
+            };
+            let error = validate(odd, &limits()).expect_err("out of range");
+            assert!(error.to_string().contains("ack_deadline"), "{error}");
+        }
+        assert!(
+            nack_delay(Some(&prost_types::Duration {
+                seconds: 7200,
+                nanos: 0
+            }))
+            .is_err()
+        );
+        assert_eq!(nack_delay(None).expect("at once"), Duration::ZERO);
+    }
+}

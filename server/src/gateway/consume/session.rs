@@ -1,0 +1,481 @@
+//! The session: the task behind one Consume stream. It reads the client's acks and nacks,
+//! delivers records from the group consumer in batches while the stream has room, pauses
+//! fetching when it has none, redelivers what came due, dead-letters what used up its
+//! attempts, and announces every assignment.
+//!
+//! Offsets: the consumer auto-commits (every second, on revocation, on close) what the
+//! session *stored*, and the session stores a partition's offset only when the ledger's
+//! acknowledged prefix moves. So whichever way the stream ends — the client's half-close,
+//! a cancel, a lost connection, a crash of the server — nothing unacknowledged is committed.
+//!
+//! The session never waits on the client: responses go through an outbox, so acks are
+//! read even while the client is slow to read records (a client blocked on sending acks
+//! while the server is blocked on sending records would deadlock the stream).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use streamgate::proto::{
+    self, ConsumeRequest, ConsumeResponse, ConsumedRecord, ConsumedRecords, consume_request,
+    consume_response,
+};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::time::{Duration, Instant};
+use tonic::{Status, Streaming};
+
+use super::ack_id::AckId;
+use super::dead_letters::{self, Writing};
+use super::ledger::{DeadLetterTicket, Due, Ledger, Outcome, PartitionKey, Rules};
+use super::options::{self, Pacing};
+use crate::error::GatewayError;
+use crate::gateway::State;
+use crate::gateway::subscribe::assignment::group_starts;
+use crate::gateway::subscribe::consumer::{SubscriptionConsumer, is_fatal};
+use crate::gateway::subscribe::record::{cost, to_record};
+use crate::gateway::subscribe::start::Start;
+use crate::kafka;
+
+/// Most records in one response.
+const MAX_BATCH_RECORDS: usize = 1000;
+/// Most bytes in one response, unless its only record is larger.
+const MAX_BATCH_BYTES: usize = 1024 * 1024;
+/// Pause before writing a dead letter again after a failure.
+const DEAD_LETTER_RETRY: Duration = Duration::from_secs(5);
+
+/// What the response stream carries.
+pub type Response = Result<ConsumeResponse, Status>;
+
+/// Why the session ended.
+enum End {
+    /// The client closed its side: commit what was acked, then end with OK.
+    Finished,
+    /// The client cancelled or went away.
+    ClientGone,
+    /// The server shuts down.
+    Shutdown,
+    /// The stream cannot go on.
+    Failed(Status),
+}
+
+/// The running side of one Consume stream.
+pub struct Session {
+    state: Arc<State>,
+    consumer: Arc<SubscriptionConsumer>,
+    requests: Streaming<ConsumeRequest>,
+    tx: mpsc::Sender<Response>,
+    /// How the stream ends: `None` for OK, else this status.
+    end: oneshot::Sender<Option<Status>>,
+    /// Responses the channel had no room for yet; bounded by the ledger, since every
+    /// record in them is outstanding.
+    outbox: VecDeque<Response>,
+    group: String,
+    start: Start,
+    pacing: Pacing,
+    ledger: Ledger,
+    /// Whether the assigned partitions are paused (the ledger is full).
+    paused: bool,
+    /// Interned topic names.
+    topics: HashMap<String, Arc<str>>,
+    dead_letters: FuturesUnordered<Writing>,
+    /// Acks and nacks of another stream or an earlier assignment, ignored.
+    stale: u64,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// What [`Session::new`] needs about the stream.
+pub struct Opened {
+    /// The group consumer, subscribed.
+    pub consumer: Arc<SubscriptionConsumer>,
+    /// The client's requests after `start`.
+    pub requests: Streaming<ConsumeRequest>,
+    /// Where responses go.
+    pub tx: mpsc::Sender<Response>,
+    /// Where the final status goes.
+    pub end: oneshot::Sender<Option<Status>>,
+    /// The group.
+    pub group: String,
+    /// The start position (for partitions without a commit).
+    pub start: Start,
+    /// How the stream is paced.
+    pub pacing: Pacing,
+    /// The stream's share of `--max-subscriptions`.
+    pub permit: OwnedSemaphorePermit,
+}
+
+impl Session {
+    /// A session over an opened stream.
+    pub fn new(state: Arc<State>, opened: Opened) -> Self {
+        let rules = Rules {
+            stream: rand::random(),
+            ack_deadline: opened.pacing.ack_deadline,
+            max_attempts: opened.pacing.max_attempts,
+        };
+        Self {
+            state,
+            consumer: opened.consumer,
+            requests: opened.requests,
+            tx: opened.tx,
+            end: opened.end,
+            outbox: VecDeque::new(),
+            group: opened.group,
+            start: opened.start,
+            pacing: opened.pacing,
+            ledger: Ledger::new(rules),
+            paused: false,
+            topics: HashMap::new(),
+            dead_letters: FuturesUnordered::new(),
+            stale: 0,
+            _permit: opened.permit,
+        }
+    }
+
+    /// Serves the stream until it ends, then commits (on a clean end) and closes the
+    /// consumer.
+    pub async fn run(mut self) {
+        let end = self.serve().await;
+        if self.stale > 0 {
+            tracing::debug!(group = %self.group, stale = self.stale, "Consume stream ignored acks of earlier assignments");
+        }
+        let Session {
+            consumer,
+            tx,
+            end: final_status,
+            state,
+            ..
+        } = self;
+        let status = match end {
+            End::Finished => {
+                commit(&state, &consumer).await;
+                // Leave the group before the client sees the end, so that its next stream
+                // joins a settled group.
+                kafka::consumer::close(consumer).await;
+                None
+            }
+            End::ClientGone => {
+                kafka::consumer::close_detached(consumer, &state.tasks);
+                None
+            }
+            End::Shutdown => {
+                kafka::consumer::close_detached(consumer, &state.tasks);
+                Some(GatewayError::ShuttingDown.into())
+            }
+            End::Failed(status) => {
+                kafka::consumer::close_detached(consumer, &state.tasks);
+                Some(status)
+            }
+        };
+        // The status first: the stream reads it once the channel is closed.
+        let _ = final_status.send(status);
+        drop(tx);
+    }
+
+    async fn serve(&mut self) -> End {
+        let consumer = self.consumer.clone();
+        loop {
+            let due = self.ledger.next_due();
+            // Redeliver only once the client has taken everything sent before: a record
+            // still queued for a slow client is not late, and must not be queued twice.
+            let drained = self.outbox.is_empty() && self.tx.capacity() == self.tx.max_capacity();
+            let overdue = due.is_some_and(|at| at <= Instant::now());
+            tokio::select! {
+                biased;
+                _ = self.state.shutdown.cancelled() => return End::Shutdown,
+                _ = self.tx.closed() => return End::ClientGone,
+                room = async { self.tx.reserve().await.is_ok() }, if !self.outbox.is_empty() => {
+                    if !room {
+                        return End::ClientGone;
+                    }
+                    self.flush_outbox();
+                }
+                request = self.requests.message() => match request {
+                    Ok(Some(request)) => {
+                        if let Err(status) = self.handle(request) {
+                            return End::Failed(status);
+                        }
+                    }
+                    Ok(None) => return End::Finished,
+                    Err(_) => return End::ClientGone,
+                },
+                _ = consumer.context().changed() => {
+                    if consumer.context().take_changed() {
+                        self.rebalanced().await;
+                    }
+                }
+                written = self.dead_letters.next(), if !self.dead_letters.is_empty() => {
+                    if let Some((ticket, result)) = written {
+                        self.dead_letter_written(ticket, result);
+                    }
+                }
+                _ = sleep_until(due), if due.is_some() && drained => self.redeliver_due(),
+                // Wakes once the channel is empty, to redeliver what is overdue.
+                _ = async { drop(self.tx.reserve_many(self.tx.max_capacity()).await) }, if overdue && !drained => {}
+                received = consumer.recv() => {
+                    // Convert at once: the message borrows the consumer and is not Send.
+                    let first = received.map(|m| self.convert(&m));
+                    if let Err(status) = self.deliver_ready(first, &consumer).await {
+                        return End::Failed(status);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies one ack or nack request.
+    fn handle(&mut self, request: ConsumeRequest) -> Result<(), Status> {
+        match request.request {
+            Some(consume_request::Request::Ack(ack)) => {
+                for id in &ack.ack_ids {
+                    let id = AckId::parse(id)?;
+                    match self.ledger.ack(&id) {
+                        Outcome::Applied(Some((key, offset))) => self.store(&key, offset),
+                        Outcome::Applied(None) | Outcome::Unknown => {}
+                        Outcome::Stale => self.stale += 1,
+                    }
+                }
+            }
+            Some(consume_request::Request::Nack(nack)) => {
+                let at = Instant::now() + options::nack_delay(nack.delay.as_ref())?;
+                for id in &nack.ack_ids {
+                    if self.ledger.nack(&AckId::parse(id)?, at) == Outcome::Stale {
+                        self.stale += 1;
+                    }
+                }
+            }
+            Some(consume_request::Request::Start(_)) => {
+                return Err(Status::invalid_argument(
+                    "start is only valid as the first request of a Consume stream",
+                ));
+            }
+            None => {
+                return Err(Status::invalid_argument(
+                    "a ConsumeRequest must hold start, ack or nack",
+                ));
+            }
+        }
+        self.update_pause();
+        Ok(())
+    }
+
+    /// Delivers `first` and every record already waiting in the consumer, as one batch,
+    /// while the ledger and the batch have room.
+    async fn deliver_ready(
+        &mut self,
+        first: Result<(Arc<str>, proto::Record), KafkaError>,
+        consumer: &SubscriptionConsumer,
+    ) -> Result<(), Status> {
+        let now = Instant::now();
+        let mut batch: Vec<ConsumedRecord> = Vec::new();
+        let mut batch_bytes = 0;
+        let mut next = Some(first);
+        while let Some(received) = next.take() {
+            if consumer.context().take_changed() {
+                // Whatever came before belongs to the revoked assignment.
+                batch.clear();
+                batch_bytes = 0;
+                self.rebalanced().await;
+            }
+            match received {
+                Ok((topic, record)) => {
+                    let bytes = cost(&record);
+                    batch_bytes += bytes;
+                    batch.push(self.ledger.deliver(topic, record, bytes, now));
+                }
+                Err(e) if is_fatal(&e) => return Err(GatewayError::Kafka(e).into()),
+                Err(e) => tracing::warn!(error = %e, "Consume consumer error; retrying"),
+            }
+            if self.is_full() || batch.len() >= MAX_BATCH_RECORDS || batch_bytes >= MAX_BATCH_BYTES
+            {
+                break;
+            }
+            next = consumer
+                .recv()
+                .now_or_never()
+                .map(|r| r.map(|m| self.convert(&m)));
+        }
+        if !batch.is_empty() {
+            self.send(records(batch));
+        }
+        self.update_pause();
+        Ok(())
+    }
+
+    /// A new assignment: forget what was outstanding (the consumer fetches it again from
+    /// the group's commit), and announce where the stream now starts.
+    async fn rebalanced(&mut self) {
+        self.ledger.reassign();
+        let assignment = self.consumer.assignment().unwrap_or_default();
+        // A pause is not meant to outlive the assignment it was made for.
+        let _ = self.consumer.resume(&assignment);
+        self.paused = false;
+        let starts = match group_starts(&self.state, &self.consumer, self.start).await {
+            Some(starts) => starts,
+            None => unknown_starts(&assignment),
+        };
+        self.send(Ok(ConsumeResponse {
+            message: Some(consume_response::Message::Assignment(proto::Assignment {
+                partitions: starts,
+                group: Some(self.group.clone()),
+            })),
+        }));
+    }
+
+    /// Redelivers (or dead-letters) what came due, as far as the stream has room.
+    fn redeliver_due(&mut self) {
+        let room = self.pacing.max_outstanding.clamp(1, MAX_BATCH_RECORDS);
+        let mut batch = Vec::new();
+        for due in self.ledger.take_due(Instant::now(), room) {
+            match due {
+                Due::Redeliver(record) => batch.push(record),
+                Due::DeadLetter(ticket) => self.dead_letters.push(dead_letters::write(
+                    self.state.clone(),
+                    self.group.clone(),
+                    ticket,
+                )),
+            }
+        }
+        if !batch.is_empty() {
+            self.send(records(batch));
+        }
+    }
+
+    fn dead_letter_written(&mut self, ticket: DeadLetterTicket, result: Result<(), String>) {
+        match result {
+            Ok(()) => {
+                if let Some((key, offset)) = self.ledger.dead_lettered(&ticket) {
+                    self.store(&key, offset);
+                }
+                self.update_pause();
+            }
+            Err(e) => {
+                tracing::warn!(group = %self.group, topic = %ticket.record.topic, offset = ticket.record.offset, error = %e, "could not write a Consume dead letter; retrying");
+                self.ledger
+                    .dead_letter_failed(&ticket, Instant::now() + DEAD_LETTER_RETRY);
+            }
+        }
+    }
+
+    /// Stores `offset` (the next to consume) for the group's commit.
+    fn store(&self, (topic, partition): &PartitionKey, offset: i64) {
+        let mut list = TopicPartitionList::new();
+        if list
+            .add_partition_offset(topic, *partition, Offset::Offset(offset))
+            .is_ok()
+            // Fails only for a partition revoked meanwhile: its records come back.
+            && let Err(e) = self.consumer.store_offsets(&list)
+        {
+            tracing::debug!(error = %e, topic = %topic, partition, "could not store a Consume offset");
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.ledger.records() >= self.pacing.max_outstanding
+            || self.ledger.bytes() >= self.pacing.max_outstanding_bytes
+    }
+
+    /// Pauses fetching when the ledger is full, resumes it when it has room again.
+    fn update_pause(&mut self) {
+        let full = self.is_full();
+        if full == self.paused {
+            return;
+        }
+        let Ok(assignment) = self.consumer.assignment() else {
+            return;
+        };
+        let result = if full {
+            self.consumer.pause(&assignment)
+        } else {
+            self.consumer.resume(&assignment)
+        };
+        match result {
+            Ok(()) => self.paused = full,
+            Err(e) => {
+                tracing::warn!(error = %e, full, "could not pause or resume a Consume stream")
+            }
+        }
+    }
+
+    /// Moves what the channel has room for from the outbox into it.
+    fn flush_outbox(&mut self) {
+        while let Some(response) = self.outbox.pop_front() {
+            if let Err(mpsc::error::TrySendError::Full(response)) = self.tx.try_send(response) {
+                self.outbox.push_front(response);
+                return;
+            }
+        }
+    }
+
+    /// Queues a response without waiting.
+    fn send(&mut self, response: Response) {
+        if !self.outbox.is_empty() {
+            self.outbox.push_back(response);
+            return;
+        }
+        if let Err(mpsc::error::TrySendError::Full(response)) = self.tx.try_send(response) {
+            self.outbox.push_back(response);
+        }
+    }
+
+    fn convert(
+        &mut self,
+        message: &rdkafka::message::BorrowedMessage<'_>,
+    ) -> (Arc<str>, proto::Record) {
+        let topic = match self.topics.get(message.topic()) {
+            Some(name) => name.clone(),
+            None => {
+                let name: Arc<str> = Arc::from(message.topic());
+                self.topics.insert(message.topic().to_owned(), name.clone());
+                name
+            }
+        };
+        (topic, to_record(message))
+    }
+}
+
+fn records(records: Vec<ConsumedRecord>) -> Response {
+    Ok(ConsumeResponse {
+        message: Some(consume_response::Message::Records(ConsumedRecords {
+            records,
+        })),
+    })
+}
+
+/// The announcement when the group's commits could not be read: the partitions, with
+/// unknown offsets.
+fn unknown_starts(assignment: &TopicPartitionList) -> Vec<proto::PartitionStart> {
+    assignment
+        .elements()
+        .iter()
+        .map(|e| proto::PartitionStart {
+            topic: e.topic().to_owned(),
+            partition: e.partition(),
+            start_offset: -1,
+            low_watermark: -1,
+            high_watermark: -1,
+        })
+        .collect()
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Commits what the session stored, before a clean end.
+async fn commit(state: &State, consumer: &Arc<SubscriptionConsumer>) {
+    let consumer = consumer.clone();
+    let commit =
+        tokio::task::spawn_blocking(move || consumer.commit_consumer_state(CommitMode::Sync));
+    match tokio::time::timeout(state.request_timeout, commit).await {
+        Ok(Ok(Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)))) => {}
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "final commit of a Consume stream failed"),
+        Ok(Err(_)) | Err(_) => tracing::warn!("final commit of a Consume stream did not finish"),
+    }
+}
