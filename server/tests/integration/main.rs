@@ -6,6 +6,7 @@ mod admission;
 mod analytics;
 mod analytics_attacks;
 mod auth;
+mod consume;
 mod errors;
 mod interop;
 mod kafka_security;

@@ -77,6 +77,12 @@ impl ServerProcess {
         self.exit_within(Duration::from_secs(30)).await
     }
 
+    /// Kills the process with SIGKILL (no drain, no commit, no goodbye) and waits for it.
+    pub async fn kill(mut self) {
+        self.signal("KILL").await;
+        self.exit_within(Duration::from_secs(30)).await;
+    }
+
     /// Sends a signal (`TERM`, `INT`, ...) to the process.
     pub async fn signal(&self, name: &str) {
         let pid = self.child.id().expect("running").to_string();
