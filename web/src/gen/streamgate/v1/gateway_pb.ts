@@ -6,8 +6,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Header, PageEvent, Record } from "./event_pb";
 import { file_streamgate_v1_event } from "./event_pb";
 import type { PageStatsSchema, WatchPageStatsRequestSchema } from "./stats_pb";
@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file streamgate/v1/gateway.proto.
  */
 export const file_streamgate_v1_gateway: GenFile = /*@__PURE__*/
-  fileDesc("ChtzdHJlYW1nYXRlL3YxL2dhdGV3YXkucHJvdG8SDXN0cmVhbWdhdGUudjEiggIKDlB1Ymxpc2hSZXF1ZXN0Eg0KBXRvcGljGAEgASgJEhAKA2tleRgCIAEoDEgBiAEBEiYKB2hlYWRlcnMYAyADKAsyFS5zdHJlYW1nYXRlLnYxLkhlYWRlchIuCgpwYWdlX2V2ZW50GAQgASgLMhguc3RyZWFtZ2F0ZS52MS5QYWdlRXZlbnRIABIPCgV2YWx1ZRgFIAEoDEgAEhYKCXBhcnRpdGlvbhgGIAEoBUgCiAEBEi0KCXRpbWVzdGFtcBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCQoHcGF5bG9hZEIGCgRfa2V5QgwKCl9wYXJ0aXRpb24icgoPUHVibGlzaFJlc3BvbnNlEg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIOCgZvZmZzZXQYAyABKAMSLQoJdGltZXN0YW1wGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKIAQoNUHVibGlzaFJlc3VsdBIQCghzZXF1ZW5jZRgBIAEoBBItCgNhY2sYAiABKAsyHi5zdHJlYW1nYXRlLnYxLlB1Ymxpc2hSZXNwb25zZUgAEisKBWVycm9yGAMgASgLMhouc3RyZWFtZ2F0ZS52MS5SZWNvcmRFcnJvckgAQgkKB291dGNvbWUiLAoLUmVjb3JkRXJyb3ISDAoEY29kZRgBIAEoBRIPCgdtZXNzYWdlGAIgASgJIqwBChBTdWJzY3JpYmVSZXF1ZXN0Eg4KBnRvcGljcxgBIAMoCRISCgVncm91cBgCIAEoCUgAiAEBEisKBXN0YXJ0GAMgASgLMhwuc3RyZWFtZ2F0ZS52MS5TdGFydFBvc2l0aW9uEhMKC3N0b3BfYXRfZW5kGAQgASgIEhgKC21heF9yZWNvcmRzGAUgASgESAGIAQFCCAoGX2dyb3VwQg4KDF9tYXhfcmVjb3JkcyKYAQoNU3RhcnRQb3NpdGlvbhISCghlYXJsaWVzdBgBIAEoCEgAEhAKBmxhdGVzdBgCIAEoCEgAEhAKBm9mZnNldBgDIAEoA0gAEhIKCGZyb21fZW5kGAQgASgDSAASLwoJdGltZXN0YW1wGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAQgoKCHBvc2l0aW9uIqcBChFTdWJzY3JpYmVSZXNwb25zZRIvCgphc3NpZ25tZW50GAEgASgLMhkuc3RyZWFtZ2F0ZS52MS5Bc3NpZ25tZW50SAASJwoGcmVjb3JkGAIgASgLMhUuc3RyZWFtZ2F0ZS52MS5SZWNvcmRIABItCgdyZWNvcmRzGAMgASgLMhouc3RyZWFtZ2F0ZS52MS5SZWNvcmRCYXRjaEgAQgkKB21lc3NhZ2UiNQoLUmVjb3JkQmF0Y2gSJgoHcmVjb3JkcxgBIAMoCzIVLnN0cmVhbWdhdGUudjEuUmVjb3JkIl0KCkFzc2lnbm1lbnQSMQoKcGFydGl0aW9ucxgBIAMoCzIdLnN0cmVhbWdhdGUudjEuUGFydGl0aW9uU3RhcnQSEgoFZ3JvdXAYAiABKAlIAIgBAUIICgZfZ3JvdXAidwoOUGFydGl0aW9uU3RhcnQSDQoFdG9waWMYASABKAkSEQoJcGFydGl0aW9uGAIgASgFEhQKDHN0YXJ0X29mZnNldBgDIAEoAxIVCg1sb3dfd2F0ZXJtYXJrGAQgASgDEhYKDmhpZ2hfd2F0ZXJtYXJrGAUgASgDIi0KEUxpc3RUb3BpY3NSZXF1ZXN0EhgKEGluY2x1ZGVfaW50ZXJuYWwYASABKAgiPgoSTGlzdFRvcGljc1Jlc3BvbnNlEigKBnRvcGljcxgBIAMoCzIYLnN0cmVhbWdhdGUudjEuVG9waWNJbmZvIksKCVRvcGljSW5mbxIMCgRuYW1lGAEgASgJEjAKCnBhcnRpdGlvbnMYAiADKAsyHC5zdHJlYW1nYXRlLnYxLlBhcnRpdGlvbkluZm8iYQoNUGFydGl0aW9uSW5mbxIRCglwYXJ0aXRpb24YASABKAUSDgoGbGVhZGVyGAIgASgFEhUKDWxvd193YXRlcm1hcmsYAyABKAMSFgoOaGlnaF93YXRlcm1hcmsYBCABKAMy/AMKDEV2ZW50R2F0ZXdheRJICgdQdWJsaXNoEh0uc3RyZWFtZ2F0ZS52MS5QdWJsaXNoUmVxdWVzdBoeLnN0cmVhbWdhdGUudjEuUHVibGlzaFJlc3BvbnNlElAKDVB1Ymxpc2hTdHJlYW0SHS5zdHJlYW1nYXRlLnYxLlB1Ymxpc2hSZXF1ZXN0Ghwuc3RyZWFtZ2F0ZS52MS5QdWJsaXNoUmVzdWx0KAEwARJQCglTdWJzY3JpYmUSHy5zdHJlYW1nYXRlLnYxLlN1YnNjcmliZVJlcXVlc3QaIC5zdHJlYW1nYXRlLnYxLlN1YnNjcmliZVJlc3BvbnNlMAESVwoPQ29udHJvbFN1cHBsaWVyEiUuc3RyZWFtZ2F0ZS52MS5Db250cm9sU3VwcGxpZXJSZXF1ZXN0Gh0uc3RyZWFtZ2F0ZS52MS5TdXBwbGllclN0YXR1cxJSCg5XYXRjaFBhZ2VTdGF0cxIkLnN0cmVhbWdhdGUudjEuV2F0Y2hQYWdlU3RhdHNSZXF1ZXN0Ghguc3RyZWFtZ2F0ZS52MS5QYWdlU3RhdHMwARJRCgpMaXN0VG9waWNzEiAuc3RyZWFtZ2F0ZS52MS5MaXN0VG9waWNzUmVxdWVzdBohLnN0cmVhbWdhdGUudjEuTGlzdFRvcGljc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_streamgate_v1_event, file_streamgate_v1_stats, file_streamgate_v1_supplier]);
+  fileDesc("ChtzdHJlYW1nYXRlL3YxL2dhdGV3YXkucHJvdG8SDXN0cmVhbWdhdGUudjEiggIKDlB1Ymxpc2hSZXF1ZXN0Eg0KBXRvcGljGAEgASgJEhAKA2tleRgCIAEoDEgBiAEBEiYKB2hlYWRlcnMYAyADKAsyFS5zdHJlYW1nYXRlLnYxLkhlYWRlchIuCgpwYWdlX2V2ZW50GAQgASgLMhguc3RyZWFtZ2F0ZS52MS5QYWdlRXZlbnRIABIPCgV2YWx1ZRgFIAEoDEgAEhYKCXBhcnRpdGlvbhgGIAEoBUgCiAEBEi0KCXRpbWVzdGFtcBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCQoHcGF5bG9hZEIGCgRfa2V5QgwKCl9wYXJ0aXRpb24icgoPUHVibGlzaFJlc3BvbnNlEg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIOCgZvZmZzZXQYAyABKAMSLQoJdGltZXN0YW1wGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKIAQoNUHVibGlzaFJlc3VsdBIQCghzZXF1ZW5jZRgBIAEoBBItCgNhY2sYAiABKAsyHi5zdHJlYW1nYXRlLnYxLlB1Ymxpc2hSZXNwb25zZUgAEisKBWVycm9yGAMgASgLMhouc3RyZWFtZ2F0ZS52MS5SZWNvcmRFcnJvckgAQgkKB291dGNvbWUiLAoLUmVjb3JkRXJyb3ISDAoEY29kZRgBIAEoBRIPCgdtZXNzYWdlGAIgASgJIqwBChBTdWJzY3JpYmVSZXF1ZXN0Eg4KBnRvcGljcxgBIAMoCRISCgVncm91cBgCIAEoCUgAiAEBEisKBXN0YXJ0GAMgASgLMhwuc3RyZWFtZ2F0ZS52MS5TdGFydFBvc2l0aW9uEhMKC3N0b3BfYXRfZW5kGAQgASgIEhgKC21heF9yZWNvcmRzGAUgASgESAGIAQFCCAoGX2dyb3VwQg4KDF9tYXhfcmVjb3JkcyKYAQoNU3RhcnRQb3NpdGlvbhISCghlYXJsaWVzdBgBIAEoCEgAEhAKBmxhdGVzdBgCIAEoCEgAEhAKBm9mZnNldBgDIAEoA0gAEhIKCGZyb21fZW5kGAQgASgDSAASLwoJdGltZXN0YW1wGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAQgoKCHBvc2l0aW9uIqcBChFTdWJzY3JpYmVSZXNwb25zZRIvCgphc3NpZ25tZW50GAEgASgLMhkuc3RyZWFtZ2F0ZS52MS5Bc3NpZ25tZW50SAASJwoGcmVjb3JkGAIgASgLMhUuc3RyZWFtZ2F0ZS52MS5SZWNvcmRIABItCgdyZWNvcmRzGAMgASgLMhouc3RyZWFtZ2F0ZS52MS5SZWNvcmRCYXRjaEgAQgkKB21lc3NhZ2UinwEKDkNvbnN1bWVSZXF1ZXN0EiwKBXN0YXJ0GAEgASgLMhsuc3RyZWFtZ2F0ZS52MS5Db25zdW1lU3RhcnRIABIoCgNhY2sYAiABKAsyGS5zdHJlYW1nYXRlLnYxLkFja1JlcXVlc3RIABIqCgRuYWNrGAMgASgLMhouc3RyZWFtZ2F0ZS52MS5OYWNrUmVxdWVzdEgAQgkKB3JlcXVlc3QiywEKDENvbnN1bWVTdGFydBINCgVncm91cBgBIAEoCRIOCgZ0b3BpY3MYAiADKAkSKwoFc3RhcnQYAyABKAsyHC5zdHJlYW1nYXRlLnYxLlN0YXJ0UG9zaXRpb24SHwoXbWF4X291dHN0YW5kaW5nX3JlY29yZHMYBCABKA0SLwoMYWNrX2RlYWRsaW5lGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEh0KFW1heF9kZWxpdmVyeV9hdHRlbXB0cxgGIAEoDSIdCgpBY2tSZXF1ZXN0Eg8KB2Fja19pZHMYASADKAkiSAoLTmFja1JlcXVlc3QSDwoHYWNrX2lkcxgBIAMoCRIoCgVkZWxheRgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKAAQoPQ29uc3VtZVJlc3BvbnNlEi8KCmFzc2lnbm1lbnQYASABKAsyGS5zdHJlYW1nYXRlLnYxLkFzc2lnbm1lbnRIABIxCgdyZWNvcmRzGAIgASgLMh4uc3RyZWFtZ2F0ZS52MS5Db25zdW1lZFJlY29yZHNIAEIJCgdtZXNzYWdlIkEKD0NvbnN1bWVkUmVjb3JkcxIuCgdyZWNvcmRzGAEgAygLMh0uc3RyZWFtZ2F0ZS52MS5Db25zdW1lZFJlY29yZCJhCg5Db25zdW1lZFJlY29yZBIlCgZyZWNvcmQYASABKAsyFS5zdHJlYW1nYXRlLnYxLlJlY29yZBIOCgZhY2tfaWQYAiABKAkSGAoQZGVsaXZlcnlfYXR0ZW1wdBgDIAEoDSI1CgtSZWNvcmRCYXRjaBImCgdyZWNvcmRzGAEgAygLMhUuc3RyZWFtZ2F0ZS52MS5SZWNvcmQiXQoKQXNzaWdubWVudBIxCgpwYXJ0aXRpb25zGAEgAygLMh0uc3RyZWFtZ2F0ZS52MS5QYXJ0aXRpb25TdGFydBISCgVncm91cBgCIAEoCUgAiAEBQggKBl9ncm91cCJ3Cg5QYXJ0aXRpb25TdGFydBINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSFAoMc3RhcnRfb2Zmc2V0GAMgASgDEhUKDWxvd193YXRlcm1hcmsYBCABKAMSFgoOaGlnaF93YXRlcm1hcmsYBSABKAMiLQoRTGlzdFRvcGljc1JlcXVlc3QSGAoQaW5jbHVkZV9pbnRlcm5hbBgBIAEoCCI+ChJMaXN0VG9waWNzUmVzcG9uc2USKAoGdG9waWNzGAEgAygLMhguc3RyZWFtZ2F0ZS52MS5Ub3BpY0luZm8iSwoJVG9waWNJbmZvEgwKBG5hbWUYASABKAkSMAoKcGFydGl0aW9ucxgCIAMoCzIcLnN0cmVhbWdhdGUudjEuUGFydGl0aW9uSW5mbyJhCg1QYXJ0aXRpb25JbmZvEhEKCXBhcnRpdGlvbhgBIAEoBRIOCgZsZWFkZXIYAiABKAUSFQoNbG93X3dhdGVybWFyaxgDIAEoAxIWCg5oaWdoX3dhdGVybWFyaxgEIAEoAzLKBAoMRXZlbnRHYXRld2F5EkgKB1B1Ymxpc2gSHS5zdHJlYW1nYXRlLnYxLlB1Ymxpc2hSZXF1ZXN0Gh4uc3RyZWFtZ2F0ZS52MS5QdWJsaXNoUmVzcG9uc2USUAoNUHVibGlzaFN0cmVhbRIdLnN0cmVhbWdhdGUudjEuUHVibGlzaFJlcXVlc3QaHC5zdHJlYW1nYXRlLnYxLlB1Ymxpc2hSZXN1bHQoATABElAKCVN1YnNjcmliZRIfLnN0cmVhbWdhdGUudjEuU3Vic2NyaWJlUmVxdWVzdBogLnN0cmVhbWdhdGUudjEuU3Vic2NyaWJlUmVzcG9uc2UwARJMCgdDb25zdW1lEh0uc3RyZWFtZ2F0ZS52MS5Db25zdW1lUmVxdWVzdBoeLnN0cmVhbWdhdGUudjEuQ29uc3VtZVJlc3BvbnNlKAEwARJXCg9Db250cm9sU3VwcGxpZXISJS5zdHJlYW1nYXRlLnYxLkNvbnRyb2xTdXBwbGllclJlcXVlc3QaHS5zdHJlYW1nYXRlLnYxLlN1cHBsaWVyU3RhdHVzElIKDldhdGNoUGFnZVN0YXRzEiQuc3RyZWFtZ2F0ZS52MS5XYXRjaFBhZ2VTdGF0c1JlcXVlc3QaGC5zdHJlYW1nYXRlLnYxLlBhZ2VTdGF0czABElEKCkxpc3RUb3BpY3MSIC5zdHJlYW1nYXRlLnYxLkxpc3RUb3BpY3NSZXF1ZXN0GiEuc3RyZWFtZ2F0ZS52MS5MaXN0VG9waWNzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_streamgate_v1_event, file_streamgate_v1_stats, file_streamgate_v1_supplier]);
 
 /**
  * One record to publish.
@@ -380,6 +380,256 @@ export const SubscribeResponseSchema: GenMessage<SubscribeResponse> = /*@__PURE_
   messageDesc(file_streamgate_v1_gateway, 6);
 
 /**
+ * A request of a Consume stream: `start` first, then acks and nacks.
+ *
+ * @generated from message streamgate.v1.ConsumeRequest
+ */
+export type ConsumeRequest = Message<"streamgate.v1.ConsumeRequest"> & {
+  /**
+   * The request.
+   *
+   * @generated from oneof streamgate.v1.ConsumeRequest.request
+   */
+  request: {
+    /**
+     * Opens the stream; only as the first request.
+     *
+     * @generated from field: streamgate.v1.ConsumeStart start = 1;
+     */
+    value: ConsumeStart;
+    case: "start";
+  } | {
+    /**
+     * Records processed: commit them.
+     *
+     * @generated from field: streamgate.v1.AckRequest ack = 2;
+     */
+    value: AckRequest;
+    case: "ack";
+  } | {
+    /**
+     * Records not processed: deliver them again.
+     *
+     * @generated from field: streamgate.v1.NackRequest nack = 3;
+     */
+    value: NackRequest;
+    case: "nack";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message streamgate.v1.ConsumeRequest.
+ * Use `create(ConsumeRequestSchema)` to create a new message.
+ */
+export const ConsumeRequestSchema: GenMessage<ConsumeRequest> = /*@__PURE__*/
+  messageDesc(file_streamgate_v1_gateway, 7);
+
+/**
+ * What a Consume stream reads and how it is paced.
+ *
+ * @generated from message streamgate.v1.ConsumeStart
+ */
+export type ConsumeStart = Message<"streamgate.v1.ConsumeStart"> & {
+  /**
+   * Consumer group, required: partitions are shared with its other members and reading
+   * resumes from its committed offsets.
+   *
+   * @generated from field: string group = 1;
+   */
+  group: string;
+
+  /**
+   * Topics to read, at least one.
+   *
+   * @generated from field: repeated string topics = 2;
+   */
+  topics: string[];
+
+  /**
+   * Where to start, as for Subscribe with a group. Absent: the committed offsets (latest for
+   * partitions that have none).
+   *
+   * @generated from field: streamgate.v1.StartPosition start = 3;
+   */
+  start?: StartPosition | undefined;
+
+  /**
+   * Most records delivered and not yet acknowledged; fetching pauses at this limit.
+   * 0: the default, 1000; at most the server's --consume-max-outstanding.
+   *
+   * @generated from field: uint32 max_outstanding_records = 4;
+   */
+  maxOutstandingRecords: number;
+
+  /**
+   * How long a delivered record may stay unacknowledged before it is delivered again.
+   * Absent: 30 s; between 1 s and 1 h.
+   *
+   * @generated from field: google.protobuf.Duration ack_deadline = 5;
+   */
+  ackDeadline?: Duration | undefined;
+
+  /**
+   * Deliveries of one record before it goes to the dead-letter topic
+   * `error.<topic>.<group>` and counts as acknowledged. 0: unlimited.
+   *
+   * @generated from field: uint32 max_delivery_attempts = 6;
+   */
+  maxDeliveryAttempts: number;
+};
+
+/**
+ * Describes the message streamgate.v1.ConsumeStart.
+ * Use `create(ConsumeStartSchema)` to create a new message.
+ */
+export const ConsumeStartSchema: GenMessage<ConsumeStart> = /*@__PURE__*/
+  messageDesc(file_streamgate_v1_gateway, 8);
+
+/**
+ * Records to acknowledge, by the ack ids they were delivered with.
+ *
+ * @generated from message streamgate.v1.AckRequest
+ */
+export type AckRequest = Message<"streamgate.v1.AckRequest"> & {
+  /**
+   * Ack ids; an id of a partition this stream no longer owns is ignored.
+   *
+   * @generated from field: repeated string ack_ids = 1;
+   */
+  ackIds: string[];
+};
+
+/**
+ * Describes the message streamgate.v1.AckRequest.
+ * Use `create(AckRequestSchema)` to create a new message.
+ */
+export const AckRequestSchema: GenMessage<AckRequest> = /*@__PURE__*/
+  messageDesc(file_streamgate_v1_gateway, 9);
+
+/**
+ * Records to deliver again, by the ack ids they were delivered with.
+ *
+ * @generated from message streamgate.v1.NackRequest
+ */
+export type NackRequest = Message<"streamgate.v1.NackRequest"> & {
+  /**
+   * Ack ids; an id of a partition this stream no longer owns is ignored.
+   *
+   * @generated from field: repeated string ack_ids = 1;
+   */
+  ackIds: string[];
+
+  /**
+   * Wait this long before delivering them again. Absent: at once; at most 1 h.
+   *
+   * @generated from field: google.protobuf.Duration delay = 2;
+   */
+  delay?: Duration | undefined;
+};
+
+/**
+ * Describes the message streamgate.v1.NackRequest.
+ * Use `create(NackRequestSchema)` to create a new message.
+ */
+export const NackRequestSchema: GenMessage<NackRequest> = /*@__PURE__*/
+  messageDesc(file_streamgate_v1_gateway, 10);
+
+/**
+ * A message of a Consume stream.
+ *
+ * @generated from message streamgate.v1.ConsumeResponse
+ */
+export type ConsumeResponse = Message<"streamgate.v1.ConsumeResponse"> & {
+  /**
+   * Either the stream's partitions (first, and again after every group rebalance), or
+   * records.
+   *
+   * @generated from oneof streamgate.v1.ConsumeResponse.message
+   */
+  message: {
+    /**
+     * The partitions this stream reads and where it starts in each.
+     *
+     * @generated from field: streamgate.v1.Assignment assignment = 1;
+     */
+    value: Assignment;
+    case: "assignment";
+  } | {
+    /**
+     * Records delivered (or delivered again), in offset order per partition.
+     *
+     * @generated from field: streamgate.v1.ConsumedRecords records = 2;
+     */
+    value: ConsumedRecords;
+    case: "records";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message streamgate.v1.ConsumeResponse.
+ * Use `create(ConsumeResponseSchema)` to create a new message.
+ */
+export const ConsumeResponseSchema: GenMessage<ConsumeResponse> = /*@__PURE__*/
+  messageDesc(file_streamgate_v1_gateway, 11);
+
+/**
+ * Records of a Consume stream, delivered together.
+ *
+ * @generated from message streamgate.v1.ConsumedRecords
+ */
+export type ConsumedRecords = Message<"streamgate.v1.ConsumedRecords"> & {
+  /**
+   * At least one record.
+   *
+   * @generated from field: repeated streamgate.v1.ConsumedRecord records = 1;
+   */
+  records: ConsumedRecord[];
+};
+
+/**
+ * Describes the message streamgate.v1.ConsumedRecords.
+ * Use `create(ConsumedRecordsSchema)` to create a new message.
+ */
+export const ConsumedRecordsSchema: GenMessage<ConsumedRecords> = /*@__PURE__*/
+  messageDesc(file_streamgate_v1_gateway, 12);
+
+/**
+ * One delivered record and how to acknowledge it.
+ *
+ * @generated from message streamgate.v1.ConsumedRecord
+ */
+export type ConsumedRecord = Message<"streamgate.v1.ConsumedRecord"> & {
+  /**
+   * The record.
+   *
+   * @generated from field: streamgate.v1.Record record = 1;
+   */
+  record?: Record | undefined;
+
+  /**
+   * The id to send in an ack or nack. Opaque; valid on this stream until the partition is
+   * reassigned.
+   *
+   * @generated from field: string ack_id = 2;
+   */
+  ackId: string;
+
+  /**
+   * 1 on the first delivery, counting up with every redelivery.
+   *
+   * @generated from field: uint32 delivery_attempt = 3;
+   */
+  deliveryAttempt: number;
+};
+
+/**
+ * Describes the message streamgate.v1.ConsumedRecord.
+ * Use `create(ConsumedRecordSchema)` to create a new message.
+ */
+export const ConsumedRecordSchema: GenMessage<ConsumedRecord> = /*@__PURE__*/
+  messageDesc(file_streamgate_v1_gateway, 13);
+
+/**
  * Records of a Subscribe stream, delivered together.
  *
  * @generated from message streamgate.v1.RecordBatch
@@ -398,7 +648,7 @@ export type RecordBatch = Message<"streamgate.v1.RecordBatch"> & {
  * Use `create(RecordBatchSchema)` to create a new message.
  */
 export const RecordBatchSchema: GenMessage<RecordBatch> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_gateway, 7);
+  messageDesc(file_streamgate_v1_gateway, 14);
 
 /**
  * The partitions a stream reads, and the offset of the first record it will deliver from each.
@@ -426,7 +676,7 @@ export type Assignment = Message<"streamgate.v1.Assignment"> & {
  * Use `create(AssignmentSchema)` to create a new message.
  */
 export const AssignmentSchema: GenMessage<Assignment> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_gateway, 8);
+  messageDesc(file_streamgate_v1_gateway, 15);
 
 /**
  * Where a stream starts in one partition.
@@ -478,7 +728,7 @@ export type PartitionStart = Message<"streamgate.v1.PartitionStart"> & {
  * Use `create(PartitionStartSchema)` to create a new message.
  */
 export const PartitionStartSchema: GenMessage<PartitionStart> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_gateway, 9);
+  messageDesc(file_streamgate_v1_gateway, 16);
 
 /**
  * Which topics to list.
@@ -499,7 +749,7 @@ export type ListTopicsRequest = Message<"streamgate.v1.ListTopicsRequest"> & {
  * Use `create(ListTopicsRequestSchema)` to create a new message.
  */
 export const ListTopicsRequestSchema: GenMessage<ListTopicsRequest> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_gateway, 10);
+  messageDesc(file_streamgate_v1_gateway, 17);
 
 /**
  * The cluster's topics, sorted by name.
@@ -520,7 +770,7 @@ export type ListTopicsResponse = Message<"streamgate.v1.ListTopicsResponse"> & {
  * Use `create(ListTopicsResponseSchema)` to create a new message.
  */
 export const ListTopicsResponseSchema: GenMessage<ListTopicsResponse> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_gateway, 11);
+  messageDesc(file_streamgate_v1_gateway, 18);
 
 /**
  * One topic.
@@ -548,7 +798,7 @@ export type TopicInfo = Message<"streamgate.v1.TopicInfo"> & {
  * Use `create(TopicInfoSchema)` to create a new message.
  */
 export const TopicInfoSchema: GenMessage<TopicInfo> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_gateway, 12);
+  messageDesc(file_streamgate_v1_gateway, 19);
 
 /**
  * One partition of a topic.
@@ -590,7 +840,7 @@ export type PartitionInfo = Message<"streamgate.v1.PartitionInfo"> & {
  * Use `create(PartitionInfoSchema)` to create a new message.
  */
 export const PartitionInfoSchema: GenMessage<PartitionInfo> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_gateway, 13);
+  messageDesc(file_streamgate_v1_gateway, 20);
 
 /**
  * EventGateway publishes to and subscribes from Kafka, steers the built-in PageEvent supplier
@@ -635,6 +885,21 @@ export const EventGateway: GenService<{
     methodKind: "server_streaming";
     input: typeof SubscribeRequestSchema;
     output: typeof SubscribeResponseSchema;
+  },
+  /**
+   * Read records as a consumer group member and acknowledge each one when it is processed.
+   * The first request is `start`; then `ack` and `nack` requests, in any order and at any
+   * time. A group offset is committed only below the first record not yet acknowledged, so
+   * whatever was not acknowledged when the stream ends (cancel, disconnect, server crash) is
+   * delivered again to the group. Unacknowledged records are redelivered on the same stream
+   * after `ack_deadline` or a nack, and dead-lettered after `max_delivery_attempts`.
+   *
+   * @generated from rpc streamgate.v1.EventGateway.Consume
+   */
+  consume: {
+    methodKind: "bidi_streaming";
+    input: typeof ConsumeRequestSchema;
+    output: typeof ConsumeResponseSchema;
   },
   /**
    * Start, stop or re-configure the built-in PageEvent supplier; always returns its status.
