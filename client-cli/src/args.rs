@@ -61,6 +61,9 @@ pub enum Command {
     Publish(PublishArgs),
     /// Read records from one or more topics as they arrive.
     Subscribe(SubscribeArgs),
+    /// Read records in a consumer group and acknowledge each one only once it is printed (or
+    /// --exec CMD succeeded on it): nothing is lost when the command stops (Consume).
+    Consume(ConsumeArgs),
     /// List the cluster's topics with their partitions and record counts.
     Topics(TopicsArgs),
     /// Show, start, stop or re-configure the server's PageEvent supplier.
@@ -245,6 +248,46 @@ pub struct SubscribeArgs {
     /// Print one JSON object per record.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `streamgate consume`.
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    /// Topics to read.
+    #[arg(required = true)]
+    pub topics: Vec<String>,
+    /// Consumer group (required): partitions are shared with its other members, reading
+    /// resumes after the records it acknowledged.
+    #[arg(short = 'g', long)]
+    pub group: String,
+    /// Where to start, as for subscribe: earliest, latest, an offset, -N, or @TIME. Default:
+    /// the group's commits (latest for partitions without one).
+    #[arg(short = 'o', long = "from", allow_hyphen_values = true)]
+    pub from: Option<String>,
+    /// Handle this many records, then stop (the rest stays unacknowledged for the group).
+    #[arg(short = 'c', long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+    /// Print one JSON object per record (with its delivery_attempt).
+    #[arg(long)]
+    pub json: bool,
+    /// Run this shell command once per record with the value on its standard input (and
+    /// STREAMGATE_TOPIC, _PARTITION, _OFFSET, _KEY, _DELIVERY_ATTEMPT in its environment):
+    /// exit status 0 acknowledges the record, anything else nacks it for redelivery.
+    #[arg(long, value_name = "CMD")]
+    pub exec: Option<String>,
+    /// With --exec: wait this long before a nacked record is delivered again.
+    #[arg(long, default_value = "1s", value_parser = parse::duration)]
+    pub nack_delay: std::time::Duration,
+    /// Most records delivered and not yet acknowledged (server default 1000).
+    #[arg(long)]
+    pub max_outstanding: Option<u32>,
+    /// How long a record may stay unacknowledged before the server delivers it again.
+    #[arg(long, value_parser = parse::duration)]
+    pub ack_deadline: Option<std::time::Duration>,
+    /// Deliveries of a record before it goes to the dead-letter topic error.TOPIC.GROUP.
+    /// Default: unlimited.
+    #[arg(long)]
+    pub max_delivery_attempts: Option<u32>,
 }
 
 /// `streamgate topics`.

@@ -7,6 +7,7 @@
 mod args;
 mod bench;
 mod connect;
+mod consume;
 mod output;
 mod publish;
 mod stats;
@@ -148,6 +149,7 @@ async fn main() -> ExitCode {
         match cli.command {
             Command::Publish(args) => publish::run(client, args).await,
             Command::Subscribe(args) => subscribe::run(client, args).await,
+            Command::Consume(args) => consume::run(client, args).await,
             Command::Topics(args) => topics::run(client, args).await,
             Command::Supplier(args) => supplier::run(client, args).await,
             Command::Stats(args) => stats::run(client, args).await,

@@ -102,6 +102,28 @@ pub fn print_record(out: &mut impl Write, record: &Record, as_json: bool) -> std
     )
 }
 
+/// Prints one record of a Consume stream: as `print_record`, plus its delivery attempt (in
+/// the JSON object, or as a `%` line on standard error for a redelivery).
+pub fn print_consumed(
+    out: &mut impl Write,
+    record: &Record,
+    delivery_attempt: u32,
+    as_json: bool,
+) -> std::io::Result<()> {
+    if as_json {
+        let mut object = record_json(record);
+        object["delivery_attempt"] = json!(delivery_attempt);
+        return writeln!(out, "{object}");
+    }
+    if delivery_attempt > 1 {
+        eprintln!(
+            "% delivery {delivery_attempt} of {}/{}@{}",
+            record.topic, record.partition, record.offset
+        );
+    }
+    print_record(out, record, false)
+}
+
 /// Prints an acknowledgement.
 pub fn print_ack(ack: &PublishResponse, as_json: bool) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();

@@ -5,5 +5,6 @@
 mod auth;
 mod bench;
 mod commands;
+mod consume;
 mod support;
 mod tls;
