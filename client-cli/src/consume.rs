@@ -114,8 +114,13 @@ impl Session<'_> {
         records: Vec<ConsumedRecord>,
         interrupt: &mut Interrupt,
     ) -> Option<Result<(), Failure>> {
-        let wanted = self.args.count.map_or(u64::MAX, |count| count - self.handled);
-        let take = records.len().min(usize::try_from(wanted).unwrap_or(usize::MAX));
+        let wanted = self
+            .args
+            .count
+            .map_or(u64::MAX, |count| count - self.handled);
+        let take = records
+            .len()
+            .min(usize::try_from(wanted).unwrap_or(usize::MAX));
         let result = match &self.args.exec {
             Some(command) => self.execute(command, &records[..take], interrupt).await,
             None => self.print(&records[..take]).await,
@@ -188,7 +193,10 @@ impl Session<'_> {
         let ack = consume_request::Request::Ack(AckRequest { ack_ids });
         // A closed stream ends the command with the server's status just after; the records
         // of a lost ack come back to the group, which is the guarantee.
-        let _ = self.requests.send(ConsumeRequest { request: Some(ack) }).await;
+        let _ = self
+            .requests
+            .send(ConsumeRequest { request: Some(ack) })
+            .await;
     }
 
     async fn send_nack(&self, ack_ids: Vec<String>) {

@@ -57,7 +57,10 @@ async fn each_command_continues_after_what_the_previous_one_acknowledged() {
         // were acknowledged, so the next command starts at v2.
         let second = consume(&server, &topic, &group, "3").await;
         assert_eq!(
-            second.iter().map(|r| r["value"].clone()).collect::<Vec<_>>(),
+            second
+                .iter()
+                .map(|r| r["value"].clone())
+                .collect::<Vec<_>>(),
             ["v2", "v3", "v4"]
         );
         server.stop().await;

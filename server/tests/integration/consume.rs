@@ -664,8 +664,7 @@ async fn bad_requests_are_refused_with_what_to_fix() {
             .await
             .consume(ReceiverStream::new(rx))
             .await
-            .err()
-            .expect("ack before start");
+            .expect_err("ack before start");
         assert_eq!(status.code(), Code::InvalidArgument);
 
         // A made-up ack id ends the stream, naming it.
