@@ -66,7 +66,7 @@ async fn main() {
         rate(records, core)
     );
 
-    let kafka = Kafka::embedded().expect("embedded broker");
+    let kafka = Kafka::embedded(Vec::new()).expect("embedded broker");
     kafka
         .ensure_topics(&[INPUT, OUTPUT], 3, 1, Duration::from_secs(10))
         .await

@@ -33,7 +33,7 @@ async fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(200_000);
-    let kafka = Arc::new(Kafka::embedded().expect("embedded broker"));
+    let kafka = Arc::new(Kafka::embedded(Vec::new()).expect("embedded broker"));
     kafka
         .ensure_topics(&[TOPIC], 3, 1, Duration::from_secs(10))
         .await

@@ -41,7 +41,7 @@ pub fn spawn(
     shutdown: CancellationToken,
 ) -> Result<JoinHandle<()>, KafkaError> {
     let config = consumer::assign_only(&kafka.client_settings(), "streamgate-log-consumer", |c| {
-        c.set("queued.max.messages.kbytes", "1024");
+        consumer::prefetch(c, 1024);
     });
     // Created once here, so that a bad configuration fails the start-up.
     let mut first: Option<StreamConsumer> = Some(config.create()?);

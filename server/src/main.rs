@@ -36,7 +36,8 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let served = runtime.block_on(async {
         let kafka = match &config.brokers {
             Some(brokers) => Kafka::external(brokers.clone(), config.kafka_options.clone()),
-            None => Kafka::embedded().context("starting the embedded broker")?,
+            None => Kafka::embedded(config.kafka_options.clone())
+                .context("starting the embedded broker")?,
         };
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await

@@ -26,6 +26,21 @@ pub fn assign_only(
     })
 }
 
+/// How long librdkafka waits before fetching again for a partition whose prefetch queue was
+/// full. Its default (1 s) assumes an application that drains the queue in bursts; a
+/// consumer whose reader is slower than the fetcher (a gRPC client, a transaction) hit that
+/// full second over and over: Subscribe read at a quarter of kcat's rate with every
+/// process idle. Emptying the few MiB of queue [`prefetch`] allows takes milliseconds.
+const FETCH_QUEUE_BACKOFF_MS: &str = "10";
+
+/// Bounds a consumer's prefetch queue to `kbytes` (the memory a slow reader can pin) and
+/// lets fetching resume soon after the reader made room.
+pub fn prefetch(config: &mut ClientConfig, kbytes: usize) {
+    config
+        .set("queued.max.messages.kbytes", kbytes.to_string())
+        .set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS);
+}
+
 /// Makes a consumer for a restarted run of the stage `stage`, retrying every `retry` until
 /// `make` succeeds; `None` if `shutdown` comes first.
 pub async fn make_until_ready<C>(

@@ -88,11 +88,12 @@ pub enum KafkaSetupError {
 
 impl Kafka {
     /// Starts the embedded, in-memory broker (librdkafka's mock cluster) on a loopback port.
-    pub fn embedded() -> Result<Self, KafkaSetupError> {
+    /// `options` (`-X key=value`) apply to the server's clients of it, as with a cluster.
+    pub fn embedded(options: Vec<(String, String)>) -> Result<Self, KafkaSetupError> {
         let broker = EmbeddedBroker::start(1)?;
         Ok(Self {
             bootstrap: broker.bootstrap_servers().to_owned(),
-            options: Vec::new(),
+            options,
             embedded: Some(broker),
         })
     }

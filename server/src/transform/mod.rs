@@ -209,8 +209,8 @@ fn consumer(
                 // Offsets are stored by the stage once the output is acknowledged.
                 .set("enable.auto.offset.store", "false")
                 .set("session.timeout.ms", "10000")
-                .set("heartbeat.interval.ms", "2000")
-                .set("queued.max.messages.kbytes", "4096");
+                .set("heartbeat.interval.ms", "2000");
+            crate::kafka::consumer::prefetch(c, 4096);
         })
         .create()?;
     consumer.subscribe(&[settings.input.as_str()])?;

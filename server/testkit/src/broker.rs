@@ -66,7 +66,7 @@ where
         Some(make_tls) => TestServer::start_tls(kafka, kind, extra_args, make_tls()).await,
         None => TestServer::start(kafka, kind, extra_args).await,
     };
-    let embedded = Arc::new(Kafka::embedded().expect("embedded broker starts"));
+    let embedded = Arc::new(Kafka::embedded(Vec::new()).expect("embedded broker starts"));
     eprintln!(
         "--- scenario on the embedded broker ({})",
         embedded.bootstrap_servers()

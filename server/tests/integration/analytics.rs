@@ -725,7 +725,7 @@ async fn a_thousand_watchers_and_a_slow_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_rejects_a_rolling_period_beyond_the_retention() {
     let server = TestServer::start(
-        Arc::new(streamgate_server::Kafka::embedded().expect("embedded")),
+        Arc::new(streamgate_server::Kafka::embedded(Vec::new()).expect("embedded")),
         BrokerKind::Embedded,
         &["--stats-retention", "1m"],
     )

@@ -492,7 +492,9 @@ async fn a_jwt_grants_its_scope_and_its_expiry_ends_a_long_stream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_create_topics_lets_publish_create_a_topic_on_the_embedded_broker() {
-    let kafka = std::sync::Arc::new(streamgate_server::Kafka::embedded().expect("embedded broker"));
+    let kafka = std::sync::Arc::new(
+        streamgate_server::Kafka::embedded(Vec::new()).expect("embedded broker"),
+    );
     let server = TestServer::start(
         kafka,
         streamgate_testkit::BrokerKind::Embedded,

@@ -189,7 +189,7 @@ impl Outage for PrivateTansu {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn supplier_resumes_by_itself_after_a_broker_outage() {
     eprintln!("--- outage injected into the embedded broker");
-    let embedded = Arc::new(Kafka::embedded().expect("embedded broker"));
+    let embedded = Arc::new(Kafka::embedded(Vec::new()).expect("embedded broker"));
     let server = TestServer::start(embedded.clone(), BrokerKind::Embedded, SERVER_ARGS).await;
     supplier_survives(server, &mut Injected(embedded)).await;
 

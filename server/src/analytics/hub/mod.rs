@@ -186,8 +186,8 @@ impl Hub {
 /// only assigns, never joins the group and never commits.
 fn consumer(client: &ClientSettings, settings: &HubSettings) -> Result<StreamConsumer, KafkaError> {
     assign_only(client, &settings.group, |c| {
-        c.set("isolation.level", "read_uncommitted")
-            .set("queued.max.messages.kbytes", "4096");
+        c.set("isolation.level", "read_uncommitted");
+        crate::kafka::consumer::prefetch(c, 4096);
     })
     .create()
 }

@@ -136,8 +136,8 @@ impl<'a> Run<'a> {
                     .set("auto.offset.reset", "earliest")
                     .set("isolation.level", "read_committed")
                     .set("session.timeout.ms", "10000")
-                    .set("heartbeat.interval.ms", "2000")
-                    .set("queued.max.messages.kbytes", "8192");
+                    .set("heartbeat.interval.ms", "2000");
+                crate::kafka::consumer::prefetch(c, 8192);
             })
             .create_with_context(AssignmentFlag::default())?;
         let producer: ThreadedProducer<_> = client

@@ -27,13 +27,12 @@ pub fn create(
     stop_at_end: bool,
 ) -> Result<SubscriptionConsumer, rdkafka::error::KafkaError> {
     let common = |config: &mut rdkafka::ClientConfig| {
-        config
-            // Bounds librdkafka's prefetch queue: the memory a slow client can pin.
-            .set("queued.max.messages.kbytes", "4096")
-            .set(
-                "enable.partition.eof",
-                if stop_at_end { "true" } else { "false" },
-            );
+        // The memory a slow client can pin in librdkafka's prefetch queue.
+        kafka::consumer::prefetch(config, 4096);
+        config.set(
+            "enable.partition.eof",
+            if stop_at_end { "true" } else { "false" },
+        );
     };
     let config = match group {
         Some(group) => settings.config(|config| {
