@@ -1,7 +1,10 @@
-//! The session: the task that feeds one Subscribe stream. It receives records from the
-//! consumer and hands them to the response stream's channel, announces every (group)
-//! assignment, tracks `stop_at_end` and `max_records`, and when it ends on its own terms
-//! waits until the last record was handed over and commits before the stream closes.
+//! The session: the task that feeds one Subscribe stream. Each time the consumer has a
+//! record it takes every record librdkafka already holds behind it (within the batch bounds)
+//! and hands them to the response stream's channel as one [`Delivery`], so the per-record
+//! cost is a conversion and nothing else: no channel send, no wake-up, no budget check of
+//! its own. It announces every (group) assignment, tracks `stop_at_end` and `max_records`,
+//! and when it ends on its own terms waits until the last record was handed over and
+//! commits before the stream closes.
 //!
 //! It owns the consumer: whichever way the session ends, it closes the consumer (leaving the
 //! group), on the blocking pool.
@@ -9,18 +12,19 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use futures::{FutureExt, StreamExt};
 use rdkafka::Offset;
-use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::consumer::{CommitMode, Consumer, MessageStream};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use streamgate::proto::{self, SubscribeResponse, subscribe_response};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
-use super::consumer::{SubscriptionConsumer, is_fatal};
+use super::consumer::{SubscriptionConsumer, SubscriptionContext, is_fatal};
 use super::plan::Plan;
 use super::record::{self, to_record};
 use super::start::Start;
-use super::stream::{Item, RecordPosition};
+use super::stream::{Delivery, Item, MAX_BATCH_RECORDS, RecordPosition};
 use crate::error::GatewayError;
 use crate::gateway::State;
 use crate::kafka;
@@ -38,11 +42,13 @@ pub struct Session {
     announced: bool,
     /// With `stop_at_end`: partitions not yet read up to their end offset.
     pending_ends: HashMap<(Arc<str>, i32), i64>,
-    /// Interned topic names, so records do not allocate one each.
-    topic_names: HashMap<String, Arc<str>>,
+    /// Interned topic names, so positions do not allocate one each.
+    topic_names: Vec<Arc<str>>,
     /// Bytes of records waiting between this session and the transport
     /// (`--subscribe-buffer-bytes`): each record holds its cost until it is taken.
     budget: Arc<Semaphore>,
+    /// Records waiting between this session and the transport (`--subscribe-buffer`).
+    room: Arc<Semaphore>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -65,12 +71,9 @@ impl Session {
             delivered: 0,
             announced: false,
             pending_ends: HashMap::new(),
-            topic_names: plan
-                .topics
-                .iter()
-                .map(|t| (t.to_string(), Arc::from(t.as_str())))
-                .collect(),
+            topic_names: plan.topics.iter().map(|t| Arc::from(t.as_str())).collect(),
             budget: Arc::new(Semaphore::new(state.limits.subscribe_buffer_bytes)),
+            room: Arc::new(Semaphore::new(state.limits.subscribe_buffer)),
             _permit: permit,
             state,
         }
@@ -85,53 +88,33 @@ impl Session {
     /// then closes the consumer.
     pub async fn run(mut self) {
         let consumer = self.consumer.clone();
-        let mut ended_on_own_terms = false;
-        loop {
+        // One message stream for the whole session: it registers its waker once.
+        let mut messages = consumer.stream();
+        let ended_on_own_terms = loop {
             if self.announced && self.finished() {
                 self.finish().await;
-                ended_on_own_terms = true;
-                break;
+                break true;
             }
             tokio::select! {
                 biased;
                 _ = self.state.shutdown.cancelled() => {
                     let _ = self.tx.try_send(Item::Error(GatewayError::ShuttingDown.into()));
-                    break;
+                    break false;
                 }
-                _ = self.tx.closed() => break,
+                _ = self.tx.closed() => break false,
                 _ = consumer.context().changed(), if self.group.is_some() => {
                     if consumer.context().take_changed() && !self.announce_group_assignment().await {
-                        break;
+                        break false;
                     }
                 }
-                received = consumer.recv() => {
-                    // Convert before any await: the message borrows the consumer.
-                    let received = received.map(|m| self.record_item(&m));
-                    if self.group.is_some() && consumer.context().take_changed() && !self.announce_group_assignment().await {
-                        break;
-                    }
-                    match received {
-                        Ok((item, cost, topic, partition, offset)) => {
-                            if !self.deliver_record(item, cost).await {
-                                break;
-                            }
-                            self.delivered += 1;
-                            if let Some(end) = self.pending_ends.get(&(topic.clone(), partition))
-                                && offset + 1 >= *end
-                            {
-                                self.pending_ends.remove(&(topic, partition));
-                            }
-                        }
-                        Err(KafkaError::PartitionEOF(_)) => self.drop_partitions_at_end(),
-                        Err(e) if is_fatal(&e) => {
-                            let _ = self.deliver(Item::Error(GatewayError::Kafka(e).into())).await;
-                            break;
-                        }
-                        Err(e) => tracing::warn!(error = %e, "subscription consumer error; retrying"),
+                Some(received) = messages.next() => {
+                    if !self.deliver_ready(received, &mut messages).await {
+                        break false;
                     }
                 }
             }
-        }
+        };
+        drop(messages);
         drop(consumer);
         let Session {
             consumer,
@@ -149,6 +132,68 @@ impl Session {
         drop(tx);
     }
 
+    /// Delivers `first` and every message librdkafka already holds behind it, in batches;
+    /// false once the stream is over (client gone, shutdown, a fatal error).
+    async fn deliver_ready(
+        &mut self,
+        first: KafkaResult<BorrowedMessage<'_>>,
+        messages: &mut MessageStream<'_, SubscriptionContext>,
+    ) -> bool {
+        let max_records = MAX_BATCH_RECORDS.min(self.state.limits.subscribe_buffer);
+        let mut batch = Delivery::default();
+        let mut next = Some(first);
+        while let Some(received) = next.take() {
+            // Convert at once: the message borrows the consumer.
+            let received = received.map(|m| self.convert(&m));
+            // A rebalance runs inside the poll that returned this message: announce the new
+            // assignment before anything read under it.
+            if self.group.is_some() && self.consumer.context().take_changed() {
+                if !self.send_batch(&mut batch).await || !self.announce_group_assignment().await
+                {
+                    return false;
+                }
+            }
+            match received {
+                Ok((record, position, cost)) => {
+                    if !batch.has_room(cost, max_records) && !self.send_batch(&mut batch).await {
+                        return false;
+                    }
+                    self.delivered += 1;
+                    self.passed(&position);
+                    batch.push(record, position, cost);
+                }
+                Err(KafkaError::PartitionEOF(_)) => self.drop_partitions_at_end(),
+                Err(e) if is_fatal(&e) => {
+                    let _ = self.send_batch(&mut batch).await;
+                    let _ = self.deliver(Item::Error(GatewayError::Kafka(e).into())).await;
+                    return false;
+                }
+                Err(e) => tracing::warn!(error = %e, "subscription consumer error; retrying"),
+            }
+            if self.announced && self.finished() {
+                break;
+            }
+            next = messages.next().now_or_never().flatten();
+        }
+        self.send_batch(&mut batch).await
+    }
+
+    /// With `stop_at_end`: drops the record's partition from those still to be read once the
+    /// record is its last one.
+    fn passed(&mut self, position: &RecordPosition) {
+        if self.pending_ends.is_empty() {
+            return;
+        }
+        let key = (position.topic.clone(), position.partition);
+        if self
+            .pending_ends
+            .get(&key)
+            .is_some_and(|end| position.offset + 1 >= *end)
+        {
+            self.pending_ends.remove(&key);
+        }
+    }
+
     fn finished(&self) -> bool {
         self.max_records.is_some_and(|max| self.delivered >= max)
             || (self.stop_at_end && self.pending_ends.is_empty())
@@ -162,23 +207,33 @@ impl Session {
         }
     }
 
-    /// Sends a record once the byte budget has room for its `cost` (a record larger than
-    /// the whole budget waits until the buffer is empty, then goes alone).
-    async fn deliver_record(&self, item: Item, cost: usize) -> bool {
+    /// Sends the records of `batch` (emptying it) once the buffer has room for them: their
+    /// count in `--subscribe-buffer`, their bytes in `--subscribe-buffer-bytes` (a batch
+    /// larger than the whole byte budget waits until the buffer is empty, then goes alone).
+    async fn send_batch(&self, batch: &mut Delivery) -> bool {
+        if batch.records.is_empty() {
+            return true;
+        }
+        let mut delivery = std::mem::take(batch);
         let capacity = self.state.limits.subscribe_buffer_bytes;
-        let permits = u32::try_from(cost.min(capacity)).unwrap_or(u32::MAX);
+        let bytes = u32::try_from(delivery.bytes.min(capacity)).unwrap_or(u32::MAX);
+        let records = u32::try_from(delivery.records.len()).unwrap_or(u32::MAX);
+        let budget = async {
+            let bytes = self.budget.clone().acquire_many_owned(bytes).await.ok()?;
+            let records = self.room.clone().acquire_many_owned(records).await.ok()?;
+            Some([bytes, records])
+        };
         let budget = tokio::select! {
-            budget = self.budget.clone().acquire_many_owned(permits) => budget.ok(),
+            budget = budget => budget,
             _ = self.tx.closed() => None,
             _ = self.state.shutdown.cancelled() => None,
         };
-        match (budget, item) {
-            (Some(budget), Item::Record(record, position, cost, _)) => {
-                self.deliver(Item::Record(record, position, cost, Some(budget)))
-                    .await
+        match budget {
+            Some(budget) => {
+                delivery.budget.extend(budget);
+                self.deliver(Item::Records(delivery)).await
             }
-            (Some(_), other) => self.deliver(other).await,
-            (None, _) => false,
+            None => false,
         }
     }
 
@@ -189,7 +244,8 @@ impl Session {
         group: Option<String>,
     ) -> bool {
         self.pending_ends.clear();
-        for s in &starts {
+        let stop_at_end = self.stop_at_end;
+        for s in starts.iter().filter(|_| stop_at_end) {
             if s.start_offset < s.high_watermark {
                 let topic = self.intern(&s.topic);
                 self.pending_ends
@@ -264,30 +320,24 @@ impl Session {
     }
 
     fn intern(&mut self, topic: &str) -> Arc<str> {
-        if let Some(name) = self.topic_names.get(topic) {
+        // A scan, not a hash map: a stream reads few topics, and this runs for every record.
+        if let Some(name) = self.topic_names.iter().find(|name| ***name == *topic) {
             return name.clone();
         }
         let name: Arc<str> = Arc::from(topic);
-        self.topic_names.insert(topic.to_owned(), name.clone());
+        self.topic_names.push(name.clone());
         name
     }
 
-    /// The item for one record, with its cost against the byte budget.
-    fn record_item(&mut self, message: &BorrowedMessage<'_>) -> (Item, usize, Arc<str>, i32, i64) {
-        let topic = self.intern(message.topic());
-        let record = to_record(message);
-        let cost = record::cost(&record);
+    /// The API record of one Kafka record, where it was read, and its cost in bytes.
+    fn convert(&mut self, message: &BorrowedMessage<'_>) -> (proto::Record, RecordPosition, usize) {
         let position = RecordPosition {
-            topic: topic.clone(),
+            topic: self.intern(message.topic()),
             partition: message.partition(),
             offset: message.offset(),
         };
-        (
-            Item::Record(record, position, cost, None),
-            cost,
-            topic,
-            message.partition(),
-            message.offset(),
-        )
+        let record = to_record(message);
+        let cost = record::cost(&record);
+        (record, position, cost)
     }
 }

@@ -1,7 +1,8 @@
-//! The response stream of Subscribe. Each time the transport asks for a message it gets
-//! every record that is ready, up to a bound, as one `RecordBatch` — never waiting for more
-//! — so a busy stream pays the per-message cost of gRPC once per batch, and a quiet one
-//! still gets each record at once.
+//! The response stream of Subscribe. The session hands it records in batches (every record
+//! librdkafka had ready, within bounds); each time the transport asks for a message it gets
+//! every batch that is waiting, merged up to the bounds, as one `RecordBatch` — never
+//! waiting for more — so a busy stream pays the per-message cost of gRPC once per batch, and
+//! a quiet one still gets each record at once.
 //!
 //! It stores the records' offsets for the group commit at the moment tonic takes the batch
 //! to write it to the client — never earlier — which is what makes group subscriptions
@@ -26,25 +27,67 @@ pub const MAX_BATCH_RECORDS: usize = 1000;
 /// is larger: well under the 4 MiB a gRPC client takes by default.
 pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
 
-/// What the consumer task hands to the response stream.
-// The large variant is the one sent for every record; boxing it would add an allocation per
-// record to save a few bytes on the rare barrier and error items.
-#[allow(clippy::large_enum_variant)]
+/// What the session hands to the response stream.
 pub enum Item {
-    /// A record, where to store its offset once it is taken, its cost in bytes, and the
-    /// share of the subscription's byte budget it holds until then.
-    Record(
-        proto::Record,
-        RecordPosition,
-        usize,
-        Option<OwnedSemaphorePermit>,
-    ),
+    /// Records in delivery order.
+    Records(Delivery),
     /// A message that is not a record (an Assignment).
     Message(SubscribeResponse),
     /// Fires once every item before it has been taken by the transport.
     Barrier(oneshot::Sender<()>),
     /// End the stream with this status.
     Error(Status),
+}
+
+/// Records on their way to the client, with what taking them settles.
+#[derive(Default)]
+pub struct Delivery {
+    /// The records, in order.
+    pub records: Vec<proto::Record>,
+    /// The offset to store per partition once they are taken: the highest of each.
+    pub positions: Vec<RecordPosition>,
+    /// Their cost, as [`super::record::cost`] counts it.
+    pub bytes: usize,
+    /// Their share of the subscription's buffer, released when the transport takes them.
+    pub budget: Vec<OwnedSemaphorePermit>,
+}
+
+impl Delivery {
+    /// Adds a record read from `position` that costs `cost` bytes.
+    pub fn push(&mut self, record: proto::Record, position: RecordPosition, cost: usize) {
+        self.records.push(record);
+        self.bytes += cost;
+        self.note(position);
+    }
+
+    /// Whether another record of `cost` bytes stays within the batch bounds.
+    pub fn has_room(&self, cost: usize, max_records: usize) -> bool {
+        self.records.is_empty()
+            || (self.records.len() < max_records && self.bytes + cost <= MAX_BATCH_BYTES)
+    }
+
+    /// Appends `other`, which was read after this one.
+    fn append(&mut self, mut other: Delivery) {
+        self.records.append(&mut other.records);
+        self.bytes += other.bytes;
+        self.budget.append(&mut other.budget);
+        for position in other.positions {
+            self.note(position);
+        }
+    }
+
+    /// Keeps `position` as its partition's offset to store: records of one partition come
+    /// in offset order, so the last one is the highest.
+    fn note(&mut self, position: RecordPosition) {
+        match self
+            .positions
+            .iter_mut()
+            .find(|p| p.partition == position.partition && p.topic == position.topic)
+        {
+            Some(known) => known.offset = position.offset,
+            None => self.positions.push(position),
+        }
+    }
 }
 
 /// Topic, partition and offset of a delivered record.
@@ -84,22 +127,18 @@ impl SubscribeStream {
         }
     }
 
-    /// A batch starting with `first`, plus every record already waiting, within the bounds.
-    /// The first item that is not a record, or does not fit, waits in `held`.
-    fn batch(&mut self, first: proto::Record, cost: usize) -> SubscribeResponse {
-        let mut records = vec![first];
-        let mut bytes = cost;
-        let mut positions = Vec::new();
-        while records.len() < MAX_BATCH_RECORDS {
+    /// A batch of `first` plus every delivery already waiting that fits within the bounds.
+    /// The first item that is not records, or does not fit, waits in `held`.
+    fn batch(&mut self, mut delivery: Delivery) -> SubscribeResponse {
+        loop {
             // `try_recv`, not `poll_recv`: taking what is already there must not spend the
             // task's cooperative budget, which would cut batches short.
             match self.items.try_recv() {
-                Ok(Item::Record(record, position, cost, _budget))
-                    if bytes + cost <= MAX_BATCH_BYTES =>
+                Ok(Item::Records(more))
+                    if delivery.records.len() + more.records.len() <= MAX_BATCH_RECORDS
+                        && delivery.bytes + more.bytes <= MAX_BATCH_BYTES =>
                 {
-                    bytes += cost;
-                    records.push(record);
-                    positions.push(position);
+                    delivery.append(more);
                 }
                 Ok(other) => {
                     self.held = Some(other);
@@ -109,16 +148,17 @@ impl SubscribeStream {
                 Err(_) => break,
             }
         }
-        self.store(positions.iter());
+        self.store(&delivery.positions);
+        // The budget is released here, as the transport takes the records.
         SubscribeResponse {
             message: Some(subscribe_response::Message::Records(RecordBatch {
-                records,
+                records: delivery.records,
             })),
         }
     }
 
     /// Stores the offsets of records being handed over, for a group stream.
-    fn store<'a>(&self, positions: impl Iterator<Item = &'a RecordPosition>) {
+    fn store(&self, positions: &[RecordPosition]) {
         let Some(consumer) = self.consumer.as_ref().and_then(Weak::upgrade) else {
             return;
         };
@@ -136,10 +176,8 @@ impl Stream for SubscribeStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
             return match self.next_item(cx) {
-                // Each record's budget permit is released here, as the transport takes it.
-                Poll::Ready(Some(Item::Record(record, position, cost, _budget))) => {
-                    self.store(std::iter::once(&position));
-                    Poll::Ready(Some(Ok(self.batch(record, cost))))
+                Poll::Ready(Some(Item::Records(delivery))) => {
+                    Poll::Ready(Some(Ok(self.batch(delivery))))
                 }
                 Poll::Ready(Some(Item::Message(message))) => Poll::Ready(Some(Ok(message))),
                 Poll::Ready(Some(Item::Barrier(done))) => {
@@ -172,7 +210,9 @@ mod tests {
             partition: 0,
             offset,
         };
-        Item::Record(record, position, value_bytes, None)
+        let mut delivery = Delivery::default();
+        delivery.push(record, position, value_bytes);
+        Item::Records(delivery)
     }
 
     /// What the stream yields, as (assignment?, offsets of the batch).
