@@ -78,28 +78,60 @@ fn printable(bytes: &[u8]) -> String {
         .replace("\\'", "'")
 }
 
-/// Prints one record.
+/// Writes `bytes` as [`printable`] would, without building a string when there is nothing
+/// to escape (printable ASCII other than `\`: nearly every record).
+fn write_printable(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
+    if bytes.iter().all(|b| (0x20..0x7f).contains(b) && *b != b'\\') {
+        out.write_all(bytes)
+    } else {
+        out.write_all(printable(bytes).as_bytes())
+    }
+}
+
+/// Writes an RFC 3339 UTC time with milliseconds (`2026-11-22T03:30:23.303Z`), or `-`.
+fn write_time(out: &mut impl Write, ts: Option<&prost_types::Timestamp>) -> std::io::Result<()> {
+    use chrono::{Datelike, Timelike};
+    match ts
+        .and_then(time::to_millis)
+        .and_then(chrono::DateTime::from_timestamp_millis)
+    {
+        Some(t) => write!(
+            out,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.timestamp_subsec_millis()
+        ),
+        None => out.write_all(b"-"),
+    }
+}
+
+/// Prints one record: `topic/partition@offset  time  key=KEY  VALUE`, or its JSON form.
 pub fn print_record(out: &mut impl Write, record: &Record, as_json: bool) -> std::io::Result<()> {
     if as_json {
         return writeln!(out, "{}", record_json(record));
     }
-    let time = match rfc3339(record.timestamp.as_ref()) {
-        Value::String(s) => s,
-        _ => "-".into(),
-    };
-    let key = record
-        .key
-        .as_deref()
-        .map_or_else(|| "-".to_owned(), printable);
-    let value = record
-        .value
-        .as_deref()
-        .map_or_else(|| "(null)".to_owned(), printable);
-    writeln!(
+    write!(
         out,
-        "{}/{}@{}  {time}  key={key}  {value}",
+        "{}/{}@{}  ",
         record.topic, record.partition, record.offset
-    )
+    )?;
+    write_time(out, record.timestamp.as_ref())?;
+    out.write_all(b"  key=")?;
+    match record.key.as_deref() {
+        Some(key) => write_printable(out, key)?,
+        None => out.write_all(b"-")?,
+    }
+    out.write_all(b"  ")?;
+    match record.value.as_deref() {
+        Some(value) => write_printable(out, value)?,
+        None => out.write_all(b"(null)")?,
+    }
+    out.write_all(b"\n")
 }
 
 /// Prints one record of a Consume stream: as `print_record`, plus its delivery attempt (in
@@ -160,5 +192,38 @@ pub fn print_assignment(assignment: &Assignment) {
             "% reading {} [{}] from offset {} (stored {}..{})",
             p.topic, p.partition, p.start_offset, p.low_watermark, p.high_watermark
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fast_paths_print_what_the_general_ones_do() {
+        for text in [
+            &b"plain ascii 123"[..],
+            b"back\\slash",
+            b"tab\there",
+            b"new\nline",
+            b"quote\" and 'apostrophe'",
+            "caf\u{e9} \u{1f600}".as_bytes(),
+            b"\xff\xfe not utf-8",
+            b"",
+        ] {
+            let mut out = Vec::new();
+            write_printable(&mut out, text).expect("write");
+            assert_eq!(String::from_utf8(out).expect("utf-8"), printable(text));
+        }
+        for millis in [0, 1_795_320_765_123, -1, 253_402_300_799_999] {
+            let ts = time::from_millis(millis);
+            let mut out = Vec::new();
+            write_time(&mut out, Some(&ts)).expect("write");
+            assert_eq!(
+                Value::String(String::from_utf8(out).expect("utf-8")),
+                rfc3339(Some(&ts)),
+                "{millis}"
+            );
+        }
     }
 }
