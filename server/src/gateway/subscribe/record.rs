@@ -64,6 +64,9 @@ pub fn to_record<M: Message>(message: &M) -> proto::Record {
         .unwrap_or_default();
     let page_event = message
         .payload()
+        // Only a JSON object can be one: values that cannot are not parsed at all (a failed
+        // parse allocates its error).
+        .filter(|v| v.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'))
         .and_then(|v| PageEvent::decode(v).ok())
         .map(|e| proto::PageEvent {
             name: e.name.into_owned(),
