@@ -46,7 +46,11 @@ async fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         // The embedded broker keeps ~5 MiB per partition: 100 000 records of ~80 bytes fit.
-        .unwrap_or(if brokers.is_some() { 1_000_000 } else { 100_000 });
+        .unwrap_or(if brokers.is_some() {
+            1_000_000
+        } else {
+            100_000
+        });
     // Fresh names per run, so that runs on a real broker do not read each other's records.
     let run = chrono::Utc::now().timestamp_millis();
     let (input, output) = (format!("bench-in-{run}"), format!("bench-out-{run}"));

@@ -210,9 +210,19 @@ pub struct Config {
     #[arg(long, env = "STREAMGATE_CONSUME_MAX_OUTSTANDING_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub consume_max_outstanding_bytes: usize,
 
-    /// How long the producer waits to fill a batch (librdkafka linger.ms).
-    #[arg(long, env = "STREAMGATE_LINGER", default_value = "5ms", value_parser = humantime::parse_duration)]
+    /// How long the producer waits to fill a batch (librdkafka linger.ms). Each unary
+    /// Publish waits this long at most, so calls/s with N in flight is about N / (linger +
+    /// the broker's acknowledgement); busy streams fill batches sooner.
+    #[arg(long, env = "STREAMGATE_LINGER", default_value = "1ms", value_parser = humantime::parse_duration)]
     pub linger: Duration,
+
+    /// How long a Subscribe or Consume stream's fetch may wait at the broker for new records
+    /// (librdkafka fetch.wait.max.ms). Kafka answers a waiting fetch as soon as records
+    /// arrive, so this only sets how often an idle stream asks; brokers that hold the fetch
+    /// to its end (the embedded broker, Tansu) add it to the latency of every record.
+    /// Default: 10ms on the embedded broker, 500ms (librdkafka's) on a cluster.
+    #[arg(long, env = "STREAMGATE_SUBSCRIBE_FETCH_WAIT", value_parser = humantime::parse_duration)]
+    pub subscribe_fetch_wait: Option<Duration>,
 
     /// Supplier rate, events per second (default: one per second). Exclusive with
     /// --supplier-interval.

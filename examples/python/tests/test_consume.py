@@ -77,11 +77,6 @@ def test_a_nack_redelivers_with_the_next_attempt(client, new_topic, name):
         again.ack()
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "server bug: the session arms its ack-deadline timer only when the loop sees its "
-    "response channel drained; on a quiet stream the delivery is still queued at that "
-    "moment and nothing wakes the loop again, so the record is not redelivered until "
-    "another request or record arrives (an empty AckRequest redelivers it at once)"))
 def test_an_unacked_record_comes_again_after_its_ack_deadline(client, new_topic, name):
     topic, publish = new_topic
     publish(["slow"])

@@ -44,6 +44,8 @@ pub struct State {
     pub admin: Admin,
     /// Settings for the consumers created per subscription.
     pub client_settings: ClientSettings,
+    /// How long their fetches may wait at the broker (`--subscribe-fetch-wait`).
+    pub fetch_wait: Duration,
     /// Bootstrap servers, for error messages.
     pub bootstrap: String,
     /// Whether a LogAppendTime in a produce acknowledgement is real. librdkafka's mock
@@ -95,6 +97,14 @@ impl State {
             producer,
             admin: Admin::connect(&kafka.client_settings())?,
             client_settings: kafka.client_settings(),
+            fetch_wait: settings.subscribe_fetch_wait.unwrap_or(
+                // The embedded broker answers a waiting fetch only at its end; Kafka at once.
+                if kafka.embedded_broker().is_some() {
+                    Duration::from_millis(10)
+                } else {
+                    Duration::from_millis(500)
+                },
+            ),
             bootstrap: kafka.bootstrap_servers().to_owned(),
             trust_log_append_time: kafka.embedded_broker().is_none(),
             limits,

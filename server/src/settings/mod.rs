@@ -59,6 +59,8 @@ pub struct Settings {
     pub analytics: Analytics,
     /// How long the producer waits to fill a batch.
     pub linger: Duration,
+    /// `fetch.wait.max.ms` of stream consumers, when set (`--subscribe-fetch-wait`).
+    pub subscribe_fetch_wait: Option<Duration>,
     /// Who may call, and what only admins may touch.
     pub auth: AuthSettings,
     /// Whether Publish may create a missing topic (`--auto-create-topics`).
@@ -253,6 +255,7 @@ impl Settings {
             log_consumer: config.log_consumer.then(|| topics.log.clone()),
             analytics: analytics(config)?,
             linger: config.linger,
+            subscribe_fetch_wait: config.subscribe_fetch_wait,
             auth: auth_settings(config)?,
             auto_create_topics: config.auto_create_topics,
             supplier,

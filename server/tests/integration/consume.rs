@@ -437,6 +437,37 @@ async fn an_ack_deadline_and_a_nack_redeliver_with_the_next_attempt() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unacked_record_comes_back_after_its_deadline_on_a_stream_where_nothing_else_happens() {
+    on_each_broker(async |server| {
+        let topic = server.topic(1).await;
+        let mut client = server.client().await;
+        publish_values(&mut client, &topic, ["forgotten".to_owned()]).await;
+        let mut consumer = Consumer::start(
+            &server,
+            ConsumeStart {
+                ack_deadline: Some(prost_types::Duration {
+                    seconds: 1,
+                    nanos: 0,
+                }),
+                ..start(&topic, &random_name("g"))
+            },
+        )
+        .await;
+        let first = consumer.take(1).await;
+        assert_eq!(first[0].delivery_attempt, 1);
+        // No ack, no nack, no other record: only the deadline can bring it back.
+        let again = consumer.take(1).await;
+        assert_eq!(
+            (value(&again[0]), again[0].delivery_attempt),
+            ("forgotten".to_owned(), 2)
+        );
+        consumer.ack(&again).await;
+        consumer.close().await.expect("a clean end");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_past_max_delivery_attempts_goes_to_the_dead_letter_topic() {
     on_each_broker(async |server| {
         let topic = server.topic(1).await;

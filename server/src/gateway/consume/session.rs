@@ -182,7 +182,6 @@ impl Session {
             // Redeliver only once the client has taken everything sent before: a record
             // still queued for a slow client is not late, and must not be queued twice.
             let drained = self.outbox.is_empty() && self.tx.capacity() == self.tx.max_capacity();
-            let overdue = due.is_some_and(|at| at <= Instant::now());
             tokio::select! {
                 biased;
                 _ = self.state.shutdown.cancelled() => return End::Shutdown,
@@ -213,8 +212,10 @@ impl Session {
                     }
                 }
                 _ = sleep_until(due), if due.is_some() && drained => self.redeliver_due(),
-                // Wakes once the channel is empty, to redeliver what is overdue.
-                _ = async { drop(self.tx.reserve_many(self.tx.max_capacity()).await) }, if overdue && !drained => {}
+                // Something will come due, but the client has not taken everything yet: wake
+                // once it has, so that the deadline above is armed. (Waiting for the deadline
+                // instead would never wake on a stream where nothing else happens.)
+                _ = async { drop(self.tx.reserve_many(self.tx.max_capacity()).await) }, if due.is_some() && !drained => {}
                 received = consumer.recv() => {
                     // Convert at once: the message borrows the consumer and is not Send.
                     let first = received.map(|m| self.convert(&m));

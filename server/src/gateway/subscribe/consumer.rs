@@ -9,7 +9,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use tokio::sync::Notify;
 
 use super::start::Start;
-use crate::kafka::{self, ClientSettings};
+use crate::gateway::State;
+use crate::kafka;
 
 /// The consumer of one subscription.
 pub type SubscriptionConsumer = StreamConsumer<SubscriptionContext>;
@@ -21,7 +22,7 @@ const PRIVATE_READER: &str = "streamgate-private-reader";
 /// Creates the consumer of a subscription: a member of `group` when there is one (offsets
 /// stored by the response stream, auto-committed), otherwise an assign-only reader.
 pub fn create(
-    settings: &ClientSettings,
+    state: &State,
     group: Option<&str>,
     start: Start,
     stop_at_end: bool,
@@ -30,10 +31,15 @@ pub fn create(
         // The memory a slow client can pin in librdkafka's prefetch queue.
         kafka::consumer::prefetch(config, 4096);
         config.set(
+            "fetch.wait.max.ms",
+            state.fetch_wait.as_millis().max(1).to_string(),
+        );
+        config.set(
             "enable.partition.eof",
             if stop_at_end { "true" } else { "false" },
         );
     };
+    let settings = &state.client_settings;
     let config = match group {
         Some(group) => settings.config(|config| {
             common(config);

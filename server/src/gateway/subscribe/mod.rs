@@ -73,7 +73,7 @@ pub async fn open(
     let (consumer, starts) = match &plan.group {
         None => {
             let consumer = Arc::new(
-                consumer::create(&state.client_settings, None, plan.start, plan.stop_at_end)
+                consumer::create(&state, None, plan.start, plan.stop_at_end)
                     .map_err(GatewayError::Kafka)?,
             );
             let starts = plan::resolve_starts(&state, &partitions, plan.start, deadline).await?;
@@ -142,7 +142,7 @@ pub(super) async fn join_group(
     stop_at_end: bool,
 ) -> Result<Arc<SubscriptionConsumer>, GatewayError> {
     let consumer = Arc::new(
-        consumer::create(&state.client_settings, Some(group), plan.start, stop_at_end)
+        consumer::create(state, Some(group), plan.start, stop_at_end)
             .map_err(GatewayError::Kafka)?,
     );
     if !plan.start.is_edge() {

@@ -148,8 +148,7 @@ impl Session {
             // A rebalance runs inside the poll that returned this message: announce the new
             // assignment before anything read under it.
             if self.group.is_some() && self.consumer.context().take_changed() {
-                if !self.send_batch(&mut batch).await || !self.announce_group_assignment().await
-                {
+                if !self.send_batch(&mut batch).await || !self.announce_group_assignment().await {
                     return false;
                 }
             }
@@ -165,7 +164,9 @@ impl Session {
                 Err(KafkaError::PartitionEOF(_)) => self.drop_partitions_at_end(),
                 Err(e) if is_fatal(&e) => {
                     let _ = self.send_batch(&mut batch).await;
-                    let _ = self.deliver(Item::Error(GatewayError::Kafka(e).into())).await;
+                    let _ = self
+                        .deliver(Item::Error(GatewayError::Kafka(e).into()))
+                        .await;
                     return false;
                 }
                 Err(e) => tracing::warn!(error = %e, "subscription consumer error; retrying"),
