@@ -210,6 +210,21 @@ pub struct Config {
     #[arg(long, env = "STREAMGATE_CONSUME_MAX_OUTSTANDING_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub consume_max_outstanding_bytes: usize,
 
+    /// A second address serving only /metrics (and grpc.health.v1), e.g. for a scraper on
+    /// another network; /metrics is always on --listen too. TLS and authentication as on
+    /// --listen.
+    #[arg(long, env = "STREAMGATE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Distinct values a client-chosen metric label (topic, consumer group) may take; later
+    /// ones are counted under "(other)", so no client can grow the series without bound.
+    #[arg(
+        long,
+        env = "STREAMGATE_METRICS_MAX_LABEL_VALUES",
+        default_value_t = 100
+    )]
+    pub metrics_max_label_values: usize,
+
     /// How long the producer waits to fill a batch (librdkafka linger.ms). Each unary
     /// Publish waits this long at most, so calls/s with N in flight is about N / (linger +
     /// the broker's acknowledgement); busy streams fill batches sooner.

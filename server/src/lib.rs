@@ -31,6 +31,7 @@ pub mod http;
 pub mod kafka;
 pub mod log_consumer;
 pub mod logs;
+pub mod metrics;
 pub mod server;
 pub mod settings;
 pub mod signals;

@@ -23,7 +23,7 @@ use tokio_util::task::TaskTracker;
 use crate::kafka::{Kafka, consumer};
 use crate::logs::LogThrottle;
 use crate::logs::preview;
-use crate::supervisor::supervise;
+use crate::supervisor::{Restarts, supervise};
 
 /// How often the topic's partition count is checked again.
 const RESCAN: Duration = Duration::from_secs(30);
@@ -39,14 +39,14 @@ pub fn spawn(
     topic: TopicName,
     tasks: &TaskTracker,
     shutdown: CancellationToken,
-) -> Result<JoinHandle<()>, KafkaError> {
+) -> Result<(JoinHandle<()>, Arc<Restarts>), KafkaError> {
     let config = consumer::assign_only(&kafka.client_settings(), "streamgate-log-consumer", |c| {
         consumer::prefetch(c, 1024);
     });
     // Created once here, so that a bad configuration fails the start-up.
     let mut first: Option<StreamConsumer> = Some(config.create()?);
     let token = shutdown.clone();
-    let (handle, _) = supervise(tasks, &shutdown, "log consumer", move || {
+    let (handle, restarts) = supervise(tasks, &shutdown, "log consumer", move || {
         let consumer = first.take().map_or_else(|| config.create(), Ok);
         let (topic, shutdown) = (topic.clone(), token.clone());
         async move {
@@ -58,7 +58,7 @@ pub fn spawn(
             }
         }
     });
-    Ok(handle)
+    Ok((handle, restarts))
 }
 
 async fn run(consumer: Arc<StreamConsumer>, topic: TopicName, shutdown: CancellationToken) {

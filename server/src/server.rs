@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::gateway::{Gateway, State};
 use crate::kafka::bootstrap::{self, ServerTopics};
 use crate::kafka::{Kafka, Producer, ProducerSettings};
+use crate::metrics::{self, GrpcMetricsLayer, Metrics, MetricsEndpointLayer};
 use crate::settings::{InvalidSetting, Settings};
 use crate::stages::{StageContext, Stages};
 use crate::{drain, http, tls};
@@ -86,9 +87,40 @@ pub async fn run(
         &shutdown,
         &tasks,
     )?;
+    let metrics = Metrics::new(metrics::Sources {
+        records: state.records.clone(),
+        stages: stages.counters(),
+        state: state.clone(),
+        lag: kafka.lag().clone(),
+        max_label_values: settings.metrics_max_label_values,
+    });
+    let scrapes = MetricsEndpointLayer::new(
+        metrics.clone(),
+        state.clone(),
+        settings.auth.authenticator.clone(),
+    );
 
-    let incoming = listen(listener, &settings, &tasks, &shutdown)?;
-    let serve = serve(incoming, &settings, state, health_service, &shutdown)?;
+    let tls = match &settings.tls {
+        Some(tls_settings) => {
+            Some(tls::watch(tls_settings, &tasks, &shutdown).map_err(InvalidSetting::from)?)
+        }
+        None => None,
+    };
+    if let Some(address) = settings.metrics_listen {
+        let listener = TcpListener::bind(address).await?;
+        let incoming = listen(listener, "/metrics", tls.clone(), &tasks, &shutdown)?;
+        tasks.spawn(serve_metrics(incoming, scrapes.clone(), shutdown.clone()));
+    }
+    let what = "gRPC, grpc-web, the dashboard and /metrics";
+    let incoming = listen(listener, what, tls, &tasks, &shutdown)?;
+    let serve = serve(
+        incoming,
+        &settings,
+        state,
+        health_service,
+        (metrics.grpc_layer(), scrapes),
+        &shutdown,
+    )?;
     let (served, deadline) =
         drain::serve_until_drained(serve, &shutdown, settings.timeouts.shutdown).await;
     // A transport failure stops the background work too.
@@ -122,30 +154,25 @@ enum Connections {
     Tls(tls::Incoming),
 }
 
-/// Turns the listener into the port's connections: TLS (reloading its files) when
-/// `--tls-cert` is given, plain TCP otherwise.
+/// Turns a listener into a port's connections: TLS (with the certificates `tls` holds,
+/// reloaded when their files change) when `--tls-cert` is given, plain TCP otherwise.
 fn listen(
     listener: TcpListener,
-    settings: &Settings,
+    what: &str,
+    tls: Option<tls::Configs>,
     tasks: &TaskTracker,
     shutdown: &CancellationToken,
 ) -> Result<Connections, ServeError> {
     let addr = listener.local_addr()?;
-    let connections = match &settings.tls {
-        Some(tls_settings) => {
-            let configs =
-                tls::watch(tls_settings, tasks, shutdown).map_err(InvalidSetting::from)?;
-            Connections::Tls(tls::incoming(listener, configs, tasks, shutdown))
-        }
+    let secure = tls.is_some();
+    let connections = match tls {
+        Some(configs) => Connections::Tls(tls::incoming(listener, configs, tasks, shutdown)),
         // Nagle's algorithm would hold each small HTTP/2 write (a unary response, the tail of
         // a record batch) until the client acknowledges the previous one: on loopback that
         // capped Subscribe at a quarter of kcat's rate with both processes idle.
         None => Connections::Plain(TcpIncoming::from(listener).with_nodelay(Some(true))),
     };
-    tracing::info!(
-        "serving gRPC, grpc-web and the dashboard on {}",
-        url(addr, settings.tls.is_some())
-    );
+    tracing::info!("serving {what} on {}", url(addr, secure));
     Ok(connections)
 }
 
@@ -162,6 +189,7 @@ fn serve(
     settings: &Settings,
     state: Arc<State>,
     health: HealthServer<impl Health>,
+    (calls, scrapes): (GrpcMetricsLayer, MetricsEndpointLayer),
     shutdown: &CancellationToken,
 ) -> Result<impl Future<Output = Result<(), tonic::transport::Error>>, ServeError> {
     let refusals = state.access.refusals();
@@ -174,9 +202,12 @@ fn serve(
         .http2_keepalive_interval(Some(http_settings.keepalive))
         .http2_keepalive_timeout(Some(http_settings.keepalive_timeout))
         .layer(http::cors(&http_settings.cors_origins))
-        // The dashboard's files, before grpc-web refuses plain HTTP/1.1 requests.
+        // The dashboard's files and /metrics, before grpc-web refuses plain HTTP/1.1 requests.
         .layer(http::DashboardLayer)
+        .layer(scrapes)
         .layer(tonic_web::GrpcWebLayer::new())
+        // Every gRPC call, browsers' included, with the status it finally ends with.
+        .layer(calls)
         .layer(tower::util::MapResponseLayer::new(
             http::as_resource_exhausted::<tonic::body::Body>,
         ))
@@ -199,6 +230,27 @@ fn serve(
             .serve_with_incoming_shutdown(tls, signal)
             .right_future(),
     })
+}
+
+/// The `--metrics-listen` port: /metrics (behind the same TLS and authentication as the main
+/// port); every other request is a gRPC UNIMPLEMENTED.
+async fn serve_metrics(
+    incoming: Connections,
+    scrapes: MetricsEndpointLayer,
+    shutdown: CancellationToken,
+) {
+    let router = Server::builder()
+        .accept_http1(true)
+        .layer(scrapes)
+        .add_routes(tonic::service::Routes::default());
+    let signal = shutdown.cancelled_owned();
+    let served = match incoming {
+        Connections::Plain(tcp) => router.serve_with_incoming_shutdown(tcp, signal).await,
+        Connections::Tls(tls) => router.serve_with_incoming_shutdown(tls, signal).await,
+    };
+    if let Err(e) = served {
+        tracing::error!(error = %e, "the --metrics-listen port failed");
+    }
 }
 
 /// A reflection builder over every served proto; grpcurl 1.8 asks for v1alpha, newer

@@ -9,13 +9,16 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::analytics::{Hub, HubSettings, Worker, WorkerSettings};
+use std::sync::Arc;
+
+use crate::analytics::{Hub, HubSettings, Worker, WorkerCounters, WorkerSettings};
 use crate::kafka::{Kafka, Producer};
 use crate::log_consumer;
 use crate::server::ServeError;
 use crate::settings::Settings;
+use crate::supervisor::Restarts;
 use crate::supplier::Supplier;
-use crate::transform::{Transform, TransformSettings};
+use crate::transform::{Transform, TransformCounters, TransformSettings};
 
 /// The running stages.
 pub struct Stages {
@@ -25,8 +28,22 @@ pub struct Stages {
     pub hub: Hub,
     hub_task: JoinHandle<()>,
     transform: Option<Transform>,
-    log_consumer: Option<JoinHandle<()>>,
-    worker: Option<JoinHandle<()>>,
+    log_consumer: Option<(JoinHandle<()>, Arc<Restarts>)>,
+    worker: Option<(JoinHandle<()>, Arc<WorkerCounters>)>,
+}
+
+/// What the stages have done, for the metrics: their counters, read at each scrape.
+pub struct StageCounters {
+    /// The supplier (its sent and error counts, its restarts).
+    pub supplier: Supplier,
+    /// The transform's counters and restarts, when it runs.
+    pub transform: Option<(Arc<TransformCounters>, Arc<Restarts>)>,
+    /// The analytics worker's counters, when it runs (restarts included).
+    pub worker: Option<Arc<WorkerCounters>>,
+    /// The stats hub (its restarts).
+    pub hub: Hub,
+    /// Restarts of the log consumer, when it runs.
+    pub log_consumer: Option<Arc<Restarts>>,
 }
 
 /// Where the stages run: the cluster, the shared producer, and the server's lifetime.
@@ -44,6 +61,20 @@ pub struct StageContext<'a> {
 }
 
 impl Stages {
+    /// Handles on the stages' counters.
+    pub fn counters(&self) -> StageCounters {
+        StageCounters {
+            supplier: self.supplier.clone(),
+            transform: self
+                .transform
+                .as_ref()
+                .map(|t| (t.counters(), t.restart_counter())),
+            worker: self.worker.as_ref().map(|(_, counters)| counters.clone()),
+            hub: self.hub.clone(),
+            log_consumer: self.log_consumer.as_ref().map(|(_, r)| r.clone()),
+        }
+    }
+
     /// Starts every stage that `settings` switches on; the hub always runs.
     pub fn start(settings: &Settings, cx: &StageContext<'_>) -> Result<Self, ServeError> {
         let supplier = Supplier::spawn(
@@ -97,7 +128,8 @@ impl Stages {
                 .map_err(|e| ServeError::Stage(format!("the analytics worker: {e}")))?;
                 // The worker is a thread of its own; a tracked blocking join lets the drain
                 // wait for it like for any task.
-                Some(cx.tasks.spawn_blocking(move || worker.join()))
+                let counters = worker.counters();
+                Some((cx.tasks.spawn_blocking(move || worker.join()), counters))
             }
             false => None,
         };
@@ -118,8 +150,8 @@ impl Stages {
             transform.stopped().await;
         }
         for (name, task) in [
-            ("analytics worker", self.worker),
-            ("log consumer", self.log_consumer),
+            ("analytics worker", self.worker.map(|(task, _)| task)),
+            ("log consumer", self.log_consumer.map(|(task, _)| task)),
             ("stats hub", Some(self.hub_task)),
         ] {
             let Some(task) = task else { continue };

@@ -148,6 +148,11 @@ impl Access {
         self.require(who, "WatchPageStats", "-", Need::Stats, None)
     }
 
+    /// A scrape of `/metrics`.
+    pub fn metrics(&self, who: &Principal) -> Result<(), GatewayError> {
+        self.require(who, "/metrics", "-", Need::Metrics, None)
+    }
+
     /// ListTopics; the internal topics are listed to admins only.
     pub fn topics(&self, who: &Principal, include_internal: bool) -> Result<(), GatewayError> {
         const METHOD: &str = "ListTopics";

@@ -25,6 +25,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::auth::{Access, Expiring, Principal};
 use crate::error::GatewayError;
 use crate::kafka::{Admin, ClientSettings, Kafka, Producer, TopicCreator};
+use crate::metrics::RecordMetrics;
 use crate::settings::{Limits, Settings};
 use crate::stages::Stages;
 use crate::supplier::ControlError;
@@ -79,6 +80,8 @@ pub struct State {
     pub known_topics: known_topics::KnownTopics,
     /// Where Consume streams put records that used up their delivery attempts.
     pub dead_letter_topics: consume::DeadLetterTopics,
+    /// Records published and delivered, for the metrics.
+    pub records: RecordMetrics,
 }
 
 impl State {
@@ -124,6 +127,7 @@ impl State {
                 settings.topics.partitions,
                 settings.topics.replication_factor,
             ),
+            records: RecordMetrics::new(settings.metrics_max_label_values),
         }))
     }
 }

@@ -132,6 +132,7 @@ impl OutgoingRecord {
             .send(record, deadline)
             .await
             .map_err(|e| GatewayError::from_send(e, self.topic.as_str(), &state.bootstrap))?;
+        state.records.published(self.topic.as_str(), 1);
         Ok(PublishResponse {
             topic: self.topic.into_string(),
             partition: delivered.partition,

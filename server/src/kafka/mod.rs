@@ -1,19 +1,24 @@
 //! Everything about the Kafka side: which cluster we use (an external one or the embedded
 //! broker), the client settings every producer and consumer shares, the shared producer,
 //! consumer helpers, metadata (`admin`), the offset-by-timestamp search
-//! ([`TimestampSearch`]) and the one path that creates topics ([`bootstrap`]).
+//! ([`TimestampSearch`]), the one path that creates topics ([`bootstrap`]) and the consumer
+//! lag every group consumer reports ([`lag`]).
 
 mod admin;
 pub mod bootstrap;
 pub mod consumer;
 pub mod dead_letter;
 mod embedded;
+pub mod lag;
 pub(crate) mod producer;
 mod timestamp_search;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
+
+use self::lag::{LagReporter, LagTable};
 
 pub use admin::{Admin, PartitionOffsets, TopicDescription};
 pub use bootstrap::TopicCreator;
@@ -27,9 +32,16 @@ pub use timestamp_search::{Isolation, TimestampSearch};
 pub struct ClientSettings {
     bootstrap: String,
     options: Vec<(String, String)>,
+    lag: Arc<LagTable>,
 }
 
 impl ClientSettings {
+    /// A reporter of consumer lag for a new consumer of `group`; its consumer's
+    /// configuration also needs [`lag::enable`].
+    pub fn lag_reporter(&self, group: &str) -> LagReporter {
+        self.lag.reporter(group)
+    }
+
     /// The bootstrap servers.
     pub fn bootstrap(&self) -> &str {
         &self.bootstrap
@@ -58,6 +70,7 @@ pub struct Kafka {
     bootstrap: String,
     options: Vec<(String, String)>,
     embedded: Option<EmbeddedBroker>,
+    lag: Arc<LagTable>,
 }
 
 /// Errors while setting up or administering the cluster.
@@ -95,6 +108,7 @@ impl Kafka {
             bootstrap: broker.bootstrap_servers().to_owned(),
             options,
             embedded: Some(broker),
+            lag: Arc::default(),
         })
     }
 
@@ -105,6 +119,7 @@ impl Kafka {
             bootstrap: bootstrap.into(),
             options,
             embedded: None,
+            lag: Arc::default(),
         }
     }
 
@@ -123,7 +138,13 @@ impl Kafka {
         ClientSettings {
             bootstrap: self.bootstrap.clone(),
             options: self.options.clone(),
+            lag: self.lag.clone(),
         }
+    }
+
+    /// The lag the group consumers of this process last reported.
+    pub fn lag(&self) -> &Arc<LagTable> {
+        &self.lag
     }
 
     /// The configuration of a client with no role settings of its own.

@@ -61,6 +61,10 @@ pub struct Settings {
     pub linger: Duration,
     /// `fetch.wait.max.ms` of stream consumers, when set (`--subscribe-fetch-wait`).
     pub subscribe_fetch_wait: Option<Duration>,
+    /// The second address serving /metrics, if any (`--metrics-listen`).
+    pub metrics_listen: Option<SocketAddr>,
+    /// Distinct values of a client-chosen metric label (`--metrics-max-label-values`).
+    pub metrics_max_label_values: usize,
     /// Who may call, and what only admins may touch.
     pub auth: AuthSettings,
     /// Whether Publish may create a missing topic (`--auto-create-topics`).
@@ -256,6 +260,11 @@ impl Settings {
             analytics: analytics(config)?,
             linger: config.linger,
             subscribe_fetch_wait: config.subscribe_fetch_wait,
+            metrics_listen: config.metrics_listen,
+            metrics_max_label_values: match config.metrics_max_label_values {
+                0 => return invalid("--metrics-max-label-values", "must be 1 or more"),
+                n => n,
+            },
             auth: auth_settings(config)?,
             auto_create_topics: config.auto_create_topics,
             supplier,
@@ -443,18 +452,27 @@ fn auth_settings(config: &Config) -> Result<AuthSettings, InvalidSetting> {
 /// Like Redis's protected mode: a server reachable from other machines with no lock at all
 /// is a mistake unless the operator says otherwise.
 fn protected_mode(config: &Config, authenticator: &Authenticator) -> Result<(), InvalidSetting> {
-    if config.listen.ip().is_loopback() || authenticator.is_required() || config.insecure_no_auth {
+    if authenticator.is_required() || config.insecure_no_auth {
         return Ok(());
     }
-    invalid(
-        "--auth-file",
-        format!(
-            "--listen {} is reachable from other machines and no authentication is configured: \
-             pass --auth-file (or --jwt-key, or --tls-client-ca) so that callers need a token, \
-             or --insecure-no-auth to serve everyone deliberately",
-            config.listen
-        ),
-    )
+    let listeners = [
+        ("--listen", Some(config.listen)),
+        ("--metrics-listen", config.metrics_listen),
+    ];
+    for (flag, address) in listeners {
+        let Some(address) = address.filter(|a| !a.ip().is_loopback()) else {
+            continue;
+        };
+        return invalid(
+            "--auth-file",
+            format!(
+                "{flag} {address} is reachable from other machines and no authentication is configured: \
+                 pass --auth-file (or --jwt-key, or --tls-client-ca) so that callers need a token, \
+                 or --insecure-no-auth to serve everyone deliberately"
+            ),
+        );
+    }
+    Ok(())
 }
 
 /// Shortest `--tls-reload-interval`: the poll reads three files' metadata.

@@ -114,7 +114,14 @@ fn protected_mode_refuses_an_open_server_on_other_interfaces() {
     let error = resolve(&["--listen", "0.0.0.0:8080"]).expect_err("open to the network");
     assert_eq!(error.flag, "--auth-file");
     assert!(error.message.contains("--insecure-no-auth"), "{error}");
+    let error = resolve(&["--metrics-listen", "0.0.0.0:9090"]).expect_err("open metrics port");
+    assert!(
+        error.message.starts_with("--metrics-listen 0.0.0.0:9090"),
+        "{error}"
+    );
     for ok in [
+        &["--metrics-listen", "127.0.0.1:9090"][..],
+        &["--metrics-listen", "0.0.0.0:9090", "--insecure-no-auth"][..],
         &["--listen", "0.0.0.0:8080", "--insecure-no-auth"][..],
         &["--listen", "[::1]:8080"][..],
         &["--listen", "127.0.0.2:8080"][..],

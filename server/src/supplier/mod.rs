@@ -50,6 +50,7 @@ const ERROR_LOG_EVERY: Duration = Duration::from_secs(5);
 pub struct Supplier {
     commands: mpsc::Sender<Control>,
     restarts: Arc<Restarts>,
+    durable: Arc<Durable>,
 }
 
 struct Control {
@@ -102,16 +103,28 @@ impl Supplier {
             max_rate,
             send_timeout,
         };
-        let token = shutdown.clone();
+        let (token, kept) = (shutdown.clone(), durable.clone());
         let (_, restarts) = supervise(tasks, &shutdown, "supplier", move || {
             Actor::new(durable.clone(), sending.clone()).run(token.clone())
         });
-        Self { commands, restarts }
+        Self {
+            commands,
+            restarts,
+            durable: kept,
+        }
     }
 
     /// How many times the supplier was restarted after a panic.
     pub fn restarts(&self) -> u64 {
         self.restarts.count()
+    }
+
+    /// Events the broker acknowledged, and sends that failed, since the server started.
+    pub fn sent_and_errors(&self) -> (u64, u64) {
+        (
+            self.durable.sent.load(Ordering::Relaxed),
+            self.durable.errors.load(Ordering::Relaxed),
+        )
     }
 
     /// Test hook: makes the supplier's task panic, as a bug would.

@@ -28,6 +28,9 @@ use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
 
 pub use incoming::{HANDSHAKE_TIMEOUT, Incoming, MAX_HANDSHAKES, incoming};
 pub use reload::watch;
+
+/// The port's current TLS configuration, replaced when its files change.
+pub type Configs = tokio::sync::watch::Receiver<std::sync::Arc<tokio_rustls::rustls::ServerConfig>>;
 pub use subject::{client_subject, subject_of};
 
 /// The flag of the certificate chain.

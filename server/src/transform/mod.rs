@@ -35,6 +35,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::kafka::lag::LagContext;
 use crate::kafka::{ClientSettings, Kafka, Producer};
 use crate::logs::LogThrottle;
 use crate::supervisor::{Restarts, supervise};
@@ -179,6 +180,11 @@ impl Transform {
         self.restarts.count()
     }
 
+    /// The counter behind [`restarts`](Self::restarts).
+    pub fn restart_counter(&self) -> Arc<Restarts> {
+        self.restarts.clone()
+    }
+
     /// Makes the stage panic at the next record it reads, as a bug would (feature
     /// `test-hooks`). The record is not done: the next run reads it again.
     #[cfg(feature = "test-hooks")]
@@ -198,8 +204,8 @@ impl Transform {
 fn consumer(
     client: &ClientSettings,
     settings: &TransformSettings,
-) -> Result<StreamConsumer, KafkaError> {
-    let consumer: StreamConsumer = client
+) -> Result<StreamConsumer<LagContext>, KafkaError> {
+    let consumer: StreamConsumer<LagContext> = client
         .config(|c| {
             c.set("group.id", &settings.group)
                 // New group: transform what R2 already holds, as a stream processor would.
@@ -211,8 +217,9 @@ fn consumer(
                 .set("session.timeout.ms", "10000")
                 .set("heartbeat.interval.ms", "2000");
             crate::kafka::consumer::prefetch(c, 4096);
+            crate::kafka::lag::enable(c);
         })
-        .create()?;
+        .create_with_context(LagContext(client.lag_reporter(&settings.group)))?;
     consumer.subscribe(&[settings.input.as_str()])?;
     Ok(consumer)
 }

@@ -9,6 +9,8 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+
+use crate::kafka::lag::LagContext;
 use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use streamgate::page_event::{self, PageEvent};
@@ -54,7 +56,7 @@ pub(super) struct Stage {
 }
 
 impl Stage {
-    pub(super) async fn run(mut self, consumer: Arc<StreamConsumer>) {
+    pub(super) async fn run(mut self, consumer: Arc<StreamConsumer<LagContext>>) {
         tracing::info!(input = %self.settings.input, output = %self.settings.output, group = %self.settings.group, dead_letters = %self.settings.dead_letters, "transform started");
         let mut pending: FuturesOrdered<BoxFuture<'static, Done>> = FuturesOrdered::new();
         let mut receive_errors = LogThrottle::new(LOG_EVERY);
@@ -108,7 +110,7 @@ impl Stage {
 
     /// Stores the offset of a finished record. Returns false for an abandoned one: nothing
     /// after it may be stored either.
-    pub(super) fn finish(&self, consumer: &StreamConsumer, done: &Done) -> bool {
+    pub(super) fn finish(&self, consumer: &StreamConsumer<LagContext>, done: &Done) -> bool {
         if matches!(done.outcome, Outcome::Abandoned) {
             return false;
         }

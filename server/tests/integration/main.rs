@@ -10,6 +10,7 @@ mod consume;
 mod errors;
 mod interop;
 mod kafka_security;
+mod metrics;
 mod outage;
 mod process;
 mod publish;

@@ -147,6 +147,7 @@ impl Run<'_> {
             }
             // Best effort: the broker aborts it anyway when the transaction times out.
             let _ = self.producer.abort_transaction(self.settings.timeout);
+            self.counters.aborted.fetch_add(1, Ordering::Relaxed);
             // Offsets moved or dead letters in it: possibly a record's fault (`recovery`).
             return Err(RunError::Transaction(e));
         }

@@ -95,6 +95,8 @@ pub struct WorkerCounters {
     pub skipped: AtomicU64,
     /// Transactions committed.
     pub transactions: AtomicU64,
+    /// Transactions that failed and were aborted (their run restarts).
+    pub aborted: AtomicU64,
     /// Runs that ended in an error or a panic and were restarted.
     pub restarts: AtomicU64,
     /// Restores completed (one per assignment with partitions).

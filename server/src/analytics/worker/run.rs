@@ -24,6 +24,7 @@ use crate::analytics::committed::{CommittedOffsets, WithoutCommit};
 use crate::analytics::window::{Outcome, PartitionWindows, WindowUpdate};
 use crate::kafka::ClientSettings;
 use crate::kafka::dead_letter::DeadLetter;
+use crate::kafka::lag::LagReporter;
 use crate::logs::{LogThrottle, preview};
 
 /// Dead letters pending before a commit comes early.
@@ -31,18 +32,25 @@ const MAX_PENDING_DEAD_LETTERS: usize = 10_000;
 /// Bytes of pending dead letters (keys, values, headers) before a commit comes early.
 const MAX_PENDING_DEAD_LETTER_BYTES: usize = 16 * 1024 * 1024;
 
-/// Sets a flag when the group assignment changed; runs inside `poll`, on the worker thread.
-#[derive(Default)]
-pub(super) struct AssignmentFlag(AtomicBool);
+/// Sets a flag when the group assignment changed, and reports the group's lag; runs inside
+/// `poll`, on the worker thread.
+pub(super) struct AssignmentFlag {
+    changed: AtomicBool,
+    lag: LagReporter,
+}
 
-impl ClientContext for AssignmentFlag {}
+impl ClientContext for AssignmentFlag {
+    fn stats_raw(&self, statistics: &[u8]) {
+        self.lag.report(statistics);
+    }
+}
 
 impl ConsumerContext for AssignmentFlag {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Error(e) = rebalance {
             tracing::warn!(error = %e, "analytics: rebalance failed");
         }
-        self.0.store(true, Ordering::Release);
+        self.changed.store(true, Ordering::Release);
     }
 }
 
@@ -138,8 +146,12 @@ impl<'a> Run<'a> {
                     .set("session.timeout.ms", "10000")
                     .set("heartbeat.interval.ms", "2000");
                 crate::kafka::consumer::prefetch(c, 8192);
+                crate::kafka::lag::enable(c);
             })
-            .create_with_context(AssignmentFlag::default())?;
+            .create_with_context(AssignmentFlag {
+                changed: AtomicBool::new(false),
+                lag: client.lag_reporter(&settings.group),
+            })?;
         let producer: ThreadedProducer<_> = client
             .config(|c| {
                 c.set("transactional.id", &settings.transactional_id)
@@ -249,7 +261,10 @@ impl<'a> Run<'a> {
     }
 
     fn assignment_changed(&self) -> bool {
-        self.consumer.context().0.swap(false, Ordering::AcqRel)
+        self.consumer
+            .context()
+            .changed
+            .swap(false, Ordering::AcqRel)
     }
 }
 

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::Stream;
-use streamgate::proto::{ConsumeRequest, ConsumeResponse, consume_request};
+use streamgate::proto::{ConsumeRequest, ConsumeResponse, consume_request, consume_response};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tonic::{Status, Streaming};
@@ -32,6 +32,7 @@ use super::State;
 use super::subscribe::plan::Plan;
 use crate::auth::Principal;
 use crate::error::GatewayError;
+use crate::metrics::RecordMetrics;
 
 /// Responses queued between the session and the transport (each at most one batch; what
 /// they hold is outstanding, so the ledger bounds them too).
@@ -98,6 +99,7 @@ pub async fn open(
     Ok(ConsumeStream {
         items: rx,
         end: Some(end_rx),
+        metrics: state.records.clone(),
     })
 }
 
@@ -116,6 +118,7 @@ async fn join(
 pub struct ConsumeStream {
     items: mpsc::Receiver<Response>,
     end: Option<oneshot::Receiver<Option<Status>>>,
+    metrics: RecordMetrics,
 }
 
 impl Stream for ConsumeStream {
@@ -123,6 +126,18 @@ impl Stream for ConsumeStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if let Some(item) = std::task::ready!(self.items.poll_recv(cx)) {
+            if let Ok(ConsumeResponse {
+                message: Some(consume_response::Message::Records(batch)),
+            }) = &item
+            {
+                self.metrics.delivered_each(
+                    batch
+                        .records
+                        .iter()
+                        .filter_map(|r| r.record.as_ref())
+                        .map(|r| r.topic.as_str()),
+                );
+            }
             return Poll::Ready(Some(item));
         }
         let Some(end) = self.end.as_mut() else {

@@ -348,6 +348,7 @@ impl Session {
     fn dead_letter_written(&mut self, ticket: DeadLetterTicket, result: Result<(), String>) {
         match result {
             Ok(()) => {
+                self.state.records.consume_dead_letter();
                 if let Some((key, offset)) = self.ledger.dead_lettered(&ticket) {
                     self.store(&key, offset);
                 }

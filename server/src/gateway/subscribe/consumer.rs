@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 use super::start::Start;
 use crate::gateway::State;
 use crate::kafka;
+use crate::kafka::lag::LagReporter;
 
 /// The consumer of one subscription.
 pub type SubscriptionConsumer = StreamConsumer<SubscriptionContext>;
@@ -43,6 +44,7 @@ pub fn create(
     let config = match group {
         Some(group) => settings.config(|config| {
             common(config);
+            kafka::lag::enable(config);
             config
                 .set("group.id", group)
                 .set("enable.auto.commit", "true")
@@ -62,14 +64,19 @@ pub fn create(
         }),
         None => kafka::consumer::assign_only(settings, PRIVATE_READER, common),
     };
-    config.create_with_context(SubscriptionContext::default())
+    config.create_with_context(SubscriptionContext {
+        changed: AtomicBool::new(false),
+        wake: Notify::new(),
+        lag: group.map(|group| settings.lag_reporter(group)),
+    })
 }
 
-/// Flags assignment changes; runs on librdkafka's poll path, so it only sets a flag.
-#[derive(Default)]
+/// Flags assignment changes and, for a group, reports the group's lag; runs on librdkafka's
+/// poll path, so it only sets a flag and keeps a report.
 pub struct SubscriptionContext {
     changed: AtomicBool,
     wake: Notify,
+    lag: Option<LagReporter>,
 }
 
 impl SubscriptionContext {
@@ -84,7 +91,13 @@ impl SubscriptionContext {
     }
 }
 
-impl ClientContext for SubscriptionContext {}
+impl ClientContext for SubscriptionContext {
+    fn stats_raw(&self, statistics: &[u8]) {
+        if let Some(lag) = &self.lag {
+            lag.report(statistics);
+        }
+    }
+}
 
 impl ConsumerContext for SubscriptionContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {

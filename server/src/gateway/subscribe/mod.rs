@@ -113,6 +113,7 @@ pub async fn open(
     Ok(SubscribeStream::new(
         rx,
         plan.group.is_some().then_some(&consumer),
+        state.records.clone(),
     ))
 }
 

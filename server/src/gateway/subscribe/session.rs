@@ -147,10 +147,11 @@ impl Session {
             let received = received.map(|m| self.convert(&m));
             // A rebalance runs inside the poll that returned this message: announce the new
             // assignment before anything read under it.
-            if self.group.is_some() && self.consumer.context().take_changed() {
-                if !self.send_batch(&mut batch).await || !self.announce_group_assignment().await {
-                    return false;
-                }
+            if self.group.is_some()
+                && self.consumer.context().take_changed()
+                && (!self.send_batch(&mut batch).await || !self.announce_group_assignment().await)
+            {
+                return false;
             }
             match received {
                 Ok((record, position, cost)) => {

@@ -19,6 +19,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tonic::Status;
 
 use super::consumer::SubscriptionConsumer;
+use crate::metrics::RecordMetrics;
 
 /// Most records in one batch.
 pub const MAX_BATCH_RECORDS: usize = 1000;
@@ -108,15 +109,22 @@ pub struct SubscribeStream {
     consumer: Option<Weak<SubscriptionConsumer>>,
     /// An item that ended the last batch, to be sent next.
     held: Option<Item>,
+    /// Counts the records handed over.
+    metrics: RecordMetrics,
 }
 
 impl SubscribeStream {
     /// Wraps the receiving side of a subscription's channel.
-    pub fn new(items: mpsc::Receiver<Item>, consumer: Option<&Arc<SubscriptionConsumer>>) -> Self {
+    pub fn new(
+        items: mpsc::Receiver<Item>,
+        consumer: Option<&Arc<SubscriptionConsumer>>,
+        metrics: RecordMetrics,
+    ) -> Self {
         Self {
             items,
             consumer: consumer.map(Arc::downgrade),
             held: None,
+            metrics,
         }
     }
 
@@ -149,6 +157,8 @@ impl SubscribeStream {
             }
         }
         self.store(&delivery.positions);
+        self.metrics
+            .delivered_each(delivery.records.iter().map(|r| r.topic.as_str()));
         // The budget is released here, as the transport takes the records.
         SubscribeResponse {
             message: Some(subscribe_response::Message::Records(RecordBatch {
@@ -228,7 +238,7 @@ mod tests {
     #[tokio::test]
     async fn batches_what_is_ready_up_to_the_bounds_and_keeps_other_items_in_order() {
         let (tx, rx) = mpsc::channel(4096);
-        let mut stream = SubscribeStream::new(rx, None);
+        let mut stream = SubscribeStream::new(rx, None, RecordMetrics::new(10));
         for offset in 0..3 {
             tx.send(record(offset, 10)).await.expect("send");
         }

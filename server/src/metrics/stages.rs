@@ -1,0 +1,282 @@
+//! The `streamgate_*` families read at each scrape from what the server keeps anyway: the
+//! stages' counters (supplier, transform, analytics worker, restarts), the stream slots in
+//! use, and the consumer lag the group consumers last reported.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+
+use super::labels::BoundedLabels;
+use super::records::RecordMetrics;
+use crate::gateway::State;
+use crate::kafka::lag::LagTable;
+use crate::stages::StageCounters;
+
+/// Reads the server's counters at each scrape.
+pub struct ServerCollector {
+    pub(super) stages: StageCounters,
+    pub(super) state: Arc<State>,
+    pub(super) records: RecordMetrics,
+    pub(super) lag: Arc<LagTable>,
+    /// Bounds the group and topic labels of the lag.
+    pub(super) lag_groups: BoundedLabels,
+    pub(super) lag_topics: BoundedLabels,
+}
+
+impl std::fmt::Debug for ServerCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerCollector")
+    }
+}
+
+type Result = std::result::Result<(), std::fmt::Error>;
+
+fn counter(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> Result {
+    let counter = ConstCounter::new(value);
+    counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)
+}
+
+fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) -> Result {
+    let gauge = ConstGauge::new(value);
+    gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)
+}
+
+/// A counter family with one label, `key`, from `(value, count)` pairs.
+fn labelled_counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    key: &str,
+    series: &[(&str, u64)],
+) -> Result {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (value, count) in series {
+        ConstCounter::new(*count).encode(family.encode_family(&[(key, *value)])?)?;
+    }
+    Ok(())
+}
+
+impl Collector for ServerCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result {
+        self.encode_streams(&mut encoder)?;
+        self.encode_supplier_and_transform(&mut encoder)?;
+        self.encode_analytics(&mut encoder)?;
+        self.encode_dead_letters_and_restarts(&mut encoder)?;
+        self.encode_lag(&mut encoder)
+    }
+}
+
+impl ServerCollector {
+    fn encode_streams(&self, encoder: &mut DescriptorEncoder) -> Result {
+        let (state, limits) = (&self.state, &self.state.limits);
+        let in_use = |limit: usize, free: usize| {
+            i64::try_from(limit.saturating_sub(free)).unwrap_or(i64::MAX)
+        };
+        gauge(
+            encoder,
+            "streamgate_subscriptions_active",
+            "Open Subscribe and Consume streams (at most --max-subscriptions)",
+            in_use(
+                limits.max_subscriptions,
+                state.subscriptions.available_permits(),
+            ),
+        )?;
+        gauge(
+            encoder,
+            "streamgate_watchers_active",
+            "Open WatchPageStats streams (at most --max-watchers)",
+            in_use(limits.max_watchers, state.watchers.available_permits()),
+        )?;
+        gauge(
+            encoder,
+            "streamgate_publish_streams_active",
+            "Open PublishStream calls (at most --max-publish-streams)",
+            in_use(
+                limits.max_publish_streams,
+                state.publish_streams.available_permits(),
+            ),
+        )
+    }
+
+    fn encode_supplier_and_transform(&self, encoder: &mut DescriptorEncoder) -> Result {
+        let (sent, errors) = self.stages.supplier.sent_and_errors();
+        counter(
+            encoder,
+            "streamgate_supplier_sent",
+            "PageEvents the supplier wrote and the broker acknowledged",
+            sent,
+        )?;
+        counter(
+            encoder,
+            "streamgate_supplier_errors",
+            "Supplier sends that failed or were not acknowledged in time",
+            errors,
+        )?;
+        let Some((transform, _)) = &self.stages.transform else {
+            return Ok(());
+        };
+        counter(
+            encoder,
+            "streamgate_transform_records",
+            "Records the transform wrote to its output and the broker acknowledged",
+            transform.transformed.load(Ordering::Relaxed),
+        )?;
+        counter(
+            encoder,
+            "streamgate_transform_send_errors",
+            "Failed attempts of the transform at an output or a dead letter (each retried or dead-lettered)",
+            transform.send_errors.load(Ordering::Relaxed),
+        )
+    }
+
+    fn encode_analytics(&self, encoder: &mut DescriptorEncoder) -> Result {
+        let Some(worker) = &self.stages.worker else {
+            return Ok(());
+        };
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        let (counted, filtered, late, malformed, future) = (
+            load(&worker.counted),
+            load(&worker.filtered),
+            load(&worker.late),
+            load(&worker.malformed),
+            load(&worker.future),
+        );
+        counter(
+            encoder,
+            "streamgate_analytics_records",
+            "Input records the analytics worker took (counted, filtered, late, malformed or future)",
+            counted + filtered + late + malformed + future,
+        )?;
+        counter(
+            encoder,
+            "streamgate_analytics_counted",
+            "Input records counted in a window",
+            counted,
+        )?;
+        counter(
+            encoder,
+            "streamgate_analytics_filtered",
+            "Input records left out by the duration filter (--min-duration)",
+            filtered,
+        )?;
+        counter(
+            encoder,
+            "streamgate_analytics_late",
+            "Input records that came after their window closed (window end + --grace)",
+            late,
+        )?;
+        counter(
+            encoder,
+            "streamgate_analytics_malformed",
+            "Input records that are not PageEvents, or whose page name is too long (dead-lettered)",
+            malformed,
+        )?;
+        counter(
+            encoder,
+            "streamgate_analytics_future",
+            "Input records stamped more than --max-event-skew ahead of the worker's clock (dead-lettered)",
+            future,
+        )?;
+        labelled_counter(
+            encoder,
+            "streamgate_analytics_transactions",
+            "Transactions of the analytics worker, by outcome",
+            "outcome",
+            &[
+                ("committed", load(&worker.transactions)),
+                ("aborted", load(&worker.aborted)),
+            ],
+        )?;
+        counter(
+            encoder,
+            "streamgate_analytics_restarts",
+            "Runs of the analytics worker that ended in an error or a panic and were restarted",
+            load(&worker.restarts),
+        )
+    }
+
+    fn encode_dead_letters_and_restarts(&self, encoder: &mut DescriptorEncoder) -> Result {
+        let stages = &self.stages;
+        let mut dead_letters = vec![("consume", self.records.consume_dead_letters())];
+        if let Some((transform, _)) = &stages.transform {
+            dead_letters.push(("transform", transform.dead_lettered.load(Ordering::Relaxed)));
+        }
+        if let Some(worker) = &stages.worker {
+            dead_letters.push(("analytics", worker.dead_letters.load(Ordering::Relaxed)));
+        }
+        labelled_counter(
+            encoder,
+            "streamgate_dead_letters",
+            "Records written to a dead-letter topic (error.<topic>.<group>), by stage",
+            "stage",
+            &dead_letters,
+        )?;
+        let mut restarts = vec![
+            ("supplier", stages.supplier.restarts()),
+            ("stats hub", stages.hub.restarts()),
+        ];
+        if let Some((_, r)) = &stages.transform {
+            restarts.push(("transform", r.count()));
+        }
+        if let Some(r) = &stages.log_consumer {
+            restarts.push(("log consumer", r.count()));
+        }
+        if let Some(worker) = &stages.worker {
+            restarts.push(("analytics worker", worker.restarts.load(Ordering::Relaxed)));
+        }
+        labelled_counter(
+            encoder,
+            "streamgate_task_restarts",
+            "Restarts of a supervised background task after a panic or a failed run",
+            "task",
+            &restarts,
+        )?;
+        counter(
+            encoder,
+            "streamgate_panics",
+            "Panics caught in any task of this process (the task was restarted or its stream ended with INTERNAL)",
+            crate::supervisor::panics(),
+        )
+    }
+
+    fn encode_lag(&self, encoder: &mut DescriptorEncoder) -> Result {
+        // Two consumers may both report a partition around a rebalance: keep the larger.
+        let mut lags: HashMap<(Arc<str>, Arc<str>, i32), i64> = HashMap::new();
+        for p in self.lag.partitions() {
+            let group = self.lag_groups.get(&p.group);
+            let topic = self.lag_topics.get(&p.topic);
+            let lag = lags.entry((group, topic, p.partition)).or_insert(0);
+            *lag = (*lag).max(p.lag);
+        }
+        let mut series: Vec<_> = lags.into_iter().collect();
+        series.sort();
+        let mut family = encoder.encode_descriptor(
+            "streamgate_consumer_lag",
+            "Records between a group's committed offset and the end of the partition, as this server's consumers of the group last reported it (every 5 s)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for ((group, topic, partition), lag) in series {
+            let labels = LagLabels {
+                group,
+                topic,
+                partition,
+            };
+            ConstGauge::new(lag).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct LagLabels {
+    group: Arc<str>,
+    topic: Arc<str>,
+    partition: i32,
+}
