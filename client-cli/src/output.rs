@@ -81,7 +81,10 @@ fn printable(bytes: &[u8]) -> String {
 /// Writes `bytes` as [`printable`] would, without building a string when there is nothing
 /// to escape (printable ASCII other than `\`: nearly every record).
 fn write_printable(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
-    if bytes.iter().all(|b| (0x20..0x7f).contains(b) && *b != b'\\') {
+    if bytes
+        .iter()
+        .all(|b| (0x20..0x7f).contains(b) && *b != b'\\')
+    {
         out.write_all(bytes)
     } else {
         out.write_all(printable(bytes).as_bytes())
