@@ -70,6 +70,9 @@ pub enum Command {
     Supplier(SupplierArgs),
     /// Watch live per-page visit counts (WatchPageStats), refreshed each tick.
     Stats(StatsArgs),
+    /// Ask the server's grpc.health.v1 service whether it serves: exit 0 when SERVING, 1
+    /// otherwise, 3 when it cannot be reached (for probes and container health checks).
+    Health(HealthArgs),
     /// Load generator: throughput and latency of publish, subscribe and publish-to-subscribe,
     /// optionally side by side with the same workload straight on Kafka (--direct).
     Bench(BenchArgs),
@@ -299,4 +302,17 @@ pub struct TopicsArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `streamgate health`.
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// The service to ask about, e.g. streamgate.v1.EventGateway (SERVING once the server's
+    /// topics exist); by default the server as a whole.
+    #[arg(long, default_value = "")]
+    pub service: String,
+
+    /// How long to wait for the answer (a probe must not hang).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
 }

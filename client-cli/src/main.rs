@@ -8,6 +8,7 @@ mod args;
 mod bench;
 mod connect;
 mod consume;
+mod health;
 mod output;
 mod publish;
 mod stats;
@@ -22,6 +23,7 @@ use streamgate::auth::BearerToken;
 use streamgate::proto::event_gateway_client::EventGatewayClient;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+use tonic_health::pb::health_client::HealthClient;
 
 use crate::args::{Cli, Command};
 use crate::connect::TlsOptions;
@@ -75,6 +77,14 @@ impl Failure {
         }
     }
 
+    /// Exit with `code` and nothing more to say (the output said it).
+    pub fn silent(code: u8) -> Self {
+        Self {
+            code,
+            message: String::new(),
+        }
+    }
+
     /// The server cannot be reached (exit code 3).
     pub fn unreachable(message: impl Into<String>) -> Self {
         Self {
@@ -123,11 +133,19 @@ fn code_name(code: tonic::Code) -> String {
     name
 }
 
-async fn connect(server: &str, tls: &TlsOptions, token: Option<&str>) -> Result<Client, Failure> {
+/// The EventGateway client over `channel`.
+fn gateway(channel: Channel, token: BearerToken) -> Client {
+    EventGatewayClient::with_interceptor(channel, token).max_decoding_message_size(usize::MAX)
+}
+
+async fn connect(
+    server: &str,
+    tls: &TlsOptions,
+    token: Option<&str>,
+) -> Result<(Channel, BearerToken), Failure> {
     let token = BearerToken::optional(token)
         .map_err(|e| Failure::usage(format!("--token / STREAMGATE_TOKEN: {e}")))?;
-    let channel = connect::channel(server, tls).await?;
-    Ok(EventGatewayClient::with_interceptor(channel, token).max_decoding_message_size(usize::MAX))
+    Ok((connect::channel(server, tls).await?, token))
 }
 
 fn source_chain(error: &dyn std::error::Error) -> String {
@@ -145,15 +163,19 @@ fn source_chain(error: &dyn std::error::Error) -> String {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = async {
-        let client = connect(&cli.server, &cli.tls_options(), cli.token.as_deref()).await?;
+        let (channel, token) =
+            connect(&cli.server, &cli.tls_options(), cli.token.as_deref()).await?;
         match cli.command {
-            Command::Publish(args) => publish::run(client, args).await,
-            Command::Subscribe(args) => subscribe::run(client, args).await,
-            Command::Consume(args) => consume::run(client, args).await,
-            Command::Topics(args) => topics::run(client, args).await,
-            Command::Supplier(args) => supplier::run(client, args).await,
-            Command::Stats(args) => stats::run(client, args).await,
-            Command::Bench(args) => bench::run(client, args).await,
+            Command::Publish(args) => publish::run(gateway(channel, token), args).await,
+            Command::Subscribe(args) => subscribe::run(gateway(channel, token), args).await,
+            Command::Consume(args) => consume::run(gateway(channel, token), args).await,
+            Command::Topics(args) => topics::run(gateway(channel, token), args).await,
+            Command::Supplier(args) => supplier::run(gateway(channel, token), args).await,
+            Command::Stats(args) => stats::run(gateway(channel, token), args).await,
+            Command::Bench(args) => bench::run(gateway(channel, token), args).await,
+            Command::Health(args) => {
+                health::run(HealthClient::with_interceptor(channel, token), args).await
+            }
         }
     }
     .await;

@@ -258,6 +258,33 @@ async fn errors_print_the_server_message_and_exit_with_meaningful_codes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_exits_0_only_when_serving() {
+    on_each_broker(|server| async move {
+        for service in ["", "streamgate.v1.EventGateway"] {
+            let serving = server.cli(&["health", "--service", service], None).await;
+            assert_eq!(serving.status.code(), Some(0), "{}", stderr(&serving));
+            assert_eq!(stdout(&serving).trim(), "SERVING");
+        }
+        let unknown = server.cli(&["health", "--service", "no.Such"], None).await;
+        assert_eq!(unknown.status.code(), Some(1), "{}", stderr(&unknown));
+        assert!(
+            stderr(&unknown).contains("NOT_FOUND"),
+            "{}",
+            stderr(&unknown)
+        );
+        server.stop().await;
+    })
+    .await;
+    let unreachable = cli_at("http://127.0.0.1:1", &["health"], None).await;
+    assert_eq!(
+        unreachable.status.code(),
+        Some(3),
+        "{}",
+        stderr(&unreachable)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn supplier_status_set_stop_and_start() {
     on_each_broker(|server| async move {
         let status = server.cli(&["supplier", "status", "--json"], None).await;
