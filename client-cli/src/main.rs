@@ -172,7 +172,10 @@ async fn main() -> ExitCode {
             Command::Topics(args) => topics::run(gateway(channel, token), args).await,
             Command::Supplier(args) => supplier::run(gateway(channel, token), args).await,
             Command::Stats(args) => stats::run(gateway(channel, token), args).await,
-            Command::Bench(args) => bench::run(gateway(channel, token), args).await,
+            Command::Bench(args) => {
+                let probe = bench::server::Probe::Metrics(channel.clone(), cli.token.clone());
+                bench::run(gateway(channel, token), probe, args).await
+            }
             Command::Health(args) => {
                 health::run(HealthClient::with_interceptor(channel, token), args).await
             }

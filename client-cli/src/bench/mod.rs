@@ -12,7 +12,7 @@ mod plan;
 mod progress;
 mod read;
 mod report;
-mod server;
+pub mod server;
 mod stats;
 
 use std::time::{Duration, Instant};
@@ -28,14 +28,16 @@ use stats::{Measured, Tally};
 const TOPIC_VISIBLE_WITHIN: Duration = Duration::from_secs(30);
 
 /// Runs the subcommand; Ctrl-C stops it with exit code 130.
-pub async fn run(client: Client, args: BenchArgs) -> Result<(), Failure> {
+/// `server` reads the server's own CPU and memory (its `/metrics`) when `--server-pid`
+/// names no local process.
+pub async fn run(client: Client, server: server::Probe, args: BenchArgs) -> Result<(), Failure> {
     tokio::select! {
-        result = bench(client, args) => result,
+        result = bench(client, server, args) => result,
         _ = tokio::signal::ctrl_c() => Err(Failure { code: 130, message: String::new() }),
     }
 }
 
-async fn bench(client: Client, args: BenchArgs) -> Result<(), Failure> {
+async fn bench(client: Client, probe: server::Probe, args: BenchArgs) -> Result<(), Failure> {
     let plan = Plan::new(&args)?;
     let held = ensure_topic(&client, &plan, &args).await?;
     let preload = match plan.workload {
@@ -44,7 +46,14 @@ async fn bench(client: Client, args: BenchArgs) -> Result<(), Failure> {
         }
         _ => None,
     };
-    let watch = args.server_pid.map(server::Watch::start).transpose()?;
+    let probe = args.server_pid.map_or(probe, server::Probe::Pid);
+    // A server that does not report (an older one, or a token without `metrics`) is
+    // measured without its usage, unless --server-pid asked for it.
+    let watch = match server::Watch::start(probe).await {
+        Ok(watch) => Some(watch),
+        Err(e) if args.server_pid.is_some() => return Err(e),
+        Err(_) => None,
+    };
     let (client, p) = (&client, &plan);
     let gateway = measure(p, "gateway", |tally| async move {
         match p.workload {
@@ -55,7 +64,10 @@ async fn bench(client: Client, args: BenchArgs) -> Result<(), Failure> {
         }
     })
     .await?;
-    let server = watch.map(server::Watch::finish).transpose()?;
+    let server = match watch {
+        Some(watch) => watch.finish().await.ok(),
+        None => None,
+    };
     let direct = match &args.direct {
         Some(bootstrap) => Some(
             measure(p, "direct", |tally| async move {

@@ -1,16 +1,30 @@
-//! The server's CPU and memory during the gateway run, read from /proc for `--server-pid`
-//! (a local server; the server reports neither itself yet). CPU is user + system time from
-//! /proc/PID/stat; memory is VmRSS from /proc/PID/status, sampled every second for the peak.
+//! The server's CPU and memory during the gateway run: from its `/metrics`
+//! (`process_cpu_seconds_total`, `process_resident_memory_bytes`, over the same connection
+//! as the calls), or, for a local server with `--server-pid`, from /proc (user + system time
+//! in /proc/PID/stat, VmRSS in /proc/PID/status). Memory is sampled every second for the
+//! peak.
 
 use std::time::{Duration, Instant};
 
+use http_body_util::BodyExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use tower::ServiceExt;
 
 use crate::Failure;
 
 /// Clock ticks per second of /proc/PID/stat's times: USER_HZ, 100 on every Linux ABI.
 const TICKS_PER_SECOND: f64 = 100.0;
+
+/// Where the server's figures come from.
+#[derive(Clone)]
+pub enum Probe {
+    /// /proc of a local process.
+    Pid(u32),
+    /// The server's own `/metrics`, with the bearer token when there is one.
+    Metrics(Channel, Option<String>),
+}
 
 /// What the server used during the run.
 #[derive(Debug, Clone, Copy)]
@@ -27,7 +41,7 @@ pub struct Usage {
 
 /// A server being watched.
 pub struct Watch {
-    pid: u32,
+    probe: Probe,
     cpu_before: f64,
     started: Instant,
     sampler: JoinHandle<()>,
@@ -57,23 +71,68 @@ pub fn rss_mib(status: &str) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-fn sample(pid: u32) -> Result<(f64, f64), Failure> {
-    let bad = || Failure::usage(format!("--server-pid {pid}: unreadable /proc entries"));
-    let cpu = cpu_seconds(&read(pid, "stat")?).ok_or_else(bad)?;
-    let rss = rss_mib(&read(pid, "status")?).ok_or_else(bad)?;
-    Ok((cpu, rss))
+/// CPU seconds and RSS in MiB, now.
+async fn sample(probe: &Probe) -> Result<(f64, f64), Failure> {
+    match probe {
+        Probe::Pid(pid) => {
+            let pid = *pid;
+            let bad = || Failure::usage(format!("--server-pid {pid}: unreadable /proc entries"));
+            let cpu = cpu_seconds(&read(pid, "stat")?).ok_or_else(bad)?;
+            let rss = rss_mib(&read(pid, "status")?).ok_or_else(bad)?;
+            Ok((cpu, rss))
+        }
+        Probe::Metrics(channel, token) => {
+            let page = scrape(channel.clone(), token.as_deref()).await?;
+            let figure = |name: &str| metric(&page, name);
+            let missing = || Failure::unreachable("the server's /metrics has no process_* figures");
+            let cpu = figure("process_cpu_seconds_total").ok_or_else(missing)?;
+            let rss =
+                figure("process_resident_memory_bytes").ok_or_else(missing)? / (1024.0 * 1024.0);
+            Ok((cpu, rss))
+        }
+    }
+}
+
+/// `GET /metrics` over the calls' own connection.
+async fn scrape(channel: Channel, token: Option<&str>) -> Result<String, Failure> {
+    let mut request = http::Request::get("/metrics");
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let request = request
+        .body(tonic::body::Body::empty())
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let failed = |e: &dyn std::fmt::Display| Failure::unreachable(format!("GET /metrics: {e}"));
+    let response = channel.oneshot(request).await.map_err(|e| failed(&e))?;
+    if !response.status().is_success() {
+        return Err(failed(&response.status()));
+    }
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| failed(&e))?;
+    String::from_utf8(body.to_bytes().to_vec()).map_err(|e| failed(&e))
+}
+
+/// The value of the unlabelled sample `name` in a metrics page.
+pub fn metric(page: &str, name: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.split_whitespace().next()?.parse().ok())
 }
 
 impl Watch {
-    /// Starts watching `pid`; fails at once when it cannot be read.
-    pub fn start(pid: u32) -> Result<Self, Failure> {
-        let (cpu_before, rss) = sample(pid)?;
+    /// Starts watching through `probe`; fails at once when it cannot be read.
+    pub async fn start(probe: Probe) -> Result<Self, Failure> {
+        let (cpu_before, rss) = sample(&probe).await?;
         let (peak_tx, peak) = watch::channel(rss);
+        let sampled = probe.clone();
         let sampler = tokio::spawn(async move {
             let mut ticks = tokio::time::interval(Duration::from_secs(1));
             loop {
                 ticks.tick().await;
-                if let Ok((_, rss)) = sample(pid) {
+                if let Ok((_, rss)) = sample(&sampled).await {
                     peak_tx.send_if_modified(|peak| {
                         let higher = rss > *peak;
                         *peak = peak.max(rss);
@@ -83,7 +142,7 @@ impl Watch {
             }
         });
         Ok(Self {
-            pid,
+            probe,
             cpu_before,
             started: Instant::now(),
             sampler,
@@ -92,9 +151,9 @@ impl Watch {
     }
 
     /// What the server used since [`Watch::start`].
-    pub fn finish(self) -> Result<Usage, Failure> {
+    pub async fn finish(self) -> Result<Usage, Failure> {
         self.sampler.abort();
-        let (cpu_after, rss) = sample(self.pid)?;
+        let (cpu_after, rss) = sample(&self.probe).await?;
         let cpu_seconds = (cpu_after - self.cpu_before).max(0.0);
         Ok(Usage {
             cpu_seconds,
@@ -121,9 +180,18 @@ mod tests {
         assert_eq!(rss_mib(status), Some(2.0));
     }
 
-    #[test]
-    fn this_process_can_be_sampled() {
-        let (cpu, rss) = sample(std::process::id()).expect("own /proc entries");
+    #[tokio::test]
+    async fn this_process_can_be_sampled() {
+        let (cpu, rss) = sample(&Probe::Pid(std::process::id()))
+            .await
+            .expect("own /proc entries");
         assert!(cpu >= 0.0 && rss > 0.0);
+    }
+
+    #[test]
+    fn reads_an_unlabelled_sample_of_a_metrics_page() {
+        let page = "# HELP process_cpu_seconds_total x\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 12.5\nprocess_cpu_seconds_total_other 3\n";
+        assert_eq!(metric(page, "process_cpu_seconds_total"), Some(12.5));
+        assert_eq!(metric(page, "process_resident_memory_bytes"), None);
     }
 }
