@@ -146,7 +146,7 @@ pub struct Config {
     #[arg(long, env = "STREAMGATE_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
 
-    /// Subscribe streams served at once; more get RESOURCE_EXHAUSTED.
+    /// Subscribe and Consume streams served at once (together); more get RESOURCE_EXHAUSTED.
     #[arg(long, env = "STREAMGATE_MAX_SUBSCRIPTIONS", default_value_t = 128)]
     pub max_subscriptions: usize,
 

@@ -4,9 +4,11 @@
 use std::time::Duration;
 
 use streamgate::proto::{ConsumeStart, SubscribeRequest};
+use streamgate::topic::TopicName;
 
 use crate::error::GatewayError;
 use crate::gateway::subscribe::plan::Plan;
+use crate::kafka::dead_letter;
 use crate::settings::Limits;
 
 /// `max_outstanding_records` when the client leaves it at 0.
@@ -37,6 +39,21 @@ pub fn validate(start: ConsumeStart, limits: &Limits) -> Result<(Plan, Pacing), 
         return Err(GatewayError::InvalidArgument(
             "Consume needs a consumer group (start.group): acknowledgements commit the group's offsets".into(),
         ));
+    }
+    if start.max_delivery_attempts > 0 {
+        // Dead letters go to error.<topic>.<group>: refuse now a group that cannot name one,
+        // rather than fail each dead letter later and hold the partition's commit back.
+        for topic in &start.topics {
+            let Ok(topic) = TopicName::new(topic.clone()) else {
+                continue; // The plan refuses it below, naming the rule.
+            };
+            dead_letter::topic(&topic, &start.group).map_err(|e| {
+                GatewayError::InvalidArgument(format!(
+                    "with max_delivery_attempts, dead letters go to error.<topic>.<group>, and group {:?} cannot name one: {e}",
+                    start.group
+                ))
+            })?;
+        }
     }
     let plan = Plan::from_request(
         SubscribeRequest {
@@ -144,6 +161,23 @@ mod tests {
         };
         let error = validate(no_group, &limits()).expect_err("a group is required");
         assert!(error.to_string().contains("start.group"), "{error}");
+        // A group that cannot name a dead-letter topic, when dead letters are on.
+        let bad_group = |max_delivery_attempts| ConsumeStart {
+            group: "team billing:1".into(),
+            topics: vec!["t".into()],
+            max_delivery_attempts,
+            ..Default::default()
+        };
+        let error = validate(bad_group(3), &limits()).expect_err("no dead-letter topic");
+        assert!(matches!(error, GatewayError::InvalidArgument(_)), "{error}");
+        assert!(
+            error.to_string().contains("error.<topic>.<group>"),
+            "{error}"
+        );
+        assert!(
+            validate(bad_group(0), &limits()).is_ok(),
+            "no dead letters, any group"
+        );
 
         let greedy = ConsumeStart {
             max_outstanding_records: 5001,
