@@ -192,7 +192,7 @@ pub struct Config {
     pub max_pages: usize,
 
     /// Records buffered per subscription between Kafka and the client.
-    #[arg(long, env = "STREAMGATE_SUBSCRIBE_BUFFER", default_value_t = 256)]
+    #[arg(long, env = "STREAMGATE_SUBSCRIBE_BUFFER", default_value_t = 4096)]
     pub subscribe_buffer: usize,
 
     /// Largest max_outstanding_records a Consume stream may ask for: records delivered and
