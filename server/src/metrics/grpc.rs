@@ -54,13 +54,20 @@ struct HandledLabels {
 /// The families, and the method of every path the server serves.
 #[derive(Debug)]
 pub struct GrpcMetrics {
-    methods: HashMap<String, MethodLabels>,
-    unknown: MethodLabels,
-    started: Family<MethodLabels, Counter>,
+    methods: HashMap<String, Arc<Method>>,
+    unknown: Arc<Method>,
     handled: Family<HandledLabels, Counter>,
-    handling: Family<MethodLabels, Histogram, fn() -> Histogram>,
-    received: Family<MethodLabels, Counter>,
-    sent: Family<MethodLabels, Counter>,
+}
+
+/// One method's series, looked up once at start: a call then touches no label map but the
+/// handled one (by status code).
+#[derive(Debug)]
+struct Method {
+    labels: MethodLabels,
+    started: Counter,
+    received: Counter,
+    sent: Counter,
+    handling: Histogram,
 }
 
 fn histogram() -> Histogram {
@@ -71,31 +78,39 @@ impl GrpcMetrics {
     /// Registers the families in `registry`, for the methods the encoded
     /// `FileDescriptorSet`s declare.
     pub fn register(registry: &mut Registry, descriptor_sets: &[&[u8]]) -> Arc<Self> {
+        let started = Family::<MethodLabels, Counter>::default();
+        let received = Family::<MethodLabels, Counter>::default();
+        let sent = Family::<MethodLabels, Counter>::default();
+        let handling =
+            Family::<MethodLabels, Histogram, fn() -> Histogram>::new_with_constructor(histogram);
+        // Every method shows from the first scrape on, at zero, as go-grpc-prometheus's
+        // InitializeMetrics does: a rate over a series that appears late misses its start.
+        let method = |labels: MethodLabels| {
+            Arc::new(Method {
+                started: started.get_or_create_owned(&labels),
+                received: received.get_or_create_owned(&labels),
+                sent: sent.get_or_create_owned(&labels),
+                handling: handling.get_or_create_owned(&labels),
+                labels,
+            })
+        };
         let unknown_name: Arc<str> = Arc::from("unknown");
         let metrics = Self {
-            methods: methods(descriptor_sets),
-            unknown: MethodLabels {
+            methods: methods(descriptor_sets)
+                .into_iter()
+                .map(|(path, labels)| (path, method(labels)))
+                .collect(),
+            unknown: method(MethodLabels {
                 grpc_service: unknown_name.clone(),
                 grpc_method: unknown_name,
                 grpc_type: "unknown",
-            },
-            started: Family::default(),
+            }),
             handled: Family::default(),
-            handling: Family::new_with_constructor(histogram),
-            received: Family::default(),
-            sent: Family::default(),
         };
-        // Every method shows from the first scrape on, at zero, as go-grpc-prometheus's
-        // InitializeMetrics does: a rate over a series that appears late misses its start.
-        for labels in metrics.methods.values() {
-            for family in [&metrics.started, &metrics.received, &metrics.sent] {
-                drop(family.get_or_create(labels));
-            }
-        }
         registry.register(
             "grpc_server_started",
             "Total number of RPCs started on the server",
-            metrics.started.clone(),
+            started,
         );
         registry.register(
             "grpc_server_handled",
@@ -105,22 +120,22 @@ impl GrpcMetrics {
         registry.register(
             "grpc_server_handling_seconds",
             "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server",
-            metrics.handling.clone(),
+            handling,
         );
         registry.register(
             "grpc_server_msg_received",
             "Total number of RPC stream messages received on the server",
-            metrics.received.clone(),
+            received,
         );
         registry.register(
             "grpc_server_msg_sent",
             "Total number of gRPC stream messages sent by the server",
-            metrics.sent.clone(),
+            sent,
         );
         Arc::new(metrics)
     }
 
-    fn labels(&self, path: &str) -> MethodLabels {
+    fn method(&self, path: &str) -> Arc<Method> {
         self.methods.get(path).unwrap_or(&self.unknown).clone()
     }
 }
@@ -226,9 +241,9 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let labels = self.metrics.labels(request.uri().path());
-        self.metrics.started.get_or_create(&labels).inc();
-        let received = self.metrics.received.get_or_create(&labels).clone();
+        let method = self.metrics.method(request.uri().path());
+        method.started.inc();
+        let received = method.received.clone();
         let request = request.map(|body| {
             Body::new(Counted {
                 inner: body,
@@ -241,7 +256,7 @@ where
             inner: self.inner.call(request),
             call: Some(Call {
                 metrics: self.metrics.clone(),
-                labels,
+                method,
                 started: Instant::now(),
             }),
         }
@@ -251,7 +266,7 @@ where
 /// One call being measured: recorded as handled exactly once.
 struct Call {
     metrics: Arc<GrpcMetrics>,
-    labels: MethodLabels,
+    method: Arc<Method>,
     started: Instant,
 }
 
@@ -261,7 +276,7 @@ impl Call {
             grpc_service,
             grpc_method,
             grpc_type,
-        } = self.labels.clone();
+        } = self.method.labels.clone();
         self.metrics
             .handled
             .get_or_create(&HandledLabels {
@@ -271,9 +286,8 @@ impl Call {
                 grpc_code: code,
             })
             .inc();
-        self.metrics
+        self.method
             .handling
-            .get_or_create(&self.labels)
             .observe(self.started.elapsed().as_secs_f64());
     }
 }
@@ -311,7 +325,7 @@ where
                     None => Some(call),
                 };
                 let sent = match &call {
-                    Some(call) => call.metrics.sent.get_or_create(&call.labels).clone(),
+                    Some(call) => call.method.sent.clone(),
                     None => Counter::default(),
                 };
                 let body = Body::new(Counted {
