@@ -235,7 +235,7 @@ pub struct Config {
     /// (librdkafka fetch.wait.max.ms). Kafka answers a waiting fetch as soon as records
     /// arrive, so this only sets how often an idle stream asks; brokers that hold the fetch
     /// to its end (the embedded broker, Tansu) add it to the latency of every record.
-    /// Default: 10ms on the embedded broker, 500ms (librdkafka's) on a cluster.
+    /// Default: 5ms on the embedded broker, 500ms (librdkafka's) on a cluster.
     #[arg(long, env = "STREAMGATE_SUBSCRIBE_FETCH_WAIT", value_parser = humantime::parse_duration)]
     pub subscribe_fetch_wait: Option<Duration>,
 

@@ -103,7 +103,7 @@ impl State {
             fetch_wait: settings.subscribe_fetch_wait.unwrap_or(
                 // The embedded broker answers a waiting fetch only at its end; Kafka at once.
                 if kafka.embedded_broker().is_some() {
-                    Duration::from_millis(10)
+                    Duration::from_millis(5)
                 } else {
                     Duration::from_millis(500)
                 },
