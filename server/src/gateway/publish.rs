@@ -2,8 +2,8 @@
 //! the seed's JSON, keyed by page name), send it through the shared producer and report
 //! where the broker stored it.
 
-use futures::StreamExt;
 use futures::stream::FuturesOrdered;
+use futures::{FutureExt, StreamExt};
 use rand::Rng;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
@@ -270,21 +270,33 @@ pub fn spawn_stream(
         let mut in_flight = FuturesOrdered::new();
         let mut sequence: u64 = 0;
         let mut input_open = true;
+        // One wait for the shutdown for the whole stream, not one per record.
+        let shutdown = state.shutdown.cancelled();
+        tokio::pin!(shutdown);
         while input_open || !in_flight.is_empty() {
             tokio::select! {
                 biased;
-                _ = state.shutdown.cancelled() => {
+                _ = &mut shutdown => {
                     let _ = tx.try_send(Err(GatewayError::ShuttingDown.into()));
                     break;
                 }
                 Some(result) = in_flight.next(), if !in_flight.is_empty() => {
-                    // A client that stops reading must not hold the drain up.
-                    let sent = tokio::select! {
-                        sent = tx.send(Ok(result)) => sent.is_ok(),
-                        _ = state.shutdown.cancelled() => false,
-                    };
-                    if !sent {
-                        break; // the client left, or the server stops
+                    // This result and every one already done behind it, in order.
+                    let mut ready = Some(result);
+                    while let Some(result) = ready.take() {
+                        let sent = match tx.try_send(Ok(result)) {
+                            Ok(()) => true,
+                            Err(mpsc::error::TrySendError::Closed(_)) => false,
+                            // A client that stops reading must not hold the drain up.
+                            Err(mpsc::error::TrySendError::Full(result)) => tokio::select! {
+                                sent = tx.send(result) => sent.is_ok(),
+                                _ = &mut shutdown => false,
+                            },
+                        };
+                        if !sent {
+                            return; // the client left, or the server stops
+                        }
+                        ready = in_flight.next().now_or_never().flatten();
                     }
                 }
                 next = requests.message(), if input_open && in_flight.len() < STREAM_IN_FLIGHT => match next {
