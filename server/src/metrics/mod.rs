@@ -25,7 +25,6 @@ use prometheus_client::registry::Registry;
 pub use self::endpoint::MetricsEndpointLayer;
 use self::grpc::GrpcMetrics;
 pub use self::grpc::GrpcMetricsLayer;
-use self::labels::BoundedLabels;
 pub use self::labels::OTHER;
 pub use self::records::RecordMetrics;
 use self::stages::ServerCollector;
@@ -87,8 +86,7 @@ impl Metrics {
             state: sources.state,
             records: sources.records,
             lag: sources.lag,
-            lag_groups: BoundedLabels::new(sources.max_label_values),
-            lag_topics: BoundedLabels::new(sources.max_label_values),
+            max_label_values: sources.max_label_values,
         }));
         registry.register_collector(Box::new(process::ProcessCollector));
         Arc::new(Self { registry, grpc })

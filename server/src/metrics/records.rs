@@ -50,19 +50,28 @@ impl RecordMetrics {
         );
     }
 
+    /// The label of `topic`; a topic that lost its place loses its series too.
+    fn label(&self, topic: &str) -> TopicLabel {
+        let label = self.topics.get(topic);
+        if let Some(evicted) = label.evicted {
+            let evicted = TopicLabel { topic: evicted };
+            self.published.remove(&evicted);
+            self.delivered.remove(&evicted);
+        }
+        TopicLabel { topic: label.value }
+    }
+
     /// `count` records of `topic` were acknowledged by the broker.
     pub fn published(&self, topic: &str, count: u64) {
-        let topic = self.topics.get(topic);
         self.published
-            .get_or_create(&TopicLabel { topic })
+            .get_or_create(&self.label(topic))
             .inc_by(count);
     }
 
     /// `count` records of `topic` were handed to a stream's transport.
     pub fn delivered(&self, topic: &str, count: u64) {
-        let topic = self.topics.get(topic);
         self.delivered
-            .get_or_create(&TopicLabel { topic })
+            .get_or_create(&self.label(topic))
             .inc_by(count);
     }
 

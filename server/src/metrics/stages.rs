@@ -12,7 +12,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
-use super::labels::BoundedLabels;
+use super::labels::heaviest;
 use super::records::RecordMetrics;
 use crate::gateway::State;
 use crate::kafka::lag::LagTable;
@@ -24,9 +24,8 @@ pub struct ServerCollector {
     pub(super) state: Arc<State>,
     pub(super) records: RecordMetrics,
     pub(super) lag: Arc<LagTable>,
-    /// Bounds the group and topic labels of the lag.
-    pub(super) lag_groups: BoundedLabels,
-    pub(super) lag_topics: BoundedLabels,
+    /// Distinct groups, and topics, the lag shows apart (the ones furthest behind).
+    pub(super) max_label_values: usize,
 }
 
 impl std::fmt::Debug for ServerCollector {
@@ -246,12 +245,21 @@ impl ServerCollector {
     }
 
     fn encode_lag(&self, encoder: &mut DescriptorEncoder) -> Result {
-        // Two consumers may both report a partition around a rebalance: keep the larger.
+        // The groups and topics furthest behind keep their labels, the rest show as (other);
+        // two consumers may both report a partition around a rebalance: keep the larger.
+        let reported = self.lag.partitions();
+        let group_label = heaviest(
+            reported.iter().map(|p| (&*p.group, p.lag)),
+            self.max_label_values,
+        );
+        let topic_label = heaviest(
+            reported.iter().map(|p| (p.topic.as_str(), p.lag)),
+            self.max_label_values,
+        );
         let mut lags: HashMap<(Arc<str>, Arc<str>, i32), i64> = HashMap::new();
-        for p in self.lag.partitions() {
-            let group = self.lag_groups.get(&p.group);
-            let topic = self.lag_topics.get(&p.topic);
-            let lag = lags.entry((group, topic, p.partition)).or_insert(0);
+        for p in &reported {
+            let key = (group_label(&p.group), topic_label(&p.topic), p.partition);
+            let lag = lags.entry(key).or_insert(0);
             *lag = (*lag).max(p.lag);
         }
         let mut series: Vec<_> = lags.into_iter().collect();
