@@ -38,17 +38,18 @@ def main():
                              "error.<topic>.<group> (0: unlimited)")
     args = parser.parse_args()
 
-    client = sg.Client(args.server)
     handled = 0
     try:
         # Leaving the block half-closes the stream: the server commits what was acked and
-        # ends it. Records delivered but not handled stay unacked and come back later.
-        with client.consume(args.topic, args.group, start=args.start,
-                            max_outstanding_records=args.max_outstanding,
-                            max_delivery_attempts=args.max_attempts) as consumer:
-            for p in consumer.assignment.partitions:
+        # ends it. Records delivered but not handled stay unacked and come back later. On
+        # Ctrl-C too; a second Ctrl-C while the server commits cancels the stream instead.
+        with (sg.Client(args.server) as client,
+              client.consume(args.topic, args.group, start=args.start,
+                             max_outstanding_records=args.max_outstanding,
+                             max_delivery_attempts=args.max_attempts) as consumer):
+            for p in consumer.assignment.partitions if consumer.assignment else []:
                 print(f"% reading {p.topic} [{p.partition}] from offset {p.start_offset}",
-                      file=sys.stderr)
+                      file=sys.stderr, flush=True)
             for delivery in consumer:
                 try:
                     handle(delivery)
@@ -61,7 +62,7 @@ def main():
                 if handled == args.count:
                     break
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(130)  # 128 + SIGINT, as a shell reports it, and no traceback
     except sg.StreamgateError as error:
         sys.exit(f"{error}")
 

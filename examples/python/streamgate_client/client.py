@@ -13,6 +13,7 @@ import os
 import queue
 import threading
 import urllib.parse
+import weakref
 
 import grpc
 from google.protobuf import duration_pb2, timestamp_pb2
@@ -210,9 +211,13 @@ class Subscription(Stream):
         self.assignments = []
         self._ready = collections.deque()
 
+    def _receive(self):
+        """The next message from the server; None once the stream has ended."""
+        return next(self._messages, None)
+
     def _read(self):
         """Reads one message from the server; False once the stream has ended."""
-        message = next(self._messages, None)
+        message = self._receive()
         if message is None:
             return False
         kind = message.WhichOneof("message")
@@ -280,11 +285,70 @@ class Delivery:
 _CLOSE = object()
 
 
+def _outgoing(requests):
+    """The request stream of a Consume call: what is queued, until _CLOSE (the half-close).
+    A function of the queue alone, so that gRPC's thread reading it keeps no Consumer alive."""
+    while (request := requests.get()) is not _CLOSE:
+        yield request
+
+
 def _ack_ids(items):
     """A Delivery, an ack id, or an iterable of them -> [ack id]."""
     if isinstance(items, (str, Delivery)):
         items = [items]
     return [item.ack_id if isinstance(item, Delivery) else item for item in items]
+
+
+class _Inbox:
+    """The messages of a stream call, read by a thread of its own.
+
+    A gRPC call takes one reader at a time, and a read that Ctrl-C interrupts leaves its
+    receive pending: reading the call again then, or from a second thread while the first
+    waits, fails with ``ValueError: Internal gRPC call error 8``. Here only this thread reads
+    the call; the stream's readers and close() wait on ``condition``, which Ctrl-C may
+    interrupt and close() may end at any time. At most ``size`` messages are read ahead.
+    """
+
+    def __init__(self, call, size):
+        self.condition = threading.Condition()
+        self.messages = collections.deque()
+        self.ended = False
+        self.failure = None  # the exception that ended the call; None for a clean end
+        self.discard = False  # set by close()/cancel(): drain the call, keep nothing
+        self._call, self._size = call, size
+        threading.Thread(target=self._run, name="streamgate-consume-reader",
+                         daemon=True).start()
+
+    def _run(self):
+        failure = None
+        try:
+            for message in self._call:
+                with self.condition:
+                    while len(self.messages) >= self._size and not self.discard:
+                        self.condition.wait()
+                    if not self.discard:
+                        self.messages.append(message)
+                        self.condition.notify_all()
+        except Exception as error:  # a grpc.RpcError, or the channel closed under the call
+            failure = error
+        with self.condition:
+            self.ended, self.failure = True, failure
+            self.condition.notify_all()
+
+    def stop(self):
+        """Drops what was read and what is still to come, and wakes every waiting reader."""
+        with self.condition:
+            self.discard = True
+            self.messages.clear()
+            self.condition.notify_all()
+
+
+def _abandon(call, requests, inbox):
+    """A Consumer collected without close(): its call is cancelled, as gRPC does with any
+    call it collects (nothing unacknowledged is committed)."""
+    requests.put(_CLOSE)
+    inbox.stop()
+    call.cancel()
 
 
 class Consumer(Subscription):
@@ -297,17 +361,57 @@ class Consumer(Subscription):
     Whatever was not acknowledged then (or after a cancel, a lost connection, a crash) is
     delivered again to the group, and so is every record above a partition's first
     unacknowledged one: Kafka commits a contiguous prefix.
+
+    close() and cancel() may be called from any thread, also while others iterate the
+    stream (those iterations then end), and after Ctrl-C interrupted an iteration.
     """
+
+    # Messages (batches of deliveries) read from the server ahead of the iteration.
+    READ_AHEAD = 16
 
     def __init__(self, stub, start, metadata, timeout):
         self._requests = queue.Queue()
         self._requests.put(gateway_pb2.ConsumeRequest(start=start))
         self._closed = False
-        super().__init__(stub.Consume(self._outgoing(), metadata=metadata, timeout=timeout))
+        self._failure_raised = False
+        call = stub.Consume(_outgoing(self._requests), metadata=metadata, timeout=timeout)
+        super().__init__(call)
+        self._inbox = _Inbox(call, self.READ_AHEAD)
+        weakref.finalize(self, _abandon, call, self._requests, self._inbox)
 
-    def _outgoing(self):
-        while (request := self._requests.get()) is not _CLOSE:
-            yield request
+    def _receive(self):
+        inbox = self._inbox
+        with inbox.condition:
+            inbox.condition.wait_for(lambda: inbox.messages or inbox.ended or self._closed)
+            if self._closed:
+                return None
+            if inbox.messages:
+                message = inbox.messages.popleft()
+                inbox.condition.notify_all()
+                return message
+            failure = self._failure()
+        if failure is not None:
+            raise failure
+        return None
+
+    def _failure(self):
+        """The error that ended the stream, as a StreamgateError, if not raised yet: it is
+        raised once, by the read or the close() that finds it. None after a clean end or a
+        cancel of ours. Called with the inbox's condition held."""
+        failure = self._inbox.failure
+        if failure is None or self._failure_raised:
+            return None
+        self._failure_raised = True
+        if isinstance(failure, grpc.RpcError):
+            if self._cancelled and failure.code() == grpc.StatusCode.CANCELLED:
+                return None
+            return from_rpc_error(failure)
+        return failure
+
+    def __next__(self):
+        if self._closed:
+            raise StopIteration
+        return super().__next__()
 
     def _wrap(self, consumed):
         return Delivery(self, consumed)
@@ -331,45 +435,43 @@ class Consumer(Subscription):
             self._send(gateway_pb2.ConsumeRequest(
                 nack=gateway_pb2.NackRequest(ack_ids=ids, delay=_duration(delay))))
 
+    def _shut(self):
+        """No more requests (the half-close) and no more deliveries: iterations end."""
+        with self._inbox.condition:
+            if not self._closed:
+                self._closed = True
+                self._requests.put(_CLOSE)
+        self._inbox.stop()
+        self._ready.clear()
+
     def close(self, timeout=None):
         """Half-closes the stream and waits until the server ends it, after committing what
-        was acknowledged. Deliveries not yet read are dropped, unacknowledged. Raises the
-        stream's error, if it failed, or DeadlineExceeded if the server did not end it
-        within ``timeout`` seconds (the stream is then cancelled)."""
-        if not self._closed:
-            self._closed = True
-            self._requests.put(_CLOSE)
-        self._ready.clear()
-        expired = threading.Event()
-
-        def expire():
-            expired.set()
-            self.cancel()
-
-        timer = threading.Timer(timeout, expire) if timeout is not None else None
-        if timer:
-            timer.start()
+        was acknowledged. Deliveries not yet read are dropped, unacknowledged, and
+        iterations of the stream (in other threads too) end. Raises the stream's error, if
+        it failed and no iteration raised it yet, or DeadlineExceeded if the server did not
+        end it within ``timeout`` seconds (the stream is then cancelled). Interrupted (by
+        Ctrl-C), it cancels the stream. Calling it again does nothing more."""
+        self._shut()
+        inbox = self._inbox
         try:
-            # The call itself, not self._messages: an exception (Ctrl-C) raised while
-            # iterating ends that generator, and the server's end must still be awaited.
-            for _ in self._call:
-                pass
-        except grpc.RpcError as error:
-            if expired.is_set():
-                raise DeadlineExceeded(f"the server did not end the Consume stream within "
-                                       f"{timeout} s of its half-close") from None
-            if not (self._cancelled and error.code() == grpc.StatusCode.CANCELLED):
-                raise from_rpc_error(error) from None
-        finally:
-            if timer:
-                timer.cancel()
+            with inbox.condition:
+                ended = inbox.condition.wait_for(lambda: inbox.ended, timeout)
+        except BaseException:  # Ctrl-C while waiting for the server: wait no longer
+            self.cancel()
+            raise
+        if not ended:
+            self.cancel()
+            raise DeadlineExceeded(f"the server did not end the Consume stream within "
+                                   f"{timeout} s of its half-close")
+        with inbox.condition:
+            failure = self._failure()
+        if failure is not None:
+            raise failure
 
     def cancel(self):
         """Ends the stream at once, without the final commit (acks already sent may still be
         committed by the server's periodic commit; nothing unacknowledged ever is)."""
-        if not self._closed:
-            self._closed = True
-            self._requests.put(_CLOSE)
+        self._shut()
         super().cancel()
 
     def __exit__(self, exc_type, exc, tb):

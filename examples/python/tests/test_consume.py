@@ -2,10 +2,22 @@
 partition; what is not comes back (after a reconnect, a nack, an ack deadline), and a
 record past max_delivery_attempts goes to the dead-letter topic."""
 
+import os
+import pathlib
+import selectors
+import signal
+import subprocess
+import sys
+import threading
+import time
+
 import pytest
 
 import streamgate_client as sg
+from conftest import SERVER
 from support import PATIENCE, eventually, read_until, take
+
+EXAMPLES = pathlib.Path(__file__).resolve().parents[1]
 
 # Long enough that no delivery comes again by itself during a test.
 NO_REDELIVERY = 3600
@@ -141,3 +153,92 @@ def test_an_unknown_ack_id_ends_the_stream_with_invalid_argument(client, new_top
             consumer.ack("not-an-id")
             for _ in consumer:
                 pass
+
+
+def assert_resumes_after(client, topic, group, acked):
+    """The group's next stream starts above `acked` (a delivery of partition 0, the only
+    partition with records): the half-close committed it."""
+    marker = client.publish(topic, "marker", partition=0)
+    with client.consume(topic, group, start="earliest", ack_deadline=NO_REDELIVERY,
+                        timeout=PATIENCE) as consumer:
+        (first,) = take(consumer, 1)
+    assert first.partition == 0 and acked.offset < first.offset <= marker.offset, \
+        f"the group resumed at {first}, not above {acked}"
+
+
+def test_close_from_another_thread_ends_a_reader_waiting_for_a_delivery(
+        client, new_topic, name):
+    topic, publish = new_topic
+    publish(["a"], partition=0)
+    group = name("group")
+    consumer = client.consume(topic, group, start="earliest", ack_deadline=NO_REDELIVERY,
+                              timeout=PATIENCE)
+    taken, failures = [], []
+    acked = threading.Event()
+
+    def read():
+        try:
+            for delivery in consumer:  # after "a", waits for a record that never comes
+                delivery.ack()
+                taken.append(delivery)
+                acked.set()
+        except BaseException as error:  # whatever it was, the test reports it
+            failures.append(error)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        assert acked.wait(PATIENCE), "no delivery within the stream's deadline"
+        consumer.close()  # the reader is waiting in next() meanwhile
+        reader.join(PATIENCE)
+        assert not reader.is_alive(), "the reader still waits after close() returned"
+        assert failures == []
+        consumer.close()  # again: nothing more happens
+    finally:
+        consumer.cancel()  # only matters if the test failed with the reader waiting
+        reader.join(PATIENCE)
+    assert [d.value for d in taken] == [b"a"]
+    assert_resumes_after(client, topic, group, taken[0])
+
+
+def read_line(process, stream, deadline):
+    """The next line `process` writes to `stream` (a pipe, unbuffered), waiting until the
+    monotonic `deadline` at most; None at its end."""
+    line = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(stream, selectors.EVENT_READ)
+        while not line.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or not selector.select(left):
+                process.kill()
+                raise AssertionError(f"no line from {process.args} in time (so far {line!r})")
+            byte = os.read(stream.fileno(), 1)
+            if not byte:
+                return None
+            line += byte
+    return line.decode().rstrip("\n")
+
+
+def test_consume_py_exits_130_on_ctrl_c_and_commits_what_it_acked(client, new_topic, name):
+    topic, publish = new_topic
+    first, _ = publish(["first", "second"], partition=0)
+    group = name("group")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    process = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "consume.py"), topic, group, "--server", SERVER],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, env=env)
+    try:
+        deadline = time.monotonic() + PATIENCE
+        # consume.py prints a record before it acks it: once "second" is printed, "first"
+        # was acked, and the script is handling "second" or waiting for a third record.
+        assert read_line(process, process.stdout, deadline) == "first"
+        assert read_line(process, process.stdout, deadline) == "second"
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=PATIENCE)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert b"Traceback" not in stderr, stderr.decode()
+    assert process.returncode == 130, stderr.decode()
+    assert_resumes_after(client, topic, group, first)
