@@ -224,9 +224,18 @@ def test_consume_py_exits_130_on_ctrl_c_and_commits_what_it_acked(client, new_to
     first, _ = publish(["first", "second"], partition=0)
     group = name("group")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    process = subprocess.Popen(
-        [sys.executable, str(EXAMPLES / "consume.py"), topic, group, "--server", SERVER],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, env=env)
+    # A child inherits an ignored SIGINT (as in a test run started in the background of a
+    # non-interactive shell), and Python then keeps ignoring it; a handled one is reset.
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, str(EXAMPLES / "consume.py"), topic, group, "--server", SERVER],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, env=env)
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         deadline = time.monotonic() + PATIENCE
         # consume.py prints a record before it acks it: once "second" is printed, "first"
