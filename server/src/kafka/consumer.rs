@@ -3,6 +3,9 @@
 //! way to close a consumer without blocking the async runtime.
 
 use rdkafka::ClientConfig;
+use rdkafka::consumer::ConsumerContext;
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
 
 use super::ClientSettings;
 
@@ -69,6 +72,19 @@ pub async fn close<C: Send + 'static>(consumer: C) {
     let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
 }
 
+/// Closes `consumer` on the blocking pool and waits for it, but no longer than `limit`:
+/// librdkafka's close waits for a rebalance in progress and for the broker's answer to
+/// LeaveGroup, and a stream's end must not hang on a slow or silent coordinator. Past the
+/// limit the close goes on detached, tracked by `tasks`. False if it did not finish in time.
+pub async fn close_within<C: Send + 'static>(
+    consumer: C,
+    tasks: &tokio_util::task::TaskTracker,
+    limit: std::time::Duration,
+) -> bool {
+    let closing = tasks.spawn_blocking(move || drop(consumer));
+    tokio::time::timeout(limit, closing).await.is_ok()
+}
+
 /// Closes `consumer` on the blocking pool without waiting; the task is tracked by `tasks`,
 /// so the server's drain still waits for it (within its bound).
 pub fn close_detached<C: Send + 'static>(consumer: C, tasks: &tokio_util::task::TaskTracker) {
@@ -79,3 +95,24 @@ pub fn close_detached<C: Send + 'static>(consumer: C, tasks: &tokio_util::task::
         Err(_) => drop(consumer),
     }
 }
+
+/// The context of a reader that sets `enable.partition.eof` to learn where a partition
+/// ends: end-of-partition is what it waits for, not an error. librdkafka also hands the
+/// end of a partition no longer assigned to the client's error callback, which rdkafka's
+/// default context logs at ERROR; this one drops those and logs the rest as warnings
+/// naming the reader.
+pub struct QuietEof(pub &'static str);
+
+impl rdkafka::ClientContext for QuietEof {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let eof = matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+        );
+        if !eof {
+            tracing::warn!(error = %error, reason, reader = self.0, "Kafka client error");
+        }
+    }
+}
+
+impl ConsumerContext for QuietEof {}

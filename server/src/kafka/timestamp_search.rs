@@ -17,6 +17,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::ClientSettings;
+use super::consumer::QuietEof;
 
 /// Which records the search sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +31,7 @@ pub enum Isolation {
 
 /// Reads single records to find offsets by timestamp. Blocking: call from a blocking thread.
 pub struct TimestampSearch {
-    probe: BaseConsumer,
+    probe: BaseConsumer<QuietEof>,
     deadline: Instant,
     reads: Cell<u64>,
 }
@@ -61,7 +62,7 @@ impl TimestampSearch {
                 .set("fetch.wait.max.ms", "50")
                 .set("max.partition.fetch.bytes", "65536");
         })
-        .create()?;
+        .create_with_context(QuietEof("timestamp search"))?;
         Ok(Self {
             probe,
             deadline: deadline.into(),

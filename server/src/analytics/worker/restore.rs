@@ -61,10 +61,9 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use streamgate::time::now_millis;
 
 use super::run::{AssignmentFlag, State};
@@ -74,7 +73,7 @@ use crate::analytics::record::StatsRecord;
 use crate::analytics::window::{PartitionWindows, WindowSpec};
 use streamgate::time::millis_of_std;
 
-use crate::kafka::consumer::assign_only;
+use crate::kafka::consumer::{QuietEof, assign_only};
 use crate::kafka::{ClientSettings, Isolation, TimestampSearch};
 
 /// Clock differences between the servers writing R4 that the horizon tolerates.
@@ -111,23 +110,6 @@ impl Horizon {
         }
     }
 }
-
-/// The restore reader's context: end-of-partition is what it waits for, not an error to log.
-struct QuietEof;
-
-impl ClientContext for QuietEof {
-    fn error(&self, error: KafkaError, reason: &str) {
-        let eof = matches!(
-            error,
-            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
-        );
-        if !eof {
-            tracing::warn!(error = %error, reason, "analytics restore reader");
-        }
-    }
-}
-
-impl ConsumerContext for QuietEof {}
 
 /// What one pass over R4 found.
 struct Read {
@@ -319,7 +301,7 @@ fn open_reader(
                 // a crashed worker must not stall the restore.
                 .set("isolation.level", "read_uncommitted");
         })
-        .create_with_context(QuietEof)?;
+        .create_with_context(QuietEof("analytics restore reader"))?;
     let output = settings.output.as_str();
     let metadata = reader.fetch_metadata(Some(output), settings.timeout)?;
     let partitions: Vec<i32> = metadata

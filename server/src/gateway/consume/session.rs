@@ -147,6 +147,7 @@ impl Session {
             tx,
             end: final_status,
             state,
+            group,
             ..
         } = self;
         let status = match end {
@@ -154,7 +155,11 @@ impl Session {
                 commit(&state, &consumer).await;
                 // Leave the group before the client sees the end, so that its next stream
                 // joins a settled group.
-                kafka::consumer::close(consumer).await;
+                if !kafka::consumer::close_within(consumer, &state.tasks, state.request_timeout)
+                    .await
+                {
+                    tracing::warn!(group = %group, "the stream's consumer did not leave its group within the request timeout; ending the stream anyway");
+                }
                 None
             }
             End::ClientGone => {

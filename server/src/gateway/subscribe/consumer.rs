@@ -92,6 +92,18 @@ impl SubscriptionContext {
 }
 
 impl ClientContext for SubscriptionContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        // A stream that stops at the end asks for end-of-partition events; librdkafka also
+        // hands those of a partition no longer assigned here, as "errors". They are not.
+        let eof = matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+        );
+        if !eof {
+            tracing::error!(error = %error, reason, "subscription consumer error");
+        }
+    }
+
     fn stats_raw(&self, statistics: &[u8]) {
         if let Some(lag) = &self.lag {
             lag.report(statistics);
