@@ -5,6 +5,7 @@ mod consume;
 mod deadline;
 mod known_topics;
 mod publish;
+mod publish_stream;
 mod stats;
 mod subscribe;
 
@@ -34,7 +35,7 @@ use crate::supplier::ControlError;
 pub use consume::ConsumeStream;
 #[doc(hidden)]
 pub use deadline::parse_grpc_timeout;
-pub use publish::PublishResultStream;
+pub use publish_stream::PublishResultStream;
 pub use subscribe::SubscribeStream;
 
 /// What every handler shares.
@@ -203,7 +204,7 @@ impl EventGateway for Gateway {
             "PublishStream calls",
             "--max-publish-streams",
         )?;
-        let results = publish::spawn_stream(
+        let results = publish_stream::spawn_stream(
             self.state.clone(),
             request.into_inner(),
             permit,

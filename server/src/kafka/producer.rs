@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::message::OwnedHeaders;
+use rdkafka::producer::future_producer::OwnedDeliveryResult;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
 use rdkafka::util::Timeout;
 use tokio::time::Instant;
 
@@ -45,6 +47,15 @@ pub enum SendError {
     /// No acknowledgement before the deadline; the record may still be written later.
     #[error("no acknowledgement from the broker within {0:?}")]
     Timeout(Duration),
+}
+
+/// A record librdkafka did not take.
+#[derive(Debug)]
+pub struct Refused {
+    /// Why: `QueueFull` when its queue has no room, for now.
+    pub error: KafkaError,
+    /// The record's headers, which moved into it.
+    pub headers: Option<OwnedHeaders>,
 }
 
 /// A cheap-to-clone handle on the shared producer.
@@ -90,20 +101,22 @@ impl Producer {
         deadline: Instant,
     ) -> Result<Delivered, SendError> {
         let budget = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout_at(deadline, self.inner.send(record, Timeout::After(budget)))
-            .await
-        {
-            Ok(Ok(delivery)) => Ok(Delivered {
-                partition: delivery.partition,
-                offset: delivery.offset,
-                log_append_time_ms: match delivery.timestamp {
-                    rdkafka::Timestamp::LogAppendTime(ms) => Some(ms),
-                    _ => None,
-                },
-            }),
-            Ok(Err((error, _message))) => Err(SendError::Kafka(error)),
+        let sending = self.inner.send(record, Timeout::After(budget));
+        match tokio::time::timeout_at(deadline, sending).await {
+            Ok(result) => delivered(Ok(result)),
             Err(_) => Err(SendError::Timeout(budget)),
         }
+    }
+
+    /// Hands one record to librdkafka without waiting: the future resolves with the broker's
+    /// answer (see [`delivered`]). A refusal (a full queue: try again) gives the headers back.
+    pub fn enqueue(&self, record: FutureRecord<'_, [u8], [u8]>) -> Result<DeliveryFuture, Refused> {
+        self.inner
+            .send_result(record)
+            .map_err(|(error, record)| Refused {
+                error,
+                headers: record.headers,
+            })
     }
 
     /// Waits (blocking) until every queued record is acknowledged or `timeout` passes.
@@ -114,5 +127,24 @@ impl Producer {
     /// Records queued in librdkafka and not yet acknowledged.
     pub fn in_flight(&self) -> i32 {
         self.inner.in_flight_count()
+    }
+}
+
+/// What a record's [`DeliveryFuture`] resolved to.
+pub fn delivered(
+    result: Result<OwnedDeliveryResult, futures::channel::oneshot::Canceled>,
+) -> Result<Delivered, SendError> {
+    match result {
+        Ok(Ok(delivery)) => Ok(Delivered {
+            partition: delivery.partition,
+            offset: delivery.offset,
+            log_append_time_ms: match delivery.timestamp {
+                rdkafka::Timestamp::LogAppendTime(ms) => Some(ms),
+                _ => None,
+            },
+        }),
+        Ok(Err((error, _message))) => Err(SendError::Kafka(error)),
+        // The producer dropped the record's report: it is shutting down.
+        Err(_) => Err(SendError::Kafka(KafkaError::Canceled)),
     }
 }

@@ -7,13 +7,17 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use streamgate::proto::event_gateway_client::EventGatewayClient;
-use streamgate::proto::{self, ControlSupplierRequest, SupplierAction, SupplierSettingsUpdate};
+use streamgate::proto::{
+    self, ControlSupplierRequest, PublishRequest, SupplierAction, SupplierSettingsUpdate,
+    publish_request, publish_result,
+};
 use streamgate_server::Kafka;
 use tokio::process::{Child, Command};
 use tonic::transport::Channel;
 
-use crate::support::{BrokerKind, TestServer, eventually};
+use crate::support::{BrokerKind, TestServer, eventually, within};
 
 /// A short send timeout, so that unacknowledged events count as errors within seconds.
 const SERVER_ARGS: &[&str] = &["--request-timeout", "2s", "--supplier-stopped"];
@@ -215,4 +219,106 @@ async fn supplier_resumes_by_itself_after_a_broker_outage() {
     let kafka = Arc::new(Kafka::external(tansu.bootstrap(), options));
     let server = TestServer::start(kafka, BrokerKind::Real, SERVER_ARGS).await;
     supplier_survives(server, &mut tansu).await;
+}
+
+/// Records of 512 KiB: 128 of them fill the producer's 64 MiB queue.
+const BIG: usize = 512 * 1024;
+/// More than the queue holds while the broker is away, fewer than a stream keeps in flight.
+const THROUGH_OUTAGE: usize = 131;
+
+/// A PublishStream while the broker is away: every record gets its answer, in order — the
+/// queued ones UNAVAILABLE at their deadline ("may still be written"), the ones that found
+/// the producer's queue full UNAVAILABLE once they waited a whole request timeout for room —
+/// and once the broker is back the same stream publishes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_stream_answers_every_record_through_an_outage_and_a_full_queue() {
+    let embedded = Arc::new(Kafka::embedded(Vec::new()).expect("embedded broker"));
+    let server = TestServer::start(
+        embedded.clone(),
+        BrokerKind::Embedded,
+        &["--request-timeout", "2s", "--supplier-stopped"],
+    )
+    .await;
+    let topic = server.topic(1).await;
+    let mut client = server.client().await;
+    let (requests, requests_rx) = tokio::sync::mpsc::channel::<PublishRequest>(8);
+    let mut results = client
+        .publish_stream(tokio_stream::wrappers::ReceiverStream::new(requests_rx))
+        .await
+        .expect("publish stream")
+        .into_inner();
+    let record = move |value: Bytes| PublishRequest {
+        topic: topic.clone(),
+        payload: Some(publish_request::Payload::Value(value)),
+        ..Default::default()
+    };
+
+    let broker = embedded.embedded_broker().expect("embedded");
+    broker.set_up(false).await.expect("broker down");
+    let big = Bytes::from(vec![b'x'; BIG]);
+    let feeder = tokio::spawn({
+        let (requests, big, record) = (requests.clone(), big.clone(), record.clone());
+        async move {
+            for _ in 0..THROUGH_OUTAGE {
+                if requests.send(record(big.clone())).await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let mut queue_full = 0;
+    for sequence in 0..THROUGH_OUTAGE as u64 {
+        let result = within(
+            Duration::from_secs(120),
+            "a result during the outage",
+            results.message(),
+        )
+        .await
+        .expect("the stream goes on")
+        .expect("a result for every record");
+        assert_eq!(result.sequence, sequence, "results come in request order");
+        let Some(publish_result::Outcome::Error(error)) = result.outcome else {
+            panic!("record {sequence} acknowledged while the broker is down: {result:?}");
+        };
+        assert_eq!(error.code, tonic::Code::Unavailable as i32, "{error:?}");
+        queue_full += usize::from(error.message.to_lowercase().contains("queue full"));
+    }
+    feeder.await.expect("feeder");
+    assert!(
+        queue_full > 0,
+        "{THROUGH_OUTAGE} records of {BIG} bytes exceed the producer's 64 MiB queue, so some \
+         must have found it full"
+    );
+
+    broker.set_up(true).await.expect("broker up");
+    // The records queued during the outage go out first; until they have, a new one may
+    // still find the queue full. The stream publishes again within the wait.
+    let mut sequence = THROUGH_OUTAGE as u64;
+    eventually(
+        Duration::from_secs(90),
+        "a record acknowledged after the outage",
+        async || {
+            requests
+                .send(record(Bytes::from_static(b"after")))
+                .await
+                .expect("send");
+            let result = within(
+                Duration::from_secs(30),
+                "a result after the outage",
+                results.message(),
+            )
+            .await
+            .expect("the stream goes on")
+            .expect("a result");
+            assert_eq!(result.sequence, sequence, "results come in request order");
+            sequence += 1;
+            match result.outcome {
+                Some(publish_result::Outcome::Ack(_)) => Ok(()),
+                other => Err(other),
+            }
+        },
+    )
+    .await;
+    drop(requests);
+    server.stop().await;
 }
