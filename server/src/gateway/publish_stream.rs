@@ -99,6 +99,15 @@ struct Blocked {
     record: OutgoingRecord,
 }
 
+/// The client's side of the stream after a read.
+enum Input {
+    Open,
+    /// The client half-closed: answer what is in flight, then end.
+    Closed,
+    /// The request stream failed (a malformed or oversized message, a reset).
+    Failed(Status),
+}
+
 /// Whether the stream goes on after a step.
 enum Step {
     Continue,
@@ -141,20 +150,24 @@ impl PublishStream {
                     self.retry_blocked();
                     self.answer_ready(&mut shutdown).await
                 }
-                next = requests.message(), if input_open && room => match next {
-                    Ok(Some(request)) => {
-                        input_open = self.admit_ready(request, &mut requests).await;
-                        self.answer_ready(&mut shutdown).await
+                next = requests.message(), if input_open && room => {
+                    let input = match next {
+                        Ok(Some(request)) => self.admit_ready(request, &mut requests).await,
+                        Ok(None) => Input::Closed,
+                        Err(status) => Input::Failed(status),
+                    };
+                    match input {
+                        Input::Open => self.answer_ready(&mut shutdown).await,
+                        Input::Closed => {
+                            input_open = false;
+                            self.answer_ready(&mut shutdown).await
+                        }
+                        Input::Failed(status) => {
+                            let _ = self.tx.try_send(Err(status));
+                            Step::Stop
+                        }
                     }
-                    Ok(None) => {
-                        input_open = false;
-                        Step::Continue
-                    }
-                    Err(status) => {
-                        let _ = self.tx.try_send(Err(status));
-                        Step::Stop
-                    }
-                },
+                }
             };
             if let Step::Stop = step {
                 return;
@@ -175,28 +188,29 @@ impl PublishStream {
     }
 
     /// Admits `first` and every request already received behind it, up to the in-flight
-    /// bound; false once the client closed its side.
+    /// bound; says whether the client's side is still open.
     async fn admit_ready(
         &mut self,
         first: PublishRequest,
         requests: &mut Streaming<PublishRequest>,
-    ) -> bool {
+    ) -> Input {
         let now_ms = now_millis();
         let admitted_at = Instant::now();
         let mut next = Some(first);
         while let Some(request) = next.take() {
             self.admit(request, now_ms, admitted_at).await;
             if self.blocked.is_some() || self.in_flight.len() >= STREAM_IN_FLIGHT {
-                return true;
+                break;
             }
             match requests.message().now_or_never() {
                 Some(Ok(Some(request))) => next = Some(request),
-                Some(Ok(None)) => return false,
-                // The error comes again from the next read, which reports it.
-                Some(Err(_)) | None => return true,
+                Some(Ok(None)) => return Input::Closed,
+                // tonic yields a stream's error once: it must be reported from here.
+                Some(Err(status)) => return Input::Failed(status),
+                None => break,
             }
         }
-        true
+        Input::Open
     }
 
     /// Validates one request and hands its record to the producer, or answers its refusal.
@@ -257,9 +271,11 @@ impl PublishStream {
                 self.blocked = Some(waiting);
                 return;
             }
-            Err(refused) => Progress::Answered(
-                self.failure(SendError::Kafka(refused.error), waiting.record.topic()),
-            ),
+            Err(refused) => Progress::Answered(failure_of(
+                &self.state,
+                SendError::Kafka(refused.error),
+                waiting.record.topic(),
+            )),
         };
         self.in_flight.push_back(InFlight {
             sequence: waiting.sequence,
@@ -340,10 +356,6 @@ impl PublishStream {
                 return Step::Stop;
             }
         }
-    }
-
-    fn failure(&self, error: SendError, topic: &str) -> publish_result::Outcome {
-        failure_of(&self.state, error, topic)
     }
 }
 

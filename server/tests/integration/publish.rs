@@ -218,6 +218,59 @@ async fn publish_honours_explicit_partition_and_timestamp() {
     .await;
 }
 
+/// A message the server cannot decode (here: over `--max-message-bytes` plus the request
+/// overhead), sent right behind records the server is admitting, ends the stream with an
+/// error: never with a clean end the client would take for success, and never with a
+/// result for the message itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_stream_message_over_the_request_limit_ends_the_stream_with_an_error() {
+    on_each_broker_with(&["--max-message-bytes", "1000"], |server| async move {
+        let topic = server.topic(1).await;
+        let mut client = server.client().await;
+        let record = |value: Vec<u8>| proto::PublishRequest {
+            topic: topic.clone(),
+            payload: Some(publish_request::Payload::Value(Bytes::from(value))),
+            ..Default::default()
+        };
+        let mut requests: Vec<_> = (0..20)
+            .map(|i| record(format!("r{i}").into_bytes()))
+            .collect();
+        requests.push(record(vec![b'x'; 200 * 1024]));
+        let mut results = client
+            .publish_stream(tokio_stream::iter(requests))
+            .await
+            .expect("publish stream")
+            .into_inner();
+        let mut answered = 0;
+        let ending = loop {
+            match within(
+                Duration::from_secs(60),
+                "the stream's next item",
+                results.message(),
+            )
+            .await
+            {
+                Ok(Some(result)) => {
+                    assert_eq!(result.sequence, answered, "results come in request order");
+                    answered += 1;
+                }
+                other => break other,
+            }
+        };
+        let status = ending.expect_err("the stream must end with the decoding error, not OK");
+        assert!(
+            matches!(
+                status.code(),
+                tonic::Code::OutOfRange | tonic::Code::ResourceExhausted | tonic::Code::Internal
+            ),
+            "{status:?}"
+        );
+        assert!(answered <= 20, "no result for the undecodable message");
+        server.stop().await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_stream_acknowledges_every_record_in_order() {
     on_each_broker_with(&["--max-message-bytes", "1000"], |server| async move {
