@@ -323,6 +323,14 @@ impl PublishStream {
         front.progress = Progress::Answered(answer);
     }
 
+    /// The oldest record, if it is answered.
+    fn pop_answered(&mut self) -> Option<InFlight> {
+        let front = self.in_flight.front()?;
+        matches!(front.progress, Progress::Answered(_))
+            .then(|| self.in_flight.pop_front())
+            .flatten()
+    }
+
     /// Sends the answers at the front, in order: those settled and those whose delivery is
     /// already in. Waits only when the client is slow to read.
     async fn answer_ready(&mut self, shutdown: &mut (impl Future<Output = ()> + Unpin)) -> Step {
@@ -333,14 +341,16 @@ impl PublishStream {
                     None => return Step::Continue,
                 }
             }
-            let Some(front) = self.in_flight.pop_front() else {
+            let Some(InFlight {
+                sequence,
+                progress: Progress::Answered(outcome),
+                ..
+            }) = self.pop_answered()
+            else {
                 return Step::Continue;
             };
-            let Progress::Answered(outcome) = front.progress else {
-                unreachable!("the front was settled above");
-            };
             let result = PublishResult {
-                sequence: front.sequence,
+                sequence,
                 outcome: Some(outcome),
             };
             let sent = match self.tx.try_send(Ok(result)) {
