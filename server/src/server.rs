@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::gateway::{Gateway, State};
 use crate::kafka::bootstrap::{self, ServerTopics};
 use crate::kafka::{Kafka, Producer, ProducerSettings};
-use crate::metrics::{self, GrpcMetricsLayer, Metrics, MetricsEndpointLayer};
+use crate::metrics::{self, GrpcMetricsLayer, Metrics, MetricsEndpoint, MetricsEndpointLayer};
 use crate::settings::{InvalidSetting, Settings};
 use crate::stages::{StageContext, Stages};
 use crate::{drain, http, tls};
@@ -94,7 +94,7 @@ pub async fn run(
         lag: kafka.lag().clone(),
         max_label_values: settings.metrics_max_label_values,
     });
-    let scrapes = MetricsEndpointLayer::new(
+    let scrapes = MetricsEndpoint::layer(
         metrics.clone(),
         state.clone(),
         settings.auth.authenticator.clone(),
@@ -203,7 +203,7 @@ fn serve(
         .http2_keepalive_timeout(Some(http_settings.keepalive_timeout))
         .layer(http::cors(&http_settings.cors_origins))
         // The dashboard's files and /metrics, before grpc-web refuses plain HTTP/1.1 requests.
-        .layer(http::DashboardLayer)
+        .layer(http::DashboardLayer::default())
         .layer(scrapes)
         .layer(tonic_web::GrpcWebLayer::new())
         // Every gRPC call, browsers' included, with the status it finally ends with.

@@ -91,9 +91,8 @@ enum Progress {
     Answered(publish_result::Outcome),
 }
 
-/// A record the producer's queue had no room for: nothing behind it is read until it is in,
-/// so that records reach the producer in the order they came.
-struct Blocked {
+/// A record admitted and not yet taken by librdkafka.
+struct Admitted {
     sequence: u64,
     deadline: Instant,
     record: OutgoingRecord,
@@ -121,7 +120,9 @@ struct PublishStream {
     tx: mpsc::Sender<Result<PublishResult, Status>>,
     /// In request order; the front is the oldest unanswered record.
     in_flight: VecDeque<InFlight>,
-    blocked: Option<Blocked>,
+    /// A record the producer's queue had no room for: nothing behind it is read until it is
+    /// in, so that records reach the producer in the order they came.
+    blocked: Option<Admitted>,
     next_sequence: u64,
 }
 
@@ -219,7 +220,7 @@ impl PublishStream {
         self.next_sequence += 1;
         let deadline = admitted_at + self.state.request_timeout;
         match self.validate(request, now_ms).await {
-            Ok(record) => self.enqueue(Blocked {
+            Ok(record) => self.enqueue(Admitted {
                 sequence,
                 deadline,
                 record,
@@ -252,11 +253,11 @@ impl PublishStream {
     }
 
     /// Hands a record to librdkafka; a full queue blocks the stream until there is room.
-    fn enqueue(&mut self, mut waiting: Blocked) {
-        let outcome = self.state.producer.enqueue(waiting.record.kafka_record());
+    fn enqueue(&mut self, mut admitted: Admitted) {
+        let outcome = self.state.producer.enqueue(admitted.record.kafka_record());
         let progress = match outcome {
             Ok(delivery) => {
-                let (topic, timestamp_ms) = waiting.record.into_topic_and_timestamp();
+                let (topic, timestamp_ms) = admitted.record.into_topic_and_timestamp();
                 Progress::Sending {
                     delivery,
                     topic,
@@ -266,20 +267,20 @@ impl PublishStream {
             Err(Refused {
                 error: KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull),
                 headers,
-            }) if Instant::now() < waiting.deadline => {
-                waiting.record.keep_headers(headers);
-                self.blocked = Some(waiting);
+            }) if Instant::now() < admitted.deadline => {
+                admitted.record.keep_headers(headers);
+                self.blocked = Some(admitted);
                 return;
             }
             Err(refused) => Progress::Answered(failure_of(
                 &self.state,
                 SendError::Kafka(refused.error),
-                waiting.record.topic(),
+                admitted.record.topic(),
             )),
         };
         self.in_flight.push_back(InFlight {
-            sequence: waiting.sequence,
-            deadline: waiting.deadline,
+            sequence: admitted.sequence,
+            deadline: admitted.deadline,
             progress,
         });
     }

@@ -2,16 +2,14 @@
 //! binary and served at `/` on the gRPC port, so the page and its grpc-web calls share one
 //! origin and nothing is fetched from anywhere else.
 //!
-//! It is a tower layer in front of grpc-web (which refuses any other HTTP/1.1 request):
-//! a GET for one of the dashboard's paths is answered here, everything else goes on.
-
-use std::task::{Context, Poll};
+//! A GET for one of the dashboard's paths is answered in front of grpc-web (see
+//! [`super::get_route`]), everything else goes on.
 
 use bytes::Bytes;
-use futures::future::{Either, Ready, ready};
-use http::{Method, Request, Response, StatusCode, header};
+use http::{Request, Response, StatusCode, header};
 use http_body_util::Full;
-use tower::{Layer, Service};
+
+use super::get_route::{GetRoute, GetRouteLayer};
 
 const INDEX: &[u8] = include_bytes!("../../../web/dist/index.html");
 const APP_JS: &[u8] = include_bytes!("../../../web/dist/app.js");
@@ -28,43 +26,16 @@ fn file(path: &str) -> Option<(&'static str, &'static [u8])> {
 }
 
 /// Serves the dashboard's files in front of the wrapped service.
+pub type DashboardLayer = GetRouteLayer<Dashboard>;
+
+/// The dashboard's files, as a [`GetRoute`].
 #[derive(Debug, Clone, Copy, Default)]
-pub struct DashboardLayer;
+pub struct Dashboard;
 
-impl<S> Layer<S> for DashboardLayer {
-    type Service = Dashboard<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Dashboard { inner }
-    }
-}
-
-/// See [`DashboardLayer`].
-#[derive(Debug, Clone)]
-pub struct Dashboard<S> {
-    inner: S,
-}
-
-impl<S, B> Service<Request<B>> for Dashboard<S>
-where
-    S: Service<Request<B>, Response = Response<tonic::body::Body>>,
-{
-    type Response = Response<tonic::body::Body>;
-    type Error = S::Error;
-    type Future = Either<Ready<Result<Self::Response, S::Error>>, S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let wanted = matches!(*request.method(), Method::GET | Method::HEAD)
-            .then(|| file(request.uri().path()))
-            .flatten();
-        match wanted {
-            Some((content_type, body)) => Either::Left(ready(Ok(response(content_type, body)))),
-            None => Either::Right(self.inner.call(request)),
-        }
+impl GetRoute for Dashboard {
+    fn answer<B>(&self, request: &Request<B>) -> Option<Response<tonic::body::Body>> {
+        let (content_type, body) = file(request.uri().path())?;
+        Some(response(content_type, body))
     }
 }
 

@@ -72,17 +72,24 @@ pub async fn close<C: Send + 'static>(consumer: C) {
     let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
 }
 
-/// Closes `consumer` on the blocking pool and waits for it, but no longer than `limit`:
-/// librdkafka's close waits for a rebalance in progress and for the broker's answer to
-/// LeaveGroup, and a stream's end must not hang on a slow or silent coordinator. Past the
-/// limit the close goes on detached, tracked by `tasks`. False if it did not finish in time.
+/// Closes the consumer of `group` on the blocking pool and waits for it, but no longer than
+/// `limit`: librdkafka's close waits for a rebalance in progress and for the broker's answer
+/// to LeaveGroup, and a stream's end must not hang on a slow or silent coordinator. Past the
+/// limit the close goes on detached, tracked by `tasks`, and a warning says so.
 pub async fn close_within<C: Send + 'static>(
     consumer: C,
+    group: &str,
     tasks: &tokio_util::task::TaskTracker,
     limit: std::time::Duration,
-) -> bool {
+) {
     let closing = tasks.spawn_blocking(move || drop(consumer));
-    tokio::time::timeout(limit, closing).await.is_ok()
+    if tokio::time::timeout(limit, closing).await.is_err() {
+        tracing::warn!(
+            group,
+            ?limit,
+            "a consumer did not leave its group in time; its stream ends anyway"
+        );
+    }
 }
 
 /// Closes `consumer` on the blocking pool without waiting; the task is tracked by `tasks`,
@@ -105,14 +112,20 @@ pub struct QuietEof(pub &'static str);
 
 impl rdkafka::ClientContext for QuietEof {
     fn error(&self, error: KafkaError, reason: &str) {
-        let eof = matches!(
-            error,
-            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
-        );
-        if !eof {
+        if !is_partition_eof(&error) {
             tracing::warn!(error = %error, reason, reader = self.0, "Kafka client error");
         }
     }
 }
 
 impl ConsumerContext for QuietEof {}
+
+/// Whether `error` is only the end of a partition, as a consumer that sets
+/// `enable.partition.eof` receives it: through its queue, or through the error callback
+/// for a partition no longer assigned.
+pub fn is_partition_eof(error: &KafkaError) -> bool {
+    matches!(
+        error,
+        KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+    )
+}

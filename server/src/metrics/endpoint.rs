@@ -1,4 +1,4 @@
-//! `GET /metrics`: a tower layer in front of grpc-web (like the dashboard's), on the
+//! `GET /metrics`: answered in front of grpc-web (like the dashboard's files), on the
 //! server's port and on `--metrics-listen`. When authentication is on, a scrape needs a
 //! principal with the `metrics` permission — a bearer token (Prometheus's `authorization`
 //! setting) or a client certificate — and is refused with 401 or 403 otherwise.
@@ -7,17 +7,15 @@
 //! Prometheus does), Prometheus text 0.0.4 otherwise (`curl`, `promtool`).
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures::future::{Either, Ready, ready};
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::Full;
-use tower::{Layer, Service};
 
 use super::{Format, Metrics};
 use crate::auth::Authenticator;
 use crate::gateway::State;
+use crate::http::{GetRoute, GetRouteLayer};
 
 /// The path scrapers ask for.
 pub const PATH: &str = "/metrics";
@@ -25,21 +23,28 @@ pub const PATH: &str = "/metrics";
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Answers `GET /metrics` in front of the wrapped service.
+pub type MetricsEndpointLayer = GetRouteLayer<MetricsEndpoint>;
+
+/// `/metrics`, as a [`GetRoute`].
 #[derive(Clone)]
-pub struct MetricsEndpointLayer {
+pub struct MetricsEndpoint {
     metrics: Arc<Metrics>,
     state: Arc<State>,
     auth: Arc<Authenticator>,
 }
 
-impl MetricsEndpointLayer {
+impl MetricsEndpoint {
     /// The endpoint for `metrics`, authenticating with `auth` and checking `state.access`.
-    pub fn new(metrics: Arc<Metrics>, state: Arc<State>, auth: Arc<Authenticator>) -> Self {
-        Self {
+    pub fn layer(
+        metrics: Arc<Metrics>,
+        state: Arc<State>,
+        auth: Arc<Authenticator>,
+    ) -> MetricsEndpointLayer {
+        GetRouteLayer(Self {
             metrics,
             state,
             auth,
-        }
+        })
     }
 
     fn respond<B>(&self, request: &Request<B>) -> Response<tonic::body::Body> {
@@ -82,6 +87,12 @@ impl MetricsEndpointLayer {
     }
 }
 
+impl GetRoute for MetricsEndpoint {
+    fn answer<B>(&self, request: &Request<B>) -> Option<Response<tonic::body::Body>> {
+        (request.uri().path() == PATH).then(|| self.respond(request))
+    }
+}
+
 fn text(status: StatusCode, body: String) -> Response<tonic::body::Body> {
     let mut response = Response::new(tonic::body::Body::new(Full::new(Bytes::from(body))));
     *response.status_mut() = status;
@@ -90,45 +101,4 @@ fn text(status: StatusCode, body: String) -> Response<tonic::body::Body> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
-}
-
-impl<S> Layer<S> for MetricsEndpointLayer {
-    type Service = MetricsEndpoint<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        MetricsEndpoint {
-            inner,
-            layer: self.clone(),
-        }
-    }
-}
-
-/// See [`MetricsEndpointLayer`].
-#[derive(Clone)]
-pub struct MetricsEndpoint<S> {
-    inner: S,
-    layer: MetricsEndpointLayer,
-}
-
-impl<S, B> Service<Request<B>> for MetricsEndpoint<S>
-where
-    S: Service<Request<B>, Response = Response<tonic::body::Body>>,
-{
-    type Response = Response<tonic::body::Body>;
-    type Error = S::Error;
-    type Future = Either<Ready<Result<Self::Response, S::Error>>, S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let wanted =
-            matches!(*request.method(), Method::GET | Method::HEAD) && request.uri().path() == PATH;
-        if wanted {
-            Either::Left(ready(Ok(self.layer.respond(&request))))
-        } else {
-            Either::Right(self.inner.call(request))
-        }
-    }
 }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-pub use self::endpoint::MetricsEndpointLayer;
+pub use self::endpoint::{MetricsEndpoint, MetricsEndpointLayer};
 use self::grpc::GrpcMetrics;
 pub use self::grpc::GrpcMetricsLayer;
 pub use self::labels::OTHER;

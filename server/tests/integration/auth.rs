@@ -523,19 +523,9 @@ async fn auto_create_topics_lets_publish_create_a_topic_on_the_embedded_broker()
 /// start, and says what to pass.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_refuses_to_serve_other_machines_without_authentication() {
-    let output = within(
-        Duration::from_secs(60),
-        "the server refuses and exits",
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_streamgate-server"))
-            .args(["--listen", "0.0.0.0:0"])
-            .env_remove("STREAMGATE_INSECURE_NO_AUTH")
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("runs");
-    assert_eq!(output.status.code(), Some(1), "{output:?}");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr =
+        crate::support::refused_start(&["--listen", "0.0.0.0:0"], &["STREAMGATE_INSECURE_NO_AUTH"])
+            .await;
     assert!(
         stderr.contains("--auth-file") && stderr.contains("--insecure-no-auth"),
         "{stderr}"

@@ -146,19 +146,10 @@ async fn tls_broker_refuses_a_server_without_the_right_ca_or_client_certificate(
 /// word): a property librdkafka does not know stops the server at start, naming it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_options_apply_to_the_embedded_broker_s_clients() {
-    let output = crate::support::within(
-        std::time::Duration::from_secs(60),
-        "the server refuses and exits",
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_streamgate-server"))
-            .args(["--listen", "127.0.0.1:0", "-X", "no.such.property=1"])
-            .env_remove("STREAMGATE_BROKERS")
-            .env_remove("STREAMGATE_KAFKA_OPTIONS")
-            .kill_on_drop(true)
-            .output(),
+    let stderr = crate::support::refused_start(
+        &["--listen", "127.0.0.1:0", "-X", "no.such.property=1"],
+        &["STREAMGATE_BROKERS", "STREAMGATE_KAFKA_OPTIONS"],
     )
-    .await
-    .expect("runs");
-    assert_eq!(output.status.code(), Some(1), "{output:?}");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    .await;
     assert!(stderr.contains("no.such.property"), "{stderr}");
 }

@@ -104,52 +104,33 @@ async fn counts_calls_by_code_messages_and_records_by_topic() {
         }
 
         let page = scrape(&server).await;
-        let handled = "grpc_server_handled_total";
-        assert_eq!(
+        let handled = |method: &str, labels: &str| {
             value(
                 &page,
-                &format!(
-                    "{handled}{}",
-                    gateway("Publish", "grpc_type=\"unary\",grpc_code=\"OK\"")
-                )
-            ),
+                &format!("grpc_server_handled_total{}", gateway(method, labels)),
+            )
+        };
+        assert_eq!(
+            handled("Publish", "grpc_type=\"unary\",grpc_code=\"OK\""),
             3.0,
             "{page}"
         );
         assert_eq!(
-            value(
-                &page,
-                &format!(
-                    "{handled}{}",
-                    gateway(
-                        "Publish",
-                        "grpc_type=\"unary\",grpc_code=\"InvalidArgument\""
-                    )
-                )
+            handled(
+                "Publish",
+                "grpc_type=\"unary\",grpc_code=\"InvalidArgument\""
             ),
             1.0
         );
         assert_eq!(
-            value(
-                &page,
-                &format!(
-                    "{handled}{}",
-                    gateway(
-                        "PublishStream",
-                        "grpc_type=\"bidi_stream\",grpc_code=\"OK\""
-                    )
-                )
+            handled(
+                "PublishStream",
+                "grpc_type=\"bidi_stream\",grpc_code=\"OK\""
             ),
             1.0
         );
         assert_eq!(
-            value(
-                &page,
-                &format!(
-                    "{handled}{}",
-                    gateway("Subscribe", "grpc_type=\"server_stream\",grpc_code=\"OK\"")
-                )
-            ),
+            handled("Subscribe", "grpc_type=\"server_stream\",grpc_code=\"OK\""),
             1.0
         );
         assert_eq!(

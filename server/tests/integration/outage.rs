@@ -268,15 +268,7 @@ async fn a_publish_stream_answers_every_record_through_an_outage_and_a_full_queu
     });
     let mut queue_full = 0;
     for sequence in 0..THROUGH_OUTAGE as u64 {
-        let result = within(
-            Duration::from_secs(120),
-            "a result during the outage",
-            results.message(),
-        )
-        .await
-        .expect("the stream goes on")
-        .expect("a result for every record");
-        assert_eq!(result.sequence, sequence, "results come in request order");
+        let result = next_result(&mut results, sequence).await;
         let Some(publish_result::Outcome::Error(error)) = result.outcome else {
             panic!("record {sequence} acknowledged while the broker is down: {result:?}");
         };
@@ -302,15 +294,7 @@ async fn a_publish_stream_answers_every_record_through_an_outage_and_a_full_queu
                 .send(record(Bytes::from_static(b"after")))
                 .await
                 .expect("send");
-            let result = within(
-                Duration::from_secs(30),
-                "a result after the outage",
-                results.message(),
-            )
-            .await
-            .expect("the stream goes on")
-            .expect("a result");
-            assert_eq!(result.sequence, sequence, "results come in request order");
+            let result = next_result(&mut results, sequence).await;
             sequence += 1;
             match result.outcome {
                 Some(publish_result::Outcome::Ack(_)) => Ok(()),
@@ -321,4 +305,21 @@ async fn a_publish_stream_answers_every_record_through_an_outage_and_a_full_queu
     .await;
     drop(requests);
     server.stop().await;
+}
+
+/// The stream's next result, which must be the one of record `sequence`.
+async fn next_result(
+    results: &mut tonic::Streaming<proto::PublishResult>,
+    sequence: u64,
+) -> proto::PublishResult {
+    let result = within(
+        Duration::from_secs(120),
+        "the next publish result",
+        results.message(),
+    )
+    .await
+    .expect("the stream goes on")
+    .expect("a result for every record");
+    assert_eq!(result.sequence, sequence, "results come in request order");
+    result
 }

@@ -120,3 +120,23 @@ pub async fn read_all(server: &TestServer, topic: &str, expected: u64) -> Vec<pr
     .await
     .1
 }
+
+/// Runs the server binary with `args`, without the environment variables `unset`, and
+/// expects it to refuse to start (exit status 1) within a minute; returns what it printed
+/// on stderr.
+pub async fn refused_start(args: &[&str], unset: &[&str]) -> String {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_streamgate-server"));
+    command.args(args).kill_on_drop(true);
+    for name in unset {
+        command.env_remove(name);
+    }
+    let output = within(
+        Duration::from_secs(60),
+        "the server refuses and exits",
+        command.output(),
+    )
+    .await
+    .expect("runs");
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}

@@ -155,11 +155,13 @@ impl Session {
                 commit(&state, &consumer).await;
                 // Leave the group before the client sees the end, so that its next stream
                 // joins a settled group.
-                if !kafka::consumer::close_within(consumer, &state.tasks, state.request_timeout)
-                    .await
-                {
-                    tracing::warn!(group = %group, "the stream's consumer did not leave its group within the request timeout; ending the stream anyway");
-                }
+                kafka::consumer::close_within(
+                    consumer,
+                    &group,
+                    &state.tasks,
+                    state.request_timeout,
+                )
+                .await;
                 None
             }
             End::ClientGone => {

@@ -95,11 +95,7 @@ impl ClientContext for SubscriptionContext {
     fn error(&self, error: KafkaError, reason: &str) {
         // A stream that stops at the end asks for end-of-partition events; librdkafka also
         // hands those of a partition no longer assigned here, as "errors". They are not.
-        let eof = matches!(
-            error,
-            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
-        );
-        if !eof {
+        if !kafka::consumer::is_partition_eof(&error) {
             tracing::error!(error = %error, reason, "subscription consumer error");
         }
     }

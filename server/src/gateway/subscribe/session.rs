@@ -126,12 +126,13 @@ impl Session {
         if ended_on_own_terms {
             // Leave the group before the client sees the end, so that its next stream of the
             // same group joins a settled group instead of racing this member's departure.
-            if !kafka::consumer::close_within(consumer, &state.tasks, state.request_timeout).await {
-                tracing::warn!(
-                    group = group.as_deref().unwrap_or(""),
-                    "the stream's consumer did not leave its group within the request timeout; ending the stream anyway"
-                );
-            }
+            kafka::consumer::close_within(
+                consumer,
+                group.as_deref().unwrap_or(""),
+                &state.tasks,
+                state.request_timeout,
+            )
+            .await;
         } else {
             kafka::consumer::close_detached(consumer, &state.tasks);
         }
