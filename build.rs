@@ -26,6 +26,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .bytes(".streamgate.v1")
+        // Written by hand so that a server can send records it already encoded (see
+        // src/record_batch.rs); the same message on the wire.
+        .extern_path(
+            ".streamgate.v1.RecordBatch",
+            "crate::record_batch::RecordBatch",
+        )
         .compile_fds(fds)?;
     Ok(())
 }

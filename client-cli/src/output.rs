@@ -1,6 +1,7 @@
 //! How records, acknowledgements and assignments are printed: a readable line by default,
 //! one JSON object per line with `--json` (text as strings, other bytes as base64).
 
+use std::cell::RefCell;
 use std::io::Write;
 
 use base64::Engine;
@@ -93,24 +94,33 @@ fn write_printable(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
 
 /// Writes an RFC 3339 UTC time with milliseconds (`2026-11-22T03:30:23.303Z`), or `-`.
 fn write_time(out: &mut impl Write, ts: Option<&prost_types::Timestamp>) -> std::io::Result<()> {
-    use chrono::{Datelike, Timelike};
-    match ts
+    thread_local! {
+        /// The last second written and its text up to the seconds: records come in bursts
+        /// of the same second, and formatting a date is most of the cost of a line.
+        static LAST_SECOND: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+    }
+    let Some(t) = ts
         .and_then(time::to_millis)
         .and_then(chrono::DateTime::from_timestamp_millis)
-    {
-        Some(t) => write!(
-            out,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            t.year(),
-            t.month(),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
-            t.timestamp_subsec_millis()
-        ),
-        None => out.write_all(b"-"),
-    }
+    else {
+        return out.write_all(b"-");
+    };
+    LAST_SECOND.with_borrow_mut(|(second, text)| {
+        if *second != t.timestamp() {
+            *second = t.timestamp();
+            *text = t.format("%Y-%m-%dT%H:%M:%S").to_string();
+        }
+        out.write_all(text.as_bytes())
+    })?;
+    let millis = t.timestamp_subsec_millis().min(999);
+    let digits = [
+        b'.',
+        b'0' + (millis / 100) as u8,
+        b'0' + (millis / 10 % 10) as u8,
+        b'0' + (millis % 10) as u8,
+        b'Z',
+    ];
+    out.write_all(&digits)
 }
 
 /// Prints one record: `topic/partition@offset  time  key=KEY  VALUE`, or its JSON form.
@@ -118,11 +128,13 @@ pub fn print_record(out: &mut impl Write, record: &Record, as_json: bool) -> std
     if as_json {
         return writeln!(out, "{}", record_json(record));
     }
-    write!(
-        out,
-        "{}/{}@{}  ",
-        record.topic, record.partition, record.offset
-    )?;
+    let mut number = itoa::Buffer::new();
+    out.write_all(record.topic.as_bytes())?;
+    out.write_all(b"/")?;
+    out.write_all(number.format(record.partition).as_bytes())?;
+    out.write_all(b"@")?;
+    out.write_all(number.format(record.offset).as_bytes())?;
+    out.write_all(b"  ")?;
     write_time(out, record.timestamp.as_ref())?;
     out.write_all(b"  key=")?;
     match record.key.as_deref() {
@@ -218,7 +230,17 @@ mod tests {
             write_printable(&mut out, text).expect("write");
             assert_eq!(String::from_utf8(out).expect("utf-8"), printable(text));
         }
-        for millis in [0, 1_795_320_765_123, -1, 253_402_300_799_999] {
+        // Same second again (from the cache), the next one, back, and the edges.
+        for millis in [
+            0,
+            1_795_320_765_123,
+            1_795_320_765_999,
+            1_795_320_766_000,
+            1_795_320_765_001,
+            -1,
+            -1_000,
+            253_402_300_799_999,
+        ] {
             let ts = time::from_millis(millis);
             let mut out = Vec::new();
             write_time(&mut out, Some(&ts)).expect("write");

@@ -16,6 +16,7 @@
 //! - [`group_start`] decides where a group stream starts in a newly assigned partition,
 //!   [`assignment`] looks up what it needs and announces it;
 //! - [`record`] converts Kafka records into API records;
+//! - [`wire`] encodes a Kafka record straight into a `RecordBatch` entry;
 //! - [`stream`] is the response stream tonic sends from.
 
 // `pub(super)`: Consume (the acknowledged sibling) reuses the group machinery.
@@ -27,6 +28,7 @@ pub(super) mod record;
 mod session;
 pub(super) mod start;
 mod stream;
+mod wire;
 
 use std::sync::Arc;
 

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use bytes::BytesMut;
 use futures::{FutureExt, StreamExt};
 use rdkafka::Offset;
 use rdkafka::consumer::{CommitMode, Consumer, MessageStream};
@@ -22,9 +23,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::consumer::{SubscriptionConsumer, SubscriptionContext, is_fatal};
 use super::plan::Plan;
-use super::record::{self, to_record};
 use super::start::Start;
-use super::stream::{Delivery, Item, MAX_BATCH_RECORDS, RecordPosition};
+use super::stream::{Delivery, Item, MAX_BATCH_RECORDS};
+use super::wire::WireRecord;
 use crate::error::GatewayError;
 use crate::gateway::State;
 use crate::kafka;
@@ -44,6 +45,9 @@ pub struct Session {
     pending_ends: HashMap<(Arc<str>, i32), i64>,
     /// Interned topic names, so positions do not allocate one each.
     topic_names: Vec<Arc<str>>,
+    /// Where records are encoded; each delivery takes its bytes off the front (see
+    /// [`Delivery`]), and a block is reused once every delivery in it was sent.
+    arena: BytesMut,
     /// Bytes of records waiting between this session and the transport
     /// (`--subscribe-buffer-bytes`): each record holds its cost until it is taken.
     budget: Arc<Semaphore>,
@@ -72,6 +76,7 @@ impl Session {
             announced: false,
             pending_ends: HashMap::new(),
             topic_names: plan.topics.iter().map(|t| Arc::from(t.as_str())).collect(),
+            arena: BytesMut::new(),
             budget: Arc::new(Semaphore::new(state.limits.subscribe_buffer_bytes)),
             room: Arc::new(Semaphore::new(state.limits.subscribe_buffer)),
             _permit: permit,
@@ -150,28 +155,36 @@ impl Session {
         let mut batch = Delivery::default();
         let mut next = Some(first);
         while let Some(received) = next.take() {
-            // Convert at once: the message borrows the consumer.
-            let received = received.map(|m| self.convert(&m));
-            // A rebalance runs inside the poll that returned this message: announce the new
-            // assignment before anything read under it.
-            if self.group.is_some()
-                && self.consumer.context().take_changed()
-                && (!self.send_batch(&mut batch).await || !self.announce_group_assignment().await)
+            // A rebalance runs inside the poll that returned this message: the new
+            // assignment is announced after what was read before it, and before this record.
+            let reassigned = self.group.is_some() && self.consumer.context().take_changed();
+            let mut full = reassigned.then(|| self.seal(&mut batch));
+            // The message borrows the consumer: it is encoded before anything is awaited.
+            let received = received.map(|message| {
+                let record = WireRecord::new(&message);
+                if !batch.has_room(record.entry_len(), max_records) {
+                    full = Some(self.seal(&mut batch));
+                }
+                let topic = self.intern(message.topic());
+                let at = (message.partition(), message.offset());
+                batch.push(&mut self.arena, &record, &topic, at);
+                self.delivered += 1;
+                self.passed(topic, at);
+            });
+            if let Some(full) = full
+                && !self.send_batch(full).await
             {
                 return false;
             }
+            if reassigned && !self.announce_group_assignment().await {
+                return false;
+            }
             match received {
-                Ok((record, position, cost)) => {
-                    if !batch.has_room(cost, max_records) && !self.send_batch(&mut batch).await {
-                        return false;
-                    }
-                    self.delivered += 1;
-                    self.passed(&position);
-                    batch.push(record, position, cost);
-                }
+                Ok(()) => {}
                 Err(KafkaError::PartitionEOF(_)) => self.drop_partitions_at_end(),
                 Err(e) if is_fatal(&e) => {
-                    let _ = self.send_batch(&mut batch).await;
+                    let last = self.seal(&mut batch);
+                    let _ = self.send_batch(last).await;
                     let _ = self
                         .deliver(Item::Error(GatewayError::Kafka(e).into()))
                         .await;
@@ -184,20 +197,28 @@ impl Session {
             }
             next = messages.next().now_or_never().flatten();
         }
-        self.send_batch(&mut batch).await
+        let last = self.seal(&mut batch);
+        self.send_batch(last).await
+    }
+
+    /// Takes the records of `batch` (leaving it empty) with their bytes from the arena.
+    fn seal(&mut self, batch: &mut Delivery) -> Delivery {
+        let mut sealed = std::mem::take(batch);
+        sealed.seal(&mut self.arena);
+        sealed
     }
 
     /// With `stop_at_end`: drops the record's partition from those still to be read once the
     /// record is its last one.
-    fn passed(&mut self, position: &RecordPosition) {
+    fn passed(&mut self, topic: Arc<str>, (partition, offset): (i32, i64)) {
         if self.pending_ends.is_empty() {
             return;
         }
-        let key = (position.topic.clone(), position.partition);
+        let key = (topic, partition);
         if self
             .pending_ends
             .get(&key)
-            .is_some_and(|end| position.offset + 1 >= *end)
+            .is_some_and(|end| offset + 1 >= *end)
         {
             self.pending_ends.remove(&key);
         }
@@ -216,17 +237,16 @@ impl Session {
         }
     }
 
-    /// Sends the records of `batch` (emptying it) once the buffer has room for them: their
+    /// Sends the records of `delivery` (sealed) once the buffer has room for them: their
     /// count in `--subscribe-buffer`, their bytes in `--subscribe-buffer-bytes` (a batch
     /// larger than the whole byte budget waits until the buffer is empty, then goes alone).
-    async fn send_batch(&self, batch: &mut Delivery) -> bool {
-        if batch.records.is_empty() {
+    async fn send_batch(&self, mut delivery: Delivery) -> bool {
+        if delivery.is_empty() {
             return true;
         }
-        let mut delivery = std::mem::take(batch);
         let capacity = self.state.limits.subscribe_buffer_bytes;
         let bytes = u32::try_from(delivery.bytes.min(capacity)).unwrap_or(u32::MAX);
-        let records = u32::try_from(delivery.records.len()).unwrap_or(u32::MAX);
+        let records = u32::try_from(delivery.len()).unwrap_or(u32::MAX);
         let budget = async {
             let bytes = self.budget.clone().acquire_many_owned(bytes).await.ok()?;
             let records = self.room.clone().acquire_many_owned(records).await.ok()?;
@@ -336,17 +356,5 @@ impl Session {
         let name: Arc<str> = Arc::from(topic);
         self.topic_names.push(name.clone());
         name
-    }
-
-    /// The API record of one Kafka record, where it was read, and its cost in bytes.
-    fn convert(&mut self, message: &BorrowedMessage<'_>) -> (proto::Record, RecordPosition, usize) {
-        let position = RecordPosition {
-            topic: self.intern(message.topic()),
-            partition: message.partition(),
-            offset: message.offset(),
-        };
-        let record = to_record(message);
-        let cost = record::cost(&record);
-        (record, position, cost)
     }
 }

@@ -12,21 +12,28 @@ use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 
+use bytes::BytesMut;
 use futures::Stream;
 use rdkafka::consumer::Consumer;
-use streamgate::proto::{self, RecordBatch, SubscribeResponse, subscribe_response};
+use rdkafka::message::Message;
+use streamgate::proto::{RecordBatch, SubscribeResponse, subscribe_response};
+use streamgate::record_batch::EncodedRecords;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tonic::Status;
 
 use super::consumer::SubscriptionConsumer;
+use super::wire::WireRecord;
 use crate::metrics::RecordMetrics;
 
 /// Most records in one batch.
 pub const MAX_BATCH_RECORDS: usize = 1000;
 
-/// Most bytes (as [`super::record::cost`] counts them) in one batch, unless its only record
-/// is larger: well under the 4 MiB a gRPC client takes by default.
+/// Most encoded bytes in one batch, unless its only record is larger: well under the 4 MiB
+/// a gRPC client takes by default.
 pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
+
+/// The size of a fresh block of a session's arena (more when one record needs it).
+const ARENA_BLOCK: usize = 64 * 1024;
 
 /// What the session hands to the response stream.
 pub enum Item {
@@ -40,65 +47,120 @@ pub enum Item {
     Error(Status),
 }
 
-/// Records on their way to the client, with what taking them settles.
+/// Records on their way to the client, already encoded, with what taking them settles.
+///
+/// The session encodes records into the tail of its arena (a `BytesMut` it keeps) and
+/// [`seal`](Self::seal)s the delivery before sending it, which splits the encoded bytes off
+/// the arena without copying them. Until sealed, the arena's written bytes are this
+/// delivery's.
 #[derive(Default)]
 pub struct Delivery {
-    /// The records, in order.
-    pub records: Vec<proto::Record>,
-    /// The offset to store per partition once they are taken: the highest of each.
-    pub positions: Vec<RecordPosition>,
-    /// Their cost, as [`super::record::cost`] counts it.
+    /// The sealed records, in order.
+    pub records: EncodedRecords,
+    /// How many records, sealed or still in the arena.
+    count: usize,
+    /// Per partition read: the offset to store once the records are taken (the highest) and
+    /// how many records of it there are.
+    pub partitions: Vec<PartitionRun>,
+    /// Their encoded bytes: what they hold in memory until taken.
     pub bytes: usize,
     /// Their share of the subscription's buffer, released when the transport takes them.
     pub budget: Vec<OwnedSemaphorePermit>,
 }
 
 impl Delivery {
-    /// Adds a record read from `position` that costs `cost` bytes.
-    pub fn push(&mut self, record: proto::Record, position: RecordPosition, cost: usize) {
-        self.records.push(record);
-        self.bytes += cost;
-        self.note(position);
+    /// Encodes `record`, read at `offset` of `topic`/`partition`, into `arena`.
+    pub fn push<M: Message>(
+        &mut self,
+        arena: &mut BytesMut,
+        record: &WireRecord<'_, M>,
+        topic: &Arc<str>,
+        (partition, offset): (i32, i64),
+    ) {
+        let len = record.entry_len();
+        if arena.capacity() - arena.len() < len {
+            // A block per many records; reclaimed in place once all its deliveries are sent.
+            arena.reserve(len.max(ARENA_BLOCK));
+        }
+        record.encode_entry(arena);
+        self.count += 1;
+        self.bytes += len;
+        self.note(topic, partition, offset);
     }
 
-    /// Whether another record of `cost` bytes stays within the batch bounds.
-    pub fn has_room(&self, cost: usize, max_records: usize) -> bool {
-        self.records.is_empty()
-            || (self.records.len() < max_records && self.bytes + cost <= MAX_BATCH_BYTES)
+    /// Moves the records encoded in `arena` into the delivery.
+    pub fn seal(&mut self, arena: &mut BytesMut) {
+        let unsealed = self.count - self.records.count();
+        self.records.push_chunk(arena.split().freeze(), unsealed);
     }
 
-    /// Appends `other`, which was read after this one.
-    fn append(&mut self, mut other: Delivery) {
-        self.records.append(&mut other.records);
+    /// How many records.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether there is no record.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Whether another record of `len` bytes stays within the batch bounds.
+    pub fn has_room(&self, len: usize, max_records: usize) -> bool {
+        self.count == 0 || (self.count < max_records && self.bytes + len <= MAX_BATCH_BYTES)
+    }
+
+    /// Appends `other` (sealed), which was read after this one (sealed).
+    fn append(&mut self, other: Delivery) {
+        self.records.append(other.records);
+        self.count += other.count;
         self.bytes += other.bytes;
-        self.budget.append(&mut other.budget);
-        for position in other.positions {
-            self.note(position);
+        self.budget.extend(other.budget);
+        for run in other.partitions {
+            match self.run_of(&run.topic, run.partition) {
+                Some(known) => {
+                    known.offset = run.offset;
+                    known.records += run.records;
+                }
+                None => self.partitions.push(run),
+            }
         }
     }
 
-    /// Keeps `position` as its partition's offset to store: records of one partition come
-    /// in offset order, so the last one is the highest.
-    fn note(&mut self, position: RecordPosition) {
-        match self
-            .positions
-            .iter_mut()
-            .find(|p| p.partition == position.partition && p.topic == position.topic)
-        {
-            Some(known) => known.offset = position.offset,
-            None => self.positions.push(position),
+    /// Counts a record at `offset`: records of one partition come in offset order, so the
+    /// last one is the highest.
+    fn note(&mut self, topic: &Arc<str>, partition: i32, offset: i64) {
+        match self.run_of(topic, partition) {
+            Some(known) => {
+                known.offset = offset;
+                known.records += 1;
+            }
+            None => self.partitions.push(PartitionRun {
+                topic: topic.clone(),
+                partition,
+                offset,
+                records: 1,
+            }),
         }
+    }
+
+    fn run_of(&mut self, topic: &Arc<str>, partition: i32) -> Option<&mut PartitionRun> {
+        // Topic names are interned by the session: a pointer comparison is enough.
+        self.partitions
+            .iter_mut()
+            .find(|p| p.partition == partition && Arc::ptr_eq(&p.topic, topic))
     }
 }
 
-/// Topic, partition and offset of a delivered record.
-pub struct RecordPosition {
-    /// Topic.
+/// The records of one partition in a delivery.
+pub struct PartitionRun {
+    /// Topic (interned by the session).
     pub topic: Arc<str>,
     /// Partition.
     pub partition: i32,
-    /// Offset.
+    /// Offset of the last record.
     pub offset: i64,
+    /// How many records.
+    pub records: u64,
 }
 
 /// The stream type of the Subscribe RPC.
@@ -143,7 +205,7 @@ impl SubscribeStream {
             // task's cooperative budget, which would cut batches short.
             match self.items.try_recv() {
                 Ok(Item::Records(more))
-                    if delivery.records.len() + more.records.len() <= MAX_BATCH_RECORDS
+                    if delivery.len() + more.len() <= MAX_BATCH_RECORDS
                         && delivery.bytes + more.bytes <= MAX_BATCH_BYTES =>
                 {
                     delivery.append(more);
@@ -156,23 +218,24 @@ impl SubscribeStream {
                 Err(_) => break,
             }
         }
-        self.store(&delivery.positions);
-        self.metrics
-            .delivered_each(delivery.records.iter().map(|r| r.topic.as_str()));
+        self.store(&delivery.partitions);
+        for run in &delivery.partitions {
+            self.metrics.delivered(&run.topic, run.records);
+        }
         // The budget is released here, as the transport takes the records.
         SubscribeResponse {
-            message: Some(subscribe_response::Message::Records(RecordBatch {
-                records: delivery.records,
-            })),
+            message: Some(subscribe_response::Message::Records(
+                RecordBatch::from_encoded(delivery.records),
+            )),
         }
     }
 
     /// Stores the offsets of records being handed over, for a group stream.
-    fn store(&self, positions: &[RecordPosition]) {
+    fn store(&self, partitions: &[PartitionRun]) {
         let Some(consumer) = self.consumer.as_ref().and_then(Weak::upgrade) else {
             return;
         };
-        for position in positions {
+        for position in partitions {
             // Fails only if the partition was revoked meanwhile; the new owner then
             // re-delivers the record, which at-least-once allows.
             let _ = consumer.store_offset(&position.topic, position.partition, position.offset);
@@ -205,31 +268,40 @@ impl Stream for SubscribeStream {
 #[cfg(test)]
 mod tests {
     use futures::StreamExt;
+    use prost::Message as _;
+    use rdkafka::Timestamp;
+    use rdkafka::message::OwnedMessage;
+    use streamgate::proto;
 
     use super::*;
 
     fn record(offset: i64, value_bytes: usize) -> Item {
-        let record = proto::Record {
-            topic: "t".into(),
+        let message = OwnedMessage::new(
+            Some(vec![b'x'; value_bytes]),
+            None,
+            "t".into(),
+            Timestamp::NotAvailable,
+            0,
             offset,
-            value: Some(vec![b'x'; value_bytes].into()),
-            ..Default::default()
-        };
-        let position = RecordPosition {
-            topic: Arc::from("t"),
-            partition: 0,
-            offset,
-        };
+            None,
+        );
+        let mut arena = BytesMut::new();
         let mut delivery = Delivery::default();
-        delivery.push(record, position, value_bytes);
+        let topic = Arc::from("t");
+        delivery.push(&mut arena, &WireRecord::new(&message), &topic, (0, offset));
+        delivery.seal(&mut arena);
         Item::Records(delivery)
     }
 
-    /// What the stream yields, as (assignment?, offsets of the batch).
+    /// What the stream yields: the offsets of a batch (decoded as a client would), or
+    /// nothing for an assignment.
     async fn next(stream: &mut SubscribeStream) -> Option<Vec<i64>> {
         match stream.next().await?.expect("no error").message? {
             subscribe_response::Message::Records(batch) => {
-                Some(batch.records.iter().map(|r| r.offset).collect())
+                let decoded =
+                    RecordBatch::decode(batch.encode_to_vec().as_slice()).expect("a batch decodes");
+                assert_eq!(decoded.records.len(), batch.len());
+                Some(decoded.records.iter().map(|r| r.offset).collect())
             }
             _ => Some(Vec::new()), // an assignment
         }
