@@ -40,11 +40,21 @@ impl TlsOptions {
     }
 }
 
+/// What one stream may have in flight towards this process (HTTP/2 flow control).
+const STREAM_WINDOW: u32 = 4 * 1024 * 1024;
+/// What all streams of the connection together may have in flight.
+const CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
+
 /// A connected channel to `server`.
 pub async fn channel(server: &str, tls: &TlsOptions) -> Result<Channel, Failure> {
     let endpoint = Endpoint::from_shared(server.to_owned())
         .map_err(|e| Failure::usage(format!("--server {server:?} is not a valid URL: {e}")))?
-        .connect_timeout(CONNECT_TIMEOUT);
+        .connect_timeout(CONNECT_TIMEOUT)
+        // HTTP/2's default 64 KiB window lets a streaming server send only that much before
+        // it waits for this process to read and announce more: a Subscribe of small records
+        // then stalls every few hundred records on a round trip through two busy processes.
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW);
     let https = endpoint.uri().scheme_str() == Some("https");
     let endpoint = match (https, tls.any()) {
         (true, _) => with_tls(endpoint, tls)?,
