@@ -17,7 +17,7 @@ use futures::{FutureExt, StreamExt};
 use rdkafka::Offset;
 use rdkafka::consumer::{CommitMode, Consumer, MessageStream};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::BorrowedMessage;
 use streamgate::proto::{self, SubscribeResponse, subscribe_response};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
@@ -165,8 +165,8 @@ impl Session {
                 if !batch.has_room(record.entry_len(), max_records) {
                     full = Some(self.seal(&mut batch));
                 }
-                let topic = self.intern(message.topic());
-                let at = (message.partition(), message.offset());
+                let topic = self.intern(record.topic());
+                let at = record.position();
                 batch.push(&mut self.arena, &record, &topic, at);
                 self.delivered += 1;
                 self.passed(topic, at);

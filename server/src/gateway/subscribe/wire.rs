@@ -8,7 +8,7 @@
 //! zero or empty, `optional` fields and messages whenever they are set.
 
 use bytes::BufMut;
-use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
+use prost::encoding::{WireType, encoded_len_varint, key_len};
 use prost_types::Timestamp;
 use rdkafka::message::{Headers, Message};
 use streamgate::page_event::PageEvent;
@@ -35,16 +35,21 @@ const EVENT_DURATION: u32 = 4;
 
 /// One Kafka record, borrowed, ready to be encoded; knows its encoded length.
 pub struct WireRecord<'m, M: Message> {
-    message: &'m M,
+    topic: &'m str,
+    partition: i32,
+    offset: i64,
     timestamp: Option<(Timestamp, TimestampType)>,
+    key: Option<&'m [u8]>,
+    headers: Option<&'m M::Headers>,
+    value: Option<&'m [u8]>,
     page_event: Option<PageEvent<'m>>,
     /// Length of the `Record` message (without the entry's key and length).
     len: usize,
 }
 
 impl<'m, M: Message> WireRecord<'m, M> {
-    /// Reads what encoding `message` needs (its timestamp, its PageEvent if the value is one)
-    /// and measures it.
+    /// Reads what encoding `message` needs (each accessor of a librdkafka message is a call
+    /// into C, so once) and measures it.
     pub fn new(message: &'m M) -> Self {
         let timestamp = match message.timestamp() {
             rdkafka::Timestamp::NotAvailable => None,
@@ -55,20 +60,35 @@ impl<'m, M: Message> WireRecord<'m, M> {
                 Some((from_millis(ms), TimestampType::LogAppendTime))
             }
         };
-        let page_event = message
-            .payload()
+        let value = message.payload();
+        let page_event = value
             // Only a JSON object can be one: values that cannot are not parsed at all (a
             // failed parse allocates its error).
             .filter(|v| v.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'))
             .and_then(|v| PageEvent::decode(v).ok());
         let mut record = Self {
-            message,
+            topic: message.topic(),
+            partition: message.partition(),
+            offset: message.offset(),
             timestamp,
+            key: message.key(),
+            headers: message.headers(),
+            value,
             page_event,
             len: 0,
         };
         record.len = record.body_len();
         record
+    }
+
+    /// The topic the record was read from.
+    pub fn topic(&self) -> &'m str {
+        self.topic
+    }
+
+    /// Its partition and offset.
+    pub fn position(&self) -> (i32, i64) {
+        (self.partition, self.offset)
     }
 
     /// Bytes of the whole `RecordBatch.records` entry: key, length and the record.
@@ -78,80 +98,164 @@ impl<'m, M: Message> WireRecord<'m, M> {
 
     /// Appends the `RecordBatch.records` entry to `buf`.
     pub fn encode_entry(&self, buf: &mut impl BufMut) {
-        encode_key(RECORDS_TAG, WireType::LengthDelimited, buf);
-        encode_varint(self.len as u64, buf);
-        let m = self.message;
-        put_str(TOPIC, m.topic(), buf);
-        if m.partition() != 0 {
-            prost::encoding::int32::encode(PARTITION, &m.partition(), buf);
-        }
-        if m.offset() != 0 {
-            prost::encoding::int64::encode(OFFSET, &m.offset(), buf);
-        }
+        let mut small = Small::default();
+        small.length_delimited(RECORDS_TAG, self.len);
+        small.text(TOPIC, self.topic.as_bytes(), buf);
+        small.int(PARTITION, i64::from(self.partition));
+        small.int(OFFSET, self.offset);
         if let Some((timestamp, kind)) = &self.timestamp {
-            prost::encoding::message::encode(TIMESTAMP, timestamp, buf);
-            prost::encoding::int32::encode(TIMESTAMP_TYPE, &(*kind as i32), buf);
+            small.length_delimited(TIMESTAMP, timestamp_len(timestamp));
+            small.int(1, timestamp.seconds);
+            small.int(2, i64::from(timestamp.nanos));
+            small.int(TIMESTAMP_TYPE, *kind as i64);
         }
-        if let Some(key) = m.key() {
-            put_bytes(KEY, key, buf);
+        if let Some(key) = self.key {
+            small.bytes(KEY, key, buf);
         }
-        for header in m.headers().into_iter().flat_map(Headers::iter) {
+        for header in self.headers.into_iter().flat_map(Headers::iter) {
             let value = header.value.unwrap_or_default();
-            encode_key(HEADERS, WireType::LengthDelimited, buf);
-            encode_varint(header_len(header.key, value) as u64, buf);
-            put_str(HEADER_KEY, header.key, buf);
-            put_str_bytes(HEADER_VALUE, value, buf);
+            small.length_delimited(HEADERS, header_len(header.key, value));
+            small.text(HEADER_KEY, header.key.as_bytes(), buf);
+            small.text(HEADER_VALUE, value, buf);
+            // An empty header gathers two bytes and flushes nothing: any number may come.
+            small.flush(buf);
         }
-        if let Some(value) = m.payload() {
-            put_bytes(VALUE, value, buf);
+        if let Some(value) = self.value {
+            small.bytes(VALUE, value, buf);
         }
         if let Some(event) = &self.page_event {
-            encode_key(PAGE_EVENT, WireType::LengthDelimited, buf);
-            encode_varint(event_len(event) as u64, buf);
-            put_str(EVENT_NAME, &event.name, buf);
-            put_bytes(EVENT_USER, event.user.as_bytes(), buf);
-            prost::encoding::message::encode(EVENT_DATE, &from_millis(event.date_ms), buf);
-            prost::encoding::int64::encode(EVENT_DURATION, &event.duration_ms, buf);
+            let date = from_millis(event.date_ms);
+            small.length_delimited(PAGE_EVENT, event_len(event, &date));
+            small.text(EVENT_NAME, event.name.as_bytes(), buf);
+            small.bytes(EVENT_USER, event.user.as_bytes(), buf);
+            small.length_delimited(EVENT_DATE, timestamp_len(&date));
+            small.int(1, date.seconds);
+            small.int(2, i64::from(date.nanos));
+            small.int(EVENT_DURATION, event.duration_ms);
+            // `duration_ms` is `optional`: present even when zero.
+            if event.duration_ms == 0 {
+                small.key(EVENT_DURATION, WireType::Varint);
+                small.varint(0);
+            }
         }
+        small.flush(buf);
     }
 
     fn body_len(&self) -> usize {
-        let m = self.message;
-        let mut len = str_len(TOPIC, m.topic().len());
-        if m.partition() != 0 {
-            len += prost::encoding::int32::encoded_len(PARTITION, &m.partition());
-        }
-        if m.offset() != 0 {
-            len += prost::encoding::int64::encoded_len(OFFSET, &m.offset());
-        }
+        let mut len = text_len(TOPIC, self.topic.len())
+            + int_len(PARTITION, i64::from(self.partition))
+            + int_len(OFFSET, self.offset);
         if let Some((timestamp, kind)) = &self.timestamp {
-            len += prost::encoding::message::encoded_len(TIMESTAMP, timestamp)
-                + prost::encoding::int32::encoded_len(TIMESTAMP_TYPE, &(*kind as i32));
+            len += bytes_len(TIMESTAMP, timestamp_len(timestamp))
+                + int_len(TIMESTAMP_TYPE, *kind as i64);
         }
-        len += m.key().map_or(0, |key| bytes_len(KEY, key.len()));
-        for header in m.headers().into_iter().flat_map(Headers::iter) {
+        len += self.key.map_or(0, |key| bytes_len(KEY, key.len()));
+        for header in self.headers.into_iter().flat_map(Headers::iter) {
             len += bytes_len(
                 HEADERS,
                 header_len(header.key, header.value.unwrap_or_default()),
             );
         }
-        len += m.payload().map_or(0, |value| bytes_len(VALUE, value.len()));
+        len += self.value.map_or(0, |value| bytes_len(VALUE, value.len()));
         if let Some(event) = &self.page_event {
-            len += bytes_len(PAGE_EVENT, event_len(event));
+            len += bytes_len(PAGE_EVENT, event_len(event, &from_millis(event.date_ms)));
         }
         len
     }
 }
 
-fn header_len(key: &str, value: &[u8]) -> usize {
-    str_len(HEADER_KEY, key.len()) + str_len(HEADER_VALUE, value.len())
+/// Keys, lengths and integers gathered on the stack and written with one call: they are a
+/// byte or a few each, and a `BufMut` call per byte was most of the cost of encoding.
+///
+/// Between two flushes it holds at most the record's entry key and length, its scalar
+/// fields and the keys and lengths of the PageEvent (under 128 bytes): every bytes field
+/// flushes it, and so does every header.
+struct Small {
+    bytes: [u8; 128],
+    len: usize,
 }
 
-fn event_len(event: &PageEvent<'_>) -> usize {
-    str_len(EVENT_NAME, event.name.len())
+impl Default for Small {
+    fn default() -> Self {
+        Self {
+            bytes: [0; 128],
+            len: 0,
+        }
+    }
+}
+
+impl Small {
+    fn varint(&mut self, mut value: u64) {
+        while value >= 0x80 {
+            self.bytes[self.len] = (value as u8) | 0x80;
+            self.len += 1;
+            value >>= 7;
+        }
+        self.bytes[self.len] = value as u8;
+        self.len += 1;
+    }
+
+    fn key(&mut self, tag: u32, wire_type: WireType) {
+        self.varint(u64::from(tag << 3 | wire_type as u32));
+    }
+
+    fn length_delimited(&mut self, tag: u32, len: usize) {
+        self.key(tag, WireType::LengthDelimited);
+        self.varint(len as u64);
+    }
+
+    /// A proto3 integer without presence: left out when zero. Negative values take ten
+    /// bytes, as protobuf's `int32`/`int64` encode them.
+    fn int(&mut self, tag: u32, value: i64) {
+        if value != 0 {
+            self.key(tag, WireType::Varint);
+            self.varint(value as u64);
+        }
+    }
+
+    /// A length-delimited field that is always present (`optional` bytes or string).
+    fn bytes(&mut self, tag: u32, data: &[u8], buf: &mut impl BufMut) {
+        self.length_delimited(tag, data.len());
+        self.flush(buf);
+        buf.put_slice(data);
+    }
+
+    /// A proto3 string or bytes field without presence: left out when empty.
+    fn text(&mut self, tag: u32, data: &[u8], buf: &mut impl BufMut) {
+        if !data.is_empty() {
+            self.bytes(tag, data, buf);
+        }
+    }
+
+    fn flush(&mut self, buf: &mut impl BufMut) {
+        buf.put_slice(&self.bytes[..self.len]);
+        self.len = 0;
+    }
+}
+
+fn header_len(key: &str, value: &[u8]) -> usize {
+    text_len(HEADER_KEY, key.len()) + text_len(HEADER_VALUE, value.len())
+}
+
+fn event_len(event: &PageEvent<'_>, date: &Timestamp) -> usize {
+    text_len(EVENT_NAME, event.name.len())
         + bytes_len(EVENT_USER, event.user.len())
-        + prost::encoding::message::encoded_len(EVENT_DATE, &from_millis(event.date_ms))
-        + prost::encoding::int64::encoded_len(EVENT_DURATION, &event.duration_ms)
+        + bytes_len(EVENT_DATE, timestamp_len(date))
+        // `optional`: present even when zero.
+        + key_len(EVENT_DURATION)
+        + encoded_len_varint(event.duration_ms as u64)
+}
+
+fn timestamp_len(timestamp: &Timestamp) -> usize {
+    int_len(1, timestamp.seconds) + int_len(2, i64::from(timestamp.nanos))
+}
+
+fn int_len(tag: u32, value: i64) -> usize {
+    if value == 0 {
+        0
+    } else {
+        key_len(tag) + encoded_len_varint(value as u64)
+    }
 }
 
 /// A length-delimited field that is always present (`optional`, or a message).
@@ -160,24 +264,8 @@ fn bytes_len(tag: u32, len: usize) -> usize {
 }
 
 /// A proto3 string or bytes field without presence: left out when empty.
-fn str_len(tag: u32, len: usize) -> usize {
+fn text_len(tag: u32, len: usize) -> usize {
     if len == 0 { 0 } else { bytes_len(tag, len) }
-}
-
-fn put_bytes(tag: u32, data: &[u8], buf: &mut impl BufMut) {
-    encode_key(tag, WireType::LengthDelimited, buf);
-    encode_varint(data.len() as u64, buf);
-    buf.put_slice(data);
-}
-
-fn put_str(tag: u32, text: &str, buf: &mut impl BufMut) {
-    put_str_bytes(tag, text.as_bytes(), buf);
-}
-
-fn put_str_bytes(tag: u32, data: &[u8], buf: &mut impl BufMut) {
-    if !data.is_empty() {
-        put_bytes(tag, data, buf);
-    }
 }
 
 #[cfg(test)]
@@ -256,6 +344,13 @@ mod tests {
                 })
         };
         let big = vec![b'x'; 300_000];
+        let zero_event = br#"{"name":"n","user":"u","date":0,"duration":0}"#.to_vec();
+        let empty_headers = (0..10_000).fold(OwnedHeaders::new(), |headers, _| {
+            headers.insert(Header::<&str> {
+                key: "",
+                value: None,
+            })
+        });
         let cases = [
             message(
                 Some(event.clone()),
@@ -313,6 +408,13 @@ mod tests {
                 (1, 2),
                 None,
             ),
+            message(
+                Some(zero_event),
+                None,
+                Timestamp::CreateTime(0),
+                (0, 0),
+                Some(empty_headers),
+            ),
         ];
         for (i, case) in cases.iter().enumerate() {
             assert_eq!(wire(case), reference(case), "case {i}");
@@ -321,6 +423,9 @@ mod tests {
             to_record(&cases[7]).page_event.is_some(),
             "the escaped event is one"
         );
+        let zero = to_record(&cases[8]);
+        assert_eq!(zero.headers.len(), 10_000);
+        assert_eq!(zero.page_event.and_then(|e| e.duration_ms), Some(0));
     }
 
     #[test]
