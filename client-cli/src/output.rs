@@ -82,10 +82,12 @@ fn printable(bytes: &[u8]) -> String {
 /// Writes `bytes` as [`printable`] would, without building a string when there is nothing
 /// to escape (printable ASCII other than `\`: nearly every record).
 fn write_printable(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
-    if bytes
-        .iter()
-        .all(|b| (0x20..0x7f).contains(b) && *b != b'\\')
-    {
+    // No early exit: a fold over every byte is vectorised, and a value that needs escaping
+    // is read whole by the escaping anyway.
+    let needs_escaping = bytes.iter().fold(false, |any, &b| {
+        any | !(0x20..0x7f).contains(&b) | (b == b'\\')
+    });
+    if !needs_escaping {
         out.write_all(bytes)
     } else {
         out.write_all(printable(bytes).as_bytes())
