@@ -173,6 +173,7 @@ async fn main() {
     // the commit of the transaction that follows the last. That commit may land between two
     // looks at the counters, so the loop notes when the transaction count last moved.
     let transactions = || counters.transactions.load(Ordering::Relaxed);
+    let mut transactions_at_first = 0;
     let (mut first, mut all_counted) = (None, None);
     let (mut seen_transactions, mut last_commit) = (transactions(), Instant::now());
     loop {
@@ -185,6 +186,7 @@ async fn main() {
         }
         if first.is_none() && done() > 0 {
             first = Some(now);
+            transactions_at_first = transactions();
         }
         if all_counted.is_none() && done() as usize >= records {
             all_counted = Some(now);
@@ -202,8 +204,9 @@ async fn main() {
     };
     let total = last_commit - start;
     println!(
-        "analytics worker    : {records} records in {steady:.2?} from the first to the last commit = {:>10.0} records/s ({counting:.2?} to count them, then the commit at the next --stats-tick); group join and restore {:.2?}",
+        "analytics worker    : {records} records in {steady:.2?} from the first to the last commit = {:>10.0} records/s ({counting:.2?} to count them, then the commit at the next --stats-tick; {} transactions); group join and restore {:.2?}",
         rate(records, steady),
+        seen_transactions - transactions_at_first,
         total - steady
     );
     println!(
