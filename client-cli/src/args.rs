@@ -123,6 +123,10 @@ pub struct BenchArgs {
     /// right after the gateway run, and print both figures and their ratio.
     #[arg(long, value_name = "HOST:PORT")]
     pub direct: Option<String>,
+    /// A librdkafka property for the direct side's clients, as kcat's -X (repeatable), e.g.
+    /// `-X fetch.wait.max.ms=5` to compare latency with a server run with the same setting.
+    #[arg(short = 'X', long = "direct-option", value_name = "KEY=VALUE", value_parser = parse::header, requires = "direct")]
+    pub direct_options: Vec<(String, String)>,
     /// Process id of a local streamgate-server: report its CPU use and memory (from /proc).
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,

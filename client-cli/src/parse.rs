@@ -29,7 +29,8 @@ pub fn rate(text: &str) -> Result<f64, String> {
         .map_err(|e| format!("expected a rate like 500/s, got {text:?}: {e}"))
 }
 
-/// `publish --header`: `KEY=VALUE`, split at the first `=` (the value may contain more).
+/// `KEY=VALUE` (`publish --header`, `bench -X`), split at the first `=` (the value may
+/// contain more).
 pub fn header(text: &str) -> Result<(String, String), String> {
     text.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))

@@ -29,10 +29,26 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 /// A reader that got nothing for this long has read all there is.
 const IDLE: Duration = Duration::from_secs(10);
 
-fn config(bootstrap: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", bootstrap);
-    config
+/// The Kafka side of `--direct`: the bootstrap address and the `-X` properties.
+pub struct Direct {
+    /// `--direct HOST:PORT`.
+    pub bootstrap: String,
+    /// `-X KEY=VALUE`, applied last to every client of the direct side.
+    pub options: Vec<(String, String)>,
+}
+
+impl Direct {
+    /// A client's configuration: the bootstrap address, the role's own settings, then the
+    /// user's `-X` over them.
+    fn client(&self, role: impl FnOnce(&mut ClientConfig)) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap);
+        role(&mut config);
+        for (key, value) in &self.options {
+            config.set(key, value);
+        }
+        config
+    }
 }
 
 fn kafka_failure(what: &str, error: &KafkaError) -> Failure {
@@ -42,8 +58,9 @@ fn kafka_failure(what: &str, error: &KafkaError) -> Failure {
 /// Creates `topic` with `partitions` partitions (an existing one is left as it is). A broker
 /// without CreateTopics (librdkafka's mock cluster, the embedded broker) gets a metadata
 /// request that allows auto-creation instead, with the broker's default partition count.
-pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<(), Failure> {
-    let admin: AdminClient<DefaultClientContext> = config(bootstrap)
+pub async fn create_topic(kafka: &Direct, topic: &str, partitions: i32) -> Result<(), Failure> {
+    let admin: AdminClient<DefaultClientContext> = kafka
+        .client(|_| {})
         .create()
         .map_err(|e| kafka_failure("admin client", &e))?;
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
@@ -52,7 +69,7 @@ pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Resu
         .request_timeout(Some(Duration::from_secs(5)));
     let results = match admin.create_topics([&new], &options).await {
         Ok(results) => results,
-        Err(_) => return auto_create(bootstrap, topic),
+        Err(_) => return auto_create(kafka, topic),
     };
     for result in results {
         match result {
@@ -67,9 +84,11 @@ pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Resu
     Ok(())
 }
 
-fn auto_create(bootstrap: &str, topic: &str) -> Result<(), Failure> {
-    let producer: FutureProducer = config(bootstrap)
-        .set("allow.auto.create.topics", "true")
+fn auto_create(kafka: &Direct, topic: &str) -> Result<(), Failure> {
+    let producer: FutureProducer = kafka
+        .client(|c| {
+            c.set("allow.auto.create.topics", "true");
+        })
         .create()
         .map_err(|e| kafka_failure("producer", &e))?;
     // With auto-creation allowed, asking for the topic's metadata creates it.
@@ -87,24 +106,26 @@ fn fetch_metadata(producer: &FutureProducer, topic: &str, what: &str) -> Result<
     .map_err(|e| kafka_failure(what, &e))
 }
 
-/// Runs `plan`'s workload on Kafka at `bootstrap`, counting into `tally`.
-pub async fn run(bootstrap: &str, plan: &Plan, tally: &Tally) -> Result<(), Failure> {
+/// Runs `plan`'s workload on Kafka (`kafka`), counting into `tally`.
+pub async fn run(kafka: &Direct, plan: &Plan, tally: &Tally) -> Result<(), Failure> {
     match plan.workload {
-        BenchWorkload::Publish => produce(bootstrap, plan, plan.concurrency, tally).await,
+        BenchWorkload::Publish => produce(kafka, plan, plan.concurrency, tally).await,
         BenchWorkload::PublishStream => {
             let in_flight = plan.concurrency.saturating_mul(STREAM_WINDOW);
-            produce(bootstrap, plan, in_flight, tally).await
+            produce(kafka, plan, in_flight, tally).await
         }
-        BenchWorkload::Subscribe => consume(bootstrap, plan, tally).await,
-        BenchWorkload::E2e => end_to_end(bootstrap, plan, tally).await,
+        BenchWorkload::Subscribe => consume(kafka, plan, tally).await,
+        BenchWorkload::E2e => end_to_end(kafka, plan, tally).await,
     }
 }
 
-fn producer(bootstrap: &str, topic: &str) -> Result<FutureProducer, Failure> {
-    let producer: FutureProducer = config(bootstrap)
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
+fn producer(kafka: &Direct, topic: &str) -> Result<FutureProducer, Failure> {
+    let producer: FutureProducer = kafka
+        .client(|c| {
+            c.set("acks", "all")
+                .set("enable.idempotence", "true")
+                .set("linger.ms", "5");
+        })
         .create()
         .map_err(|e| kafka_failure("producer", &e))?;
     // Connect and learn the topic's leaders before the clock starts.
@@ -129,12 +150,12 @@ async fn send_one(producer: &FutureProducer, topic: &str, value: &[u8], tally: &
 }
 
 async fn produce(
-    bootstrap: &str,
+    kafka: &Direct,
     plan: &Plan,
     in_flight: u64,
     tally: &Tally,
 ) -> Result<(), Failure> {
-    let producer = producer(bootstrap, &plan.topic)?;
+    let producer = producer(kafka, &plan.topic)?;
     tally.restart();
     let value = plan.value();
     let in_flight = usize::try_from(in_flight).unwrap_or(usize::MAX);
@@ -148,17 +169,20 @@ async fn produce(
 
 /// A consumer of every partition of `topic`, each from the offset `start` picks.
 fn consumer<C: Consumer + FromClientConfig>(
-    bootstrap: &str,
+    kafka: &Direct,
     topic: &str,
     start: impl Fn(&C, i32) -> Result<Offset, KafkaError>,
 ) -> Result<C, Failure> {
-    let consumer: C = config(bootstrap)
-        // librdkafka wants a group id even for assigned partitions; nothing is committed.
-        .set("group.id", "streamgate-bench")
-        .set("enable.auto.commit", "false")
-        // Fetch again soon after the prefetch queue had no room, as the server's consumers
-        // do, instead of librdkafka's 1 s: the direct side must be the fastest reader.
-        .set("fetch.queue.backoff.ms", "10")
+    let consumer: C = kafka
+        .client(|c| {
+            // librdkafka wants a group id even for assigned partitions; nothing is committed.
+            c.set("group.id", "streamgate-bench")
+                .set("enable.auto.commit", "false")
+                // Fetch again soon after the prefetch queue had no room, as the server's
+                // consumers do, instead of librdkafka's 1 s: the direct side must be the
+                // fastest reader.
+                .set("fetch.queue.backoff.ms", "10");
+        })
         .create()
         .map_err(|e| kafka_failure("consumer", &e))?;
     let assignment = tokio::task::block_in_place(|| {
@@ -178,8 +202,8 @@ fn consumer<C: Consumer + FromClientConfig>(
 }
 
 /// Reads `plan.records` records from the beginning; the clock starts at the first record.
-async fn consume(bootstrap: &str, plan: &Plan, tally: &Tally) -> Result<(), Failure> {
-    let consumer: BaseConsumer = consumer(bootstrap, &plan.topic, |_, _| Ok(Offset::Beginning))?;
+async fn consume(kafka: &Direct, plan: &Plan, tally: &Tally) -> Result<(), Failure> {
+    let consumer: BaseConsumer = consumer(kafka, &plan.topic, |_, _| Ok(Offset::Beginning))?;
     // A thread polling librdkafka's queue in a loop: the fastest way a client of librdkafka
     // reads, so the limit the gateway is measured against.
     tokio::task::block_in_place(|| read_all(&consumer, plan.records, tally));
@@ -214,13 +238,13 @@ fn read_all(consumer: &BaseConsumer, records: u64, tally: &Tally) {
 }
 
 /// e2e: a consumer at the end of every partition, then records produced at `plan.rate`.
-async fn end_to_end(bootstrap: &str, plan: &Plan, tally: &Tally) -> Result<(), Failure> {
+async fn end_to_end(kafka: &Direct, plan: &Plan, tally: &Tally) -> Result<(), Failure> {
     let topic = plan.topic.as_str();
-    let consumer: StreamConsumer = consumer(bootstrap, topic, |c: &StreamConsumer, partition| {
+    let consumer: StreamConsumer = consumer(kafka, topic, |c: &StreamConsumer, partition| {
         let (_, high) = c.fetch_watermarks(topic, partition, METADATA_TIMEOUT)?;
         Ok(Offset::Offset(high))
     })?;
-    let producer = producer(bootstrap, topic)?;
+    let producer = producer(kafka, topic)?;
     let stamp = Stamp::new();
     let receive = async {
         while tally.records() + tally.errors() < plan.records {

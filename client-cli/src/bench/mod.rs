@@ -68,10 +68,10 @@ async fn bench(client: Client, probe: server::Probe, args: BenchArgs) -> Result<
         Some(watch) => watch.finish().await.ok(),
         None => None,
     };
-    let direct = match &args.direct {
-        Some(bootstrap) => Some(
+    let direct = match direct_side(&args) {
+        Some(kafka) => Some(
             measure(p, "direct", |tally| async move {
-                direct::run(bootstrap, p, &tally).await
+                direct::run(&kafka, p, &tally).await
             })
             .await?,
         ),
@@ -134,10 +134,10 @@ async fn ensure_topic(client: &Client, plan: &Plan, args: &BenchArgs) -> Result<
     if let Some(held) = read::records_held(client, &plan.topic).await? {
         return Ok(held);
     }
-    let Some(bootstrap) = &args.direct else {
+    let Some(kafka) = direct_side(args) else {
         return Err(missing_topic(&plan.topic, args.partitions));
     };
-    direct::create_topic(bootstrap, &plan.topic, args.partitions).await?;
+    direct::create_topic(&kafka, &plan.topic, args.partitions).await?;
     let deadline = Instant::now() + TOPIC_VISIBLE_WITHIN;
     loop {
         if let Some(held) = read::records_held(client, &plan.topic).await? {
@@ -145,12 +145,20 @@ async fn ensure_topic(client: &Client, plan: &Plan, args: &BenchArgs) -> Result<
         }
         if Instant::now() > deadline {
             return Err(Failure::unreachable(format!(
-                "topic {} was created on {bootstrap} but the server does not see it: is --direct the server's cluster?",
-                plan.topic
+                "topic {} was created on {} but the server does not see it: is --direct the server's cluster?",
+                plan.topic, kafka.bootstrap
             )));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The Kafka side of `--direct`, with its `-X` properties.
+fn direct_side(args: &BenchArgs) -> Option<direct::Direct> {
+    args.direct.as_ref().map(|bootstrap| direct::Direct {
+        bootstrap: bootstrap.clone(),
+        options: args.direct_options.clone(),
+    })
 }
 
 fn missing_topic(topic: &str, partitions: i32) -> Failure {
