@@ -92,6 +92,11 @@ impl Delivery {
     pub fn seal(&mut self, arena: &mut BytesMut) {
         let unsealed = self.count - self.records.count();
         self.records.push_chunk(arena.split().freeze(), unsealed);
+        // After a record larger than a block, the rest of its block would stay with the
+        // session for good: let it go with the delivery instead.
+        if arena.capacity() > ARENA_BLOCK {
+            *arena = BytesMut::new();
+        }
     }
 
     /// How many records.
@@ -304,6 +309,31 @@ mod tests {
                 Some(decoded.records.iter().map(|r| r.offset).collect())
             }
             _ => Some(Vec::new()), // an assignment
+        }
+    }
+
+    #[test]
+    fn a_large_record_does_not_leave_its_block_with_the_session() {
+        let message = |bytes: usize| {
+            OwnedMessage::new(
+                Some(vec![b'x'; bytes]),
+                None,
+                "t".into(),
+                Timestamp::NotAvailable,
+                0,
+                0,
+                None,
+            )
+        };
+        let (large, small) = (message(4 * ARENA_BLOCK), message(10));
+        let mut arena = BytesMut::new();
+        let topic = Arc::from("t");
+        for record in [&large, &small, &small] {
+            let mut delivery = Delivery::default();
+            delivery.push(&mut arena, &WireRecord::new(record), &topic, (0, 0));
+            delivery.seal(&mut arena);
+            drop(delivery); // sent: the arena's block is its own again
+            assert!(arena.capacity() <= ARENA_BLOCK, "{}", arena.capacity());
         }
     }
 
