@@ -428,6 +428,75 @@ mod tests {
         assert_eq!(zero.page_event.and_then(|e| e.duration_ms), Some(0));
     }
 
+    /// A small deterministic generator (xorshift), so that a failure reproduces.
+    struct Random(u64);
+
+    impl Random {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+
+        fn bytes(&mut self) -> Option<Vec<u8>> {
+            match self.below(5) {
+                0 => None,
+                1 => Some(Vec::new()),
+                2 => Some(
+                    PageEvent {
+                        name: Cow::Owned("p".repeat(self.below(300) as usize)),
+                        user: Cow::Owned("u".repeat(self.below(3) as usize)),
+                        date_ms: self.next() as i64 % 4_000_000_000_000,
+                        duration_ms: self.next() as i64 % 3 - 1,
+                    }
+                    .to_json(),
+                ),
+                _ => Some((0..self.below(200)).map(|_| self.next() as u8).collect()),
+            }
+        }
+
+        fn message(&mut self) -> OwnedMessage {
+            let timestamp = match self.below(3) {
+                0 => Timestamp::NotAvailable,
+                1 => Timestamp::CreateTime(self.next() as i64 >> self.below(64)),
+                _ => Timestamp::LogAppendTime(-(self.next() as i64 >> 20)),
+            };
+            let headers = (self.below(3) > 0).then(|| {
+                (0..self.below(4)).fold(OwnedHeaders::new(), |headers, _| {
+                    let key = "k".repeat(self.below(3) as usize);
+                    let value = self.bytes();
+                    headers.insert(Header {
+                        key: &key,
+                        value: value.as_deref(),
+                    })
+                })
+            });
+            let partition = (self.next() as i32) >> self.below(32);
+            let offset = (self.next() as i64) >> self.below(64);
+            message(
+                self.bytes(),
+                self.bytes(),
+                timestamp,
+                (partition, offset),
+                headers,
+            )
+        }
+    }
+
+    #[test]
+    fn random_records_are_written_as_prost_writes_them() {
+        let mut random = Random(0x5eed_cafe_f00d_d00d);
+        for i in 0..20_000 {
+            let case = random.message();
+            assert_eq!(wire(&case), reference(&case), "case {i}: {case:?}");
+        }
+    }
+
     #[test]
     fn decodes_back_into_the_converted_record() {
         let case = message(
