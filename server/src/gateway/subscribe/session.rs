@@ -1,8 +1,8 @@
 //! The session: the task that feeds one Subscribe stream. Each time the consumer has a
 //! record it takes every record librdkafka already holds behind it (within the batch bounds)
 //! and hands them to the response stream's channel as one [`Delivery`], so the per-record
-//! cost is a conversion and nothing else: no channel send, no wake-up, no budget check of
-//! its own. It announces every (group) assignment, tracks `stop_at_end` and `max_records`,
+//! cost is encoding it ([`WireRecord`], into the session's arena) and nothing else: no
+//! channel send, no wake-up, no budget check, no allocation of its own. It announces every (group) assignment, tracks `stop_at_end` and `max_records`,
 //! and when it ends on its own terms waits until the last record was handed over and
 //! commits before the stream closes.
 //!
