@@ -171,8 +171,8 @@ pub struct Config {
     #[arg(long, env = "STREAMGATE_MAX_SUBSCRIBE_TOPICS", default_value_t = 100)]
     pub max_subscribe_topics: usize,
 
-    /// Bytes buffered per subscription between Kafka and the client (keys, values and
-    /// headers of the records waiting), on top of the record count of --subscribe-buffer.
+    /// Bytes buffered per subscription between Kafka and the client (the records waiting,
+    /// as they hold memory), on top of the record count of --subscribe-buffer.
     #[arg(long, env = "STREAMGATE_SUBSCRIBE_BUFFER_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub subscribe_buffer_bytes: usize,
 
