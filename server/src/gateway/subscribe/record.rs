@@ -87,17 +87,32 @@ pub fn to_record<M: Message>(message: &M) -> proto::Record {
     }
 }
 
+/// Two headers for tests: `contentType: application/json`, then `empty` without a value.
+#[cfg(test)]
+pub(super) fn sample_headers() -> rdkafka::message::OwnedHeaders {
+    use rdkafka::message::{Header, OwnedHeaders};
+    OwnedHeaders::new()
+        .insert(Header {
+            key: "contentType",
+            value: Some("application/json"),
+        })
+        .insert(Header::<&str> {
+            key: "empty",
+            value: None,
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use std::borrow::Cow;
 
     use rdkafka::Timestamp;
-    use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+    use rdkafka::message::OwnedMessage;
     use streamgate::page_event::PageEvent;
     use streamgate::proto;
     use streamgate::time::from_millis;
 
-    use super::{HEADER_OVERHEAD, RECORD_OVERHEAD, cost, to_record};
+    use super::{HEADER_OVERHEAD, RECORD_OVERHEAD, cost, sample_headers, to_record};
 
     #[test]
     fn many_empty_headers_cost_what_they_hold_in_memory() {
@@ -118,15 +133,6 @@ mod tests {
             date_ms: 1_700_000_000_123,
             duration_ms: 42,
         };
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "contentType",
-                value: Some("application/json"),
-            })
-            .insert(Header::<&str> {
-                key: "empty",
-                value: None,
-            });
         let message = OwnedMessage::new(
             Some(event.to_json()),
             Some(b"k".to_vec()),
@@ -134,7 +140,7 @@ mod tests {
             Timestamp::LogAppendTime(1_000),
             3,
             17,
-            Some(headers),
+            Some(sample_headers()),
         );
         let record = to_record(&message);
         assert_eq!(record.topic, "pages");

@@ -279,7 +279,7 @@ mod tests {
     use streamgate::proto;
 
     use super::WireRecord;
-    use crate::gateway::subscribe::record::to_record;
+    use crate::gateway::subscribe::record::{sample_headers, to_record};
 
     /// What prost writes for the `Record` that `to_record` builds, as a batch entry.
     fn reference(message: &OwnedMessage) -> Vec<u8> {
@@ -329,19 +329,10 @@ mod tests {
         let escaped =
             br#"{"name":"a\"b\u00e9","user":"\n","date":"2024-01-02T03:04:05.678Z","duration":0}"#;
         let headers = || {
-            OwnedHeaders::new()
-                .insert(Header {
-                    key: "contentType",
-                    value: Some("application/json"),
-                })
-                .insert(Header::<&str> {
-                    key: "empty",
-                    value: None,
-                })
-                .insert(Header {
-                    key: "",
-                    value: Some(""),
-                })
+            sample_headers().insert(Header {
+                key: "",
+                value: Some(""),
+            })
         };
         let big = vec![b'x'; 300_000];
         let zero_event = br#"{"name":"n","user":"u","date":0,"duration":0}"#.to_vec();
