@@ -85,7 +85,7 @@ impl Delivery {
         record.encode_entry(arena);
         self.count += 1;
         self.bytes += len;
-        self.note(topic, partition, offset);
+        self.note(topic, partition, offset, 1);
     }
 
     /// Moves the records encoded in `arena` into the delivery.
@@ -121,38 +121,31 @@ impl Delivery {
         self.bytes += other.bytes;
         self.budget.extend(other.budget);
         for run in other.partitions {
-            match self.run_of(&run.topic, run.partition) {
-                Some(known) => {
-                    known.offset = run.offset;
-                    known.records += run.records;
-                }
-                None => self.partitions.push(run),
-            }
+            self.note(&run.topic, run.partition, run.offset, run.records);
         }
     }
 
-    /// Counts a record at `offset`: records of one partition come in offset order, so the
-    /// last one is the highest.
-    fn note(&mut self, topic: &Arc<str>, partition: i32, offset: i64) {
-        match self.run_of(topic, partition) {
+    /// Counts `records` records of `partition` up to `offset`: records of one partition come
+    /// in offset order, so the last one is the highest. The topic is cloned only for a
+    /// partition not seen before (this runs for every record).
+    fn note(&mut self, topic: &Arc<str>, partition: i32, offset: i64, records: u64) {
+        // Topic names are interned by the session: a pointer comparison is enough.
+        match self
+            .partitions
+            .iter_mut()
+            .find(|p| p.partition == partition && Arc::ptr_eq(&p.topic, topic))
+        {
             Some(known) => {
                 known.offset = offset;
-                known.records += 1;
+                known.records += records;
             }
             None => self.partitions.push(PartitionRun {
                 topic: topic.clone(),
                 partition,
                 offset,
-                records: 1,
+                records,
             }),
         }
-    }
-
-    fn run_of(&mut self, topic: &Arc<str>, partition: i32) -> Option<&mut PartitionRun> {
-        // Topic names are interned by the session: a pointer comparison is enough.
-        self.partitions
-            .iter_mut()
-            .find(|p| p.partition == partition && Arc::ptr_eq(&p.topic, topic))
     }
 }
 
