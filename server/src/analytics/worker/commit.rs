@@ -139,6 +139,7 @@ impl Run<'_> {
                     self.settings.timeout,
                 )?;
             }
+            self.await_deliveries()?;
             self.producer.commit_transaction(self.settings.timeout)
         })();
         if let Err(e) = written {
@@ -150,6 +151,22 @@ impl Run<'_> {
             self.counters.aborted.fetch_add(1, Ordering::Relaxed);
             // Offsets moved or dead letters in it: possibly a record's fault (`recovery`).
             return Err(RunError::Transaction(e));
+        }
+        Ok(())
+    }
+
+    /// Waits until every record of the transaction is acknowledged (or failed: the commit
+    /// then fails). `commit_transaction` would wait itself, but the Rust wrapper's flush
+    /// sleeps through a whole 100 ms poll whenever a record is still out — the producer's
+    /// own thread takes the acknowledgement — and the worker counts nothing meanwhile: a
+    /// tenth of a second per transaction, where the acknowledgement takes a millisecond or two.
+    fn await_deliveries(&self) -> Result<(), KafkaError> {
+        let deadline = Instant::now() + self.settings.timeout;
+        while self.producer.in_flight_count() > 0 {
+            if Instant::now() >= deadline {
+                return Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut));
+            }
+            std::thread::sleep(Duration::from_millis(1));
         }
         Ok(())
     }
