@@ -17,6 +17,7 @@
 //!   A record the worker cannot count — not a PageEvent, a page name longer than
 //!   `max_page_name_bytes`, a timestamp more than `max_event_skew` ahead of the clock — is
 //!   counted as such and put in the dead-letter topic; the worker never stops on bad data.
+//! - `pace.rs`: when to commit — every tick, and once per tick as soon as a backlog is read.
 //! - `commit.rs`: the changed windows, the dead letters and the input offsets, in one
 //!   transaction: an aborted transaction's dead letters are aborted with it, and the next
 //!   run dead-letters those records again.
@@ -29,6 +30,7 @@
 //! good.
 
 mod commit;
+mod pace;
 mod recovery;
 mod restore;
 mod run;

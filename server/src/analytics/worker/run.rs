@@ -3,8 +3,8 @@
 //!
 //! A run lives until shutdown, an abandon (test hook), or the first Kafka error; the
 //! supervisor in [`super`] starts the next. The loop restores after every rebalance
-//! ([`super::restore`]) and writes what changed once per tick ([`super::commit`]); both
-//! work on the state this file declares, which only this thread ever touches.
+//! ([`super::restore`]) and writes what changed ([`super::commit`]) when [`super::pace`] says;
+//! both work on the state this file declares, which only this thread ever touches.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -18,6 +18,7 @@ use streamgate::page_event::PageEvent;
 use streamgate::time::now_millis;
 use tokio_util::sync::CancellationToken;
 
+use super::pace::Pace;
 use super::recovery::{Recovery, Treatment};
 use super::{ABANDON_NOW, PANIC_NEXT, RUNNING, RunError, WorkerCounters, WorkerSettings};
 use crate::analytics::committed::{CommittedOffsets, WithoutCommit};
@@ -186,7 +187,7 @@ impl<'a> Run<'a> {
     }
 
     pub(super) fn serve(&mut self) -> Result<(), RunError> {
-        let mut next_tick = Instant::now() + self.settings.tick;
+        let mut pace = Pace::new(self.settings.tick, Instant::now());
         loop {
             match self.abandon.load(Ordering::Acquire) {
                 ABANDON_NOW => return Err(RunError::Abandoned),
@@ -203,10 +204,7 @@ impl<'a> Run<'a> {
                 }
                 return Ok(());
             }
-            let wait = next_tick
-                .saturating_duration_since(Instant::now())
-                .min(Duration::from_millis(100));
-            let polled = self.consumer.poll(wait);
+            let polled = self.consumer.poll(pace.wait(Instant::now()));
             // A rebalance runs inside `poll`: restore before counting what it returned (the
             // record may be the first of a newly assigned partition).
             if self.assignment_changed() {
@@ -220,6 +218,7 @@ impl<'a> Run<'a> {
                     self.recovery,
                 )?;
             }
+            let record = matches!(polled, Some(Ok(_)));
             match polled {
                 Some(Ok(message)) => take(
                     &mut Intake {
@@ -235,29 +234,34 @@ impl<'a> Run<'a> {
                 Some(Err(e)) => tracing::debug!(error = %e, "analytics: consumer error"),
                 None => {}
             }
+            let pending = self.recovery.taken_since_commit() > 0;
             // Isolating (see `recovery`): every input record in a transaction of its own.
             // Many dead letters pending: commit before the tick.
-            let early = (self.recovery.isolating() && self.recovery.taken_since_commit() > 0)
-                || self.dead_letters.full();
-            if early || Instant::now() >= next_tick {
-                if !early {
-                    next_tick = Instant::now() + self.settings.tick;
-                }
+            let early = (self.recovery.isolating() && pending) || self.dead_letters.full();
+            let due = pace.polled(record, pending, Instant::now());
+            if early || due.is_some() {
                 if self.assignment_changed() {
-                    restore(
-                        &mut self.state,
-                        &self.consumer,
-                        self.client,
-                        self.settings,
-                        self.counters,
-                        &mut self.dead_letters,
-                        self.recovery,
-                    )?;
+                    self.restore()?;
                 } else {
                     self.commit()?;
                 }
+                if let Some(due) = due {
+                    pace.committed(due, Instant::now());
+                }
             }
         }
+    }
+
+    fn restore(&mut self) -> Result<(), RunError> {
+        restore(
+            &mut self.state,
+            &self.consumer,
+            self.client,
+            self.settings,
+            self.counters,
+            &mut self.dead_letters,
+            self.recovery,
+        )
     }
 
     fn assignment_changed(&self) -> bool {
