@@ -118,7 +118,8 @@ pub struct Config {
     #[arg(long, env = "STREAMGATE_MIN_DURATION", default_value_t = 100)]
     pub min_duration: i64,
 
-    /// How often windows are written to R4 and WatchPageStats sends a message.
+    /// How often windows are written to R4 and WatchPageStats sends a message (the analytics
+    /// worker also writes as soon as it has read a backlog to its end, once per tick at most).
     #[arg(long, env = "STREAMGATE_STATS_TICK", default_value = "1s", value_parser = humantime::parse_duration)]
     pub stats_tick: Duration,
 

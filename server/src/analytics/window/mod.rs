@@ -205,6 +205,20 @@ struct PageCount {
     changed: bool,
 }
 
+impl PageCount {
+    fn first() -> Self {
+        Self {
+            count: 1,
+            changed: true,
+        }
+    }
+
+    fn bump(&mut self) {
+        self.count += 1;
+        self.changed = true;
+    }
+}
+
 /// Stream time of one partition.
 #[derive(Debug, Clone, Copy, Default)]
 struct StreamTime {
@@ -350,27 +364,17 @@ impl PartitionWindows {
                 continue;
             }
             let pages = self.open.entry(start).or_default();
-            // Look up by &str first: a new String only for a page new to this window, and
-            // only while the window has room; past that, the page counts as OTHER_PAGE.
-            let page = if pages.contains_key(page) || pages.len() < max_pages {
-                page
+            // Look up by &str first (one hash for a page the window knows): a new String
+            // only for a page new to this window, and only while the window has room; past
+            // that, the page counts as OTHER_PAGE.
+            if let Some(entry) = pages.get_mut(page) {
+                entry.bump();
+            } else if pages.len() < max_pages {
+                pages.insert(page.to_owned(), PageCount::first());
+            } else if let Some(entry) = pages.get_mut(OTHER_PAGE) {
+                entry.bump();
             } else {
-                OTHER_PAGE
-            };
-            match pages.get_mut(page) {
-                Some(entry) => {
-                    entry.count += 1;
-                    entry.changed = true;
-                }
-                None => {
-                    pages.insert(
-                        page.to_owned(),
-                        PageCount {
-                            count: 1,
-                            changed: true,
-                        },
-                    );
-                }
+                pages.insert(OTHER_PAGE.to_owned(), PageCount::first());
             }
             counted = true;
         }

@@ -32,6 +32,8 @@ use crate::logs::{LogThrottle, preview};
 const MAX_PENDING_DEAD_LETTERS: usize = 10_000;
 /// Bytes of pending dead letters (keys, values, headers) before a commit comes early.
 const MAX_PENDING_DEAD_LETTER_BYTES: usize = 16 * 1024 * 1024;
+/// Within a run of polls that all return records, how often the shutdown token is looked at.
+const SHUTDOWN_CHECK_EVERY: u32 = 256;
 
 /// Sets a flag when the group assignment changed, and reports the group's lag; runs inside
 /// `poll`, on the worker thread.
@@ -187,7 +189,11 @@ impl<'a> Run<'a> {
     }
 
     pub(super) fn serve(&mut self) -> Result<(), RunError> {
-        let mut pace = Pace::new(self.settings.tick, Instant::now());
+        let mut now = Instant::now();
+        let mut pace = Pace::new(self.settings.tick, now);
+        // Polls since the shutdown token was last looked at (it takes a lock): at every poll
+        // that found nothing, and every SHUTDOWN_CHECK_EVERY polls within a burst.
+        let mut unchecked = 0;
         loop {
             match self.abandon.load(Ordering::Acquire) {
                 ABANDON_NOW => return Err(RunError::Abandoned),
@@ -197,14 +203,14 @@ impl<'a> Run<'a> {
                 }
                 _ => {}
             }
-            if self.shutdown.is_cancelled() {
+            if unchecked == 0 && self.shutdown.is_cancelled() {
                 // Write what is counted, so a restart has less to redo; then leave.
                 if !self.assignment_changed() {
                     let _ = self.commit();
                 }
                 return Ok(());
             }
-            let polled = self.consumer.poll(pace.wait(Instant::now()));
+            let polled = self.consumer.poll(pace.wait(now));
             // A rebalance runs inside `poll`: restore before counting what it returned (the
             // record may be the first of a newly assigned partition).
             if self.assignment_changed() {
@@ -219,6 +225,11 @@ impl<'a> Run<'a> {
                 )?;
             }
             let record = matches!(polled, Some(Ok(_)));
+            unchecked = if record {
+                (unchecked + 1) % SHUTDOWN_CHECK_EVERY
+            } else {
+                0
+            };
             match polled {
                 Some(Ok(message)) => take(
                     &mut Intake {
@@ -238,15 +249,18 @@ impl<'a> Run<'a> {
             // Isolating (see `recovery`): every input record in a transaction of its own.
             // Many dead letters pending: commit before the tick.
             let early = (self.recovery.isolating() && pending) || self.dead_letters.full();
-            let due = pace.polled(record, pending, Instant::now());
+            // One clock read per record: the next poll's wait is measured from it too.
+            now = Instant::now();
+            let due = pace.polled(record, pending, now);
             if early || due.is_some() {
                 if self.assignment_changed() {
                     self.restore()?;
                 } else {
                     self.commit()?;
                 }
+                now = Instant::now();
                 if let Some(due) = due {
-                    pace.committed(due, Instant::now());
+                    pace.committed(due, now);
                 }
             }
         }
