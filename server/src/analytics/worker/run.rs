@@ -18,7 +18,7 @@ use streamgate::page_event::PageEvent;
 use streamgate::time::now_millis;
 use tokio_util::sync::CancellationToken;
 
-use super::pace::Pace;
+use super::pace::{Due, Pace};
 use super::recovery::{Recovery, Treatment};
 use super::{ABANDON_NOW, PANIC_NEXT, RUNNING, RunError, WorkerCounters, WorkerSettings};
 use crate::analytics::committed::{CommittedOffsets, WithoutCommit};
@@ -191,6 +191,7 @@ impl<'a> Run<'a> {
     pub(super) fn serve(&mut self) -> Result<(), RunError> {
         let mut now = Instant::now();
         let mut pace = Pace::new(self.settings.tick, now);
+        let mut wall = WallClock::new();
         // Polls since the shutdown token was last looked at (it takes a lock): at every poll
         // that found nothing, and every SHUTDOWN_CHECK_EVERY polls within a burst.
         let mut unchecked = 0;
@@ -211,6 +212,9 @@ impl<'a> Run<'a> {
                 return Ok(());
             }
             let polled = self.consumer.poll(pace.wait(now));
+            // One clock read per record: the wall clock, the pace and the next poll's wait
+            // all go by it.
+            now = Instant::now();
             // A rebalance runs inside `poll`: restore before counting what it returned (the
             // record may be the first of a newly assigned partition).
             if self.assignment_changed() {
@@ -241,6 +245,7 @@ impl<'a> Run<'a> {
                         recovery: self.recovery,
                     },
                     &message,
+                    wall.at(now),
                 ),
                 Some(Err(e)) => tracing::debug!(error = %e, "analytics: consumer error"),
                 None => {}
@@ -249,8 +254,6 @@ impl<'a> Run<'a> {
             // Isolating (see `recovery`): every input record in a transaction of its own.
             // Many dead letters pending: commit before the tick.
             let early = (self.recovery.isolating() && pending) || self.dead_letters.full();
-            // One clock read per record: the next poll's wait is measured from it too.
-            now = Instant::now();
             let due = pace.polled(record, pending, now);
             if early || due.is_some() {
                 if self.assignment_changed() {
@@ -261,6 +264,9 @@ impl<'a> Run<'a> {
                 now = Instant::now();
                 if let Some(due) = due {
                     pace.committed(due, now);
+                }
+                if due == Some(Due::Tick) {
+                    wall = WallClock::new();
                 }
             }
         }
@@ -304,6 +310,29 @@ fn restore(
     Ok(())
 }
 
+/// The wall clock read through the monotonic one, so that a record costs one clock read,
+/// not two. Anchored afresh at every tick: a step of the system clock shows within a tick.
+struct WallClock {
+    at: Instant,
+    wall_ms: i64,
+}
+
+impl WallClock {
+    fn new() -> Self {
+        Self {
+            at: Instant::now(),
+            wall_ms: now_millis(),
+        }
+    }
+
+    /// Epoch milliseconds at `now`.
+    fn at(&self, now: Instant) -> i64 {
+        let since = now.saturating_duration_since(self.at).as_millis();
+        self.wall_ms
+            .saturating_add(i64::try_from(since).unwrap_or(i64::MAX))
+    }
+}
+
 /// What counting one record touches: the run's parts apart from the consumer (which the
 /// polled message borrows).
 struct Intake<'r> {
@@ -316,7 +345,7 @@ struct Intake<'r> {
 }
 
 /// Counts one record of R2, or dead-letters it.
-fn take(intake: &mut Intake<'_>, message: &BorrowedMessage<'_>) {
+fn take(intake: &mut Intake<'_>, message: &BorrowedMessage<'_>, wall: i64) {
     let partition = message.partition();
     let Some(windows) = intake.state.partitions.get_mut(&partition) else {
         // Not (or no longer) ours: the restore after the next rebalance covers it.
@@ -357,7 +386,6 @@ fn take(intake: &mut Intake<'_>, message: &BorrowedMessage<'_>) {
             return;
         }
     }
-    let wall = now_millis();
     let timestamp = message.timestamp().to_millis().unwrap_or(wall);
     let value = message.payload().unwrap_or_default();
     let max_name = intake.settings.max_page_name_bytes;
