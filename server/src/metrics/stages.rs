@@ -192,6 +192,13 @@ impl ServerCollector {
                 ("aborted", load(&worker.aborted)),
             ],
         )?;
+        let seconds = ConstCounter::new(load(&worker.transaction_micros) as f64 / 1e6);
+        seconds.encode(encoder.encode_descriptor(
+            "streamgate_analytics_transaction_seconds",
+            "Time the analytics worker spent in transactions (it counts nothing meanwhile); divided by streamgate_analytics_transactions_total, the time one takes",
+            None,
+            seconds.metric_type(),
+        )?)?;
         counter(
             encoder,
             "streamgate_analytics_restarts",

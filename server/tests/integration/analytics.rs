@@ -320,6 +320,17 @@ async fn counts_exactly_with_grace_lateness_filter_and_a_quiet_page() {
             assert_eq!(count(t0 + 5_000, "C"), Some(1));
             assert_eq!(count(t0 + 5_000, "A"), Some(0));
             assert_eq!(count(t0 + 15_000, "C"), Some(1));
+
+            // The transactions that wrote them show on /metrics, with the time they took.
+            let page = crate::metrics::scrape(&server).await;
+            let committed = crate::metrics::value(
+                &page,
+                "streamgate_analytics_transactions_total{outcome=\"committed\"}",
+            );
+            assert!(committed >= 1.0, "committed transactions: {committed}");
+            let seconds =
+                crate::metrics::value(&page, "streamgate_analytics_transaction_seconds_total");
+            assert!(seconds > 0.0, "time in transactions: {seconds}");
             server.stop().await;
         }
     })

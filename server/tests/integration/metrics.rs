@@ -12,7 +12,7 @@ use streamgate_testkit::{AuthFile, BrokerKind};
 use crate::support::{TestServer, eventually, on_each_broker, publish_values, random_name, within};
 
 /// The metrics page, read as Prometheus's 0.0.4 text (what `curl` gets).
-async fn scrape(server: &TestServer) -> String {
+pub(crate) async fn scrape(server: &TestServer) -> String {
     scrape_with(server, &[]).await.body
 }
 
@@ -46,7 +46,7 @@ async fn scrape_with(server: &TestServer, headers: &[(&str, &str)]) -> Scrape {
 
 /// The value of the sample whose name and labels start with `series` (e.g.
 /// `grpc_server_handled_total{grpc_service="x"`), summed over every sample that matches.
-fn value(page: &str, series: &str) -> f64 {
+pub(crate) fn value(page: &str, series: &str) -> f64 {
     page.lines()
         .filter(|l| !l.starts_with('#') && l.starts_with(series))
         .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())

@@ -45,7 +45,13 @@ impl Run<'_> {
                 Offset::Offset(next) => Some((e.partition(), next)),
                 _ => None,
             }));
-        self.transact(&records, &self.dead_letters.pending, &offsets, wall)?;
+        let started = Instant::now();
+        let transacted = self.transact(&records, &self.dead_letters.pending, &offsets, wall);
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.counters
+            .transaction_micros
+            .fetch_add(micros, Ordering::Relaxed);
+        transacted?;
         self.recovery.committed();
         let dead_letters = self.dead_letters.pending.len() as u64;
         self.dead_letters.clear();

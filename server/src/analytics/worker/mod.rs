@@ -99,6 +99,9 @@ pub struct WorkerCounters {
     pub transactions: AtomicU64,
     /// Transactions that failed and were aborted (their run restarts).
     pub aborted: AtomicU64,
+    /// Time spent in transactions, committed or aborted, in microseconds: the worker counts
+    /// nothing meanwhile.
+    pub transaction_micros: AtomicU64,
     /// Runs that ended in an error or a panic and were restarted.
     pub restarts: AtomicU64,
     /// Restores completed (one per assignment with partitions).
