@@ -257,7 +257,15 @@ impl<'a> Run<'a> {
             let due = pace.polled(record, pending, now);
             if early || due.is_some() {
                 if self.assignment_changed() {
-                    self.restore()?;
+                    restore(
+                        &mut self.state,
+                        &self.consumer,
+                        self.client,
+                        self.settings,
+                        self.counters,
+                        &mut self.dead_letters,
+                        self.recovery,
+                    )?;
                 } else {
                     self.commit()?;
                 }
@@ -270,18 +278,6 @@ impl<'a> Run<'a> {
                 }
             }
         }
-    }
-
-    fn restore(&mut self) -> Result<(), RunError> {
-        restore(
-            &mut self.state,
-            &self.consumer,
-            self.client,
-            self.settings,
-            self.counters,
-            &mut self.dead_letters,
-            self.recovery,
-        )
     }
 
     fn assignment_changed(&self) -> bool {
