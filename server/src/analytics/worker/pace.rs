@@ -63,11 +63,13 @@ impl Pace {
     /// Notes what a poll returned (`record`: it returned one); `pending`: records were taken
     /// since the last commit. Says whether a commit is due.
     pub(super) fn polled(&mut self, record: bool, pending: bool, now: Instant) -> Option<Due> {
+        if record {
+            self.busy_since.get_or_insert(now);
+        }
         if now >= self.next_tick {
             return Some(Due::Tick);
         }
         if record {
-            self.busy_since.get_or_insert(now);
             return None;
         }
         let backlog = self
@@ -137,6 +139,18 @@ mod tests {
         assert_eq!(stream(&mut pace, start + TICK, ms(20)), None);
         let end = start + TICK + ms(30);
         assert_eq!(pace.polled(false, true, end), Some(Due::CaughtUp));
+    }
+
+    #[test]
+    fn a_backlog_starts_with_the_record_the_tick_came_with() {
+        let start = Instant::now();
+        let mut pace = Pace::new(TICK, start);
+        let tick = start + TICK;
+        assert_eq!(pace.polled(true, true, tick), Some(Due::Tick));
+        pace.committed(Due::Tick, tick);
+        // Records for a tenth of the tick, counted from the one the tick came with.
+        assert_eq!(stream(&mut pace, tick + ms(1), ms(99)), None);
+        assert_eq!(pace.polled(false, true, tick + ms(100)), Some(Due::CaughtUp));
     }
 
     #[test]

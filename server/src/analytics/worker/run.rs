@@ -191,7 +191,7 @@ impl<'a> Run<'a> {
     pub(super) fn serve(&mut self) -> Result<(), RunError> {
         let mut now = Instant::now();
         let mut pace = Pace::new(self.settings.tick, now);
-        let mut wall = WallClock::new();
+        let mut wall = WallClock::anchored(now);
         // Polls since the shutdown token was last looked at (it takes a lock): at every poll
         // that found nothing, and every SHUTDOWN_CHECK_EVERY polls within a burst.
         let mut unchecked = 0;
@@ -274,9 +274,9 @@ impl<'a> Run<'a> {
                 now = Instant::now();
                 if let Some(due) = due {
                     pace.committed(due, now);
-                }
-                if due == Some(Due::Tick) {
-                    wall = WallClock::new();
+                    if due == Due::Tick {
+                        wall = WallClock::anchored(now);
+                    }
                 }
             }
         }
@@ -316,9 +316,10 @@ struct WallClock {
 }
 
 impl WallClock {
-    fn new() -> Self {
+    /// Reads the wall clock, as of `now` (just read).
+    fn anchored(now: Instant) -> Self {
         Self {
-            at: Instant::now(),
+            at: now,
             wall_ms: now_millis(),
         }
     }
