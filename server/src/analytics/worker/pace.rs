@@ -150,7 +150,10 @@ mod tests {
         pace.committed(Due::Tick, tick);
         // Records for a tenth of the tick, counted from the one the tick came with.
         assert_eq!(stream(&mut pace, tick + ms(1), ms(99)), None);
-        assert_eq!(pace.polled(false, true, tick + ms(100)), Some(Due::CaughtUp));
+        assert_eq!(
+            pace.polled(false, true, tick + ms(100)),
+            Some(Due::CaughtUp)
+        );
     }
 
     #[test]
