@@ -75,6 +75,10 @@ where
     if let Some(brokers) = real_brokers() {
         eprintln!("--- scenario on the real broker ({brokers})");
         let real = Arc::new(Kafka::external(brokers, Vec::new()));
-        scenario(start(real, BrokerKind::Real).await).await;
+        let server = start(real, BrokerKind::Real).await;
+        // The server's own topics are created in the background on a cluster: scenarios
+        // start once they exist, as a client would after a readiness probe.
+        server.wait_serving().await;
+        scenario(server).await;
     }
 }

@@ -189,6 +189,34 @@ impl TestServer {
         .await;
     }
 
+    /// Waits until the server reports SERVING for the EventGateway. On an external cluster
+    /// it creates its topics (R1–R4 and the rest) in the background after it starts
+    /// listening, and a test that publishes to one of them before then gets NOT_FOUND.
+    pub async fn wait_serving(&self) {
+        use tonic_health::pb::health_check_response::ServingStatus;
+        let mut health = tonic_health::pb::health_client::HealthClient::new(self.channel().await);
+        eventually(
+            TOPIC_VISIBLE_WITHIN,
+            "the server SERVING (its topics created)",
+            async || {
+                let request = tonic_health::pb::HealthCheckRequest {
+                    service: "streamgate.v1.EventGateway".into(),
+                };
+                let status = health
+                    .check(request)
+                    .await
+                    .map_err(|status| format!("health check failed: {status:?}"))?
+                    .into_inner()
+                    .status();
+                match status {
+                    ServingStatus::Serving => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            },
+        )
+        .await;
+    }
+
     /// Stops the server and waits until `run` returned (bounded).
     pub async fn stop(mut self) {
         self.shutdown.cancel();

@@ -9,8 +9,7 @@ use prost::Message;
 use streamgate::proto::{self, start_position, subscribe_response};
 
 use crate::support::{
-    eventually, next_message, on_each_broker, on_each_broker_with, publish_values,
-    subscribe_request, within,
+    next_message, on_each_broker, on_each_broker_with, publish_values, subscribe_request, within,
 };
 
 /// One grpc-web frame: flag byte, big-endian length, payload.
@@ -351,32 +350,10 @@ async fn grpcurl_lists_the_service_and_publishes_with_a_json_body() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_reports_serving_once_topics_exist() {
     on_each_broker(|server| async move {
-        let channel = tonic::transport::Endpoint::from_shared(server.url())
-            .expect("url")
-            .connect()
-            .await
-            .expect("connect");
-        let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
         // On an external cluster the topics are created in the background: NOT_SERVING
-        // until then, which must turn into SERVING without any help.
-        use tonic_health::pb::health_check_response::ServingStatus;
-        eventually(Duration::from_secs(30), "health SERVING", async || {
-            let request = tonic_health::pb::HealthCheckRequest {
-                service: "streamgate.v1.EventGateway".into(),
-            };
-            let status = health
-                .check(request)
-                .await
-                .expect("health check")
-                .into_inner()
-                .status();
-            if status == ServingStatus::Serving {
-                Ok(())
-            } else {
-                Err(status)
-            }
-        })
-        .await;
+        // until then, which must turn into SERVING without any help. (On the real broker
+        // `on_each_broker` has already waited for it; this asks it of both.)
+        server.wait_serving().await;
         server.stop().await;
     })
     .await;
