@@ -8,6 +8,7 @@ mod args;
 mod bench;
 mod connect;
 mod consume;
+mod encoded;
 mod health;
 mod output;
 mod publish;
@@ -167,7 +168,7 @@ async fn main() -> ExitCode {
             connect(&cli.server, &cli.tls_options(), cli.token.as_deref()).await?;
         match cli.command {
             Command::Publish(args) => publish::run(gateway(channel, token), args).await,
-            Command::Subscribe(args) => subscribe::run(gateway(channel, token), args).await,
+            Command::Subscribe(args) => subscribe::run(channel, token, args).await,
             Command::Consume(args) => consume::run(gateway(channel, token), args).await,
             Command::Topics(args) => topics::run(gateway(channel, token), args).await,
             Command::Supplier(args) => supplier::run(gateway(channel, token), args).await,

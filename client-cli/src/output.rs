@@ -4,11 +4,16 @@
 use std::cell::RefCell;
 use std::io::Write;
 
+use bytes::Bytes;
+use prost::Message as _;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value, json};
 use streamgate::proto::{Assignment, PageEvent, PublishResponse, Record};
 use streamgate::time;
+
+use crate::encoded::RecordLine;
 
 fn rfc3339(ts: Option<&prost_types::Timestamp>) -> Value {
     ts.and_then(time::to_millis)
@@ -130,21 +135,71 @@ pub fn print_record(out: &mut impl Write, record: &Record, as_json: bool) -> std
     if as_json {
         return writeln!(out, "{}", record_json(record));
     }
+    write_line(
+        out,
+        &Line {
+            topic: record.topic.as_bytes(),
+            partition: record.partition,
+            offset: record.offset,
+            timestamp: record.timestamp.as_ref(),
+            key: record.key.as_deref(),
+            value: record.value.as_deref(),
+        },
+    )
+}
+
+/// Prints one record received encoded (see [`crate::encoded`]), as [`print_record`] does.
+pub fn print_encoded(out: &mut impl Write, record: &Bytes, as_json: bool) -> std::io::Result<()> {
+    let invalid = |e: prost::DecodeError| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("the server sent a record that does not decode: {e}"),
+        )
+    };
+    if as_json {
+        let record = Record::decode(record.clone()).map_err(invalid)?;
+        return print_record(out, &record, true);
+    }
+    let line = RecordLine::decode(record.clone()).map_err(invalid)?;
+    write_line(
+        out,
+        &Line {
+            topic: &line.topic,
+            partition: line.partition,
+            offset: line.offset,
+            timestamp: line.timestamp.as_ref(),
+            key: line.key.as_deref(),
+            value: line.value.as_deref(),
+        },
+    )
+}
+
+/// What a text line shows of a record.
+struct Line<'a> {
+    topic: &'a [u8],
+    partition: i32,
+    offset: i64,
+    timestamp: Option<&'a prost_types::Timestamp>,
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+}
+
+fn write_line(out: &mut impl Write, line: &Line<'_>) -> std::io::Result<()> {
     let mut number = itoa::Buffer::new();
-    out.write_all(record.topic.as_bytes())?;
+    write_printable(out, line.topic)?;
     out.write_all(b"/")?;
-    out.write_all(number.format(record.partition).as_bytes())?;
+    out.write_all(number.format(line.partition).as_bytes())?;
     out.write_all(b"@")?;
-    out.write_all(number.format(record.offset).as_bytes())?;
+    out.write_all(number.format(line.offset).as_bytes())?;
     out.write_all(b"  ")?;
-    write_time(out, record.timestamp.as_ref())?;
+    write_time(out, line.timestamp)?;
     out.write_all(b"  key=")?;
-    match record.key.as_deref() {
+    match line.key {
         Some(key) => write_printable(out, key)?,
         None => out.write_all(b"-")?,
     }
     out.write_all(b"  ")?;
-    match record.value.as_deref() {
+    match line.value {
         Some(value) => write_printable(out, value)?,
         None => out.write_all(b"(null)")?,
     }

@@ -4,16 +4,18 @@
 use std::io::Write;
 
 use futures::{FutureExt, StreamExt};
-use streamgate::proto::{StartPosition, SubscribeRequest, subscribe_response};
+use streamgate::auth::BearerToken;
+use streamgate::proto::{StartPosition, SubscribeRequest};
 use streamgate_cli::parse;
+use tonic::transport::Channel;
 
-use crate::Client;
 use crate::Failure;
 use crate::args::SubscribeArgs;
+use crate::encoded::{self, Frame, SubscribeFrame};
 use crate::output;
 
 /// Runs the subcommand until the stream ends, `--count` records were printed, or Ctrl-C.
-pub async fn run(mut client: Client, args: SubscribeArgs) -> Result<(), Failure> {
+pub async fn run(channel: Channel, token: BearerToken, args: SubscribeArgs) -> Result<(), Failure> {
     let start = args
         .from
         .as_deref()
@@ -29,7 +31,8 @@ pub async fn run(mut client: Client, args: SubscribeArgs) -> Result<(), Failure>
         stop_at_end: args.exit_at_end,
         max_records: args.count,
     };
-    let mut stream = client.subscribe(request).await?.into_inner();
+    // Records stay encoded until printed: see `encoded`.
+    let mut stream = encoded::subscribe(channel, token, request).await?;
     // Buffered, like kcat: one write per batch of lines rather than one per record, flushed
     // whenever the stream has nothing more ready, so a quiet topic's lines still show at once.
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
@@ -48,18 +51,18 @@ pub async fn run(mut client: Client, args: SubscribeArgs) -> Result<(), Failure>
         let Some(message) = next else {
             return out.flush().map_err(Failure::io);
         };
-        let records = match message?.message {
-            Some(subscribe_response::Message::Assignment(assignment)) => {
+        let records = match message?.frame {
+            Some(Frame::Assignment(assignment)) => {
                 out.flush().map_err(Failure::io)?;
                 output::print_assignment(&assignment);
                 continue;
             }
-            Some(subscribe_response::Message::Records(batch)) => batch.records,
-            Some(subscribe_response::Message::Record(record)) => vec![record],
+            Some(Frame::Records(batch)) => batch.records,
+            Some(Frame::Record(record)) => vec![record],
             None => continue,
         };
         for record in &records {
-            output::print_record(&mut out, record, args.json).map_err(Failure::io)?;
+            output::print_encoded(&mut out, record, args.json).map_err(Failure::io)?;
             printed += 1;
             if args.count.is_some_and(|count| printed >= count) {
                 out.flush().map_err(Failure::io)?;
@@ -72,9 +75,7 @@ pub async fn run(mut client: Client, args: SubscribeArgs) -> Result<(), Failure>
 /// After the last wanted record, waits for the server to end the stream: with a group, the
 /// server commits the delivered offsets before it does, so the next command of the group
 /// continues exactly after this one. Bounded, so a stuck server cannot hang the command.
-async fn await_end(
-    stream: &mut tonic::Streaming<streamgate::proto::SubscribeResponse>,
-) -> Result<(), Failure> {
+async fn await_end(stream: &mut tonic::Streaming<SubscribeFrame>) -> Result<(), Failure> {
     let drain = async {
         while let Some(message) = stream.next().await {
             message?;
