@@ -3,7 +3,8 @@
 //! once per tick writes what changed to R4 — input offsets and R4 records in one Kafka
 //! transaction, so a crash neither loses nor double-counts.
 //!
-//! It is one thread that owns all window state (an actor with Kafka as its only inbox): the
+//! It is one thread that owns all window state (an actor with Kafka as its only inbox; a
+//! second thread only decodes the values it polls, see `decoder.rs`): the
 //! consume loop, the transactions and the restore are all blocking librdkafka calls, so a
 //! plain thread is simpler and cheaper than async here. Nothing else touches the state; the
 //! stats hub learns the counts by reading R4, like any other reader — which is what lets two
@@ -17,6 +18,9 @@
 //!   A record the worker cannot count — not a PageEvent, a page name longer than
 //!   `max_page_name_bytes`, a timestamp more than `max_event_skew` ahead of the clock — is
 //!   counted as such and put in the dead-letter topic; the worker never stops on bad data.
+//! - `decoder.rs`, `pipeline.rs`: the values decoded on a second thread, in batches, while
+//!   the worker polls the next ones; the messages wait on the worker's thread until their
+//!   batch is back, and everything in flight is counted before a commit.
 //! - `pace.rs`: when to commit — every tick, and once per tick as soon as a backlog is read.
 //! - `commit.rs`: the changed windows, the dead letters and the input offsets, in one
 //!   transaction: an aborted transaction's dead letters are aborted with it, and the next
@@ -30,7 +34,9 @@
 //! good.
 
 mod commit;
+mod decoder;
 mod pace;
+mod pipeline;
 mod recovery;
 mod restore;
 mod run;
@@ -205,6 +211,10 @@ enum RunError {
     Restore(String),
     #[error("abandoned")]
     Abandoned,
+    #[error(transparent)]
+    Decoder(#[from] decoder::DecoderGone),
+    #[error("starting the decoding thread: {0}")]
+    Thread(#[from] std::io::Error),
 }
 
 fn supervise(

@@ -7,6 +7,7 @@
 //! both work on the state this file declares, which only this thread ever touches.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
@@ -14,11 +15,12 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::{BorrowedMessage, OwnedHeaders};
 use rdkafka::producer::{DefaultProducerContext, Producer as _, ThreadedProducer};
 use rdkafka::{ClientContext, Message};
-use streamgate::page_event::PageEvent;
 use streamgate::time::now_millis;
 use tokio_util::sync::CancellationToken;
 
+use super::decoder::{Decoded, Decoder};
 use super::pace::{Due, Pace};
+use super::pipeline::Pipeline;
 use super::recovery::{Recovery, Treatment};
 use super::{ABANDON_NOW, PANIC_NEXT, RUNNING, RunError, WorkerCounters, WorkerSettings};
 use crate::analytics::committed::{CommittedOffsets, WithoutCommit};
@@ -74,7 +76,8 @@ pub(super) struct Run<'a> {
     pub(super) counters: &'a WorkerCounters,
     pub(super) shutdown: &'a CancellationToken,
     pub(super) abandon: &'a AtomicU8,
-    pub(super) consumer: BaseConsumer<AssignmentFlag>,
+    /// Shared with the poll loop, whose messages borrow it while they wait to be counted.
+    pub(super) consumer: Arc<BaseConsumer<AssignmentFlag>>,
     pub(super) producer: ThreadedProducer<DefaultProducerContext>,
     pub(super) state: State,
     pub(super) malformed_log: LogThrottle,
@@ -175,7 +178,7 @@ impl<'a> Run<'a> {
             counters,
             shutdown,
             abandon,
-            consumer,
+            consumer: Arc::new(consumer),
             producer,
             state: State {
                 partitions: HashMap::new(),
@@ -189,6 +192,11 @@ impl<'a> Run<'a> {
     }
 
     pub(super) fn serve(&mut self) -> Result<(), RunError> {
+        // The loop polls through its own handle: the messages in the pipeline borrow it
+        // while `self` is borrowed mutably to count and commit.
+        let consumer = Arc::clone(&self.consumer);
+        let max_name = self.settings.max_page_name_bytes;
+        let mut pipeline = Pipeline::new(Decoder::start(max_name)?, max_name);
         let mut now = Instant::now();
         let mut pace = Pace::new(self.settings.tick, now);
         let mut wall = WallClock::anchored(now);
@@ -207,26 +215,19 @@ impl<'a> Run<'a> {
             if unchecked == 0 && self.shutdown.is_cancelled() {
                 // Write what is counted, so a restart has less to redo; then leave.
                 if !self.assignment_changed() {
+                    self.count(&mut pipeline, Drain::All, wall.at(now))?;
                     let _ = self.commit();
                 }
                 return Ok(());
             }
-            let polled = self.consumer.poll(pace.wait(now));
+            let polled = consumer.poll(pace.wait(now));
             // One clock read per record: the wall clock, the pace and the next poll's wait
             // all go by it.
             now = Instant::now();
             // A rebalance runs inside `poll`: restore before counting what it returned (the
             // record may be the first of a newly assigned partition).
             if self.assignment_changed() {
-                restore(
-                    &mut self.state,
-                    &self.consumer,
-                    self.client,
-                    self.settings,
-                    self.counters,
-                    &mut self.dead_letters,
-                    self.recovery,
-                )?;
+                self.restore(&mut pipeline)?;
                 // A restore reads R4 for a while: the record is taken at the clock's time.
                 now = Instant::now();
             }
@@ -237,38 +238,26 @@ impl<'a> Run<'a> {
                 0
             };
             match polled {
-                Some(Ok(message)) => take(
-                    &mut Intake {
-                        state: &mut self.state,
-                        settings: self.settings,
-                        counters: self.counters,
-                        malformed_log: &mut self.malformed_log,
-                        dead_letters: &mut self.dead_letters,
-                        recovery: self.recovery,
-                    },
-                    &message,
-                    wall.at(now),
-                ),
+                Some(Ok(message)) => pipeline.push(message),
                 Some(Err(e)) => tracing::debug!(error = %e, "analytics: consumer error"),
                 None => {}
             }
-            let pending = self.recovery.taken_since_commit() > 0;
-            // Isolating (see `recovery`): every input record in a transaction of its own.
+            // Isolating (see `recovery`): every record is counted, and committed, on its own.
+            // A poll that found nothing: the worker caught up, count what is in flight.
+            if !record || self.recovery.isolating() {
+                self.count(&mut pipeline, Drain::All, wall.at(now))?;
+            } else if pipeline.is_full() {
+                self.count(&mut pipeline, Drain::Ready, wall.at(now))?;
+            }
+            let pending = self.recovery.taken_since_commit() > 0 || !pipeline.is_empty();
             // Many dead letters pending: commit before the tick.
             let early = (self.recovery.isolating() && pending) || self.dead_letters.full();
             let due = pace.polled(record, pending, now);
             if early || due.is_some() {
                 if self.assignment_changed() {
-                    restore(
-                        &mut self.state,
-                        &self.consumer,
-                        self.client,
-                        self.settings,
-                        self.counters,
-                        &mut self.dead_letters,
-                        self.recovery,
-                    )?;
+                    self.restore(&mut pipeline)?;
                 } else {
+                    self.count(&mut pipeline, Drain::All, wall.at(now))?;
                     self.commit()?;
                 }
                 now = Instant::now();
@@ -282,6 +271,46 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// Counts what the pipeline has decoded (`Drain::Ready`: the batch the decoder holds,
+    /// handing it the next) or everything in it (`Drain::All`).
+    fn count(
+        &mut self,
+        pipeline: &mut Pipeline<'_>,
+        drain: Drain,
+        wall: i64,
+    ) -> Result<(), RunError> {
+        let mut intake = Intake {
+            state: &mut self.state,
+            settings: self.settings,
+            counters: self.counters,
+            malformed_log: &mut self.malformed_log,
+            dead_letters: &mut self.dead_letters,
+            recovery: self.recovery,
+        };
+        let count = |message: &BorrowedMessage<'_>, decoded: Decoded<'_>| {
+            take(&mut intake, message, decoded, wall);
+        };
+        match drain {
+            Drain::Ready => pipeline.advance(count)?,
+            Drain::All => pipeline.count_all(count)?,
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the state after an assignment change; what was polled or taken since the
+    /// last commit is dropped with it (the consumer reads it again).
+    fn restore(&mut self, pipeline: &mut Pipeline<'_>) -> Result<(), RunError> {
+        pipeline.discard()?;
+        self.dead_letters.clear();
+        self.recovery.run_ended();
+        self.state
+            .restore(&self.consumer, self.client, self.settings, self.counters)?;
+        let state = &self.state;
+        self.recovery
+            .retain_partitions(|p| state.partitions.contains_key(&p));
+        Ok(())
+    }
+
     fn assignment_changed(&self) -> bool {
         self.consumer
             .context()
@@ -290,22 +319,11 @@ impl<'a> Run<'a> {
     }
 }
 
-/// Rebuilds the state after an assignment change; what was taken since the last commit is
-/// dropped with it (the consumer re-reads it).
-fn restore(
-    state: &mut State,
-    consumer: &BaseConsumer<AssignmentFlag>,
-    client: &ClientSettings,
-    settings: &WorkerSettings,
-    counters: &WorkerCounters,
-    dead_letters: &mut DeadLetters,
-    recovery: &mut Recovery,
-) -> Result<(), RunError> {
-    dead_letters.clear();
-    recovery.run_ended();
-    state.restore(consumer, client, settings, counters)?;
-    recovery.retain_partitions(|p| state.partitions.contains_key(&p));
-    Ok(())
+/// How much of the pipeline [`Run::count`] counts.
+#[derive(Clone, Copy)]
+enum Drain {
+    Ready,
+    All,
 }
 
 /// The wall clock read through the monotonic one, so that a record costs one clock read,
@@ -343,8 +361,8 @@ struct Intake<'r> {
     recovery: &'r mut Recovery,
 }
 
-/// Counts one record of R2, or dead-letters it.
-fn take(intake: &mut Intake<'_>, message: &BorrowedMessage<'_>, wall: i64) {
+/// Counts one record of R2 (its value `decoded` as a PageEvent), or dead-letters it.
+fn take(intake: &mut Intake<'_>, message: &BorrowedMessage<'_>, decoded: Decoded<'_>, wall: i64) {
     let partition = message.partition();
     let Some(windows) = intake.state.partitions.get_mut(&partition) else {
         // Not (or no longer) ours: the restore after the next rebalance covers it.
@@ -386,20 +404,18 @@ fn take(intake: &mut Intake<'_>, message: &BorrowedMessage<'_>, wall: i64) {
         }
     }
     let timestamp = message.timestamp().to_millis().unwrap_or(wall);
-    let value = message.payload().unwrap_or_default();
-    let max_name = intake.settings.max_page_name_bytes;
-    let reason = match PageEvent::decode(value) {
-        Ok(event) if event.name.len() > max_name => {
+    let reason = match decoded {
+        Decoded::NameTooLong(len) => {
             windows.malformed(offset, timestamp, wall);
             counters.malformed.fetch_add(1, Ordering::Relaxed);
             format!(
-                "the page name has {} bytes, more than the limit of {max_name} \
+                "the page name has {len} bytes, more than the limit of {} \
                  (--max-page-name-bytes)",
-                event.name.len()
+                intake.settings.max_page_name_bytes
             )
         }
-        Ok(event) => {
-            let outcome = windows.record(offset, timestamp, &event.name, event.duration_ms, wall);
+        Decoded::Event { name, duration_ms } => {
+            let outcome = windows.record(offset, timestamp, name, duration_ms, wall);
             let counter = match outcome {
                 Outcome::Counted => &counters.counted,
                 Outcome::Filtered => &counters.filtered,
@@ -416,13 +432,15 @@ fn take(intake: &mut Intake<'_>, message: &BorrowedMessage<'_>, wall: i64) {
                 intake.settings.spec.max_skew_ms()
             )
         }
-        Err(e) => {
+        Decoded::Malformed(error) => {
             windows.malformed(offset, timestamp, wall);
             counters.malformed.fetch_add(1, Ordering::Relaxed);
-            // The error says "not a PageEvent: …" itself.
-            e.to_string()
+            error.to_owned()
         }
+        // Raised here, after `taken`, as it would have been had this thread decoded it.
+        Decoded::Panicked(panic) => panic!("decoding the record panicked: {panic}"),
     };
+    let value = message.payload().unwrap_or_default();
     if let Some(times) = intake.malformed_log.hit() {
         tracing::warn!(partition, offset, times, reason, value = ?preview(value), "analytics: dead-lettering records the worker cannot count");
     }
