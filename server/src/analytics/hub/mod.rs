@@ -209,13 +209,16 @@ async fn run(
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            Some(fetched) = async { fetching.as_mut()?.await.ok() }, if fetching.is_some() => {
+            // Every outcome, a failed task included, clears `fetching`: a finished handle is
+            // never polled again, and the next tick starts a new read.
+            joined = fetched(&mut fetching), if fetching.is_some() => {
                 fetching = None;
-                match fetched {
-                    Ok(committed) => totals.set_committed(committed),
-                    Err(e) => if let Some(times) = problems.hit() {
+                match joined {
+                    Ok(Ok(committed)) => totals.set_committed(committed),
+                    Ok(Err(e)) => if let Some(times) = problems.hit() {
                         tracing::warn!(error = %e, times, "stats hub: cannot read the workers' committed offsets; retrying");
                     },
+                    Err(e) => tracing::warn!(error = %e, "stats hub: the read of the workers' committed offsets failed; retrying"),
                 }
             }
             _ = ticker.tick() => {
@@ -251,6 +254,16 @@ async fn run(
         }
     }
     close(consumer).await;
+}
+
+/// The outcome of the committed-offsets read in flight; never ready without one.
+async fn fetched(
+    fetching: &mut Option<JoinHandle<Result<HashMap<i32, i64>, KafkaError>>>,
+) -> Result<Result<HashMap<i32, i64>, KafkaError>, tokio::task::JoinError> {
+    match fetching {
+        Some(handle) => handle.await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Reads the workers' committed offset of every partition of `input`, in the background.
