@@ -79,6 +79,10 @@ impl Delivery {
     ) {
         let len = record.entry_len();
         if arena.capacity() - arena.len() < len {
+            // Growing the arena with this delivery's bytes still in it would copy them (a
+            // realloc per block crossed: 1.5 % of the server in a Subscribe profile). They
+            // become a chunk of their own first, so the arena is empty when it grows.
+            self.seal_chunk(arena);
             // A block per many records; reclaimed in place once all its deliveries are sent.
             arena.reserve(len.max(ARENA_BLOCK));
         }
@@ -90,13 +94,18 @@ impl Delivery {
 
     /// Moves the records encoded in `arena` into the delivery.
     pub fn seal(&mut self, arena: &mut BytesMut) {
-        let unsealed = self.count - self.records.count();
-        self.records.push_chunk(arena.split().freeze(), unsealed);
+        self.seal_chunk(arena);
         // After a record larger than a block, the rest of its block would stay with the
         // session for good: let it go with the delivery instead.
         if arena.capacity() > ARENA_BLOCK {
             *arena = BytesMut::new();
         }
+    }
+
+    /// Moves the bytes written in `arena` since the last chunk into a chunk of the delivery.
+    fn seal_chunk(&mut self, arena: &mut BytesMut) {
+        let unsealed = self.count - self.records.count();
+        self.records.push_chunk(arena.split().freeze(), unsealed);
     }
 
     /// How many records.
@@ -327,6 +336,43 @@ mod tests {
             delivery.seal(&mut arena);
             drop(delivery); // sent: the arena's block is its own again
             assert!(arena.capacity() <= ARENA_BLOCK, "{}", arena.capacity());
+        }
+    }
+
+    #[test]
+    fn a_delivery_larger_than_a_block_keeps_every_record_in_order() {
+        let mut arena = BytesMut::new();
+        let topic = Arc::from("t");
+        let mut delivery = Delivery::default();
+        // 200 records of 1000 bytes: the delivery crosses three blocks.
+        let messages: Vec<OwnedMessage> = (0..200)
+            .map(|offset| {
+                let value = format!("{offset:04}").repeat(250).into_bytes();
+                OwnedMessage::new(
+                    Some(value),
+                    None,
+                    "t".into(),
+                    Timestamp::NotAvailable,
+                    0,
+                    offset,
+                    None,
+                )
+            })
+            .collect();
+        for message in &messages {
+            let at = (0, message.offset());
+            delivery.push(&mut arena, &WireRecord::new(message), &topic, at);
+        }
+        delivery.seal(&mut arena);
+        assert_eq!(delivery.len(), 200);
+        assert_eq!(delivery.records.count(), 200);
+        assert_eq!(delivery.records.len(), delivery.bytes);
+        let batch = RecordBatch::from_encoded(std::mem::take(&mut delivery.records));
+        let decoded = RecordBatch::decode(batch.encode_to_vec().as_slice()).expect("decodes");
+        let offsets: Vec<i64> = decoded.records.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, (0..200).collect::<Vec<_>>());
+        for (record, message) in decoded.records.iter().zip(&messages) {
+            assert_eq!(record.value.as_deref(), message.payload());
         }
     }
 
