@@ -123,6 +123,11 @@ pub struct BenchArgs {
     /// right after the gateway run, and print both figures and their ratio.
     #[arg(long, value_name = "HOST:PORT")]
     pub direct: Option<String>,
+    /// Runs of each side, alternating (gateway, direct, gateway, ...): the report is the
+    /// round with the median ratio (the median throughput without --direct), and lists
+    /// every round. On a busy machine a single pair is as noisy as the figure it measures.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rounds: u32,
     /// A librdkafka property for the direct side's clients, as kcat's -X (repeatable), e.g.
     /// `-X fetch.wait.max.ms=5` to compare latency with a server run with the same setting.
     #[arg(short = 'X', long = "direct-option", value_name = "KEY=VALUE", value_parser = parse::header, requires = "direct")]

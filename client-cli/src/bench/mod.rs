@@ -1,6 +1,7 @@
 //! `streamgate bench`: a load generator for the gateway, like Kafka's producer and consumer
 //! perf-test scripts. It runs one workload through streamgate and, with `--direct`, the same
-//! workload straight on Kafka right after, and prints both with their ratio.
+//! workload straight on Kafka right after, and prints both with their ratio; `--rounds N`
+//! alternates the two N times and reports the median round.
 //!
 //! Memory stays bounded whatever `--records`: records are counted and latencies go into HDR
 //! histograms ([`stats`]); no record or sample is kept.
@@ -21,7 +22,7 @@ use crate::args::{BenchArgs, BenchWorkload};
 use crate::{Client, Failure};
 use plan::Plan;
 use progress::Progress;
-use report::{Figures, Preload, Report};
+use report::{Preload, Report, Round};
 use stats::{Measured, Tally};
 
 /// How long a topic created with `--direct` may take to show in the server's metadata.
@@ -47,56 +48,91 @@ async fn bench(client: Client, probe: server::Probe, args: BenchArgs) -> Result<
         _ => None,
     };
     let probe = args.server_pid.map_or(probe, server::Probe::Pid);
-    // A server that does not report (an older one, or a token without `metrics`) is
-    // measured without its usage, unless --server-pid asked for it.
-    let watch = match server::Watch::start(probe).await {
-        Ok(watch) => Some(watch),
-        Err(e) if args.server_pid.is_some() => return Err(e),
-        Err(_) => None,
+    let direct = direct_side(&args);
+    let sides = Sides {
+        client: &client,
+        plan: &plan,
+        direct: direct.as_ref(),
     };
-    let (client, p) = (&client, &plan);
-    let gateway = measure(p, "gateway", |tally| async move {
-        match p.workload {
-            BenchWorkload::Publish => gateway::publish(client, p, &tally).await,
-            BenchWorkload::PublishStream => gateway::publish_stream(client, p, &tally).await,
-            BenchWorkload::Subscribe => read::subscribe(client, &p.topic, p.records, &tally).await,
-            BenchWorkload::E2e => e2e::run(client, p, &tally).await,
-        }
-    })
-    .await?;
-    let server = match watch {
-        Some(watch) => watch.finish().await.ok(),
-        None => None,
-    };
-    let direct = match direct_side(&args) {
-        Some(kafka) => Some(
-            measure(p, "direct", |tally| async move {
-                direct::run(&kafka, p, &tally).await
-            })
-            .await?,
-        ),
-        None => None,
-    };
-    // Both sides over the same kind of window, or the ratio would compare unlike figures.
-    let windowed = Figures::can_window(&gateway) && direct.as_ref().is_none_or(Figures::can_window);
-    Report {
-        gateway: Figures::new(&gateway, plan.size, windowed),
-        direct: direct.map(|d| Figures::new(&d, plan.size, windowed)),
-        preload,
-        server,
-        plan,
+    let mut rounds = Vec::new();
+    for number in 1..=plan.rounds {
+        let round = sides.round(number, &probe, args.server_pid.is_some());
+        rounds.push(round.await?);
     }
-    .print(args.json)
+    Report::new(plan, preload, rounds).print(args.json)
 }
 
-/// Runs `workload` with a fresh tally and a progress line labelled `side`.
-async fn measure<'a, F, Fut>(plan: &'a Plan, side: &str, workload: F) -> Result<Measured, Failure>
+/// What a round runs: the workload through the gateway, then, with `--direct`, on Kafka.
+struct Sides<'a> {
+    client: &'a Client,
+    plan: &'a Plan,
+    direct: Option<&'a direct::Direct>,
+}
+
+impl Sides<'_> {
+    /// Round `number`: the gateway run with the server's usage during it, then the direct run.
+    async fn round(
+        &self,
+        number: u32,
+        probe: &server::Probe,
+        must_watch: bool,
+    ) -> Result<Round, Failure> {
+        let (client, p) = (self.client, self.plan);
+        // A server that does not report (an older one, or a token without `metrics`) is
+        // measured without its usage, unless --server-pid asked for it.
+        let watch = match server::Watch::start(probe.clone()).await {
+            Ok(watch) => Some(watch),
+            Err(e) if must_watch => return Err(e),
+            Err(_) => None,
+        };
+        let gateway = measure(p, self.label("gateway", number), |tally| async move {
+            match p.workload {
+                BenchWorkload::Publish => gateway::publish(client, p, &tally).await,
+                BenchWorkload::PublishStream => gateway::publish_stream(client, p, &tally).await,
+                BenchWorkload::Subscribe => {
+                    read::subscribe(client, &p.topic, p.records, &tally).await
+                }
+                BenchWorkload::E2e => e2e::run(client, p, &tally).await,
+            }
+        })
+        .await?;
+        let server = match watch {
+            Some(watch) => watch.finish().await.ok(),
+            None => None,
+        };
+        let direct = match self.direct {
+            Some(kafka) => Some(
+                measure(p, self.label("direct", number), |tally| async move {
+                    direct::run(kafka, p, &tally).await
+                })
+                .await?,
+            ),
+            None => None,
+        };
+        Ok(Round::new(&gateway, direct.as_ref(), server, p.size))
+    }
+
+    /// The progress line's label: side, workload, and the round when there are several.
+    fn label(&self, side: &str, number: u32) -> String {
+        let name = self.plan.name();
+        match self.plan.rounds {
+            1 => format!("{side} {name}"),
+            rounds => format!("{side} {name}, round {number} of {rounds}"),
+        }
+    }
+}
+
+/// Runs `workload` with a fresh tally and a progress line labelled `label`.
+async fn measure<'a, F, Fut>(
+    plan: &'a Plan,
+    label: String,
+    workload: F,
+) -> Result<Measured, Failure>
 where
     F: FnOnce(Tally) -> Fut,
     Fut: Future<Output = Result<(), Failure>> + 'a,
 {
     let tally = Tally::start(plan.warmup);
-    let label = format!("{side} {}", plan.name());
     let progress = Progress::start(label, plan.records, &tally, plan.quiet);
     let result = workload(tally.clone()).await;
     progress.stop();
@@ -112,7 +148,7 @@ async fn preload(client: &Client, plan: &Plan, missing: u64) -> Result<Preload, 
         ..plan.clone()
     };
     let p = &preload_plan;
-    let measured = measure(p, "preload", |tally| async move {
+    let measured = measure(p, format!("preload {}", p.name()), |tally| async move {
         gateway::publish_stream(client, p, &tally).await
     })
     .await?;

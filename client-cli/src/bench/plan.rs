@@ -29,6 +29,8 @@ pub struct Plan {
     pub rate: f64,
     /// Time left out of the figures at the start.
     pub warmup: Duration,
+    /// Rounds of each side (`--rounds`).
+    pub rounds: u32,
     /// No progress line.
     pub quiet: bool,
 }
@@ -53,6 +55,9 @@ impl Plan {
                 "bench e2e needs --size 16 or more: each value carries its send time",
             ));
         }
+        if args.rounds == 0 {
+            return Err(Failure::usage("--rounds must be 1 or more"));
+        }
         if !(args.rate.is_finite() && args.rate > 0.0) {
             return Err(Failure::usage(
                 "--rate must be a positive number per second",
@@ -66,6 +71,7 @@ impl Plan {
             size: usize::try_from(args.size).unwrap_or(usize::MAX),
             rate: args.rate,
             warmup: args.warmup,
+            rounds: args.rounds,
             quiet: args.json,
         })
     }

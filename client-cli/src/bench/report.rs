@@ -4,6 +4,10 @@
 //! the end of the run; for e2e, the records *sent* after the warm-up. A run shorter than
 //! twice the warm-up is measured whole, and the report says so; so is the other side of a
 //! `--direct` comparison then, so that the ratio compares like with like.
+//!
+//! With `--rounds N` the figures are those of the median round (by ratio, or by throughput
+//! without `--direct`), so that the ratio and the figures it is made of stay one run's;
+//! every round's throughput and ratio are listed too.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -135,26 +139,98 @@ pub struct Preload {
     pub elapsed: Duration,
 }
 
+/// One round: the gateway run, the direct run after it (with `--direct`), and what the
+/// server used during the gateway run.
+#[derive(Debug)]
+pub struct Round {
+    /// Through streamgate.
+    pub gateway: Figures,
+    /// Straight on Kafka, with --direct.
+    pub direct: Option<Figures>,
+    /// The server's usage during the gateway run, when it can be read.
+    pub server: Option<Usage>,
+}
+
+impl Round {
+    /// The figures of a round, for values of `size` bytes.
+    pub fn new(
+        gateway: &Measured,
+        direct: Option<&Measured>,
+        server: Option<Usage>,
+        size: usize,
+    ) -> Self {
+        // Both sides over the same kind of window, or the ratio would compare unlike figures.
+        let windowed = Figures::can_window(gateway) && direct.is_none_or(Figures::can_window);
+        Self {
+            gateway: Figures::new(gateway, size, windowed),
+            direct: direct.map(|d| Figures::new(d, size, windowed)),
+            server,
+        }
+    }
+
+    /// gateway / direct records per second.
+    fn ratio(&self) -> Option<f64> {
+        let direct = self.direct.as_ref()?;
+        (direct.records_per_s > 0.0).then(|| self.gateway.records_per_s / direct.records_per_s)
+    }
+
+    /// What rounds are ranked by: the ratio, or without a direct side the throughput.
+    fn rank(&self) -> f64 {
+        match self.direct {
+            Some(_) => self.ratio().unwrap_or(0.0),
+            None => self.gateway.records_per_s,
+        }
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "records_per_s": self.gateway.records_per_s,
+            "direct_records_per_s": self.direct.as_ref().map(|d| d.records_per_s),
+            "ratio": self.ratio(),
+            "server_cpu_seconds": self.server.map(|s| s.cpu_seconds),
+        })
+    }
+}
+
+/// The index of the median round by [`Round::rank`] (the lower of the two middle ones for
+/// an even count: the report never flatters).
+fn median(rounds: &[Round]) -> usize {
+    let mut order: Vec<usize> = (0..rounds.len()).collect();
+    order.sort_by(|&a, &b| rounds[a].rank().total_cmp(&rounds[b].rank()));
+    order
+        .get(rounds.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or(0)
+}
+
 /// Everything a bench prints.
 #[derive(Debug)]
 pub struct Report {
     /// What ran.
     pub plan: Plan,
-    /// Through streamgate.
-    pub gateway: Figures,
-    /// Straight on Kafka, with --direct.
-    pub direct: Option<Figures>,
     /// Records published before a subscribe run.
     pub preload: Option<Preload>,
-    /// The server's usage, with --server-pid.
-    pub server: Option<Usage>,
+    /// Every round, in the order they ran (at least one).
+    rounds: Vec<Round>,
+    /// The median round, whose figures are the report's.
+    chosen: usize,
 }
 
 impl Report {
-    /// gateway / direct records per second.
-    fn ratio(&self) -> Option<f64> {
-        let direct = self.direct.as_ref()?;
-        (direct.records_per_s > 0.0).then(|| self.gateway.records_per_s / direct.records_per_s)
+    /// The report of `rounds`, which must not be empty.
+    pub fn new(plan: Plan, preload: Option<Preload>, rounds: Vec<Round>) -> Self {
+        assert!(!rounds.is_empty(), "a bench runs at least one round");
+        let chosen = median(&rounds);
+        Self {
+            plan,
+            preload,
+            rounds,
+            chosen,
+        }
+    }
+
+    fn round(&self) -> &Round {
+        &self.rounds[self.chosen]
     }
 
     /// Prints the report on standard output.
@@ -185,14 +261,18 @@ impl Report {
                 preload.elapsed.as_secs_f64()
             ));
         }
-        text.push_str(&format!("\ngateway\n{}", self.gateway.line()));
-        if let Some(direct) = &self.direct {
+        if self.rounds.len() > 1 {
+            text.push_str(&self.rounds_text());
+        }
+        let round = self.round();
+        text.push_str(&format!("\ngateway\n{}", round.gateway.line()));
+        if let Some(direct) = &round.direct {
             text.push_str(&format!("\ndirect (librdkafka)\n{}", direct.line()));
         }
-        if let Some(ratio) = self.ratio() {
+        if let Some(ratio) = round.ratio() {
             text.push_str(&format!("\nratio gateway/direct: {ratio:.2}"));
         }
-        if let Some(server) = self.server {
+        if let Some(server) = round.server {
             text.push_str(&format!(
                 "\nserver      : {:.2} CPU cores ({:.1} CPU s), RSS peak {:.1} MiB, final {:.1} MiB",
                 server.cores, server.cpu_seconds, server.peak_rss_mib, server.final_rss_mib
@@ -201,8 +281,38 @@ impl Report {
         text
     }
 
+    /// A line per round, then which one the figures below are.
+    fn rounds_text(&self) -> String {
+        let mut text = String::new();
+        for (i, round) in self.rounds.iter().enumerate() {
+            text.push_str(&format!(
+                "\nround {:<6}: gateway {:.0} records/s",
+                i + 1,
+                round.gateway.records_per_s
+            ));
+            if let Some(direct) = &round.direct {
+                text.push_str(&format!(", direct {:.0} records/s", direct.records_per_s));
+            }
+            if let Some(ratio) = round.ratio() {
+                text.push_str(&format!(", ratio {ratio:.2}"));
+            }
+        }
+        let by = if self.round().direct.is_some() {
+            "ratio"
+        } else {
+            "throughput"
+        };
+        text.push_str(&format!(
+            "\nmedian      : round {} of {} by {by}; its figures:",
+            self.chosen + 1,
+            self.rounds.len()
+        ));
+        text
+    }
+
     fn json(&self) -> Value {
-        let (plan, gateway) = (&self.plan, &self.gateway);
+        let (plan, round) = (&self.plan, self.round());
+        let gateway = &round.gateway;
         let mut object = json!({
             "workload": plan.name(),
             "topic": plan.topic,
@@ -216,10 +326,12 @@ impl Report {
             "latency_ms": gateway.latency_json(),
             "errors": gateway.errors,
             "preload": self.preload.map(|p| json!({"records": p.records, "elapsed_s": p.elapsed.as_secs_f64()})),
-            "server_cpu": self.server.map(|s| json!({"cores": s.cores, "seconds": s.cpu_seconds})),
-            "server_rss_mib": self.server.map(|s| json!({"peak": s.peak_rss_mib, "final": s.final_rss_mib})),
+            "server_cpu": round.server.map(|s| json!({"cores": s.cores, "seconds": s.cpu_seconds})),
+            "server_rss_mib": round.server.map(|s| json!({"peak": s.peak_rss_mib, "final": s.final_rss_mib})),
+            "rounds": self.rounds.iter().map(Round::json).collect::<Vec<_>>(),
+            "median_round": self.chosen + 1,
         });
-        if let (Some(direct), Value::Object(map)) = (&self.direct, &mut object) {
+        if let (Some(direct), Value::Object(map)) = (&round.direct, &mut object) {
             map.insert("direct_records".into(), json!(direct.records));
             map.insert(
                 "direct_elapsed_s".into(),
@@ -230,7 +342,7 @@ impl Report {
             map.insert("direct_mb_per_s".into(), json!(direct.mb_per_s));
             map.insert("direct_latency_ms".into(), direct.latency_json());
             map.insert("direct_errors".into(), json!(direct.errors));
-            map.insert("ratio".into(), json!(self.ratio()));
+            map.insert("ratio".into(), json!(round.ratio()));
         }
         object
     }
@@ -247,5 +359,64 @@ fn in_flight(plan: &Plan) -> String {
         ),
         BenchWorkload::Subscribe => "one Subscribe stream from earliest".to_owned(),
         BenchWorkload::E2e => format!("one stream each way at {:.0} records/s", plan.rate),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures(records_per_s: f64) -> Figures {
+        Figures {
+            records: 1,
+            elapsed: Duration::from_secs(1),
+            window: (Duration::ZERO, Duration::from_secs(1)),
+            window_records: 1,
+            records_per_s,
+            mb_per_s: 0.0,
+            latency: None,
+            errors: BTreeMap::new(),
+        }
+    }
+
+    fn round(gateway: f64, direct: Option<f64>) -> Round {
+        Round {
+            gateway: figures(gateway),
+            direct: direct.map(figures),
+            server: None,
+        }
+    }
+
+    #[test]
+    fn the_median_round_is_ranked_by_ratio_not_by_throughput() {
+        // Ratios 0.5, 0.9, 0.6: the median is the third round, though its gateway is slowest.
+        let rounds = [
+            round(100.0, Some(200.0)),
+            round(90.0, Some(100.0)),
+            round(60.0, Some(100.0)),
+        ];
+        assert_eq!(median(&rounds), 2);
+    }
+
+    #[test]
+    fn an_even_count_takes_the_lower_middle_round() {
+        // Ratios 0.5, 0.9, 0.6, 0.8: the middle two are 0.6 and 0.8; 0.6 is reported.
+        let rounds = [
+            round(50.0, Some(100.0)),
+            round(90.0, Some(100.0)),
+            round(60.0, Some(100.0)),
+            round(80.0, Some(100.0)),
+        ];
+        assert_eq!(median(&rounds), 2);
+        // A direct side that read nothing ranks lowest rather than poisoning the order.
+        let rounds = [round(50.0, Some(0.0)), round(90.0, Some(100.0))];
+        assert_eq!(median(&rounds), 0);
+    }
+
+    #[test]
+    fn without_a_direct_side_rounds_are_ranked_by_throughput() {
+        let rounds = [round(300.0, None), round(100.0, None), round(200.0, None)];
+        assert_eq!(median(&rounds), 2);
+        assert_eq!(median(&rounds[..1]), 0);
     }
 }

@@ -150,6 +150,40 @@ async fn bench_direct_creates_a_missing_topic_and_reports_both_figures_and_the_r
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_rounds_alternate_both_sides_and_report_the_median_round() {
+    on_each_broker(|server| async move {
+        let topic = random_name("rounds");
+        let bootstrap = server.kafka.bootstrap_servers().to_owned();
+        let args = ["--topic", &topic, "--direct", &bootstrap, "--rounds", "3"];
+        let report = bench_json(&server, "subscribe", &args).await;
+        let rounds = report["rounds"].as_array().expect("rounds");
+        assert_eq!(rounds.len(), 3, "{report}");
+        let ratios: Vec<f64> = rounds
+            .iter()
+            .map(|r| r["ratio"].as_f64().expect("every round has a ratio"))
+            .collect();
+        let median = report["median_round"].as_u64().expect("median_round") as usize;
+        assert!((1..=3).contains(&median), "{report}");
+        let chosen = &rounds[median - 1];
+        // The headline figures are that round's, and its ratio is the middle one.
+        assert_eq!(report["ratio"], chosen["ratio"], "{report}");
+        assert_eq!(report["records_per_s"], chosen["records_per_s"], "{report}");
+        assert_eq!(
+            report["direct_records_per_s"], chosen["direct_records_per_s"],
+            "{report}"
+        );
+        let ratio = ratios[median - 1];
+        let below = ratios.iter().filter(|r| **r < ratio).count();
+        let above = ratios.iter().filter(|r| **r > ratio).count();
+        assert!(below <= 1 && above <= 1, "not the median: {ratios:?}");
+        // Only the first round published what the topic lacked.
+        assert_eq!(report["preload"]["records"], RECORDS, "{report}");
+        server.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_server_pid_reports_cpu_and_memory() {
     on_each_broker(|server| async move {
         let topic = server.topic(1).await;
