@@ -3,6 +3,8 @@
 import os
 import time
 
+import streamgate_client as sg
+
 # A topic that exists on the server (the server's --log-topic by default), and the topic
 # whose PageEvents the analytics count (--supplier-topic): .ci/test-python renames them
 # when the server shares a broker with others.
@@ -25,13 +27,24 @@ def take(stream, count):
 
 
 def read_until(stream, done):
-    """Items of `stream` until done(items_so_far) is true (the stream's deadline bounds it)."""
+    """Items of `stream` until done(items_so_far) is true (the stream's deadline bounds it).
+    A stream that fails or ends first fails the test with what it had sent, the last item
+    in full (up to 2000 characters): what a diagnosis of a stage that fell behind needs."""
     items = []
-    for item in stream:
-        items.append(item)
-        if done(items):
-            return items
-    raise AssertionError(f"the stream ended before the condition held ({len(items)} items)")
+    try:
+        for item in stream:
+            items.append(item)
+            if done(items):
+                return items
+    except sg.StreamgateError as error:
+        raise AssertionError(f"the stream failed before the condition held ({error}); "
+                             f"{_received(items)}") from error
+    raise AssertionError(f"the stream ended before the condition held; {_received(items)}")
+
+
+def _received(items):
+    last = str(items[-1])[:2000] if items else "nothing"
+    return f"{len(items)} items received, the last: {last}"
 
 
 def eventually(attempt, retry_on, timeout=PATIENCE, pause=0.1):
