@@ -44,6 +44,16 @@ pub fn prefetch(config: &mut ClientConfig, kbytes: usize) {
         .set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS);
 }
 
+/// Sets the fetch wait (librdkafka `fetch.wait.max.ms`) of a stage that must see new
+/// records well within its `tick`: a tenth of it, at most librdkafka's default 500 ms.
+/// Brokers that hold a fetch to its end (the embedded broker, Tansu) add the whole wait to
+/// every record's latency; Kafka answers as soon as records arrive, so there it only sets
+/// how often an idle stage asks.
+pub fn stage_fetch_wait(config: &mut ClientConfig, tick: std::time::Duration) {
+    let millis = (tick / 10).as_millis().clamp(1, 500);
+    config.set("fetch.wait.max.ms", millis.to_string());
+}
+
 /// Makes a consumer for a restarted run of the stage `stage`, retrying every `retry` until
 /// `make` succeeds; `None` if `shutdown` comes first.
 pub async fn make_until_ready<C>(

@@ -22,9 +22,12 @@
 //! This file owns the task (an assign-only consumer of R4, the periodic read of the
 //! workers' committed offsets, the ticker) and the [`Hub`] handle. The parts:
 //!
+//! - `reads.rs`: when the committed offsets are read (every tick, and soon after records
+//!   arrive that wait for them), pure.
 //! - `totals.rs`: the cells and their sums ([`Totals`]), pure.
 //! - `view.rs`: what watchers see ([`Snapshot`]) and the live and rolling views of it.
 
+mod reads;
 mod totals;
 mod view;
 
@@ -33,7 +36,7 @@ use std::sync::Arc;
 #[cfg(feature = "test-hooks")]
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -52,6 +55,7 @@ use crate::kafka::ClientSettings;
 use crate::kafka::consumer::{assign_only, close};
 use crate::logs::LogThrottle;
 use crate::supervisor::{Restarts, supervise};
+use reads::Reads;
 pub use totals::Totals;
 pub use view::{Snapshot, WindowTotals, current_window, rolling_counts};
 
@@ -188,6 +192,7 @@ fn consumer(client: &ClientSettings, settings: &HubSettings) -> Result<StreamCon
     assign_only(client, &settings.group, |c| {
         c.set("isolation.level", "read_uncommitted");
         crate::kafka::consumer::prefetch(c, 4096);
+        crate::kafka::consumer::stage_fetch_wait(c, settings.tick);
     })
     .create()
 }
@@ -205,7 +210,13 @@ async fn run(
     let mut assigned = false;
     let mut problems = LogThrottle::new(Duration::from_secs(30));
     let mut fetching: Option<JoinHandle<Result<HashMap<i32, i64>, KafkaError>>> = None;
+    let mut reads = Reads::new(settings.tick);
+    let read = |reads: &mut Reads| {
+        reads.started();
+        Some(committed_offsets(consumer.clone(), settings.input.clone()))
+    };
     loop {
+        let early_read = reads.due();
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
@@ -213,17 +224,28 @@ async fn run(
             // never polled again, and the next tick starts a new read.
             joined = fetched(&mut fetching), if fetching.is_some() => {
                 fetching = None;
-                match joined {
+                let waiting = match joined {
                     Ok(Ok(committed)) => totals.set_committed(committed),
-                    Ok(Err(e)) => if let Some(times) = problems.hit() {
-                        tracing::warn!(error = %e, times, "stats hub: cannot read the workers' committed offsets; retrying");
-                    },
-                    Err(e) => tracing::warn!(error = %e, "stats hub: the read of the workers' committed offsets failed; retrying"),
-                }
+                    Ok(Err(e)) => {
+                        if let Some(times) = problems.hit() {
+                            tracing::warn!(error = %e, times, "stats hub: cannot read the workers' committed offsets; retrying");
+                        }
+                        true
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "stats hub: the read of the workers' committed offsets failed; retrying");
+                        true
+                    }
+                };
+                reads.finished(waiting, Instant::now());
+            }
+            // Records wait for their commit: read it before the tick (see `reads.rs`).
+            _ = sleep_until(early_read), if fetching.is_none() && early_read.is_some() => {
+                fetching = read(&mut reads);
             }
             _ = ticker.tick() => {
                 if fetching.is_none() {
-                    fetching = Some(committed_offsets(consumer.clone(), settings.input.clone()));
+                    fetching = read(&mut reads);
                 }
                 if !assigned {
                     match assign(&consumer, &settings).await {
@@ -243,8 +265,10 @@ async fn run(
             }
             message = consumer.recv(), if assigned => match message {
                 Ok(message) => {
-                    if let Some(record) = message.payload().and_then(StatsRecord::parse) {
-                        totals.apply(record, now_millis());
+                    if let Some(record) = message.payload().and_then(StatsRecord::parse)
+                        && totals.apply(record, now_millis())
+                    {
+                        reads.waiting_arrived(Instant::now());
                     }
                 }
                 Err(e) => if let Some(times) = problems.hit() {
@@ -254,6 +278,14 @@ async fn run(
         }
     }
     close(consumer).await;
+}
+
+/// Ready at `due`; never without one.
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due.into()).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The outcome of the committed-offsets read in flight; never ready without one.

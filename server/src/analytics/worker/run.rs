@@ -152,6 +152,7 @@ impl<'a> Run<'a> {
                     .set("session.timeout.ms", "10000")
                     .set("heartbeat.interval.ms", "2000");
                 crate::kafka::consumer::prefetch(c, 8192);
+                crate::kafka::consumer::stage_fetch_wait(c, settings.tick);
                 crate::kafka::lag::enable(c);
             })
             .create_with_context(AssignmentFlag {

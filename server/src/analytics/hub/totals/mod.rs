@@ -70,17 +70,21 @@ impl Totals {
         }
     }
 
-    /// Takes the workers' committed offsets and accepts the records they now cover.
-    pub fn set_committed(&mut self, committed: HashMap<i32, i64>) {
+    /// Takes the workers' committed offsets and accepts the records they now cover; whether
+    /// any record still waits for the commit to reach it.
+    pub fn set_committed(&mut self, committed: HashMap<i32, i64>) -> bool {
         let committed = CommittedOffsets::with(committed, WithoutCommit::AcceptAll);
+        let mut waiting = false;
         for (_, pages) in self.windows.values_mut() {
             for partitions in pages.values_mut() {
                 for (partition, cell) in partitions.iter_mut() {
                     cell.recheck(|offset| committed.admits(*partition, offset));
+                    waiting |= cell.is_pending();
                 }
             }
         }
         self.committed = Some(committed);
+        waiting
     }
 
     /// The pages currently tracked (those of the retained windows).
@@ -88,12 +92,13 @@ impl Totals {
         self.pages.len()
     }
 
-    /// Takes one R4 record, at wall time `now_ms`.
-    pub fn apply(&mut self, record: StatsRecord, now_ms: i64) {
+    /// Takes one R4 record, at wall time `now_ms`; whether it waits for the commit to reach
+    /// it (it is kept, and counts once a read of the commits admits it).
+    pub fn apply(&mut self, record: StatsRecord, now_ms: i64) -> bool {
         if record.window_end_ms <= self.horizon()
             || record.window_start_ms > now_ms.saturating_add(self.max_ahead_ms)
         {
-            return;
+            return false;
         }
         self.newest_end = self.newest_end.max(record.window_end_ms);
         let admissible = self
@@ -122,6 +127,7 @@ impl Totals {
             .or_default()
             .offer(record.input_offset, count, admissible);
         self.forget_old_windows();
+        !admissible
     }
 
     /// Window ends at or before this are out of the retained history.

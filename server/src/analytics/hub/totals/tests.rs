@@ -52,18 +52,28 @@ fn sums_partitions_and_keeps_the_latest_count_per_partition() {
 fn only_records_within_the_committed_offsets_count() {
     let mut totals = Totals::new(spec(), Duration::from_secs(600), AHEAD);
     // Before the commits are known, nothing shows.
-    totals.apply(record("P1", 0, 0, 10, 3, false), NOW);
+    assert!(totals.apply(record("P1", 0, 0, 10, 3, false), NOW), "waits");
     assert!(totals.snapshot(1, 1_000).windows.is_empty());
-    totals.set_committed(HashMap::from([(0, 10)]));
+    assert!(
+        !totals.set_committed(HashMap::from([(0, 10)])),
+        "nothing waits"
+    );
     assert_eq!(totals.snapshot(2, 1_000).windows[&0].pages["P1"], 3);
     // Beyond the commit (an aborted or unfinished transaction): waits, and keeps the
     // window from looking final.
-    totals.apply(record("P1", 0, 0, 15, 9, true), NOW);
+    assert!(totals.apply(record("P1", 0, 0, 15, 9, true), NOW), "waits");
+    assert!(
+        totals.set_committed(HashMap::from([(0, 14)])),
+        "still waits"
+    );
     let snapshot = totals.snapshot(3, 100_000);
     assert_eq!(snapshot.windows[&0].pages["P1"], 3);
     assert!(!snapshot.windows[&0].is_final);
     // The commit reaches it: it counts.
-    totals.set_committed(HashMap::from([(0, 15)]));
+    assert!(
+        !totals.set_committed(HashMap::from([(0, 15)])),
+        "nothing waits"
+    );
     let snapshot = totals.snapshot(4, 100_000);
     assert_eq!(snapshot.windows[&0].pages["P1"], 9);
     assert!(snapshot.windows[&0].is_final);
@@ -73,8 +83,11 @@ fn only_records_within_the_committed_offsets_count() {
 fn a_partition_without_a_commit_counts_as_records_come() {
     let mut totals = Totals::new(spec(), Duration::from_secs(600), AHEAD);
     totals.set_committed(HashMap::from([(0, 10)]));
-    totals.apply(record("P1", 0, 0, 12, 3, false), NOW);
-    totals.apply(record("P1", 0, 1, 40, 2, false), NOW);
+    assert!(totals.apply(record("P1", 0, 0, 12, 3, false), NOW), "waits");
+    assert!(
+        !totals.apply(record("P1", 0, 1, 40, 2, false), NOW),
+        "counts"
+    );
     // Partition 0 waits for its commit; partition 1 has none and counts at once.
     assert_eq!(totals.snapshot(1, 1_000).windows[&0].pages["P1"], 2);
 }
