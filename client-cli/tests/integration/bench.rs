@@ -267,3 +267,35 @@ async fn bench_stops_at_a_refused_call_with_the_usual_exit_code() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rounds_out_of_range_are_refused_with_usage() {
+    // Refused while parsing: no server is ever asked, so none runs here.
+    for rounds in ["0", "101", "-1", "many"] {
+        let output = crate::support::cli_at(
+            "http://127.0.0.1:9",
+            &["bench", "publish", &format!("--rounds={rounds}")],
+            None,
+        )
+        .await;
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{rounds}: {}",
+            stderr(&output)
+        );
+        let message = stderr(&output);
+        assert!(message.contains("--rounds"), "{rounds}: {message}");
+        assert!(stdout(&output).is_empty(), "{rounds}");
+    }
+    // The bound itself passes parsing, and the run fails where it connects (nothing
+    // listens on port 9): exit 3 (server unreachable), not the usage error's 2.
+    let output = crate::support::cli_at(
+        "http://127.0.0.1:9",
+        &["bench", "publish", "--rounds", "100"],
+        None,
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("--rounds"), "{}", stderr(&output));
+}
