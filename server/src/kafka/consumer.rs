@@ -45,12 +45,13 @@ pub fn prefetch(config: &mut ClientConfig, kbytes: usize) {
 }
 
 /// Sets the fetch wait (librdkafka `fetch.wait.max.ms`) of a stage that must see new
-/// records well within its `tick`: a tenth of it, at most librdkafka's default 500 ms.
-/// Brokers that hold a fetch to its end (the embedded broker, Tansu) add the whole wait to
-/// every record's latency; Kafka answers as soon as records arrive, so there it only sets
-/// how often an idle stage asks.
+/// records well within its `tick`: a tenth of it, between 10 ms and librdkafka's default
+/// 500 ms. Brokers that hold a fetch to its end (the embedded broker, Tansu) add the whole
+/// wait to every record's latency; Kafka answers as soon as records arrive, so there it only
+/// sets how often an idle stage asks — which the floor bounds (100 fetches/s at most, even
+/// with a 1 ms `--stats-tick`).
 pub fn stage_fetch_wait(config: &mut ClientConfig, tick: std::time::Duration) {
-    let millis = (tick / 10).as_millis().clamp(1, 500);
+    let millis = (tick / 10).as_millis().clamp(10, 500);
     config.set("fetch.wait.max.ms", millis.to_string());
 }
 
@@ -138,4 +139,32 @@ pub fn is_partition_eof(error: &KafkaError) -> bool {
         error,
         KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn stage_wait(tick: Duration) -> String {
+        let mut config = ClientConfig::new();
+        stage_fetch_wait(&mut config, tick);
+        config.get("fetch.wait.max.ms").expect("set").to_owned()
+    }
+
+    #[test]
+    fn a_stage_waits_a_tenth_of_its_tick_within_bounds() {
+        assert_eq!(stage_wait(Duration::from_secs(1)), "100");
+        assert_eq!(
+            stage_wait(Duration::from_millis(1)),
+            "10",
+            "an idle stage stays cheap"
+        );
+        assert_eq!(
+            stage_wait(Duration::from_secs(60)),
+            "500",
+            "librdkafka's default"
+        );
+    }
 }
