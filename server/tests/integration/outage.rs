@@ -1,8 +1,9 @@
 //! Broker outages: the supplier keeps running through one, counts what failed, and resumes
 //! by itself when the broker is back. On the embedded broker the outage is injected
-//! (`EmbeddedBroker::set_up`); on the real one a private Tansu, started by this test from
-//! `STREAMGATE_TEST_TANSU`, is killed and started again on the same port.
+//! (`EmbeddedBroker::set_up`); on the real one the connections to a private Tansu, started
+//! by this test from `STREAMGATE_TEST_TANSU`, are cut and then let through again.
 
+use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,10 @@ use streamgate::proto::{
     publish_request, publish_result,
 };
 use streamgate_server::Kafka;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 use crate::support::{BrokerKind, TestServer, eventually, within};
@@ -51,7 +55,7 @@ async fn wait_for(
 /// Something that can take the broker away and bring it back.
 trait Outage {
     async fn down(&mut self);
-    async fn up(&mut self, kafka: &Kafka, topic: &str);
+    async fn up(&mut self);
 }
 
 /// Runs the scenario: supply at 50/s, take the broker down until errors show, bring it back,
@@ -92,7 +96,7 @@ async fn supplier_survives(server: TestServer, outage: &mut impl Outage) {
     );
     assert!(during.last_error.is_some(), "the status says what failed");
 
-    outage.up(&server.kafka, &topic).await;
+    outage.up().await;
     let resumed_from = status(&mut client).await.events_sent;
     let after = wait_for(
         &mut client,
@@ -114,79 +118,123 @@ impl Outage for Injected {
         broker.set_up(false).await.expect("broker down");
     }
 
-    async fn up(&mut self, _kafka: &Kafka, _topic: &str) {
+    async fn up(&mut self) {
         let broker = self.0.embedded_broker().expect("embedded");
         broker.set_up(true).await.expect("broker up");
     }
 }
 
-/// A Tansu process of this test's own, so that killing it disturbs no other test.
+/// A Tansu process of this test's own behind a TCP relay that the test can cut: the server
+/// talks to the relay (Tansu advertises the relay's address, so every connection goes
+/// through it), and cutting it closes every connection and turns new ones away, which is
+/// what a client sees of a broker that crashed or dropped off the network. The broker keeps
+/// its state through the outage, as a Kafka broker does.
+///
+/// Killing Tansu and starting it again, as this test once did, is not that: its storage is
+/// memory only, so it came back empty, every topic recreated under a new topic id. That
+/// is a different broker under the same address, and librdkafka 2.12.1 can crash on it
+/// (see "Limits worth knowing" in the README).
 struct PrivateTansu {
-    binary: String,
-    port: u16,
-    child: Option<Child>,
+    _tansu: Child,
+    relay: Relay,
 }
 
 impl PrivateTansu {
     async fn start(binary: String) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let mut tansu = Self {
-            binary,
-            port,
-            child: None,
-        };
-        tansu.spawn();
-        tansu
-    }
-
-    fn spawn(&mut self) {
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let child = Command::new(&self.binary)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
+        let mut relay = Relay::bind().await;
+        let tansu_port = free_port();
+        let listener = format!("tcp://127.0.0.1:{tansu_port}");
+        let advertised = format!("tcp://{}", relay.address);
+        let tansu = Command::new(&binary)
+            .args(["broker", "--listener-url", &listener])
+            .args(["--advertised-listener-url", &advertised])
             .args(["--storage-engine", "memory://tansu/"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .expect("tansu starts");
-        self.child = Some(child);
+        relay.forward_to(format!("127.0.0.1:{tansu_port}"));
+        Self {
+            _tansu: tansu,
+            relay,
+        }
     }
 
     fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        self.relay.address.to_string()
     }
 }
 
 impl Outage for PrivateTansu {
     async fn down(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().await.expect("kill tansu");
+        self.relay.cut.send_replace(true);
+    }
+
+    async fn up(&mut self) {
+        self.relay.cut.send_replace(false);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A TCP relay that can be cut: while `cut` holds true, open connections are closed and
+/// new ones are closed as soon as they are accepted.
+struct Relay {
+    address: SocketAddr,
+    listener: Option<TcpListener>,
+    cut: watch::Sender<bool>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl Relay {
+    async fn bind() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("relay binds");
+        Self {
+            address: listener.local_addr().expect("relay address"),
+            listener: Some(listener),
+            cut: watch::channel(false).0,
+            accept: None,
         }
     }
 
-    async fn up(&mut self, kafka: &Kafka, topic: &str) {
-        self.spawn();
-        // Tansu's test storage is memory only, so its topics died with it; a production
-        // broker keeps them. Recreate the supplier's topic, as the stored state would.
-        eventually(
-            Duration::from_secs(30),
-            "the supplier's topic recreated on the restarted broker",
-            async || {
-                kafka
-                    .ensure_topics(&[topic], 3, 1, Duration::from_secs(5))
-                    .await
-            },
-        )
-        .await;
+    /// Starts relaying every accepted connection to `upstream`.
+    fn forward_to(&mut self, upstream: String) {
+        let listener = self.listener.take().expect("relay not started yet");
+        let cut = self.cut.clone();
+        self.accept = Some(tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                if !*cut.borrow() {
+                    tokio::spawn(relay_one(inbound, upstream.clone(), cut.subscribe()));
+                }
+            }
+        }));
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.cut.send_replace(true);
+        if let Some(accept) = self.accept.take() {
+            accept.abort();
+        }
+    }
+}
+
+/// Copies both ways between `inbound` and `upstream` until either side closes or the relay
+/// is cut.
+async fn relay_one(mut inbound: TcpStream, upstream: String, mut cut: watch::Receiver<bool>) {
+    let Ok(mut outbound) = TcpStream::connect(&upstream).await else {
+        return; // Tansu not listening yet: the client sees a closed connection and retries.
+    };
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+        _ = cut.wait_for(|cut| *cut) => {}
     }
 }
 
@@ -206,17 +254,10 @@ async fn supplier_resumes_by_itself_after_a_broker_outage() {
     };
     let mut tansu = PrivateTansu::start(binary).await;
     eprintln!(
-        "--- private Tansu at {}, killed and restarted",
+        "--- private Tansu behind a relay at {}, cut and restored",
         tansu.bootstrap()
     );
-    // Tansu keeps its producer table in memory: after the restart it answers every produce of
-    // an idempotent producer with UNKNOWN_PRODUCER_ID, and librdkafka's idempotent producer,
-    // which bumps its epoch locally on that error (KIP-360), retries under the same id forever.
-    // A Kafka broker keeps producer state across a restart. So against this broker the server
-    // runs with idempotence off (`-X`); what is under test, the supplier riding out the
-    // outage, is the same.
-    let options = vec![("enable.idempotence".to_owned(), "false".to_owned())];
-    let kafka = Arc::new(Kafka::external(tansu.bootstrap(), options));
+    let kafka = Arc::new(Kafka::external(tansu.bootstrap(), Vec::new()));
     let server = TestServer::start(kafka, BrokerKind::Real, SERVER_ARGS).await;
     supplier_survives(server, &mut tansu).await;
 }
