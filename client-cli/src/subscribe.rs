@@ -30,6 +30,8 @@ pub async fn run(channel: Channel, token: BearerToken, args: SubscribeArgs) -> R
         }),
         stop_at_end: args.exit_at_end,
         max_records: args.count,
+        // --json shows every field; a text line only some.
+        read_mask: (!args.json).then(output::line_mask),
     };
     // Records stay encoded until printed: see `encoded`.
     let mut stream = encoded::subscribe(channel, token, request).await?;

@@ -57,6 +57,9 @@ pub async fn open(
         // topic that holds fewer records than asked fails on the idle timeout instead.
         stop_at_end: false,
         max_records,
+        // What `streamgate subscribe` asks for to print its lines; like the direct side's
+        // consumer, which never asks librdkafka for a record's headers.
+        read_mask: Some(crate::output::line_mask()),
     };
     let mut stream = client.clone().subscribe(request).await?.into_inner();
     match stream.next().await {

@@ -16,7 +16,7 @@ import urllib.parse
 import weakref
 
 import grpc
-from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 from streamgate.v1 import event_pb2, gateway_pb2, gateway_pb2_grpc, stats_pb2, supplier_pb2
 
 from .errors import DeadlineExceeded, StreamgateError, error_for, from_rpc_error
@@ -570,17 +570,20 @@ class Client:
     # -- reading -------------------------------------------------------------------------
 
     def subscribe(self, topics, *, start=None, group=None, max_records=None,
-                  stop_at_end=False, timeout=None):
+                  stop_at_end=False, fields=None, timeout=None):
         """Reads records from one or more topics as they arrive: a Subscription, iterated
         for Record messages, with ``.assignment``.
 
         ``start``: see start_position() (default latest; with a group, its committed
         offsets). ``group``: share partitions with the group and commit as records are
         delivered. ``max_records``/``stop_at_end``: end the stream (cleanly) after that
-        many records / at the end offsets it started with."""
+        many records / at the end offsets it started with. ``fields``: the Record fields
+        to receive (e.g. ``["key", "value"]``; default all); leaving out ``headers`` and
+        ``page_event`` also spares the server their parsing."""
+        read_mask = field_mask_pb2.FieldMask(paths=list(fields)) if fields else None
         request = gateway_pb2.SubscribeRequest(
             topics=_topics(topics), group=group, start=start_position(start),
-            stop_at_end=stop_at_end, max_records=max_records)
+            stop_at_end=stop_at_end, max_records=max_records, read_mask=read_mask)
         return Subscription(self._stub.Subscribe(request, metadata=self._metadata,
                                                  timeout=timeout))
 

@@ -2,6 +2,7 @@
 
 import datetime
 
+import pytest
 import streamgate_client as sg
 from support import PATIENCE, TOPIC, take
 
@@ -43,6 +44,21 @@ def test_raw_record_round_trip(client, name):
     assert ack.partition in starts
     assert all(p.topic == TOPIC and p.start_offset == p.low_watermark
                for p in starts.values())
+
+
+def test_fields_sends_only_those_record_fields(client, name):
+    key = name("masked").encode()
+    ack = client.publish(TOPIC, b"v", key=key, headers=[("trace", b"t")])
+    with client.subscribe(TOPIC, start=ack.offset, fields=["key", "value", "offset"],
+                          timeout=PATIENCE) as stream:
+        for record in stream:
+            if record.key == key:
+                break
+    assert (record.offset, record.value) == (ack.offset, b"v")
+    assert not record.topic and not record.headers and not record.HasField("timestamp")
+    with pytest.raises(sg.InvalidArgument, match="read_mask"):
+        with client.subscribe(TOPIC, fields=["nope"], timeout=PATIENCE) as stream:
+            stream.assignment
 
 
 def test_page_event_round_trip(client, name):

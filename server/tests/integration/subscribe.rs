@@ -286,3 +286,86 @@ async fn a_stalled_subscriber_does_not_hold_back_others() {
     })
     .await;
 }
+
+/// `read_mask` sends exactly the fields it names, the others unset; a path that is not a
+/// field of `Record` is refused, naming the mask.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_mask_sends_only_the_fields_it_names() {
+    on_each_broker(|server| async move {
+        let topic = server.topic(1).await;
+        let mut client = server.client().await;
+        publish_values(&mut client, &topic, ["first".to_owned()]).await;
+        client
+            .publish(proto::PublishRequest {
+                topic: topic.clone(),
+                key: Some(Bytes::from_static(b"k")),
+                headers: vec![proto::Header {
+                    key: "trace".into(),
+                    value: Bytes::from_static(b"abc"),
+                }],
+                payload: Some(publish_request::Payload::PageEvent(proto::PageEvent {
+                    name: "P1".into(),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            })
+            .await
+            .expect("publish");
+        let read = |paths: &[&str]| {
+            let mut request =
+                subscribe_request(&topic, None, Some(start_position::Position::Earliest(true)));
+            request.max_records = Some(2);
+            request.read_mask = Some(prost_types::FieldMask {
+                paths: paths.iter().map(|p| p.to_string()).collect(),
+            });
+            let mut client = client.clone();
+            async move {
+                let stream = client.subscribe(request).await?.into_inner();
+                let (_, records) = collect_all(stream).await;
+                Ok::<_, tonic::Status>(records.into_iter().nth(1).expect("two records"))
+            }
+        };
+
+        let whole = read(&[]).await.expect("no mask");
+        assert_eq!(whole.topic, topic);
+        assert_eq!(whole.offset, 1);
+        assert!(whole.timestamp.is_some() && whole.timestamp_type != 0);
+        assert_eq!(whole.key.as_deref(), Some(&b"k"[..]));
+        assert!(whole.headers.iter().any(|h| h.key == "trace"), "{whole:?}");
+        assert!(whole.value.is_some());
+        assert_eq!(
+            whole.page_event.as_ref().map(|e| e.name.as_str()),
+            Some("P1")
+        );
+
+        let some = read(&["offset", "value"]).await.expect("offset and value");
+        let expected = proto::Record {
+            offset: 1,
+            value: whole.value.clone(),
+            ..Default::default()
+        };
+        assert_eq!(some, expected, "only offset and value");
+
+        let event = read(&["page_event", "headers"])
+            .await
+            .expect("event and headers");
+        let expected = proto::Record {
+            headers: whole.headers.clone(),
+            page_event: whole.page_event.clone(),
+            ..Default::default()
+        };
+        assert_eq!(event, expected, "only the PageEvent and the headers");
+
+        let refused = read(&["value", "page_event.name"])
+            .await
+            .expect_err("a nested path is refused");
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+        assert!(
+            refused.message().contains("read_mask"),
+            "{}",
+            refused.message()
+        );
+        server.stop().await;
+    })
+    .await;
+}

@@ -90,6 +90,7 @@ pub fn subscribe_request(
         start: position.map(|p| proto::StartPosition { position: Some(p) }),
         stop_at_end: false,
         max_records: None,
+        read_mask: None,
     }
 }
 

@@ -62,6 +62,8 @@ pub fn validate(start: ConsumeStart, limits: &Limits) -> Result<(Plan, Pacing), 
             start: start.start,
             stop_at_end: false,
             max_records: None,
+            // Consume sends whole records.
+            read_mask: None,
         },
         limits.max_subscribe_topics,
     )?;

@@ -9,6 +9,7 @@
 //!
 //! This module only wires the parts together in [`open`]:
 //! - [`plan`] validates the request and resolves start offsets;
+//! - [`mask`] reads the request's `read_mask`: which record fields the stream sends;
 //! - [`start`] turns a start position into an offset (timestamps through
 //!   [`TimestampSearch`](crate::kafka::TimestampSearch));
 //! - [`consumer`] configures the Kafka consumer and watches group rebalances;
@@ -23,6 +24,7 @@
 pub(super) mod assignment;
 pub(super) mod consumer;
 mod group_start;
+mod mask;
 pub(super) mod plan;
 pub(super) mod record;
 mod session;

@@ -18,6 +18,7 @@ use streamgate::topic::TopicName;
 use tokio::time::Instant;
 
 use super::consumer::SubscriptionConsumer;
+use super::mask::RecordMask;
 use super::start::Start;
 use crate::error::GatewayError;
 use crate::gateway::State;
@@ -39,6 +40,8 @@ pub struct Plan {
     pub stop_at_end: bool,
     /// End after this many records.
     pub max_records: Option<u64>,
+    /// The fields of each record to send.
+    pub mask: RecordMask,
 }
 
 impl Plan {
@@ -63,12 +66,14 @@ impl Plan {
                 "max_records must be 1 or more when set".into(),
             ));
         }
+        let mask = RecordMask::from_request(request.read_mask)?;
         Ok(Self {
             topics,
             group,
             start,
             stop_at_end: request.stop_at_end,
             max_records: request.max_records,
+            mask,
         })
     }
 

@@ -22,6 +22,7 @@ use streamgate::proto::{self, SubscribeResponse, subscribe_response};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::consumer::{SubscriptionConsumer, SubscriptionContext, is_fatal};
+use super::mask::RecordMask;
 use super::plan::Plan;
 use super::start::Start;
 use super::stream::{Delivery, Item, MAX_BATCH_RECORDS};
@@ -39,6 +40,8 @@ pub struct Session {
     start: Start,
     stop_at_end: bool,
     max_records: Option<u64>,
+    /// The fields of each record to send.
+    mask: RecordMask,
     delivered: u64,
     announced: bool,
     /// With `stop_at_end`: partitions not yet read up to their end offset.
@@ -72,6 +75,7 @@ impl Session {
             start: plan.start,
             stop_at_end: plan.stop_at_end,
             max_records: plan.max_records,
+            mask: plan.mask,
             delivered: 0,
             announced: false,
             pending_ends: HashMap::new(),
@@ -161,7 +165,7 @@ impl Session {
             let mut full = reassigned.then(|| self.seal(&mut batch));
             // The message borrows the consumer: it is encoded before anything is awaited.
             let received = received.map(|message| {
-                let record = WireRecord::new(&message);
+                let record = WireRecord::new(&message, self.mask);
                 if !batch.has_room(record.entry_len(), max_records) {
                     full = Some(self.seal(&mut batch));
                 }

@@ -281,6 +281,7 @@ mod tests {
     use streamgate::proto;
 
     use super::*;
+    use crate::gateway::subscribe::mask::RecordMask;
 
     fn record(offset: i64, value_bytes: usize) -> Item {
         let message = OwnedMessage::new(
@@ -295,7 +296,12 @@ mod tests {
         let mut arena = BytesMut::new();
         let mut delivery = Delivery::default();
         let topic = Arc::from("t");
-        delivery.push(&mut arena, &WireRecord::new(&message), &topic, (0, offset));
+        delivery.push(
+            &mut arena,
+            &WireRecord::new(&message, RecordMask::ALL),
+            &topic,
+            (0, offset),
+        );
         delivery.seal(&mut arena);
         Item::Records(delivery)
     }
@@ -332,7 +338,12 @@ mod tests {
         let topic = Arc::from("t");
         for record in [&large, &small, &small] {
             let mut delivery = Delivery::default();
-            delivery.push(&mut arena, &WireRecord::new(record), &topic, (0, 0));
+            delivery.push(
+                &mut arena,
+                &WireRecord::new(record, RecordMask::ALL),
+                &topic,
+                (0, 0),
+            );
             delivery.seal(&mut arena);
             drop(delivery); // sent: the arena's block is its own again
             assert!(arena.capacity() <= ARENA_BLOCK, "{}", arena.capacity());
@@ -361,7 +372,12 @@ mod tests {
             .collect();
         for message in &messages {
             let at = (0, message.offset());
-            delivery.push(&mut arena, &WireRecord::new(message), &topic, at);
+            delivery.push(
+                &mut arena,
+                &WireRecord::new(message, RecordMask::ALL),
+                &topic,
+                at,
+            );
         }
         delivery.seal(&mut arena);
         assert_eq!(delivery.len(), 200);

@@ -16,6 +16,8 @@ use streamgate::proto::TimestampType;
 use streamgate::record_batch::RECORDS_TAG;
 use streamgate::time::from_millis;
 
+use super::mask::RecordMask;
+
 // Field tags of `Record`, `Header` and `PageEvent` (event.proto).
 const TOPIC: u32 = 1;
 const PARTITION: u32 = 2;
@@ -38,7 +40,12 @@ pub struct WireRecord<'m, M: Message> {
     topic: &'m str,
     partition: i32,
     offset: i64,
-    timestamp: Option<(Timestamp, TimestampType)>,
+    /// The fields to encode; the ones left out encode as unset. `topic`, `partition` and
+    /// `offset` are kept whatever the mask, for the session's bookkeeping; the others are
+    /// not even read when left out.
+    mask: RecordMask,
+    timestamp: Option<Timestamp>,
+    timestamp_type: TimestampType,
     key: Option<&'m [u8]>,
     headers: Option<&'m M::Headers>,
     value: Option<&'m [u8]>,
@@ -48,20 +55,17 @@ pub struct WireRecord<'m, M: Message> {
 }
 
 impl<'m, M: Message> WireRecord<'m, M> {
-    /// Reads what encoding `message` needs (each accessor of a librdkafka message is a call
-    /// into C, so once) and measures it.
-    pub fn new(message: &'m M) -> Self {
-        let timestamp = match message.timestamp() {
-            rdkafka::Timestamp::NotAvailable => None,
-            rdkafka::Timestamp::CreateTime(ms) => {
-                Some((from_millis(ms), TimestampType::CreateTime))
-            }
-            rdkafka::Timestamp::LogAppendTime(ms) => {
-                Some((from_millis(ms), TimestampType::LogAppendTime))
-            }
+    /// Reads what encoding the fields of `message` in `mask` needs (each accessor of a
+    /// librdkafka message is a call into C, so once) and measures it.
+    pub fn new(message: &'m M, mask: RecordMask) -> Self {
+        let (timestamp, timestamp_type) = match message.timestamp() {
+            rdkafka::Timestamp::NotAvailable => (None, TimestampType::Unspecified),
+            rdkafka::Timestamp::CreateTime(ms) => (Some(ms), TimestampType::CreateTime),
+            rdkafka::Timestamp::LogAppendTime(ms) => (Some(ms), TimestampType::LogAppendTime),
         };
         let value = message.payload();
         let page_event = value
+            .filter(|_| mask.page_event)
             // Only a JSON object can be one: values that cannot are not parsed at all (a
             // failed parse allocates its error).
             .filter(|v| v.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'))
@@ -70,10 +74,21 @@ impl<'m, M: Message> WireRecord<'m, M> {
             topic: message.topic(),
             partition: message.partition(),
             offset: message.offset(),
-            timestamp,
-            key: message.key(),
-            headers: message.headers(),
-            value,
+            mask,
+            timestamp: timestamp.filter(|_| mask.timestamp).map(from_millis),
+            timestamp_type: if mask.timestamp_type {
+                timestamp_type
+            } else {
+                TimestampType::Unspecified
+            },
+            key: message.key().filter(|_| mask.key),
+            // Asked only when wanted: librdkafka allocates to parse them on every call.
+            headers: if mask.headers {
+                message.headers()
+            } else {
+                None
+            },
+            value: value.filter(|_| mask.value),
             page_event,
             len: 0,
         };
@@ -100,15 +115,15 @@ impl<'m, M: Message> WireRecord<'m, M> {
     pub fn encode_entry(&self, buf: &mut impl BufMut) {
         let mut small = Small::default();
         small.length_delimited(RECORDS_TAG, self.len);
-        small.text(TOPIC, self.topic.as_bytes(), buf);
-        small.int(PARTITION, i64::from(self.partition));
-        small.int(OFFSET, self.offset);
-        if let Some((timestamp, kind)) = &self.timestamp {
+        small.text(TOPIC, self.shown_topic().as_bytes(), buf);
+        small.int(PARTITION, i64::from(self.shown_partition()));
+        small.int(OFFSET, self.shown_offset());
+        if let Some(timestamp) = &self.timestamp {
             small.length_delimited(TIMESTAMP, timestamp_len(timestamp));
             small.int(1, timestamp.seconds);
             small.int(2, i64::from(timestamp.nanos));
-            small.int(TIMESTAMP_TYPE, *kind as i64);
         }
+        small.int(TIMESTAMP_TYPE, self.timestamp_type as i64);
         if let Some(key) = self.key {
             small.bytes(KEY, key, buf);
         }
@@ -142,12 +157,12 @@ impl<'m, M: Message> WireRecord<'m, M> {
     }
 
     fn body_len(&self) -> usize {
-        let mut len = text_len(TOPIC, self.topic.len())
-            + int_len(PARTITION, i64::from(self.partition))
-            + int_len(OFFSET, self.offset);
-        if let Some((timestamp, kind)) = &self.timestamp {
-            len += bytes_len(TIMESTAMP, timestamp_len(timestamp))
-                + int_len(TIMESTAMP_TYPE, *kind as i64);
+        let mut len = text_len(TOPIC, self.shown_topic().len())
+            + int_len(PARTITION, i64::from(self.shown_partition()))
+            + int_len(OFFSET, self.shown_offset())
+            + int_len(TIMESTAMP_TYPE, self.timestamp_type as i64);
+        if let Some(timestamp) = &self.timestamp {
+            len += bytes_len(TIMESTAMP, timestamp_len(timestamp));
         }
         len += self.key.map_or(0, |key| bytes_len(KEY, key.len()));
         for header in self.headers.into_iter().flat_map(Headers::iter) {
@@ -161,6 +176,24 @@ impl<'m, M: Message> WireRecord<'m, M> {
             len += bytes_len(PAGE_EVENT, event_len(event, &from_millis(event.date_ms)));
         }
         len
+    }
+
+    // What is encoded of the fields the session also needs: the zero value, which proto3
+    // leaves out, when the mask leaves them out.
+    fn shown_topic(&self) -> &'m str {
+        if self.mask.topic { self.topic } else { "" }
+    }
+
+    fn shown_partition(&self) -> i32 {
+        if self.mask.partition {
+            self.partition
+        } else {
+            0
+        }
+    }
+
+    fn shown_offset(&self) -> i64 {
+        if self.mask.offset { self.offset } else { 0 }
     }
 }
 
@@ -278,20 +311,53 @@ mod tests {
     use streamgate::page_event::PageEvent;
     use streamgate::proto;
 
-    use super::WireRecord;
+    use super::{RecordMask, WireRecord};
     use crate::gateway::subscribe::record::{sample_headers, to_record};
 
     /// What prost writes for the `Record` that `to_record` builds, as a batch entry.
     fn reference(message: &OwnedMessage) -> Vec<u8> {
+        reference_masked(message, RecordMask::ALL)
+    }
+
+    /// The same with the fields `mask` leaves out unset.
+    fn reference_masked(message: &OwnedMessage, mask: RecordMask) -> Vec<u8> {
+        let full = to_record(message);
+        let record = proto::Record {
+            topic: if mask.topic {
+                full.topic
+            } else {
+                String::new()
+            },
+            partition: if mask.partition { full.partition } else { 0 },
+            offset: if mask.offset { full.offset } else { 0 },
+            timestamp: full.timestamp.filter(|_| mask.timestamp),
+            timestamp_type: if mask.timestamp_type {
+                full.timestamp_type
+            } else {
+                0
+            },
+            key: full.key.filter(|_| mask.key),
+            headers: if mask.headers {
+                full.headers
+            } else {
+                Vec::new()
+            },
+            value: full.value.filter(|_| mask.value),
+            page_event: full.page_event.filter(|_| mask.page_event),
+        };
         let batch = proto::RecordBatch {
-            records: vec![to_record(message)],
+            records: vec![record],
             ..Default::default()
         };
         batch.encode_to_vec()
     }
 
     fn wire(message: &OwnedMessage) -> Vec<u8> {
-        let record = WireRecord::new(message);
+        wire_masked(message, RecordMask::ALL)
+    }
+
+    fn wire_masked(message: &OwnedMessage, mask: RecordMask) -> Vec<u8> {
+        let record = WireRecord::new(message, mask);
         let mut buf = Vec::new();
         record.encode_entry(&mut buf);
         assert_eq!(buf.len(), record.entry_len(), "measured length is exact");
@@ -486,6 +552,57 @@ mod tests {
             let case = random.message();
             assert_eq!(wire(&case), reference(&case), "case {i}: {case:?}");
         }
+    }
+
+    #[test]
+    fn random_records_under_random_read_masks_are_written_as_prost_writes_them_masked() {
+        let mut random = Random(0xface_b00c_0ddb_a115);
+        for i in 0..20_000 {
+            let case = random.message();
+            let bits = random.next();
+            let bit = |n: u32| bits & (1 << n) != 0;
+            let mask = RecordMask {
+                topic: bit(0),
+                partition: bit(1),
+                offset: bit(2),
+                timestamp: bit(3),
+                timestamp_type: bit(4),
+                key: bit(5),
+                headers: bit(6),
+                value: bit(7),
+                page_event: bit(8),
+            };
+            assert_eq!(
+                wire_masked(&case, mask),
+                reference_masked(&case, mask),
+                "case {i}: {mask:?} {case:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_page_event_is_sent_without_its_value_and_the_value_without_its_page_event() {
+        let case = message(
+            Some(b"{\"name\":\"a\",\"user\":\"b\",\"date\":5,\"duration\":6}".to_vec()),
+            None,
+            Timestamp::CreateTime(1),
+            (0, 1),
+            None,
+        );
+        let only = |page_event, value| RecordMask {
+            page_event,
+            value,
+            ..RecordMask::ALL
+        };
+        let decode = |mask| {
+            let batch = proto::RecordBatch::decode(wire_masked(&case, mask).as_slice());
+            batch.expect("decodes").records.remove(0)
+        };
+        let event = decode(only(true, false));
+        assert!(event.page_event.is_some() && event.value.is_none());
+        let value = decode(only(false, true));
+        assert!(value.page_event.is_none() && value.value.is_some());
+        assert_eq!(value.offset, 1, "the other fields stay");
     }
 
     #[test]
