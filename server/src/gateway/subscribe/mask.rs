@@ -100,13 +100,16 @@ mod tests {
 
     #[test]
     fn no_mask_or_an_empty_one_sends_every_field() {
-        assert_eq!(RecordMask::from_request(None).unwrap(), RecordMask::ALL);
-        assert_eq!(mask(&[]).unwrap(), RecordMask::ALL);
+        assert_eq!(
+            RecordMask::from_request(None).expect("no mask"),
+            RecordMask::ALL
+        );
+        assert_eq!(mask(&[]).expect("empty mask"), RecordMask::ALL);
     }
 
     #[test]
     fn a_mask_sends_exactly_its_fields() {
-        let m = mask(&["key", "value", "key"]).unwrap();
+        let m = mask(&["key", "value", "key"]).expect("valid");
         assert_eq!(
             m,
             RecordMask {
@@ -126,7 +129,7 @@ mod tests {
             "value",
             "page_event",
         ];
-        assert_eq!(mask(&every).unwrap(), RecordMask::ALL);
+        assert_eq!(mask(&every).expect("every field"), RecordMask::ALL);
     }
 
     #[test]
