@@ -445,6 +445,7 @@ async function pollSupplier() {
 // ---------------------------------------------------------------- tail
 
 let tailAbort: AbortController | null = null;
+const TAIL_FIELDS = ["topic", "partition", "offset", "timestamp", "value", "page_event"];
 const decoder = new TextDecoder();
 
 function field(name: string, value: string): HTMLElement {
@@ -491,7 +492,12 @@ async function followTail(topic: string) {
     const restart = session.signal;
     try {
       const stream = client.subscribe(
-        { topics: [topic], start: { position: { case: "latest", value: true } } },
+        {
+          topics: [topic],
+          start: { position: { case: "latest", value: true } },
+          // What renderRecord shows: the server then neither sends nor parses headers.
+          readMask: { paths: TAIL_FIELDS },
+        },
         { signal: linked(abort.signal, restart) },
       );
       for await (const message of stream) {
