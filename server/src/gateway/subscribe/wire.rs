@@ -2,7 +2,8 @@
 //! `RecordBatch.records` entry — the very bytes prost would write for the `Record` that
 //! [`to_record`](super::record::to_record) builds (a test holds it to that), without
 //! building it: no owned topic, key, value and header copies per record, one copy into the
-//! batch's buffer instead of two.
+//! batch's buffer instead of two. Under a read mask ([`RecordMask`]) it is that `Record`
+//! with the fields the mask leaves out unset (tested the same way).
 //!
 //! Field presence follows proto3 as prost encodes it: scalars and strings are left out when
 //! zero or empty, `optional` fields and messages whenever they are set.
