@@ -141,8 +141,8 @@ struct PrivateTansu {
 
 impl PrivateTansu {
     async fn start(binary: String) -> Self {
-        let mut relay = Relay::bind().await;
         let tansu_port = free_port();
+        let relay = Relay::start(format!("127.0.0.1:{tansu_port}")).await;
         let listener = format!("tcp://127.0.0.1:{tansu_port}");
         let advertised = format!("tcp://{}", relay.address);
         let tansu = Command::new(&binary)
@@ -154,7 +154,6 @@ impl PrivateTansu {
             .kill_on_drop(true)
             .spawn()
             .expect("tansu starts");
-        relay.forward_to(format!("127.0.0.1:{tansu_port}"));
         Self {
             _tansu: tansu,
             relay,
@@ -187,42 +186,36 @@ fn free_port() -> u16 {
 /// new ones are closed as soon as they are accepted.
 struct Relay {
     address: SocketAddr,
-    listener: Option<TcpListener>,
     cut: watch::Sender<bool>,
-    accept: Option<JoinHandle<()>>,
+    accept: JoinHandle<()>,
 }
 
 impl Relay {
-    async fn bind() -> Self {
+    /// Listens on a free port and relays every accepted connection to `upstream`.
+    async fn start(upstream: String) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("relay binds");
-        Self {
-            address: listener.local_addr().expect("relay address"),
-            listener: Some(listener),
-            cut: watch::channel(false).0,
-            accept: None,
-        }
-    }
-
-    /// Starts relaying every accepted connection to `upstream`.
-    fn forward_to(&mut self, upstream: String) {
-        let listener = self.listener.take().expect("relay not started yet");
-        let cut = self.cut.clone();
-        self.accept = Some(tokio::spawn(async move {
+        let address = listener.local_addr().expect("relay address");
+        let cut = watch::channel(false).0;
+        let accepting = cut.clone();
+        let accept = tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
-                if !*cut.borrow() {
-                    tokio::spawn(relay_one(inbound, upstream.clone(), cut.subscribe()));
+                if !*accepting.borrow() {
+                    tokio::spawn(relay_one(inbound, upstream.clone(), accepting.subscribe()));
                 }
             }
-        }));
+        });
+        Self {
+            address,
+            cut,
+            accept,
+        }
     }
 }
 
 impl Drop for Relay {
     fn drop(&mut self) {
         self.cut.send_replace(true);
-        if let Some(accept) = self.accept.take() {
-            accept.abort();
-        }
+        self.accept.abort();
     }
 }
 
