@@ -1,48 +1,77 @@
 //! streamgate-server: the EventGateway gRPC service in front of Kafka.
 //!
-//! Layout, one module per concern (`docs/architecture.md` has the whole picture):
-//! - [`config`]: the flags and their environment variables; [`settings`]: the typed
-//!   settings resolved and validated once from them.
-//! - [`server`]: `run`, the composition root — settings, Kafka, stages, router, serve,
-//!   drain — and [`drain`], the bounded shutdown; [`signals`]: SIGINT/SIGTERM.
-//! - [`stages`]: starts and stops the background stages: the [`supplier`] (the seed's
-//!   `pageEventSupplier`), the [`transform`] (R2 -> R3), the [`log_consumer`] (R1), and the
-//!   [`analytics`] worker (R2 -> R4, exactly once) and stats hub (WatchPageStats).
-//! - [`auth`]: who may call (tokens, JWTs, client certificates) and what they may do;
-//!   [`gateway`]: the RPC handlers; [`error`]: request errors and their gRPC codes.
-//! - [`tls`]: TLS and mutual TLS on the one port, certificates reloaded while serving, and
-//!   [`tls::client_subject`] for authentication.
-//! - [`http`]: what sits in front of gRPC on the same port: the dashboard, CORS, the
-//!   length-error mapping.
-//! - [`kafka`]: the cluster (external or embedded), client settings, the shared producer,
-//!   consumer helpers, metadata, and the one path that creates topics.
-//! - [`supervisor`]: panics caught, counted, and long-lived tasks restarted.
-//! - [`banner`](mod@banner): the start-up banner; [`logs`]: throttled logs and safe previews of
-//!   untrusted bytes.
+//! The modules form layers; each imports only from the layers below it (the test command
+//! checks that no import cycle appears). Bottom to top:
+//! - utilities: [`logs`] (throttled logs, safe previews of untrusted bytes), [`supervisor`]
+//!   (panics caught, counted, tasks restarted), [`signals`] (SIGINT/SIGTERM as a future);
+//! - [`config`]: the flags and their environment variables;
+//! - the outside world: [`kafka`] (the cluster, external or embedded; client settings, the
+//!   shared producer, consumers, metadata, how topics are created), [`auth`] (who may call
+//!   and what they may do), [`tls`] (TLS on the one port), [`http`] (the HTTP layers in front
+//!   of gRPC: dashboard files, CORS, the length-error mapping);
+//! - the stages' own logic: [`analytics`] (the windowed-count worker and the stats hub),
+//!   [`supplier`], [`transform`], [`log_consumer`];
+//! - [`settings`]: the typed settings, resolved and validated once from the flags;
+//! - [`stages`]: starts and stops the background stages;
+//! - [`admission`]: the stream slots every long-lived stream takes;
+//! - [`metrics`]: Prometheus families and `/metrics`;
+//! - [`gateway`]: the RPC handlers and the RPC error;
+//! - [`server`]: the composition root — build from settings, serve, drain.
+//!
+//! The public surface is what the binary needs: [`Config`], [`Settings`], [`Kafka`],
+//! [`Server`] and [`signals`]. Tests and benchmarks reach more through `testing` (the
+//! `test-hooks` feature, never on in a release build); the fuzz targets through `fuzzing`
+//! (the `fuzz` feature).
 
-pub mod analytics;
-pub mod auth;
-pub mod banner;
-pub mod config;
-pub mod drain;
-pub mod error;
-pub mod gateway;
-pub mod http;
-pub mod kafka;
-pub mod log_consumer;
-pub mod logs;
-pub mod metrics;
-pub mod server;
-pub mod settings;
+mod admission;
+mod analytics;
+mod auth;
+mod config;
+mod gateway;
+mod http;
+mod kafka;
+mod log_consumer;
+mod logs;
+mod metrics;
+mod server;
+mod settings;
 pub mod signals;
-pub mod stages;
-pub mod supervisor;
-pub mod supplier;
-pub mod tls;
-pub mod transform;
+mod stages;
+mod supervisor;
+mod supplier;
+mod tls;
+mod transform;
 
-pub use banner::banner;
 pub use config::Config;
 pub use kafka::Kafka;
-pub use server::{ServeError, run};
-pub use settings::Settings;
+pub use server::{ServeError, Server, banner, run};
+pub use settings::{InvalidSetting, Settings};
+
+/// What the tests, the test kit and the benchmarks use beyond the binary's surface.
+#[cfg(feature = "test-hooks")]
+pub mod testing {
+    pub use crate::admission::Slot;
+    pub use crate::analytics::window::PartitionWindows;
+    pub use crate::analytics::record::StatsRecord;
+    pub use crate::analytics::{Abandon, WindowSpec, Worker, WorkerCounters, WorkerSettings};
+    pub use crate::auth::{Authenticator, JwtExpected, Sources as AuthSources, token_sha256_hex};
+    pub use crate::kafka::dead_letter::topic as dead_letter_topic;
+    pub use crate::kafka::{ClientSettings, Producer, ProducerSettings};
+    pub use crate::settings::{
+        Analytics, HttpSettings, KafkaSettings, Limits, SupplierStage, Timeouts, Topics,
+        TransformStage,
+    };
+    pub use crate::supervisor::panics;
+    pub use crate::supplier::{Settings as SupplierSettings, Supplier};
+    pub use crate::tls::{TlsFiles, TlsSettings};
+    pub use crate::transform::{Transform, TransformSettings};
+}
+
+/// The parsers the fuzz targets (`server/fuzz/`) drive.
+#[cfg(feature = "fuzz")]
+pub mod fuzzing {
+    pub use crate::analytics::record::StatsRecord;
+    pub use crate::auth::{Glob, Permission, parse_auth_file};
+    pub use crate::gateway::parse_grpc_timeout;
+    pub use crate::supplier::Settings as SupplierSettings;
+}

@@ -1,21 +1,26 @@
-//! The `streamgate-server` binary: parse flags, start tracing, connect to Kafka (or start
-//! the embedded broker), bind, print the banner, and hand over to `streamgate_server::run`.
+//! The `streamgate-server` binary: parse the flags and resolve them into settings once,
+//! start tracing, connect to Kafka (or start the embedded broker), bind, print the banner,
+//! build the server and serve it until a signal; then decide how the process exits.
 //!
-//! The process exits as soon as `run` returns: blocking Kafka calls still stuck after the
+//! The process exits as soon as serving returns: blocking Kafka calls still stuck after the
 //! bounded drain (a flush to an unreachable broker, say) must not keep it alive.
 
+use std::future::Future;
 use std::io::{IsTerminal, Write};
 
 use anyhow::Context;
 use clap::Parser;
-use streamgate_server::{Config, Kafka, Settings};
-use tokio_util::sync::CancellationToken;
+use streamgate_server::signals::{FORCED_EXIT_CODE, Signals};
+use streamgate_server::{Config, Kafka, Server, Settings};
 use tracing_subscriber::EnvFilter;
 
 fn main() {
     let config = Config::parse();
     init_tracing();
-    let code = match serve(config) {
+    let code = match Settings::resolve(&config)
+        .context("invalid configuration")
+        .and_then(serve)
+    {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("streamgate-server: {e:#}");
@@ -27,16 +32,15 @@ fn main() {
     std::process::exit(code);
 }
 
-fn serve(config: Config) -> anyhow::Result<()> {
-    let settings = Settings::resolve(&config)?;
+fn serve(settings: Settings) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     let served = runtime.block_on(async {
-        let kafka = match &config.brokers {
-            Some(brokers) => Kafka::external(brokers.clone(), config.kafka_options.clone()),
-            None => Kafka::embedded(config.kafka_options.clone())
+        let kafka = match &settings.kafka.brokers {
+            Some(brokers) => Kafka::external(brokers.clone(), settings.kafka.options.clone()),
+            None => Kafka::embedded(settings.kafka.options.clone())
                 .context("starting the embedded broker")?,
         };
         let listener = tokio::net::TcpListener::bind(settings.listen)
@@ -47,13 +51,13 @@ fn serve(config: Config) -> anyhow::Result<()> {
                     settings.listen
                 )
             })?;
+        let listen = listener.local_addr()?;
         print!(
             "{}",
-            streamgate_server::banner(listener.local_addr()?, &kafka, settings.tls.as_ref())
+            streamgate_server::banner(listen, &kafka, settings.tls.as_ref())
         );
-        let shutdown = CancellationToken::new();
-        streamgate_server::signals::cancel_on_signal(shutdown.clone());
-        streamgate_server::run(listener, config, &kafka, shutdown).await?;
+        let server = Server::build(settings, &kafka, listen).await?;
+        server.serve(listener, first_signal()).await?;
         tracing::info!("stopped");
         anyhow::Ok(())
     });
@@ -61,6 +65,23 @@ fn serve(config: Config) -> anyhow::Result<()> {
     // blocking work stuck on Kafka, which must not hold the process.
     runtime.shutdown_background();
     served
+}
+
+/// Resolves at the first SIGINT or SIGTERM, which starts the drain; a second one exits the
+/// process at once, for an operator who will not wait for the drain (as vector and most
+/// servers do).
+fn first_signal() -> impl Future<Output = ()> + Send + 'static {
+    // Registered now, before serving: no signal slips between the first and the second.
+    let mut signals = Signals::register();
+    async move {
+        signals.next().await;
+        tracing::info!("shutdown signal received; draining (a second signal exits at once)");
+        tokio::spawn(async move {
+            signals.next().await;
+            tracing::warn!("second shutdown signal; exiting without finishing the drain");
+            std::process::exit(FORCED_EXIT_CODE);
+        });
+    }
 }
 
 fn init_tracing() {

@@ -1,28 +1,12 @@
-//! SIGINT / SIGTERM: the first starts the drain (the root token is cancelled); a second one
-//! exits at once with code 130, for an operator who will not wait for the drain — as vector
-//! and most servers do.
-
-use tokio_util::sync::CancellationToken;
+//! SIGINT and SIGTERM, as futures: [`Signals::next`] resolves at the next one. What a signal
+//! does is the binary's decision (`main`: the first starts the drain, a second exits at
+//! once), not this module's.
 
 /// The exit code of a second signal (128 + SIGINT, what shells report for Ctrl-C).
 pub const FORCED_EXIT_CODE: i32 = 130;
 
-/// Cancels `token` on the first SIGINT or SIGTERM; exits the process on the second.
-pub fn cancel_on_signal(token: CancellationToken) {
-    // Registered before the task runs, so no signal slips between the first and the second.
-    let mut signals = Signals::register();
-    tokio::spawn(async move {
-        signals.next().await;
-        tracing::info!("shutdown signal received; draining (a second signal exits at once)");
-        token.cancel();
-        signals.next().await;
-        tracing::warn!("second shutdown signal; exiting without finishing the drain");
-        std::process::exit(FORCED_EXIT_CODE);
-    });
-}
-
-/// The signals that stop the server.
-struct Signals {
+/// The signals that stop the server, registered once: no signal slips between two waits.
+pub struct Signals {
     #[cfg(unix)]
     terminate: Option<tokio::signal::unix::Signal>,
     #[cfg(unix)]
@@ -30,8 +14,9 @@ struct Signals {
 }
 
 impl Signals {
+    /// Starts listening for SIGINT and SIGTERM; call inside the runtime.
     #[cfg(unix)]
-    fn register() -> Self {
+    pub fn register() -> Self {
         use tokio::signal::unix::{SignalKind, signal};
         Self {
             terminate: signal(SignalKind::terminate()).ok(),
@@ -39,14 +24,15 @@ impl Signals {
         }
     }
 
+    /// Starts listening for Ctrl-C; call inside the runtime.
     #[cfg(not(unix))]
-    fn register() -> Self {
+    pub fn register() -> Self {
         Self {}
     }
 
     /// Resolves at the next SIGINT or SIGTERM.
     #[cfg(unix)]
-    async fn next(&mut self) {
+    pub async fn next(&mut self) {
         async fn on(signal: &mut Option<tokio::signal::unix::Signal>) {
             match signal {
                 Some(signal) => {
@@ -61,8 +47,9 @@ impl Signals {
         }
     }
 
+    /// Resolves at the next Ctrl-C.
     #[cfg(not(unix))]
-    async fn next(&mut self) {
+    pub async fn next(&mut self) {
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -14,11 +14,28 @@ use std::sync::Arc;
 use crate::analytics::{Hub, HubSettings, Worker, WorkerCounters, WorkerSettings};
 use crate::kafka::{Kafka, Producer};
 use crate::log_consumer;
-use crate::server::ServeError;
-use crate::settings::Settings;
+use crate::settings::{InvalidSetting, Settings};
 use crate::supervisor::Restarts;
 use crate::supplier::Supplier;
 use crate::transform::{Transform, TransformCounters, TransformSettings};
+
+/// A stage that could not start: its Kafka client, or the worker's thread, was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("could not start the {stage}: {detail}")]
+pub struct StageError {
+    /// Which stage.
+    pub stage: &'static str,
+    /// What failed.
+    pub detail: String,
+}
+
+/// Names `stage` in its start-up error.
+fn failed<E: std::fmt::Display>(stage: &'static str) -> impl FnOnce(E) -> StageError {
+    move |e| StageError {
+        stage,
+        detail: e.to_string(),
+    }
+}
 
 /// The running stages.
 pub struct Stages {
@@ -76,7 +93,7 @@ impl Stages {
     }
 
     /// Starts every stage that `settings` switches on; the hub always runs.
-    pub fn start(settings: &Settings, cx: &StageContext<'_>) -> Result<Self, ServeError> {
+    pub fn start(settings: &Settings, cx: &StageContext<'_>) -> Result<Self, StageError> {
         let supplier = Supplier::spawn(
             cx.producer.clone(),
             settings.supplier.settings.clone(),
@@ -86,46 +103,46 @@ impl Stages {
             cx.tasks,
             cx.shutdown.clone(),
         );
-        let transform = match &settings.transform {
-            Some(stage) => Some(Transform::spawn(
-                cx.kafka,
-                cx.producer.clone(),
-                TransformSettings {
-                    input: settings.topics.transform_input.clone(),
-                    output: settings.topics.transform_output.clone(),
-                    group: stage.group.clone(),
-                    send_timeout: settings.timeouts.request,
-                    max_page_name_bytes: settings.limits.max_page_name_bytes,
-                    dead_letters: settings.topics.transform_dead_letters.clone(),
-                },
-                cx.tasks,
-                cx.shutdown.clone(),
-            )?),
-            None => None,
+        let transform = match settings.transform.run {
+            true => Some(
+                Transform::spawn(
+                    cx.kafka,
+                    cx.producer.clone(),
+                    transform_settings(settings).map_err(failed("transform"))?,
+                    cx.tasks,
+                    cx.shutdown.clone(),
+                )
+                .map_err(failed("transform"))?,
+            ),
+            false => None,
         };
-        let log_consumer = match &settings.log_consumer {
-            Some(topic) => Some(log_consumer::spawn(
-                cx.kafka,
-                topic.clone(),
-                cx.tasks,
-                cx.shutdown.clone(),
-            )?),
-            None => None,
+        let log_consumer = match settings.log_consumer {
+            true => Some(
+                log_consumer::spawn(
+                    cx.kafka,
+                    settings.topics.log.clone(),
+                    cx.tasks,
+                    cx.shutdown.clone(),
+                )
+                .map_err(failed("log consumer"))?,
+            ),
+            false => None,
         };
         let (hub, hub_task) = Hub::spawn(
             cx.kafka.client_settings(),
             hub_settings(settings),
             cx.tasks,
             cx.shutdown.clone(),
-        )?;
+        )
+        .map_err(failed("stats hub"))?;
         let worker = match settings.analytics.worker {
             true => {
                 let worker = Worker::spawn(
                     cx.kafka.client_settings(),
-                    worker_settings(settings, cx.port),
+                    worker_settings(settings, cx.port).map_err(failed("analytics worker"))?,
                     cx.shutdown.clone(),
                 )
-                .map_err(|e| ServeError::Stage(format!("the analytics worker: {e}")))?;
+                .map_err(failed("analytics worker"))?;
                 // The worker is a thread of its own; a tracked blocking join lets the drain
                 // wait for it like for any task.
                 let counters = worker.counters();
@@ -162,9 +179,20 @@ impl Stages {
     }
 }
 
+fn transform_settings(settings: &Settings) -> Result<TransformSettings, InvalidSetting> {
+    Ok(TransformSettings {
+        input: settings.transform_input().clone(),
+        output: settings.topics.transform_output.clone(),
+        group: settings.transform.group.clone(),
+        send_timeout: settings.timeouts.request,
+        max_page_name_bytes: settings.limits.max_page_name_bytes,
+        dead_letters: settings.transform_dead_letters()?,
+    })
+}
+
 fn hub_settings(settings: &Settings) -> HubSettings {
     HubSettings {
-        input: settings.topics.supplier.clone(),
+        input: settings.supplier_topic().clone(),
         group: settings.analytics.group.clone(),
         topic: settings.topics.stats.clone(),
         spec: settings.analytics.spec,
@@ -180,12 +208,12 @@ fn hub_settings(settings: &Settings) -> HubSettings {
     }
 }
 
-fn worker_settings(settings: &Settings, port: u16) -> WorkerSettings {
+fn worker_settings(settings: &Settings, port: u16) -> Result<WorkerSettings, InvalidSetting> {
     let analytics = &settings.analytics;
-    WorkerSettings {
-        input: settings.topics.supplier.clone(),
+    Ok(WorkerSettings {
+        input: settings.supplier_topic().clone(),
         output: settings.topics.stats.clone(),
-        dead_letters: settings.topics.analytics_dead_letters.clone(),
+        dead_letters: settings.analytics_dead_letters()?,
         group: analytics.group.clone(),
         // Unique per running server: two servers of one group on one host differ by port.
         transactional_id: analytics
@@ -199,7 +227,7 @@ fn worker_settings(settings: &Settings, port: u16) -> WorkerSettings {
         max_event_skew: analytics.max_event_skew,
         max_page_name_bytes: settings.limits.max_page_name_bytes,
         max_pages: analytics.max_pages,
-    }
+    })
 }
 
 /// This machine's name, for ids that must differ between servers (transactional ids).

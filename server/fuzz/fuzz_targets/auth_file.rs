@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use libfuzzer_sys::fuzz_target;
-use streamgate_server::auth::{Glob, Permission, parse_auth_file};
+use streamgate_server::fuzzing::{Glob, Permission, parse_auth_file};
 
 fuzz_target!(|text: &str| {
     if let Ok(principals) = parse_auth_file(text) {

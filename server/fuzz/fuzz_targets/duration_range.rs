@@ -7,7 +7,7 @@
 use libfuzzer_sys::fuzz_target;
 use streamgate::page_event::parse_duration_range;
 use streamgate::topic::TopicName;
-use streamgate_server::supplier::Settings;
+use streamgate_server::fuzzing::SupplierSettings as Settings;
 
 fuzz_target!(|text: &str| {
     let parsed = parse_duration_range(text);

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use streamgate_server::gateway::parse_grpc_timeout;
+use streamgate_server::fuzzing::parse_grpc_timeout;
 
 fn nanos_per_unit(unit: u8) -> Option<u128> {
     Some(match unit {

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use streamgate_server::analytics::StatsRecord;
+use streamgate_server::fuzzing::StatsRecord;
 
 fuzz_target!(|data: &[u8]| {
     let Some(record) = StatsRecord::parse(data) else {

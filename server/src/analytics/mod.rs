@@ -15,7 +15,6 @@ pub mod window;
 pub mod worker;
 
 pub use hub::{Hub, HubSettings, Snapshot, WindowTotals, current_window, rolling_counts};
-pub use record::StatsRecord;
 pub use window::WindowSpec;
 #[cfg(feature = "test-hooks")]
 pub use worker::Abandon;

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use super::permission::Need;
 use super::principal::{Credential, Principal};
 use super::refusals::RefusalLog;
-use crate::error::GatewayError;
 
 /// What only admins may touch.
 #[derive(Debug, Clone, Default)]
@@ -16,6 +15,19 @@ pub struct Reserved {
     pub stats_topic: String,
     /// The analytics and transform groups: a member there takes partitions from the stages.
     pub server_groups: Vec<String>,
+}
+
+/// A call refused because its principal lacks a permission. The gateway answers it as
+/// PERMISSION_DENIED, `/metrics` as 403; the message names what would allow the call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("missing permission {permission} (principal {principal:?}){}", why.as_ref().map(|w| format!(": {w}")).unwrap_or_default())]
+pub struct Denied {
+    /// The permission string that would allow the call, e.g. `publish:R1`.
+    pub permission: String,
+    /// Who asked.
+    pub principal: String,
+    /// Why only that permission will do, for the reserved cases.
+    pub why: Option<String>,
 }
 
 /// The authorization checks the handlers call.
@@ -45,7 +57,7 @@ impl Access {
     }
 
     /// Publish or PublishStream to `topic`.
-    pub fn publish(&self, who: &Principal, method: &str, topic: &str) -> Result<(), GatewayError> {
+    pub fn publish(&self, who: &Principal, method: &str, topic: &str) -> Result<(), Denied> {
         if is_internal(topic) {
             self.admin(
                 who,
@@ -73,7 +85,7 @@ impl Access {
         topics: impl IntoIterator<Item = &'a str>,
         group: Option<&str>,
         resets: bool,
-    ) -> Result<(), GatewayError> {
+    ) -> Result<(), Denied> {
         self.read(who, "Subscribe", topics, group, resets)
     }
 
@@ -85,7 +97,7 @@ impl Access {
         topics: impl IntoIterator<Item = &'a str>,
         group: &str,
         resets: bool,
-    ) -> Result<(), GatewayError> {
+    ) -> Result<(), Denied> {
         self.read(who, "Consume", topics, Some(group), resets)
     }
 
@@ -96,7 +108,7 @@ impl Access {
         topics: impl IntoIterator<Item = &'a str>,
         group: Option<&str>,
         resets: bool,
-    ) -> Result<(), GatewayError> {
+    ) -> Result<(), Denied> {
         for topic in topics {
             if is_internal(topic) {
                 self.admin(
@@ -134,7 +146,7 @@ impl Access {
 
     /// ControlSupplier; `new_topic` when the call re-points it, which also needs the right
     /// to publish there.
-    pub fn supplier(&self, who: &Principal, new_topic: Option<&str>) -> Result<(), GatewayError> {
+    pub fn supplier(&self, who: &Principal, new_topic: Option<&str>) -> Result<(), Denied> {
         const METHOD: &str = "ControlSupplier";
         self.require(who, METHOD, "-", Need::Supplier, None)?;
         match new_topic {
@@ -144,17 +156,17 @@ impl Access {
     }
 
     /// WatchPageStats.
-    pub fn stats(&self, who: &Principal) -> Result<(), GatewayError> {
+    pub fn stats(&self, who: &Principal) -> Result<(), Denied> {
         self.require(who, "WatchPageStats", "-", Need::Stats, None)
     }
 
     /// A scrape of `/metrics`.
-    pub fn metrics(&self, who: &Principal) -> Result<(), GatewayError> {
+    pub fn metrics(&self, who: &Principal) -> Result<(), Denied> {
         self.require(who, "/metrics", "-", Need::Metrics, None)
     }
 
     /// ListTopics; the internal topics are listed to admins only.
-    pub fn topics(&self, who: &Principal, include_internal: bool) -> Result<(), GatewayError> {
+    pub fn topics(&self, who: &Principal, include_internal: bool) -> Result<(), Denied> {
         const METHOD: &str = "ListTopics";
         self.require(who, METHOD, "-", Need::Topics, None)?;
         if include_internal {
@@ -174,7 +186,7 @@ impl Access {
         method: &str,
         resource: &str,
         why: &str,
-    ) -> Result<(), GatewayError> {
+    ) -> Result<(), Denied> {
         self.require(who, method, resource, Need::Admin, Some(why))
     }
 
@@ -185,7 +197,7 @@ impl Access {
         resource: &str,
         need: Need<'_>,
         why: Option<&str>,
-    ) -> Result<(), GatewayError> {
+    ) -> Result<(), Denied> {
         if who.allows(&need) {
             return Ok(());
         }
@@ -204,7 +216,7 @@ impl Access {
                 );
             });
         }
-        Err(GatewayError::PermissionDenied {
+        Err(Denied {
             permission,
             principal: who.name().to_owned(),
             why: why.map(str::to_owned),

@@ -29,15 +29,16 @@ use http::HeaderMap;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-pub use access::{Access, Reserved};
+pub use access::{Access, Denied, Reserved};
 pub use expiring::Expiring;
 pub use file::FilePrincipal;
-// Not API: reachable only so that the fuzz targets (`server/fuzz/`) can drive the parser.
-#[doc(hidden)]
+#[cfg(feature = "fuzz")]
 pub use file::parse as parse_auth_file;
 pub use jwt::{Expected as JwtExpected, JwtVerifier};
 pub use layer::AuthLayer;
-pub use permission::{BadPermission, Glob, Need, Permission};
+#[cfg(feature = "fuzz")]
+pub use permission::Glob;
+pub use permission::Permission;
 pub use principal::{Credential, Principal};
 pub use refusals::RefusalLog;
 
@@ -244,6 +245,7 @@ fn looks_like_jwt(token: &str) -> bool {
     token.bytes().filter(|&b| b == b'.').count() == 2
 }
 
+#[cfg(any(test, feature = "test-hooks"))]
 /// The SHA-256 of a token in hex, as the auth file wants it.
 pub fn token_sha256_hex(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::error::GatewayError;
+use crate::gateway::error::GatewayError;
 use crate::kafka::Admin;
 
 /// How long a topic seen in the metadata is taken to exist without asking again.

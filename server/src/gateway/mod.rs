@@ -3,6 +3,7 @@
 
 mod consume;
 mod deadline;
+pub(crate) mod error;
 mod known_topics;
 mod publish;
 mod publish_stream;
@@ -18,22 +19,21 @@ use streamgate::proto::{
     PublishRequest, PublishResponse, SubscribeRequest, SupplierAction, SupplierStatus, TopicInfo,
     WatchPageStatsRequest,
 };
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::admission::{Admission, Slot};
 use crate::auth::{Access, Expiring, Principal};
-use crate::error::GatewayError;
-use crate::kafka::{Admin, ClientSettings, Kafka, Producer, TopicCreator};
+use crate::gateway::error::GatewayError;
+use crate::kafka::{Admin, ClientSettings, Producer, TopicCreator};
 use crate::metrics::RecordMetrics;
 use crate::settings::{Limits, Settings};
-use crate::stages::Stages;
+use crate::stages::{StageContext, Stages};
 use crate::supplier::ControlError;
 
-// Not API: reachable only so that the fuzz targets (`server/fuzz/`) can drive the parser.
 pub use consume::ConsumeStream;
-#[doc(hidden)]
+#[cfg(feature = "fuzz")]
 pub use deadline::parse_grpc_timeout;
 pub use publish_stream::PublishResultStream;
 pub use subscribe::SubscribeStream;
@@ -58,12 +58,8 @@ pub struct State {
     pub limits: Limits,
     /// Deadline of a call whose client set none.
     pub request_timeout: Duration,
-    /// Open subscriptions allowed at once (`limits.max_subscriptions`).
-    pub subscriptions: Arc<Semaphore>,
-    /// Open PublishStreams allowed at once (`limits.max_publish_streams`).
-    pub publish_streams: Arc<Semaphore>,
-    /// Open WatchPageStats streams allowed at once (`limits.max_watchers`).
-    pub watchers: Arc<Semaphore>,
+    /// The stream slots every long-lived stream takes before it is served.
+    pub admission: Arc<Admission>,
     /// The PageEvent supplier.
     pub supplier: crate::supplier::Supplier,
     /// The stats hub behind WatchPageStats.
@@ -74,7 +70,7 @@ pub struct State {
     /// so that the drain can wait for all of them.
     pub tasks: TaskTracker,
     /// The permission checks.
-    pub access: Access,
+    pub access: Arc<Access>,
     /// Whether Publish may create a missing topic (`--auto-create-topics`).
     pub auto_create_topics: bool,
     /// Topics known to exist, so that Publish to a missing one is NOT_FOUND at once.
@@ -86,19 +82,19 @@ pub struct State {
 }
 
 impl State {
-    /// The handlers' state over the running server's parts.
+    /// The handlers' state over the running server's parts: `cx` as the stages run in,
+    /// `stages` for the supplier and the hub.
     pub fn new(
-        kafka: &Kafka,
         settings: &Settings,
-        topic_creator: TopicCreator,
-        producer: Producer,
+        cx: &StageContext<'_>,
         stages: &Stages,
-        shutdown: &CancellationToken,
-        tasks: &TaskTracker,
+        access: Arc<Access>,
+        topic_creator: TopicCreator,
     ) -> Result<Arc<Self>, rdkafka::error::KafkaError> {
+        let kafka = cx.kafka;
         let limits = settings.limits;
         Ok(Arc::new(Self {
-            producer,
+            producer: cx.producer.clone(),
             admin: Admin::connect(&kafka.client_settings())?,
             client_settings: kafka.client_settings(),
             fetch_wait: settings.subscribe_fetch_wait.unwrap_or(
@@ -113,14 +109,12 @@ impl State {
             trust_log_append_time: kafka.embedded_broker().is_none(),
             limits,
             request_timeout: settings.timeouts.request,
-            subscriptions: Arc::new(Semaphore::new(limits.max_subscriptions)),
-            publish_streams: Arc::new(Semaphore::new(limits.max_publish_streams)),
-            watchers: Arc::new(Semaphore::new(limits.max_watchers)),
+            admission: Arc::new(Admission::new(&limits)),
             supplier: stages.supplier.clone(),
             hub: stages.hub.clone(),
-            shutdown: shutdown.clone(),
-            tasks: tasks.clone(),
-            access: Access::new(settings.auth.reserved.clone()),
+            shutdown: cx.shutdown.clone(),
+            tasks: cx.tasks.clone(),
+            access,
             auto_create_topics: settings.auto_create_topics,
             known_topics: known_topics::KnownTopics::default(),
             dead_letter_topics: consume::DeadLetterTopics::new(
@@ -131,21 +125,6 @@ impl State {
             records: RecordMetrics::new(settings.metrics_max_label_values),
         }))
     }
-}
-
-/// Takes one of the permits behind a stream limit, or answers RESOURCE_EXHAUSTED naming the
-/// limit and its flag. The permit is held by the stream's task until it ends.
-fn admit(
-    permits: &Arc<Semaphore>,
-    limit: usize,
-    what: &str,
-    flag: &str,
-) -> Result<OwnedSemaphorePermit, GatewayError> {
-    permits.clone().try_acquire_owned().map_err(|_| {
-        GatewayError::Capacity(format!(
-            "the server already serves its maximum of {limit} {what} ({flag})"
-        ))
-    })
 }
 
 /// The principal the authentication layer attached to the request. A request without one
@@ -198,12 +177,11 @@ impl EventGateway for Gateway {
         request: Request<Streaming<PublishRequest>>,
     ) -> Result<Response<Self::PublishStreamStream>, Status> {
         let principal = principal_of(&request)?;
-        let permit = admit(
-            &self.state.publish_streams,
-            self.state.limits.max_publish_streams,
-            "PublishStream calls",
-            "--max-publish-streams",
-        )?;
+        let permit = self
+            .state
+            .admission
+            .admit(Slot::PublishStream)
+            .map_err(GatewayError::from)?;
         let results = publish_stream::spawn_stream(
             self.state.clone(),
             request.into_inner(),
@@ -286,12 +264,11 @@ impl EventGateway for Gateway {
     ) -> Result<Response<Self::WatchPageStatsStream>, Status> {
         let principal = principal_of(&request)?;
         self.state.access.stats(&principal)?;
-        let permit = admit(
-            &self.state.watchers,
-            self.state.limits.max_watchers,
-            "WatchPageStats watchers",
-            "--max-watchers",
-        )?;
+        let permit = self
+            .state
+            .admission
+            .admit(Slot::Watcher)
+            .map_err(GatewayError::from)?;
         let stats = stats::watch(
             &self.state.hub,
             request.into_inner(),

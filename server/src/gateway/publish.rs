@@ -12,7 +12,7 @@ use streamgate::topic::TopicName;
 use tokio::time::Instant;
 
 use super::State;
-use crate::error::GatewayError;
+use crate::gateway::error::GatewayError;
 use crate::kafka::Delivered;
 use crate::settings::Limits;
 use streamgate::time::{from_millis, millis_of_std, to_millis};

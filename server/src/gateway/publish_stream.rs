@@ -18,7 +18,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use streamgate::proto::{self, PublishRequest, PublishResult, publish_result};
 use streamgate::time::now_millis;
 use streamgate::topic::TopicName;
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::{mpsc};
 use tokio::time::{Duration, Instant};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
@@ -26,7 +26,8 @@ use tonic::{Status, Streaming};
 use super::State;
 use super::publish::{OutgoingRecord, acknowledgement};
 use crate::auth::Principal;
-use crate::error::GatewayError;
+use crate::admission::Permit;
+use crate::gateway::error::GatewayError;
 use crate::kafka::producer::{Refused, SendError, delivered};
 
 /// Records a PublishStream may have sent and not yet seen acknowledged. Bounds the memory
@@ -43,7 +44,7 @@ pub type PublishResultStream = ReceiverStream<Result<PublishResult, Status>>;
 pub fn spawn_stream(
     state: Arc<State>,
     requests: Streaming<PublishRequest>,
-    permit: OwnedSemaphorePermit,
+    permit: Permit,
     principal: Principal,
 ) -> PublishResultStream {
     let (tx, rx) = mpsc::channel(STREAM_IN_FLIGHT);

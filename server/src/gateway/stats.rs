@@ -13,14 +13,15 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use streamgate::proto::{PageCount, PageStats, WatchPageStatsRequest};
-use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::Status;
 
 use crate::analytics::{Hub, Snapshot, WindowTotals, current_window, rolling_counts};
-use crate::error::GatewayError;
+use crate::admission::Permit;
+use crate::gateway::error::GatewayError;
 use streamgate::time::{duration_from_millis, duration_to_millis, from_millis};
 
 /// The most the pages of one message may take, encoded: 3.5 MiB, leaving half a MiB of the
@@ -38,7 +39,7 @@ pub type PageStatsStream = ReceiverStream<Result<PageStats, Status>>;
 pub fn watch(
     hub: &Hub,
     request: WatchPageStatsRequest,
-    permit: OwnedSemaphorePermit,
+    permit: Permit,
     shutdown: CancellationToken,
     tasks: &TaskTracker,
 ) -> Result<PageStatsStream, GatewayError> {

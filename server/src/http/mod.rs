@@ -8,6 +8,6 @@ mod get_route;
 mod length_error;
 
 pub use cors::cors;
-pub use dashboard::{Dashboard, DashboardLayer};
+pub use dashboard::DashboardLayer;
 pub use get_route::{GetRoute, GetRouteLayer};
 pub use length_error::as_resource_exhausted;

@@ -1,5 +1,5 @@
 //! The metadata and admin client: list topics, look up the partitions and watermarks of
-//! one, and create missing topics on an external cluster (for [`super::bootstrap`], the one
+//! one, and create missing topics on an external cluster (for [`super::TopicCreator`], the one
 //! path that creates topics). librdkafka's calls here block, so each runs on tokio's
 //! blocking pool and is bounded by a timeout.
 

@@ -1,17 +1,17 @@
 //! Everything about the Kafka side: which cluster we use (an external one or the embedded
 //! broker), the client settings every producer and consumer shares, the shared producer,
 //! consumer helpers, metadata (`admin`), the offset-by-timestamp search
-//! ([`TimestampSearch`]), the one path that creates topics ([`bootstrap`]) and the consumer
+//! ([`TimestampSearch`]), the one path that creates topics ([`TopicCreator`]) and the consumer
 //! lag every group consumer reports ([`lag`]).
 
 mod admin;
-pub mod bootstrap;
 pub mod consumer;
 pub mod dead_letter;
 mod embedded;
 pub mod lag;
 pub(crate) mod producer;
 mod timestamp_search;
+mod topics;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,9 +20,9 @@ use rdkafka::ClientConfig;
 
 use self::lag::{LagReporter, LagTable};
 
-pub use admin::{Admin, PartitionOffsets, TopicDescription};
-pub use bootstrap::TopicCreator;
-pub use embedded::{EmbeddedBroker, EmbeddedHandle};
+pub use admin::Admin;
+pub use topics::TopicCreator;
+pub use embedded::EmbeddedBroker;
 pub use producer::{Delivered, Producer, ProducerSettings};
 pub use timestamp_search::{Isolation, TimestampSearch};
 

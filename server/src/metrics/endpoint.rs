@@ -13,8 +13,7 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::Full;
 
 use super::{Format, Metrics};
-use crate::auth::Authenticator;
-use crate::gateway::State;
+use crate::auth::{Access, Authenticator};
 use crate::http::{GetRoute, GetRouteLayer};
 
 /// The path scrapers ask for.
@@ -29,20 +28,20 @@ pub type MetricsEndpointLayer = GetRouteLayer<MetricsEndpoint>;
 #[derive(Clone)]
 pub struct MetricsEndpoint {
     metrics: Arc<Metrics>,
-    state: Arc<State>,
+    access: Arc<Access>,
     auth: Arc<Authenticator>,
 }
 
 impl MetricsEndpoint {
-    /// The endpoint for `metrics`, authenticating with `auth` and checking `state.access`.
+    /// The endpoint for `metrics`, authenticating with `auth` and checking with `access`.
     pub fn layer(
         metrics: Arc<Metrics>,
-        state: Arc<State>,
+        access: Arc<Access>,
         auth: Arc<Authenticator>,
     ) -> MetricsEndpointLayer {
         GetRouteLayer(Self {
             metrics,
-            state,
+            access,
             auth,
         })
     }
@@ -63,7 +62,7 @@ impl MetricsEndpoint {
                 return response;
             }
         };
-        if let Err(refused) = self.state.access.metrics(&principal) {
+        if let Err(refused) = self.access.metrics(&principal) {
             return text(StatusCode::FORBIDDEN, refused.to_string());
         }
         let openmetrics = request

@@ -25,10 +25,9 @@ use prometheus_client::registry::Registry;
 pub use self::endpoint::{MetricsEndpoint, MetricsEndpointLayer};
 use self::grpc::GrpcMetrics;
 pub use self::grpc::GrpcMetricsLayer;
-pub use self::labels::OTHER;
 pub use self::records::RecordMetrics;
 use self::stages::ServerCollector;
-use crate::gateway::State;
+use crate::admission::Admission;
 use crate::kafka::lag::LagTable;
 use crate::stages::StageCounters;
 
@@ -46,8 +45,8 @@ pub struct Sources {
     pub records: RecordMetrics,
     /// The stages' counters.
     pub stages: StageCounters,
-    /// The handlers' state (open streams).
-    pub state: Arc<State>,
+    /// The stream slots in use.
+    pub admission: Arc<Admission>,
     /// The consumer lag reports.
     pub lag: Arc<LagTable>,
     /// Distinct values each client-chosen label (group, topic) may take.
@@ -83,7 +82,7 @@ impl Metrics {
         sources.records.register(&mut registry);
         registry.register_collector(Box::new(ServerCollector {
             stages: sources.stages,
-            state: sources.state,
+            admission: sources.admission,
             records: sources.records,
             lag: sources.lag,
             max_label_values: sources.max_label_values,

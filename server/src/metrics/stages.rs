@@ -14,14 +14,14 @@ use prometheus_client::metrics::gauge::ConstGauge;
 
 use super::labels::heaviest;
 use super::records::RecordMetrics;
-use crate::gateway::State;
+use crate::admission::{Admission, Slot};
 use crate::kafka::lag::LagTable;
 use crate::stages::StageCounters;
 
 /// Reads the server's counters at each scrape.
 pub struct ServerCollector {
     pub(super) stages: StageCounters,
-    pub(super) state: Arc<State>,
+    pub(super) admission: Arc<Admission>,
     pub(super) records: RecordMetrics,
     pub(super) lag: Arc<LagTable>,
     /// Distinct groups, and topics, the lag shows apart (the ones furthest behind).
@@ -73,34 +73,27 @@ impl Collector for ServerCollector {
 
 impl ServerCollector {
     fn encode_streams(&self, encoder: &mut DescriptorEncoder) -> Result {
-        let (state, limits) = (&self.state, &self.state.limits);
-        let in_use = |limit: usize, free: usize| {
-            i64::try_from(limit.saturating_sub(free)).unwrap_or(i64::MAX)
-        };
-        gauge(
-            encoder,
-            "streamgate_subscriptions_active",
-            "Open Subscribe and Consume streams (at most --max-subscriptions)",
-            in_use(
-                limits.max_subscriptions,
-                state.subscriptions.available_permits(),
+        for (slot, name, help) in [
+            (
+                Slot::Stream,
+                "streamgate_subscriptions_active",
+                "Open Subscribe and Consume streams (at most --max-subscriptions)",
             ),
-        )?;
-        gauge(
-            encoder,
-            "streamgate_watchers_active",
-            "Open WatchPageStats streams (at most --max-watchers)",
-            in_use(limits.max_watchers, state.watchers.available_permits()),
-        )?;
-        gauge(
-            encoder,
-            "streamgate_publish_streams_active",
-            "Open PublishStream calls (at most --max-publish-streams)",
-            in_use(
-                limits.max_publish_streams,
-                state.publish_streams.available_permits(),
+            (
+                Slot::Watcher,
+                "streamgate_watchers_active",
+                "Open WatchPageStats streams (at most --max-watchers)",
             ),
-        )
+            (
+                Slot::PublishStream,
+                "streamgate_publish_streams_active",
+                "Open PublishStream calls (at most --max-publish-streams)",
+            ),
+        ] {
+            let in_use = i64::try_from(self.admission.in_use(slot)).unwrap_or(i64::MAX);
+            gauge(encoder, name, help, in_use)?;
+        }
+        Ok(())
     }
 
     fn encode_supplier_and_transform(&self, encoder: &mut DescriptorEncoder) -> Result {

@@ -1,21 +1,26 @@
-//! The server's settings, resolved once from the flags ([`Config`]) into typed values —
-//! topic names, the window shape, durations, limits — and validated in this one place, so
-//! that a bad flag stops the server at start-up with a message that names it, and nothing
-//! downstream parses or re-checks a flag.
+//! The server's settings: typed values — topic names, the window shape, durations, limits,
+//! the loaded TLS and authentication files — resolved once from the flags ([`Config`](crate::config::Config)) by
+//! [`Settings::resolve`] (`resolve.rs`) and validated there, so that a bad flag stops the
+//! server at start-up with a message that names it, and nothing downstream parses or
+//! re-checks a flag. The server is built from these; tests build them directly.
+//!
+//! Nothing here is stored twice: what follows from other settings (the stages' dead-letter
+//! topics, the transform's default input, what only admins may touch) is derived by a
+//! method, so that changing one setting cannot leave another stale.
+
+mod resolve;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use streamgate::time::millis_of_std;
 use streamgate::topic::TopicName;
 
 use crate::analytics::WindowSpec;
-use crate::auth::{self, Authenticator, Reserved};
-use crate::config::Config;
+use crate::auth::{Authenticator, Reserved};
 use crate::kafka::dead_letter;
 use crate::supplier;
-use crate::tls::{self, TlsFiles, TlsSettings};
+use crate::tls::TlsSettings;
 
 /// A flag whose value the server cannot run with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,7 +32,10 @@ pub struct InvalidSetting {
     pub message: String,
 }
 
-fn invalid<T>(flag: &'static str, message: impl Into<String>) -> Result<T, InvalidSetting> {
+pub(crate) fn invalid<T>(
+    flag: &'static str,
+    message: impl Into<String>,
+) -> Result<T, InvalidSetting> {
     Err(InvalidSetting {
         flag,
         message: message.into(),
@@ -39,6 +47,8 @@ fn invalid<T>(flag: &'static str, message: impl Into<String>) -> Result<T, Inval
 pub struct Settings {
     /// Where to serve.
     pub listen: SocketAddr,
+    /// The Kafka cluster: an external one, or the embedded broker.
+    pub kafka: KafkaSettings,
     /// TLS on the port, when its certificate and key are given.
     pub tls: Option<TlsSettings>,
     /// The server's own topics and how to create them.
@@ -51,10 +61,10 @@ pub struct Settings {
     pub http: HttpSettings,
     /// The supplier stage.
     pub supplier: SupplierStage,
-    /// The transform stage, when it runs.
-    pub transform: Option<TransformStage>,
-    /// The log consumer's topic, when it runs.
-    pub log_consumer: Option<TopicName>,
+    /// The transform stage.
+    pub transform: TransformStage,
+    /// Whether the log consumer prints the log topic (R1).
+    pub log_consumer: bool,
     /// The analytics worker and the stats hub.
     pub analytics: Analytics,
     /// How long the producer waits to fill a batch.
@@ -65,62 +75,37 @@ pub struct Settings {
     pub metrics_listen: Option<SocketAddr>,
     /// Distinct values of a client-chosen metric label (`--metrics-max-label-values`).
     pub metrics_max_label_values: usize,
-    /// Who may call, and what only admins may touch.
-    pub auth: AuthSettings,
+    /// Turns credentials into principals; open when no source is configured.
+    pub authenticator: Arc<Authenticator>,
     /// Whether Publish may create a missing topic (`--auto-create-topics`).
     pub auto_create_topics: bool,
 }
 
-/// Authentication and the reserved resources.
-#[derive(Debug, Clone)]
-pub struct AuthSettings {
-    /// Turns credentials into principals; open when no source is configured.
-    pub authenticator: Arc<Authenticator>,
-    /// What only admins may touch.
-    pub reserved: Reserved,
+/// Which Kafka cluster, and how every client talks to it.
+#[derive(Debug, Clone, Default)]
+pub struct KafkaSettings {
+    /// Bootstrap servers; `None` starts the embedded broker.
+    pub brokers: Option<String>,
+    /// librdkafka properties for every client (`-X KEY=VALUE`), applied last.
+    pub options: Vec<(String, String)>,
 }
 
-/// The server's topics (the seed's R1–R4), created when missing.
+/// The server's topics (the seed's R1, R3 and R4; R2 is the supplier's topic), created when
+/// missing.
 #[derive(Debug, Clone)]
 pub struct Topics {
     /// Published PageEvents, printed by the log consumer (R1).
     pub log: TopicName,
-    /// The supplier's output, the transform's and the analytics' input (R2).
-    pub supplier: TopicName,
-    /// The transform's input (R2 unless moved).
-    pub transform_input: TopicName,
+    /// The transform's input, when moved off the supplier's topic (R2).
+    pub transform_input: Option<TopicName>,
     /// The transform's output (R3).
     pub transform_output: TopicName,
     /// Windowed counts (R4).
     pub stats: TopicName,
-    /// The transform's dead letters: `error.<transform input>.<transform group>`.
-    pub transform_dead_letters: TopicName,
-    /// The analytics worker's dead letters: `error.<R2>.<analytics group>`.
-    pub analytics_dead_letters: TopicName,
     /// Partitions of the topics the server creates.
     pub partitions: i32,
     /// Replication factor of the topics the server creates.
     pub replication_factor: i32,
-}
-
-impl Topics {
-    /// The data topics the server owns (R1–R4 and the transform's input), each once, in
-    /// flag order.
-    pub fn all(&self) -> Vec<&TopicName> {
-        let mut topics: Vec<&TopicName> = Vec::with_capacity(7);
-        for topic in [
-            &self.log,
-            &self.supplier,
-            &self.transform_output,
-            &self.stats,
-            &self.transform_input,
-        ] {
-            if !topics.contains(&topic) {
-                topics.push(topic);
-            }
-        }
-        topics
-    }
 }
 
 /// Time budgets.
@@ -177,7 +162,8 @@ pub struct HttpSettings {
 /// The supplier as it starts.
 #[derive(Debug, Clone)]
 pub struct SupplierStage {
-    /// What it generates.
+    /// What it generates, and where to: its topic is R2, the input of the transform and of
+    /// the analytics.
     pub settings: supplier::Settings,
     /// Whether it runs from the start.
     pub running: bool,
@@ -188,7 +174,9 @@ pub struct SupplierStage {
 /// The transform stage.
 #[derive(Debug, Clone)]
 pub struct TransformStage {
-    /// Its consumer group.
+    /// Whether this server runs it.
+    pub run: bool,
+    /// Its consumer group (reserved to admins whether or not it runs here).
     pub group: String,
 }
 
@@ -215,376 +203,89 @@ pub struct Analytics {
     pub max_pages: usize,
 }
 
-/// Highest `--supplier-max-rate`: far above what one producer sustains.
-const MAX_SUPPLIER_RATE: f64 = 10_000_000.0;
-
-/// Smallest `--subscribe-buffer-bytes`: room for one record of the default size limit.
-const MIN_SUBSCRIBE_BUFFER_BYTES: usize = 1024 * 1024;
-
-/// Highest `--max-headers`.
-const MAX_HEADERS: usize = 65_536;
-
-/// Largest record size accepted by `--max-message-bytes`.
-const MAX_MESSAGE_BYTES: usize = 512 * 1024 * 1024;
-
 impl Settings {
-    /// The topics the server creates when missing: its data topics, then the dead-letter
-    /// topics of the stages that run here.
-    pub fn topics_to_create(&self) -> Vec<&TopicName> {
-        let mut topics = self.topics.all();
-        if self.transform.is_some() {
-            topics.push(&self.topics.transform_dead_letters);
-        }
-        if self.analytics.worker {
-            topics.push(&self.topics.analytics_dead_letters);
+    /// The supplier's topic (R2): the transform's and the analytics' input.
+    pub fn supplier_topic(&self) -> &TopicName {
+        &self.supplier.settings.topic
+    }
+
+    /// The transform's input: R2 unless `--transform-input` moved it.
+    pub fn transform_input(&self) -> &TopicName {
+        self.topics
+            .transform_input
+            .as_ref()
+            .unwrap_or_else(|| self.supplier_topic())
+    }
+
+    /// The transform's dead letters: `error.<transform input>.<transform group>`.
+    pub fn transform_dead_letters(&self) -> Result<TopicName, InvalidSetting> {
+        dead_letters(
+            "--transform-group",
+            self.transform_input(),
+            &self.transform.group,
+        )
+    }
+
+    /// The analytics worker's dead letters: `error.<R2>.<analytics group>`.
+    pub fn analytics_dead_letters(&self) -> Result<TopicName, InvalidSetting> {
+        dead_letters(
+            "--analytics-group",
+            self.supplier_topic(),
+            &self.analytics.group,
+        )
+    }
+
+    /// The data topics the server owns (R1–R4 and the transform's input), each once, in
+    /// flag order.
+    pub fn data_topics(&self) -> Vec<&TopicName> {
+        let mut topics: Vec<&TopicName> = Vec::with_capacity(5);
+        for topic in [
+            &self.topics.log,
+            self.supplier_topic(),
+            &self.topics.transform_output,
+            &self.topics.stats,
+            self.transform_input(),
+        ] {
+            if !topics.contains(&topic) {
+                topics.push(topic);
+            }
         }
         topics
     }
 
-    /// Resolves and checks every flag; the first bad one is the error.
-    pub fn resolve(config: &Config) -> Result<Self, InvalidSetting> {
-        let topics = topics(config)?;
-        let supplier = supplier_stage(config, &topics)?;
-        Ok(Self {
-            listen: config.listen,
-            tls: tls_settings(config)?,
-            timeouts: timeouts(config)?,
-            limits: limits(config)?,
-            http: http(config)?,
-            transform: config
-                .transform
-                .then(|| group("--transform-group", &config.transform_group))
-                .transpose()?
-                .map(|group| TransformStage { group }),
-            log_consumer: config.log_consumer.then(|| topics.log.clone()),
-            analytics: analytics(config)?,
-            linger: config.linger,
-            subscribe_fetch_wait: config.subscribe_fetch_wait,
-            metrics_listen: config.metrics_listen,
-            metrics_max_label_values: match config.metrics_max_label_values {
-                0 => return invalid("--metrics-max-label-values", "must be 1 or more"),
-                n => n,
-            },
-            auth: auth_settings(config)?,
-            auto_create_topics: config.auto_create_topics,
-            supplier,
-            topics,
-        })
-    }
-}
-
-fn topic(flag: &'static str, name: &str) -> Result<TopicName, InvalidSetting> {
-    TopicName::new(name.to_owned()).or_else(|e| invalid(flag, e.to_string()))
-}
-
-fn topics(config: &Config) -> Result<Topics, InvalidSetting> {
-    if config.partitions < 1 {
-        return invalid(
-            "--partitions",
-            format!("must be 1 or more, got {}", config.partitions),
-        );
-    }
-    if config.replication_factor < 1 {
-        return invalid(
-            "--replication-factor",
-            format!("must be 1 or more, got {}", config.replication_factor),
-        );
-    }
-    let supplier = topic("--supplier-topic", &config.supplier_topic)?;
-    let transform_input = match &config.transform_input {
-        Some(name) => topic("--transform-input", name)?,
-        None => supplier.clone(),
-    };
-    let dead_letters = |flag, input: &TopicName, group: &str| {
-        dead_letter::topic(input, group).or_else(|e| {
-            invalid(
-                flag,
-                format!("must be usable in the dead-letter topic error.{input}.<group>: {e}"),
-            )
-        })
-    };
-    Ok(Topics {
-        log: topic("--log-topic", &config.log_topic)?,
-        transform_dead_letters: dead_letters(
-            "--transform-group",
-            &transform_input,
-            &config.transform_group,
-        )?,
-        analytics_dead_letters: dead_letters(
-            "--analytics-group",
-            &supplier,
-            &config.analytics_group,
-        )?,
-        transform_input,
-        supplier,
-        transform_output: topic("--transform-topic", &config.transform_topic)?,
-        stats: topic("--stats-topic", &config.stats_topic)?,
-        partitions: config.partitions,
-        replication_factor: config.replication_factor,
-    })
-}
-
-fn timeouts(config: &Config) -> Result<Timeouts, InvalidSetting> {
-    if config.request_timeout.is_zero() {
-        return invalid("--request-timeout", "must be more than zero");
-    }
-    if config.shutdown_timeout.is_zero() {
-        return invalid("--shutdown-timeout", "must be more than zero");
-    }
-    Ok(Timeouts {
-        request: config.request_timeout,
-        shutdown: config.shutdown_timeout,
-    })
-}
-
-fn limits(config: &Config) -> Result<Limits, InvalidSetting> {
-    if config.max_message_bytes == 0 || config.max_message_bytes > MAX_MESSAGE_BYTES {
-        return invalid(
-            "--max-message-bytes",
-            format!("must be between 1 and {MAX_MESSAGE_BYTES}"),
-        );
-    }
-    if config.max_subscriptions == 0 {
-        return invalid("--max-subscriptions", "must be 1 or more");
-    }
-    for (flag, value) in [
-        ("--subscribe-buffer", config.subscribe_buffer),
-        ("--max-publish-streams", config.max_publish_streams),
-        ("--max-watchers", config.max_watchers),
-        ("--max-subscribe-topics", config.max_subscribe_topics),
-        ("--max-page-name-bytes", config.max_page_name_bytes),
-        ("--consume-max-outstanding", config.consume_max_outstanding),
-    ] {
-        if value == 0 {
-            return invalid(flag, "must be 1 or more");
+    /// The topics the server creates when missing: its data topics, then the dead-letter
+    /// topics of the stages that run here.
+    pub fn topics_to_create(&self) -> Result<Vec<TopicName>, InvalidSetting> {
+        let mut topics: Vec<TopicName> = self.data_topics().into_iter().cloned().collect();
+        if self.transform.run {
+            topics.push(self.transform_dead_letters()?);
         }
-    }
-    if config.subscribe_buffer_bytes < MIN_SUBSCRIBE_BUFFER_BYTES {
-        return invalid(
-            "--subscribe-buffer-bytes",
-            format!("must be at least {MIN_SUBSCRIBE_BUFFER_BYTES}"),
-        );
-    }
-    if config.consume_max_outstanding_bytes < MIN_SUBSCRIBE_BUFFER_BYTES {
-        return invalid(
-            "--consume-max-outstanding-bytes",
-            format!("must be at least {MIN_SUBSCRIBE_BUFFER_BYTES}"),
-        );
-    }
-    if config.max_headers > MAX_HEADERS {
-        return invalid("--max-headers", format!("must be at most {MAX_HEADERS}"));
-    }
-    Ok(Limits {
-        max_message_bytes: config.max_message_bytes,
-        max_subscriptions: config.max_subscriptions,
-        subscribe_buffer: config.subscribe_buffer,
-        max_headers: config.max_headers,
-        max_timestamp_ahead: config.max_timestamp_ahead,
-        max_publish_streams: config.max_publish_streams,
-        max_watchers: config.max_watchers,
-        max_subscribe_topics: config.max_subscribe_topics,
-        subscribe_buffer_bytes: config.subscribe_buffer_bytes,
-        max_page_name_bytes: config.max_page_name_bytes,
-        consume_max_outstanding: config.consume_max_outstanding,
-        consume_max_outstanding_bytes: config.consume_max_outstanding_bytes,
-    })
-}
-
-fn http(config: &Config) -> Result<HttpSettings, InvalidSetting> {
-    if config.keepalive < Duration::from_secs(1) {
-        return invalid("--keepalive", "must be at least 1s");
-    }
-    if config.keepalive_timeout.is_zero() {
-        return invalid("--keepalive-timeout", "must be more than zero");
-    }
-    if config.max_concurrent_streams == 0 {
-        return invalid("--max-concurrent-streams", "must be 1 or more");
-    }
-    for origin in &config.cors_origins {
-        if origin == "*" || origin == "null" {
-            return invalid(
-                "--cors-origins",
-                format!(
-                    "{origin:?} would let any web page call the server: list the origins, e.g. https://ops.example.com"
-                ),
-            );
+        if self.analytics.worker {
+            topics.push(self.analytics_dead_letters()?);
         }
-        if origin.parse::<http::HeaderValue>().is_err() {
-            return invalid(
-                "--cors-origins",
-                format!("{origin:?} is not a valid origin"),
-            );
-        }
+        Ok(topics)
     }
-    Ok(HttpSettings {
-        cors_origins: config.cors_origins.clone(),
-        keepalive: config.keepalive,
-        keepalive_timeout: config.keepalive_timeout,
-        max_concurrent_streams: config.max_concurrent_streams,
-    })
-}
 
-fn auth_settings(config: &Config) -> Result<AuthSettings, InvalidSetting> {
-    let sources = auth::Sources {
-        auth_file: config.auth_file.clone(),
-        jwt_key: config.jwt_key.clone(),
-        jwt_expected: auth::JwtExpected {
-            issuer: config.jwt_issuer.clone(),
-            audience: config.jwt_audience.clone(),
-        },
-        client_certificates: config.tls_client_ca.is_some(),
-    };
-    let authenticator =
-        Authenticator::load(&sources).or_else(|(flag, message)| invalid(flag, message))?;
-    protected_mode(config, &authenticator)?;
-    Ok(AuthSettings {
-        authenticator: Arc::new(authenticator),
-        reserved: Reserved {
-            stats_topic: config.stats_topic.clone(),
-            server_groups: vec![
-                config.analytics_group.clone(),
-                config.transform_group.clone(),
-            ],
-        },
-    })
-}
-
-/// Like Redis's protected mode: a server reachable from other machines with no lock at all
-/// is a mistake unless the operator says otherwise.
-fn protected_mode(config: &Config, authenticator: &Authenticator) -> Result<(), InvalidSetting> {
-    if authenticator.is_required() || config.insecure_no_auth {
-        return Ok(());
-    }
-    let listeners = [
-        ("--listen", Some(config.listen)),
-        ("--metrics-listen", config.metrics_listen),
-    ];
-    for (flag, address) in listeners {
-        let Some(address) = address.filter(|a| !a.ip().is_loopback()) else {
-            continue;
-        };
-        return invalid(
-            "--auth-file",
-            format!(
-                "{flag} {address} is reachable from other machines and no authentication is configured: \
-                 pass --auth-file (or --jwt-key, or --tls-client-ca) so that callers need a token, \
-                 or --insecure-no-auth to serve everyone deliberately"
-            ),
-        );
-    }
-    Ok(())
-}
-
-/// Shortest `--tls-reload-interval`: the poll reads three files' metadata.
-const MIN_TLS_RELOAD_INTERVAL: Duration = Duration::from_millis(10);
-
-impl From<tls::LoadError> for InvalidSetting {
-    fn from(error: tls::LoadError) -> Self {
-        Self {
-            flag: error.flag,
-            message: format!("{}: {}", error.path.display(), error.message),
+    /// What only admins may touch: the stats topic (a forged record there is a forged
+    /// count) and the server's own groups, wherever their stages run.
+    pub fn reserved(&self) -> Reserved {
+        Reserved {
+            stats_topic: self.topics.stats.to_string(),
+            server_groups: vec![self.analytics.group.clone(), self.transform.group.clone()],
         }
     }
 }
 
-/// TLS when both the certificate and the key are given. The files are loaded once here, so
-/// that a bad one stops the server before anything starts.
-fn tls_settings(config: &Config) -> Result<Option<TlsSettings>, InvalidSetting> {
-    let (cert, key) = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => (cert.clone(), key.clone()),
-        (None, None) if config.tls_client_ca.is_some() => {
-            return invalid(
-                tls::CLIENT_CA_FLAG,
-                "needs --tls-cert and --tls-key: mutual TLS is TLS first",
-            );
-        }
-        (None, None) => return Ok(None),
-        (Some(_), None) => return invalid(tls::KEY_FLAG, "missing: --tls-cert needs it"),
-        (None, Some(_)) => return invalid(tls::CERT_FLAG, "missing: --tls-key needs it"),
-    };
-    if config.tls_reload_interval < MIN_TLS_RELOAD_INTERVAL {
-        return invalid("--tls-reload-interval", "must be at least 10ms");
-    }
-    let files = TlsFiles {
-        cert,
-        key,
-        client_ca: config.tls_client_ca.clone(),
-    };
-    tls::load(&files)?;
-    Ok(Some(TlsSettings {
-        files,
-        reload_interval: config.tls_reload_interval,
-    }))
-}
-
-fn group(flag: &'static str, name: &str) -> Result<String, InvalidSetting> {
-    if name.trim().is_empty() {
-        return invalid(flag, "must not be empty");
-    }
-    Ok(name.to_owned())
-}
-
-fn supplier_stage(config: &Config, topics: &Topics) -> Result<SupplierStage, InvalidSetting> {
-    let rate_per_second = match (config.supplier_rate, config.supplier_interval) {
-        (Some(rate), _) => rate,
-        (None, Some(interval)) if !interval.is_zero() => 1.0 / interval.as_secs_f64(),
-        (None, Some(_)) => return invalid("--supplier-interval", "must be more than zero"),
-        (None, None) => 1.0,
-    };
-    let max_rate = config.supplier_max_rate;
-    if !(supplier::MIN_RATE..=MAX_SUPPLIER_RATE).contains(&max_rate) {
-        return invalid(
-            "--supplier-max-rate",
-            format!(
-                "must be between {} and {MAX_SUPPLIER_RATE} events/s, got {max_rate}",
-                supplier::MIN_RATE
-            ),
-        );
-    }
-    let settings = supplier::Settings {
-        rate_per_second,
-        pages: config.supplier_pages.clone(),
-        users: config.supplier_users.clone(),
-        min_duration_ms: config.supplier_duration.0,
-        max_duration_ms: config.supplier_duration.1,
-        topic: topics.supplier.clone(),
-    };
-    settings
-        .validate(config.supplier_max_rate)
-        .or_else(|e| invalid("--supplier-*", e.to_string()))?;
-    Ok(SupplierStage {
-        settings,
-        running: !config.supplier_stopped,
-        max_rate: config.supplier_max_rate,
-    })
-}
-
-fn analytics(config: &Config) -> Result<Analytics, InvalidSetting> {
-    let spec = WindowSpec::new(
-        millis_of_std(config.window),
-        millis_of_std(config.window_advance.unwrap_or(config.window)),
-        millis_of_std(config.grace),
-    )
-    .or_else(|e| invalid("--window/--window-advance/--grace", e.to_string()))?;
-    if config.stats_tick.is_zero() || config.stats_tick > Duration::from_secs(60) {
-        return invalid("--stats-tick", "must be between 1ms and 60s");
-    }
-    if config.stats_retention < config.window {
-        return invalid("--stats-retention", "must be at least one --window");
-    }
-    if config.max_pages == 0 {
-        return invalid("--max-pages", "must be 1 or more");
-    }
-    Ok(Analytics {
-        worker: config.analytics,
-        group: group("--analytics-group", &config.analytics_group)?,
-        transactional_id: config.analytics_transactional_id.clone(),
-        spec,
-        min_duration_ms: config.min_duration,
-        tick: config.stats_tick,
-        retention: config.stats_retention,
-        max_event_skew: config.max_event_skew,
-        max_pages: config.max_pages,
+fn dead_letters(
+    flag: &'static str,
+    input: &TopicName,
+    group: &str,
+) -> Result<TopicName, InvalidSetting> {
+    dead_letter::topic(input, group).or_else(|e| {
+        invalid(
+            flag,
+            format!("must be usable in the dead-letter topic error.{input}.<group>: {e}"),
+        )
     })
 }
 

@@ -26,7 +26,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
 
-pub use incoming::{HANDSHAKE_TIMEOUT, Incoming, MAX_HANDSHAKES, incoming};
+pub use incoming::{Incoming, incoming};
 pub use reload::watch;
 
 /// The port's current TLS configuration, replaced when its files change.
@@ -67,13 +67,32 @@ impl TlsFiles {
     }
 }
 
-/// TLS as configured: the files, and how often they are checked for changes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// TLS as configured: the files, how often they are checked for changes, and what they held
+/// when the settings were resolved — read once, so that a bad file stops the server before
+/// anything starts and [`watch`] serves that same config without reading them again.
+#[derive(Debug, Clone)]
 pub struct TlsSettings {
     /// The PEM files.
     pub files: TlsFiles,
     /// How often the files' metadata is compared with what was last loaded.
     pub reload_interval: Duration,
+    loaded: Loaded,
+    seen: reload::Fingerprint,
+}
+
+impl TlsSettings {
+    /// Reads `files` now; the config for the first connections.
+    pub fn load(files: TlsFiles, reload_interval: Duration) -> Result<Self, LoadError> {
+        // Taken before the load: a change while loading is seen, and loaded, at the first poll.
+        let seen = reload::Fingerprint::of(&files);
+        let loaded = load(&files)?;
+        Ok(Self {
+            files,
+            reload_interval,
+            loaded,
+            seen,
+        })
+    }
 }
 
 /// Why a set of TLS files cannot be served: the flag and the file at fault, and what is wrong.

@@ -15,38 +15,35 @@ use tokio_rustls::rustls::ServerConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{LoadError, TlsFiles, TlsSettings, load};
+use super::{TlsFiles, TlsSettings, load};
 
-/// Loads the files and starts watching them until `shutdown`. The receiver always holds the
-/// config for the next connection.
+/// Serves the config `settings` loaded and watches the files until `shutdown`. The receiver
+/// always holds the config for the next connection.
 pub fn watch(
     settings: &TlsSettings,
     tasks: &TaskTracker,
     shutdown: &CancellationToken,
-) -> Result<latest::Receiver<Arc<ServerConfig>>, LoadError> {
-    // Taken before the load: a change while loading is seen, and loaded, at the next poll.
-    let seen = Fingerprint::of(&settings.files);
-    let loaded = load(&settings.files)?;
-    tracing::info!(certificate = %loaded.description, "TLS on");
-    let (current, receiver) = latest::channel(loaded.config);
+) -> latest::Receiver<Arc<ServerConfig>> {
+    tracing::info!(certificate = %settings.loaded.description, "TLS on");
+    let (current, receiver) = latest::channel(settings.loaded.config.clone());
     let reloader = Reloader {
         files: settings.files.clone(),
-        seen,
+        seen: settings.seen.clone(),
         current,
     };
     let hangups = Hangups::register();
     tasks.spawn(reloader.run(settings.reload_interval, hangups, shutdown.clone()));
-    Ok(receiver)
+    receiver
 }
 
 /// What the file poll compares: per file its modification time, length and (on Unix) inode,
 /// read through symlinks — a Kubernetes secret volume swaps a symlink, and an atomic `mv`
 /// changes the inode even within one mtime tick. `None` for a file that cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Fingerprint(Vec<Option<(SystemTime, u64, u64)>>);
+pub(super) struct Fingerprint(Vec<Option<(SystemTime, u64, u64)>>);
 
 impl Fingerprint {
-    fn of(files: &TlsFiles) -> Self {
+    pub(super) fn of(files: &TlsFiles) -> Self {
         Self(files.each().map(|(_, path)| stamp(path)).collect())
     }
 }

@@ -175,6 +175,7 @@ impl Transform {
         self.counters.clone()
     }
 
+    #[cfg(feature = "test-hooks")]
     /// How many times the stage was restarted after a panic.
     pub fn restarts(&self) -> u64 {
         self.restarts.count()

@@ -4,7 +4,10 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use streamgate_server::auth::token_sha256_hex;
+use std::sync::Arc;
+
+use streamgate_server::Settings;
+use streamgate_server::testing::{AuthSources, Authenticator, token_sha256_hex};
 
 /// The token of the `test-admin` principal every [`AuthFile`] has; the harness's own
 /// calls (waiting for a topic, say) use it.
@@ -56,8 +59,34 @@ impl AuthFile {
         self.file.path()
     }
 
+    /// Authenticates with this file, as `--auth-file` does (with client certificates too
+    /// when `settings` serve mutual TLS, as `--tls-client-ca` does).
+    pub fn apply(&self, settings: &mut Settings) {
+        settings.authenticator = authenticator(self.sources(settings));
+    }
+
+    /// The sources `--auth-file` with this file makes, beside the TLS of `settings`; a test
+    /// adds a JWT key to them.
+    pub fn sources(&self, settings: &Settings) -> AuthSources {
+        AuthSources {
+            auth_file: Some(self.path().to_owned()),
+            client_certificates: settings
+                .tls
+                .as_ref()
+                .is_some_and(|tls| tls.files.client_ca.is_some()),
+            ..AuthSources::default()
+        }
+    }
+
     /// Where it is, as a flag value.
     pub fn arg(&self) -> &str {
         self.file.path().to_str().expect("temp paths are UTF-8")
     }
+}
+
+/// An authenticator over `sources`, as the server loads it at start-up.
+pub fn authenticator(sources: AuthSources) -> Arc<Authenticator> {
+    let loaded = Authenticator::load(&sources)
+        .unwrap_or_else(|(flag, message)| panic!("test auth sources load: {flag}: {message}"));
+    Arc::new(loaded)
 }

@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use streamgate_server::Kafka;
+use streamgate_server::{Kafka, Settings};
 
 use crate::TestServer;
 use crate::tls::TestTls;
@@ -31,16 +31,16 @@ where
     F: Fn(TestServer) -> Fut,
     Fut: Future<Output = ()>,
 {
-    on_each_broker_with(&[], scenario).await;
+    on_each_broker_with(|_| {}, scenario).await;
 }
 
-/// [`on_each_broker`] with extra server flags.
-pub async fn on_each_broker_with<F, Fut>(extra_args: &[&str], scenario: F)
+/// [`on_each_broker`] with each server's settings changed by `configure`.
+pub async fn on_each_broker_with<F, Fut>(configure: impl Fn(&mut Settings), scenario: F)
 where
     F: Fn(TestServer) -> Fut,
     Fut: Future<Output = ()>,
 {
-    on_each(extra_args, None, scenario).await;
+    on_each(&configure, None, scenario).await;
 }
 
 /// [`on_each_broker_with`], each server serving TLS ([`TestServer::start_tls`]) with fresh
@@ -48,23 +48,26 @@ where
 /// replace them on disk without touching the next run's.
 pub async fn on_each_broker_tls<F, Fut>(
     make_tls: impl Fn() -> TestTls,
-    extra_args: &[&str],
+    configure: impl Fn(&mut Settings),
     scenario: F,
 ) where
     F: Fn(TestServer) -> Fut,
     Fut: Future<Output = ()>,
 {
-    on_each(extra_args, Some(&make_tls), scenario).await;
+    on_each(&configure, Some(&make_tls), scenario).await;
 }
 
-async fn on_each<F, Fut>(extra_args: &[&str], make_tls: Option<&dyn Fn() -> TestTls>, scenario: F)
-where
+async fn on_each<F, Fut>(
+    configure: &dyn Fn(&mut Settings),
+    make_tls: Option<&dyn Fn() -> TestTls>,
+    scenario: F,
+) where
     F: Fn(TestServer) -> Fut,
     Fut: Future<Output = ()>,
 {
     let start = async |kafka, kind| match make_tls {
-        Some(make_tls) => TestServer::start_tls(kafka, kind, extra_args, make_tls()).await,
-        None => TestServer::start(kafka, kind, extra_args).await,
+        Some(make_tls) => TestServer::start_tls(kafka, kind, configure, make_tls()).await,
+        None => TestServer::start(kafka, kind, configure).await,
     };
     let embedded = Arc::new(Kafka::embedded(Vec::new()).expect("embedded broker starts"));
     eprintln!(

@@ -22,11 +22,11 @@ mod wait;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
-pub use auth::{ADMIN_TOKEN, AuthFile, TestPrincipal};
+pub use auth::{ADMIN_TOKEN, AuthFile, TestPrincipal, authenticator};
 pub use broker::{
     BrokerKind, on_each_broker, on_each_broker_tls, on_each_broker_with, real_brokers,
 };
-pub use server::TestServer;
+pub use server::{TestServer, settings};
 pub use wait::{Condition, POLL_EVERY, eventually, poll_for, settled, within};
 
 /// With `STREAMGATE_TEST_LOG` set (a tracing filter, e.g. `info`), the servers' logs go to

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use streamgate::proto::event_gateway_client::EventGatewayClient;
 use streamgate::proto::{self, ListTopicsRequest};
-use streamgate_server::{Config, Kafka};
+use streamgate_server::{Config, Kafka, Settings};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
@@ -19,6 +19,31 @@ use crate::{ADMIN_TOKEN, BrokerKind, eventually, init_logs, random_name, within}
 
 /// How long a new topic may take to show in the server's metadata.
 const TOPIC_VISIBLE_WITHIN: Duration = Duration::from_secs(30);
+
+/// The settings of a test server before a test changes them: the defaults of every flag,
+/// on a port of its own (`127.0.0.1:0`), with a 20 s request timeout and the transform,
+/// the log consumer and the analytics worker off.
+pub fn settings() -> Settings {
+    let defaults = Config::try_parse_from(["streamgate-server"]).expect("the defaults parse");
+    let mut settings = Settings::resolve(&defaults).expect("the defaults are valid");
+    settings.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    settings.timeouts.request = Duration::from_secs(20);
+    settings.transform.run = false;
+    settings.log_consumer = false;
+    settings.analytics.worker = false;
+    settings
+}
+
+/// [`ADMIN_TOKEN`] when `settings` require a token and know that one (an
+/// [`AuthFile`](crate::AuthFile) always does); `None` on an open server.
+fn admin_token(settings: &Settings) -> Option<&'static str> {
+    let mut headers = tonic::codegen::http::HeaderMap::new();
+    let bearer = format!("Bearer {ADMIN_TOKEN}").parse().expect("an ASCII header");
+    headers.insert("authorization", bearer);
+    let authenticator = &settings.authenticator;
+    let known = authenticator.authenticate(&headers, None).is_ok();
+    (authenticator.is_required() && known).then_some(ADMIN_TOKEN)
+}
 
 /// A running server and the cluster behind it. Dropping it cancels the server; [`stop`]
 /// also waits until `run` returned.
@@ -32,7 +57,7 @@ pub struct TestServer {
     /// Which kind of broker that cluster is.
     pub kind: BrokerKind,
     /// The token the harness's own calls send: [`ADMIN_TOKEN`] when the server runs with
-    /// an `--auth-file` (an [`AuthFile`](crate::AuthFile) always has that admin).
+    /// an auth file (an [`AuthFile`](crate::AuthFile) always has that admin).
     pub admin_token: Option<&'static str>,
     /// With TLS on: the files it serves, and what the harness's clients trust and present.
     pub tls: Option<Arc<TestTls>>,
@@ -41,60 +66,52 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts a server over `kafka` with extra flags. The background stages (transform,
-    /// log consumer, analytics) are off unless `extra_args` turn them on: they have tests
-    /// of their own, on topics and groups of their own; elsewhere they would only add load
-    /// on the shared real broker. Later flags override earlier ones.
-    pub async fn start(kafka: Arc<Kafka>, kind: BrokerKind, extra_args: &[&str]) -> Self {
-        Self::start_with(kafka, kind, extra_args, None).await
+    /// Starts a server over `kafka` with [`settings`] changed by `configure`. The background
+    /// stages (transform, log consumer, analytics) are off unless `configure` turns them on:
+    /// they have tests of their own, on topics and groups of their own; elsewhere they
+    /// would only add load on the shared real broker.
+    pub async fn start(
+        kafka: Arc<Kafka>,
+        kind: BrokerKind,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Self {
+        Self::start_with(kafka, kind, configure, None).await
     }
 
     /// [`TestServer::start`] with TLS on, serving `tls`'s files (with mutual TLS when it has
     /// a client CA); [`url`](TestServer::url) says `https` and [`client`](TestServer::client)
-    /// trusts `tls`'s CA and presents its client certificate.
+    /// trusts `tls`'s CA and presents its client certificate. `configure` sees the TLS
+    /// settings already in place.
     pub async fn start_tls(
         kafka: Arc<Kafka>,
         kind: BrokerKind,
-        extra_args: &[&str],
+        configure: impl FnOnce(&mut Settings),
         tls: TestTls,
     ) -> Self {
-        let mut args = tls.server_args();
-        args.extend(extra_args.iter().map(|a| (*a).to_owned()));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        Self::start_with(kafka, kind, &args, Some(Arc::new(tls))).await
+        Self::start_with(kafka, kind, configure, Some(Arc::new(tls))).await
     }
 
     async fn start_with(
         kafka: Arc<Kafka>,
         kind: BrokerKind,
-        extra_args: &[&str],
+        configure: impl FnOnce(&mut Settings),
         tls: Option<Arc<TestTls>>,
     ) -> Self {
         init_logs();
-        let mut args = vec![
-            "streamgate-server",
-            "--listen",
-            "127.0.0.1:0",
-            "--request-timeout",
-            "20s",
-            "--transform",
-            "false",
-            "--log-consumer",
-            "false",
-            "--analytics",
-            "false",
-        ];
-        args.extend_from_slice(extra_args);
-        let admin_token = extra_args.contains(&"--auth-file").then_some(ADMIN_TOKEN);
-        let config = Config::try_parse_from(args).expect("test config parses");
+        let mut settings = settings();
+        if let Some(tls) = &tls {
+            tls.apply(&mut settings);
+        }
+        configure(&mut settings);
+        let admin_token = admin_token(&settings);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let shutdown = CancellationToken::new();
-        let (token, cluster) = (shutdown.clone(), kafka.clone());
+        let (stop, cluster) = (shutdown.clone(), kafka.clone());
         let task = tokio::spawn(async move {
-            streamgate_server::run(listener, config, &cluster, token)
+            streamgate_server::run(listener, settings, &cluster, stop.cancelled_owned())
                 .await
                 .expect("server runs");
         });

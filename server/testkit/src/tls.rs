@@ -11,6 +11,8 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
+use streamgate_server::Settings;
+use streamgate_server::testing::{AuthSources, TlsFiles, TlsSettings};
 use tempfile::TempDir;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
@@ -148,6 +150,25 @@ impl TestTls {
         tls.client = Some(client_ca.client_cert(tls.dir.path(), "test-client"));
         tls.client_ca = Some(client_ca);
         tls
+    }
+
+    /// Serves these files: TLS settings as `--tls-cert`, `--tls-key` (and
+    /// `--tls-client-ca`) make them; with mutual TLS, a client certificate signs a client in
+    /// as admin until [`AuthFile::apply`](crate::AuthFile::apply) names principals.
+    pub fn apply(&self, settings: &mut Settings) {
+        let files = TlsFiles {
+            cert: self.server.cert.clone(),
+            key: self.server.key.clone(),
+            client_ca: self.client_ca.as_ref().map(|ca| ca.path.clone()),
+        };
+        let reload_interval = Duration::from_secs(5);
+        settings.tls = Some(TlsSettings::load(files, reload_interval).expect("test TLS loads"));
+        if self.client_ca.is_some() {
+            settings.authenticator = crate::auth::authenticator(AuthSources {
+                client_certificates: true,
+                ..AuthSources::default()
+            });
+        }
     }
 
     /// The server's flags for these files.

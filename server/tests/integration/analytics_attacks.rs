@@ -16,7 +16,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use streamgate::page_event::PageEvent;
 use streamgate_server::analytics::{StatsRecord, Worker, WorkerSettings};
-use streamgate_server::supervisor;
+use streamgate_server::testing as supervisor;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 

@@ -34,7 +34,6 @@ mod view;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 #[cfg(feature = "test-hooks")]
-use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -87,17 +86,12 @@ pub struct Hub {
     snapshots: watch::Receiver<Arc<Snapshot>>,
     settings: HubSettings,
     restarts: Arc<Restarts>,
-    #[cfg(feature = "test-hooks")]
-    panic: Arc<AtomicBool>,
 }
 
 /// What every run of the hub shares: the watchers' channel and the tick count.
 struct Shared {
     publish: watch::Sender<Arc<Snapshot>>,
     ticks: AtomicU64,
-    /// Set by the test hook: the run panics at its next tick.
-    #[cfg(feature = "test-hooks")]
-    panic: Arc<AtomicBool>,
 }
 
 impl Hub {
@@ -118,13 +112,9 @@ impl Hub {
             pages: Arc::new(BTreeSet::new()),
         });
         let (publish, snapshots) = watch::channel(first);
-        #[cfg(feature = "test-hooks")]
-        let panic = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             publish,
             ticks: AtomicU64::new(0),
-            #[cfg(feature = "test-hooks")]
-            panic: panic.clone(),
         });
         let (run_settings, token) = (settings.clone(), shutdown.clone());
         let (task, restarts) = supervise(tasks, &shutdown, "stats hub", move || {
@@ -155,8 +145,6 @@ impl Hub {
                 snapshots,
                 settings,
                 restarts,
-                #[cfg(feature = "test-hooks")]
-                panic,
             },
             task,
         ))
@@ -165,12 +153,6 @@ impl Hub {
     /// How many times the hub was restarted after a panic.
     pub fn restarts(&self) -> u64 {
         self.restarts.count()
-    }
-
-    /// Makes the hub panic at its next tick, as a bug would (feature `test-hooks`).
-    #[cfg(feature = "test-hooks")]
-    pub fn inject_panic(&self) {
-        self.panic.store(true, Ordering::Release);
     }
 
     /// A receiver of snapshots, marked as having seen none.
@@ -254,10 +236,6 @@ async fn run(
                             tracing::warn!(topic = %settings.topic, error = %e, times, "stats hub: cannot read the stats topic yet; retrying");
                         },
                     }
-                }
-                #[cfg(feature = "test-hooks")]
-                if shared.panic.swap(false, Ordering::AcqRel) {
-                    panic!("stats hub: panic injected by a test");
                 }
                 let tick = shared.ticks.fetch_add(1, Ordering::Relaxed) + 1;
                 let snapshot = totals.snapshot(tick, now_millis());

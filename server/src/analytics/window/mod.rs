@@ -310,11 +310,13 @@ impl PartitionWindows {
         self.next_offset
     }
 
+    #[cfg(any(test, feature = "test-hooks"))]
     /// The partition's stream time at wall time `wall_ms`; `None` before any record.
     pub fn stream_time(&self, wall_ms: i64) -> Option<i64> {
         self.time.now(wall_ms)
     }
 
+    #[cfg(any(test, feature = "test-hooks"))]
     /// What happened to the records so far.
     pub fn counters(&self) -> RecordCounters {
         self.counters
@@ -425,6 +427,7 @@ impl PartitionWindows {
         }
     }
 
+    #[cfg(any(test, feature = "test-hooks"))]
     /// Windows still open.
     pub fn open_windows(&self) -> usize {
         self.open.len()

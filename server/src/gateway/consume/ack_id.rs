@@ -12,7 +12,7 @@
 
 use std::fmt;
 
-use crate::error::GatewayError;
+use crate::gateway::error::GatewayError;
 
 /// Longest ack id accepted: five numbers, the dots and a topic name of at most 249 bytes.
 pub const MAX_ACK_ID_BYTES: usize = 8 + 20 + 10 + 10 + 20 + 249 + 5;

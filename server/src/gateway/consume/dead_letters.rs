@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::ledger::DeadLetterTicket;
 use crate::gateway::State;
 use crate::kafka::KafkaSetupError;
-use crate::kafka::bootstrap::TopicCreator;
+use crate::kafka::TopicCreator;
 use crate::kafka::dead_letter::{self, DeadLetter};
 
 /// A dead letter being written, and whether it was.

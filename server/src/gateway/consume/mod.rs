@@ -31,7 +31,8 @@ use self::session::{Opened, Response, Session};
 use super::State;
 use super::subscribe::plan::Plan;
 use crate::auth::Principal;
-use crate::error::GatewayError;
+use crate::admission::Slot;
+use crate::gateway::error::GatewayError;
 use crate::metrics::RecordMetrics;
 
 /// Responses queued between the session and the transport (each at most one batch; what
@@ -70,12 +71,10 @@ pub async fn open(
         &group,
         !plan.start.is_edge(),
     )?;
-    let permit = super::admit(
-        &state.subscriptions,
-        state.limits.max_subscriptions,
-        "subscriptions and Consume streams",
-        "--max-subscriptions",
-    )?;
+    let permit = state
+        .admission
+        .admit(Slot::Stream)
+        .map_err(GatewayError::from)?;
     let consumer = join(&state, &plan, &group, deadline).await?;
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     let (end_tx, end_rx) = oneshot::channel();

@@ -6,7 +6,7 @@ use std::time::Duration;
 use streamgate::proto::{ConsumeStart, SubscribeRequest};
 use streamgate::topic::TopicName;
 
-use crate::error::GatewayError;
+use crate::gateway::error::GatewayError;
 use crate::gateway::subscribe::plan::Plan;
 use crate::kafka::dead_letter;
 use crate::settings::Limits;

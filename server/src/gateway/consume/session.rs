@@ -25,7 +25,7 @@ use streamgate::proto::{
     self, ConsumeRequest, ConsumeResponse, ConsumedRecord, ConsumedRecords, consume_request,
     consume_response,
 };
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Duration, Instant};
 use tonic::{Status, Streaming};
 
@@ -33,7 +33,8 @@ use super::ack_id::AckId;
 use super::dead_letters::{self, Writing};
 use super::ledger::{DeadLetterTicket, Due, Ledger, Outcome, PartitionKey, Rules};
 use super::options::{self, Pacing};
-use crate::error::GatewayError;
+use crate::admission::Permit;
+use crate::gateway::error::GatewayError;
 use crate::gateway::State;
 use crate::gateway::subscribe::assignment::group_starts;
 use crate::gateway::subscribe::consumer::{SubscriptionConsumer, is_fatal};
@@ -85,7 +86,7 @@ pub struct Session {
     dead_letters: FuturesUnordered<Writing>,
     /// Acks and nacks of another stream or an earlier assignment, ignored.
     stale: u64,
-    _permit: OwnedSemaphorePermit,
+    _permit: Permit,
 }
 
 /// What [`Session::new`] needs about the stream.
@@ -105,7 +106,7 @@ pub struct Opened {
     /// How the stream is paced.
     pub pacing: Pacing,
     /// The stream's share of `--max-subscriptions`.
-    pub permit: OwnedSemaphorePermit,
+    pub permit: Permit,
 }
 
 impl Session {

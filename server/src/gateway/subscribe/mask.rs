@@ -5,7 +5,7 @@
 
 use prost_types::FieldMask;
 
-use crate::error::GatewayError;
+use crate::gateway::error::GatewayError;
 
 /// Longest path quoted back in an error: the request's bytes are the client's.
 const MAX_QUOTED_PATH: usize = 64;

@@ -48,7 +48,8 @@ use self::stream::Item;
 pub use self::stream::SubscribeStream;
 use super::State;
 use crate::auth::Principal;
-use crate::error::GatewayError;
+use crate::admission::Slot;
+use crate::gateway::error::GatewayError;
 
 /// Opens a subscription. Errors found before the first record (bad request, unknown topic,
 /// unreachable broker) are returned here, as the call's status.
@@ -65,12 +66,7 @@ pub async fn open(
         plan.group.as_deref(),
         plan.group.is_some() && !plan.start.is_edge(),
     )?;
-    let permit = super::admit(
-        &state.subscriptions,
-        state.limits.max_subscriptions,
-        "subscriptions",
-        "--max-subscriptions",
-    )?;
+    let permit = state.admission.admit(Slot::Stream)?;
     let budget = deadline.saturating_duration_since(Instant::now());
     let partitions = plan.partitions(&state, budget).await?;
 

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use super::consumer::SubscriptionConsumer;
 use super::mask::RecordMask;
 use super::start::Start;
-use crate::error::GatewayError;
+use crate::gateway::error::GatewayError;
 use crate::gateway::State;
 use crate::kafka::TimestampSearch;
 
@@ -241,7 +241,7 @@ mod tests {
     use streamgate::proto::{StartPosition, SubscribeRequest, start_position::Position};
 
     use super::Plan;
-    use crate::error::GatewayError;
+    use crate::gateway::error::GatewayError;
     use crate::gateway::subscribe::start::Start;
 
     fn request(topics: &[&str]) -> SubscribeRequest {

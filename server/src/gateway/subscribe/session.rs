@@ -19,7 +19,7 @@ use rdkafka::consumer::{CommitMode, Consumer, MessageStream};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::BorrowedMessage;
 use streamgate::proto::{self, SubscribeResponse, subscribe_response};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::consumer::{SubscriptionConsumer, SubscriptionContext, is_fatal};
 use super::mask::RecordMask;
@@ -27,7 +27,8 @@ use super::plan::Plan;
 use super::start::Start;
 use super::stream::{Delivery, Item, MAX_BATCH_RECORDS};
 use super::wire::WireRecord;
-use crate::error::GatewayError;
+use crate::admission::Permit;
+use crate::gateway::error::GatewayError;
 use crate::gateway::State;
 use crate::kafka;
 
@@ -56,7 +57,7 @@ pub struct Session {
     budget: Arc<Semaphore>,
     /// Records waiting between this session and the transport (`--subscribe-buffer`).
     room: Arc<Semaphore>,
-    _permit: OwnedSemaphorePermit,
+    _permit: Permit,
 }
 
 impl Session {
@@ -66,7 +67,7 @@ impl Session {
         consumer: Arc<SubscriptionConsumer>,
         tx: mpsc::Sender<Item>,
         plan: &Plan,
-        permit: OwnedSemaphorePermit,
+        permit: Permit,
     ) -> Self {
         Self {
             consumer,

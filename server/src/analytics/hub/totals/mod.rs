@@ -87,6 +87,7 @@ impl Totals {
         waiting
     }
 
+    #[cfg(test)]
     /// The pages currently tracked (those of the retained windows).
     pub fn page_count(&self) -> usize {
         self.pages.len()

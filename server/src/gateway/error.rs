@@ -7,6 +7,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use streamgate::topic::InvalidTopicName;
 use tonic::Status;
 
+use crate::admission::Full;
+use crate::auth::Denied;
 use crate::kafka::KafkaSetupError;
 use crate::kafka::producer::SendError;
 
@@ -67,15 +69,8 @@ pub enum GatewayError {
     #[error("Kafka error: {0}")]
     Kafka(KafkaError),
     /// The caller's principal lacks a permission.
-    #[error("missing permission {permission} (principal {principal:?}){}", why.as_ref().map(|w| format!(": {w}")).unwrap_or_default())]
-    PermissionDenied {
-        /// The permission string that would allow the call, e.g. `publish:R1`.
-        permission: String,
-        /// Who asked.
-        principal: String,
-        /// Why only that permission will do, for the reserved cases.
-        why: Option<String>,
-    },
+    #[error(transparent)]
+    PermissionDenied(#[from] Denied),
     /// The server is shutting down.
     #[error("the server is shutting down; retry against another instance or after restart")]
     ShuttingDown,
@@ -113,6 +108,12 @@ impl GatewayError {
     }
 }
 
+impl From<Full> for GatewayError {
+    fn from(full: Full) -> Self {
+        GatewayError::Capacity(full.to_string())
+    }
+}
+
 impl From<KafkaSetupError> for GatewayError {
     fn from(error: KafkaSetupError) -> Self {
         match error {
@@ -141,7 +142,7 @@ impl From<GatewayError> for Status {
             | GatewayError::Capacity(_)
             | GatewayError::OverLimit { .. } => Status::resource_exhausted(message),
             GatewayError::UnknownTopic(_) => Status::not_found(message),
-            GatewayError::PermissionDenied { .. } => Status::permission_denied(message),
+            GatewayError::PermissionDenied(_) => Status::permission_denied(message),
             GatewayError::FailedPrecondition(_) => Status::failed_precondition(message),
             GatewayError::Unavailable { .. } | GatewayError::ShuttingDown => {
                 Status::unavailable(message)
@@ -164,5 +165,11 @@ impl From<GatewayError> for Status {
                 _ => Status::internal(message),
             },
         }
+    }
+}
+
+impl From<Denied> for Status {
+    fn from(denied: Denied) -> Self {
+        GatewayError::from(denied).into()
     }
 }

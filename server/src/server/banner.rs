@@ -9,7 +9,7 @@ use crate::tls::TlsSettings;
 
 /// The banner for a server listening on `listen` over `kafka`, with `tls` when it is on.
 pub fn banner(listen: SocketAddr, kafka: &Kafka, tls: Option<&TlsSettings>) -> String {
-    let url = crate::server::url(listen, tls.is_some());
+    let url = super::url(listen, tls.is_some());
     let try_grpcurl = match tls {
         // The certificate names a host, rarely the listen address: the hint says so.
         Some(_) => format!(
