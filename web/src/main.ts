@@ -228,16 +228,17 @@ const colours = new Map<string, string>();
 function colour(page: string): string {
   let c = colours.get(page);
   if (!c) {
-    if (colours.size < PALETTE.length) {
-      c = PALETTE[colours.size];
-    } else {
-      let hash = 2166136261;
-      for (let i = 0; i < page.length; i++) hash = Math.imul(hash ^ page.charCodeAt(i), 16777619);
-      c = `hsl(${(hash >>> 0) % 360} 65% 42%)`;
-    }
+    c = PALETTE[colours.size] ?? hashedColour(page);
     colours.set(page, c);
   }
   return c;
+}
+
+/** A hue from the page's name (FNV-1a), for pages beyond the palette. */
+function hashedColour(page: string): string {
+  let hash = 2166136261;
+  for (let i = 0; i < page.length; i++) hash = Math.imul(hash ^ page.charCodeAt(i), 16777619);
+  return `hsl(${(hash >>> 0) % 360} 65% 42%)`;
 }
 
 function chartSize(): { width: number; height: number } {
