@@ -159,7 +159,11 @@ mod tests {
         let admission = Admission::new(&limits(1));
         let _stream = admission.admit(Slot::Stream).expect("stream");
         let held: Vec<_> = (0..2)
-            .map(|_| admission.admit(Slot::PublishStream).expect("publish stream"))
+            .map(|_| {
+                admission
+                    .admit(Slot::PublishStream)
+                    .expect("publish stream")
+            })
             .collect();
         assert_eq!(held.len(), 2);
         for slot in Slot::ALL {

@@ -51,8 +51,8 @@ pub use settings::{InvalidSetting, Settings};
 #[cfg(feature = "test-hooks")]
 pub mod testing {
     pub use crate::admission::Slot;
-    pub use crate::analytics::window::PartitionWindows;
     pub use crate::analytics::record::StatsRecord;
+    pub use crate::analytics::window::PartitionWindows;
     pub use crate::analytics::{Abandon, WindowSpec, Worker, WorkerCounters, WorkerSettings};
     pub use crate::auth::{Authenticator, JwtExpected, Sources as AuthSources, token_sha256_hex};
     pub use crate::kafka::dead_letter::topic as dead_letter_topic;

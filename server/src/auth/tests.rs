@@ -5,6 +5,7 @@ use std::io::Write;
 use http::{HeaderMap, HeaderValue};
 
 use super::*;
+use crate::auth::permission::Need;
 
 fn file_with(body: &str) -> tempfile::NamedTempFile {
     let mut file = tempfile::NamedTempFile::new().expect("temp file");

@@ -18,15 +18,15 @@ use rdkafka::types::RDKafkaErrorCode;
 use streamgate::proto::{self, PublishRequest, PublishResult, publish_result};
 use streamgate::time::now_millis;
 use streamgate::topic::TopicName;
-use tokio::sync::{mpsc};
+use tokio::sync::mpsc;
 use tokio::time::{Duration, Instant};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
 use super::State;
 use super::publish::{OutgoingRecord, acknowledgement};
-use crate::auth::Principal;
 use crate::admission::Permit;
+use crate::auth::Principal;
 use crate::gateway::error::GatewayError;
 use crate::kafka::producer::{Refused, SendError, delivered};
 

@@ -19,8 +19,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::Status;
 
-use crate::analytics::{Hub, Snapshot, WindowTotals, current_window, rolling_counts};
 use crate::admission::Permit;
+use crate::analytics::{Hub, Snapshot, WindowTotals, current_window, rolling_counts};
 use crate::gateway::error::GatewayError;
 use streamgate::time::{duration_from_millis, duration_to_millis, from_millis};
 

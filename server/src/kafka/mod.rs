@@ -21,10 +21,10 @@ use rdkafka::ClientConfig;
 use self::lag::{LagReporter, LagTable};
 
 pub use admin::Admin;
-pub use topics::TopicCreator;
 pub use embedded::EmbeddedBroker;
 pub use producer::{Delivered, Producer, ProducerSettings};
 pub use timestamp_search::{Isolation, TimestampSearch};
+pub use topics::TopicCreator;
 
 /// Everything needed to configure a Kafka client of this server: cheap to clone, `Send`, so
 /// a request handler can build its own consumer.

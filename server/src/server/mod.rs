@@ -15,10 +15,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tonic_health::pb::health_server::HealthServer;
-use tonic_health::server::{HealthReporter, HealthService};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
+use tonic_health::pb::health_server::HealthServer;
+use tonic_health::server::{HealthReporter, HealthService};
 
 use crate::auth::Access;
 use crate::gateway::State;
@@ -96,11 +96,10 @@ impl Server {
             port: listen.port(),
         };
         let stages = Stages::start(&settings, &cx)?;
-        let topic_creator = TopicCreator::new(kafka)
-            .map_err(|e| StageError {
-                stage: "topic creator",
-                detail: e.to_string(),
-            })?;
+        let topic_creator = TopicCreator::new(kafka).map_err(|e| StageError {
+            stage: "topic creator",
+            detail: e.to_string(),
+        })?;
         let access = Arc::new(Access::new(settings.reserved()));
         let state = State::new(&settings, &cx, &stages, access.clone(), topic_creator)?;
         let metrics = Metrics::new(metrics::Sources {

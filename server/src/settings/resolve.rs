@@ -349,4 +349,3 @@ fn analytics(config: &Config) -> Result<Analytics, InvalidSetting> {
         max_pages: config.max_pages,
     })
 }
-

@@ -3,6 +3,7 @@
 use clap::Parser;
 
 use super::*;
+use crate::config::Config;
 
 fn resolve(args: &[&str]) -> Result<Settings, InvalidSetting> {
     let config =
@@ -11,11 +12,12 @@ fn resolve(args: &[&str]) -> Result<Settings, InvalidSetting> {
     Settings::resolve(&config)
 }
 
-fn names(settings: &Settings) -> Vec<&str> {
+fn names(settings: &Settings) -> Vec<String> {
     settings
         .topics_to_create()
+        .expect("the dead-letter topics are valid")
         .iter()
-        .map(|t| t.as_str())
+        .map(|t| t.to_string())
         .collect()
 }
 
@@ -34,7 +36,7 @@ fn defaults_are_loopback_and_seed_topics() {
             "error.R2.streamgate-analytics"
         ]
     );
-    assert!(settings.transform.is_some() && settings.log_consumer.is_some());
+    assert!(settings.transform.run && settings.log_consumer);
     assert!(settings.analytics.worker && settings.supplier.running);
     assert_eq!(settings.analytics.spec.size_ms(), 5_000);
     assert_eq!(settings.http.keepalive, Duration::from_secs(30));
@@ -51,7 +53,7 @@ fn stages_can_be_switched_off_and_moved() {
         "in",
     ])
     .expect("valid");
-    assert!(settings.transform.is_none() && settings.log_consumer.is_none());
+    assert!(!settings.transform.run && !settings.log_consumer);
     assert_eq!(
         names(&settings),
         [
@@ -127,14 +129,14 @@ fn protected_mode_refuses_an_open_server_on_other_interfaces() {
         &["--listen", "127.0.0.2:8080"][..],
     ] {
         let settings = resolve(ok).expect("allowed");
-        assert!(!settings.auth.authenticator.is_required(), "{ok:?}");
+        assert!(!settings.authenticator.is_required(), "{ok:?}");
     }
 }
 
 #[test]
 fn tls_is_off_by_default() {
     let settings = resolve(&[]).expect("valid");
-    assert_eq!(settings.tls, None);
+    assert!(settings.tls.is_none());
 }
 
 #[test]
@@ -179,10 +181,11 @@ fn an_auth_file_turns_authentication_on_and_reserves_the_server_groups() {
     .expect("write");
     let path = file.path().to_str().expect("utf-8 path");
     let settings = resolve(&["--listen", "0.0.0.0:8080", "--auth-file", path]).expect("locked");
-    assert!(settings.auth.authenticator.is_required());
-    assert_eq!(settings.auth.reserved.stats_topic, "R4");
+    assert!(settings.authenticator.is_required());
+    let reserved = settings.reserved();
+    assert_eq!(reserved.stats_topic, "R4");
     assert_eq!(
-        settings.auth.reserved.server_groups,
+        reserved.server_groups,
         ["streamgate-analytics", "streamgate-transform"]
     );
 }
@@ -213,4 +216,29 @@ fn unreadable_tls_files_fail_naming_the_flag_and_the_file() {
         assert_eq!(error.flag, flag, "{args:?}: {error}");
         assert!(error.to_string().contains(file), "{error}");
     }
+}
+
+#[test]
+fn derived_topics_follow_the_settings_they_come_from() {
+    let mut settings = resolve(&[]).expect("defaults are valid");
+    settings.supplier.settings.topic = TopicName::new("events".to_owned()).expect("valid");
+    settings.analytics.group = "counts".into();
+    assert_eq!(settings.transform_input().as_str(), "events");
+    assert_eq!(
+        settings.analytics_dead_letters().expect("valid").as_str(),
+        "error.events.counts"
+    );
+    assert_eq!(
+        settings.transform_dead_letters().expect("valid").as_str(),
+        "error.events.streamgate-transform"
+    );
+    assert_eq!(
+        settings.reserved().server_groups,
+        ["counts", "streamgate-transform"]
+    );
+    settings.analytics.group = "a/b".into();
+    let error = settings
+        .analytics_dead_letters()
+        .expect_err("not a topic name");
+    assert_eq!(error.flag, "--analytics-group", "{error}");
 }

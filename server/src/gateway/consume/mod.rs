@@ -14,6 +14,7 @@ mod ack_id;
 mod dead_letters;
 mod ledger;
 mod options;
+mod outbox;
 mod session;
 
 use std::pin::Pin;
@@ -27,11 +28,12 @@ use tokio::time::Instant;
 use tonic::{Status, Streaming};
 
 pub use self::dead_letters::DeadLetterTopics;
-use self::session::{Opened, Response, Session};
+use self::outbox::Response;
+use self::session::{Opened, Session};
 use super::State;
 use super::subscribe::plan::Plan;
-use crate::auth::Principal;
 use crate::admission::Slot;
+use crate::auth::Principal;
 use crate::gateway::error::GatewayError;
 use crate::metrics::RecordMetrics;
 

@@ -8,11 +8,9 @@
 //! acknowledged prefix moves. So whichever way the stream ends — the client's half-close,
 //! a cancel, a lost connection, a crash of the server — nothing unacknowledged is committed.
 //!
-//! The session never waits on the client: responses go through an outbox, so acks are
-//! read even while the client is slow to read records (a client blocked on sending acks
-//! while the server is blocked on sending records would deadlock the stream).
+//! The session never waits on the client: responses go through its [`Outbox`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::stream::FuturesUnordered;
@@ -22,8 +20,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use streamgate::proto::{
-    self, ConsumeRequest, ConsumeResponse, ConsumedRecord, ConsumedRecords, consume_request,
-    consume_response,
+    self, ConsumeRequest, ConsumeResponse, ConsumedRecord, consume_request, consume_response,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Duration, Instant};
@@ -33,9 +30,10 @@ use super::ack_id::AckId;
 use super::dead_letters::{self, Writing};
 use super::ledger::{DeadLetterTicket, Due, Ledger, Outcome, PartitionKey, Rules};
 use super::options::{self, Pacing};
+use super::outbox::{Outbox, Response, records, unknown_starts};
 use crate::admission::Permit;
-use crate::gateway::error::GatewayError;
 use crate::gateway::State;
+use crate::gateway::error::GatewayError;
 use crate::gateway::subscribe::assignment::group_starts;
 use crate::gateway::subscribe::consumer::{SubscriptionConsumer, is_fatal};
 use crate::gateway::subscribe::record::{cost, to_record};
@@ -48,9 +46,6 @@ const MAX_BATCH_RECORDS: usize = 1000;
 const MAX_BATCH_BYTES: usize = 1024 * 1024;
 /// Pause before writing a dead letter again after a failure.
 const DEAD_LETTER_RETRY: Duration = Duration::from_secs(5);
-
-/// What the response stream carries.
-pub type Response = Result<ConsumeResponse, Status>;
 
 /// Why the session ended.
 enum End {
@@ -69,12 +64,9 @@ pub struct Session {
     state: Arc<State>,
     consumer: Arc<SubscriptionConsumer>,
     requests: Streaming<ConsumeRequest>,
-    tx: mpsc::Sender<Response>,
     /// How the stream ends: `None` for OK, else this status.
     end: oneshot::Sender<Option<Status>>,
-    /// Responses the channel had no room for yet; bounded by the ledger, since every
-    /// record in them is outstanding.
-    outbox: VecDeque<Response>,
+    outbox: Outbox,
     group: String,
     start: Start,
     pacing: Pacing,
@@ -121,9 +113,8 @@ impl Session {
             state,
             consumer: opened.consumer,
             requests: opened.requests,
-            tx: opened.tx,
             end: opened.end,
-            outbox: VecDeque::new(),
+            outbox: Outbox::new(opened.tx),
             group: opened.group,
             start: opened.start,
             pacing: opened.pacing,
@@ -145,7 +136,7 @@ impl Session {
         }
         let Session {
             consumer,
-            tx,
+            outbox,
             end: final_status,
             state,
             group,
@@ -180,7 +171,7 @@ impl Session {
         };
         // The status first: the stream reads it once the channel is closed.
         let _ = final_status.send(status);
-        drop(tx);
+        drop(outbox);
     }
 
     async fn serve(&mut self) -> End {
@@ -189,16 +180,16 @@ impl Session {
             let due = self.ledger.next_due();
             // Redeliver only once the client has taken everything sent before: a record
             // still queued for a slow client is not late, and must not be queued twice.
-            let drained = self.outbox.is_empty() && self.tx.capacity() == self.tx.max_capacity();
+            let drained = self.outbox.is_drained();
             tokio::select! {
                 biased;
                 _ = self.state.shutdown.cancelled() => return End::Shutdown,
-                _ = self.tx.closed() => return End::ClientGone,
-                room = async { self.tx.reserve().await.is_ok() }, if !self.outbox.is_empty() => {
+                _ = self.outbox.closed() => return End::ClientGone,
+                room = self.outbox.room(), if self.outbox.has_queued() => {
                     if !room {
                         return End::ClientGone;
                     }
-                    self.flush_outbox();
+                    self.outbox.move_queued();
                 }
                 request = self.requests.message() => match request {
                     Ok(Some(request)) => {
@@ -223,7 +214,7 @@ impl Session {
                 // Something will come due, but the client has not taken everything yet: wake
                 // once it has, so that the deadline above is armed. (Waiting for the deadline
                 // instead would never wake on a stream where nothing else happens.)
-                _ = async { drop(self.tx.reserve_many(self.tx.max_capacity()).await) }, if due.is_some() && !drained => {}
+                _ = self.outbox.emptied(), if due.is_some() && !drained => {}
                 received = consumer.recv() => {
                     // Convert at once: the message borrows the consumer and is not Send.
                     let first = received.map(|m| self.convert(&m));
@@ -308,7 +299,7 @@ impl Session {
                 .map(|r| r.map(|m| self.convert(&m)));
         }
         if !batch.is_empty() {
-            self.send(records(batch));
+            self.outbox.send(records(batch));
         }
         self.update_pause();
         Ok(())
@@ -326,7 +317,7 @@ impl Session {
             Some(starts) => starts,
             None => unknown_starts(&assignment),
         };
-        self.send(Ok(ConsumeResponse {
+        self.outbox.send(Ok(ConsumeResponse {
             message: Some(consume_response::Message::Assignment(proto::Assignment {
                 partitions: starts,
                 group: Some(self.group.clone()),
@@ -349,7 +340,7 @@ impl Session {
             }
         }
         if !batch.is_empty() {
-            self.send(records(batch));
+            self.outbox.send(records(batch));
         }
     }
 
@@ -410,27 +401,6 @@ impl Session {
         }
     }
 
-    /// Moves what the channel has room for from the outbox into it.
-    fn flush_outbox(&mut self) {
-        while let Some(response) = self.outbox.pop_front() {
-            if let Err(mpsc::error::TrySendError::Full(response)) = self.tx.try_send(response) {
-                self.outbox.push_front(response);
-                return;
-            }
-        }
-    }
-
-    /// Queues a response without waiting.
-    fn send(&mut self, response: Response) {
-        if !self.outbox.is_empty() {
-            self.outbox.push_back(response);
-            return;
-        }
-        if let Err(mpsc::error::TrySendError::Full(response)) = self.tx.try_send(response) {
-            self.outbox.push_back(response);
-        }
-    }
-
     fn convert(
         &mut self,
         message: &rdkafka::message::BorrowedMessage<'_>,
@@ -445,30 +415,6 @@ impl Session {
         };
         (topic, to_record(message))
     }
-}
-
-fn records(records: Vec<ConsumedRecord>) -> Response {
-    Ok(ConsumeResponse {
-        message: Some(consume_response::Message::Records(ConsumedRecords {
-            records,
-        })),
-    })
-}
-
-/// The announcement when the group's commits could not be read: the partitions, with
-/// unknown offsets.
-fn unknown_starts(assignment: &TopicPartitionList) -> Vec<proto::PartitionStart> {
-    assignment
-        .elements()
-        .iter()
-        .map(|e| proto::PartitionStart {
-            topic: e.topic().to_owned(),
-            partition: e.partition(),
-            start_offset: -1,
-            low_watermark: -1,
-            high_watermark: -1,
-        })
-        .collect()
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -47,8 +47,8 @@ use self::session::Session;
 use self::stream::Item;
 pub use self::stream::SubscribeStream;
 use super::State;
-use crate::auth::Principal;
 use crate::admission::Slot;
+use crate::auth::Principal;
 use crate::gateway::error::GatewayError;
 
 /// Opens a subscription. Errors found before the first record (bad request, unknown topic,

@@ -20,8 +20,8 @@ use tokio::time::Instant;
 use super::consumer::SubscriptionConsumer;
 use super::mask::RecordMask;
 use super::start::Start;
-use crate::gateway::error::GatewayError;
 use crate::gateway::State;
+use crate::gateway::error::GatewayError;
 use crate::kafka::TimestampSearch;
 
 /// Longest consumer group id accepted (Kafka has no hard limit; this keeps logs sane).

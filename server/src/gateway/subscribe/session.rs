@@ -28,8 +28,8 @@ use super::start::Start;
 use super::stream::{Delivery, Item, MAX_BATCH_RECORDS};
 use super::wire::WireRecord;
 use crate::admission::Permit;
-use crate::gateway::error::GatewayError;
 use crate::gateway::State;
+use crate::gateway::error::GatewayError;
 use crate::kafka;
 
 /// The running side of one subscription.
