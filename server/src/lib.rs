@@ -34,7 +34,7 @@ mod log_consumer;
 mod logs;
 mod metrics;
 mod server;
-mod settings;
+pub mod settings;
 pub mod signals;
 mod stages;
 mod supervisor;

@@ -4,6 +4,10 @@
 //! server at start-up with a message that names it, and nothing downstream parses or
 //! re-checks a flag. The server is built from these; tests build them directly.
 //!
+//! The types of its fields that other modules own (the window shape, the authenticator and
+//! its sources, the TLS files, the supplier's settings) are re-exported here, so that a
+//! program building settings — the test kit, say — finds every piece in one place.
+//!
 //! Nothing here is stored twice: what follows from other settings (the stages' dead-letter
 //! topics, the transform's default input, what only admins may touch) is derived by a
 //! method, so that changing one setting cannot leave another stale.
@@ -16,11 +20,13 @@ use std::time::Duration;
 
 use streamgate::topic::TopicName;
 
-use crate::analytics::WindowSpec;
-use crate::auth::{Authenticator, Reserved};
+pub use crate::analytics::WindowSpec;
+use crate::auth::Reserved;
+pub use crate::auth::{Authenticator, JwtExpected, Sources as AuthSources};
 use crate::kafka::dead_letter;
 use crate::supplier;
-use crate::tls::TlsSettings;
+pub use crate::supplier::Settings as SupplierSettings;
+pub use crate::tls::{TlsFiles, TlsSettings};
 
 /// A flag whose value the server cannot run with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
