@@ -47,20 +47,12 @@ async fn main() {
 
     // The harness turns the background stages off for tests; the benchmark measures the
     // server as it runs by default, stages and request deadline included.
-    let server = TestServer::start(
-        kafka.clone(),
-        BrokerKind::Embedded,
-        &[
-            "--transform",
-            "true",
-            "--log-consumer",
-            "true",
-            "--analytics",
-            "true",
-            "--request-timeout",
-            "10s",
-        ],
-    )
+    let server = TestServer::start(kafka.clone(), BrokerKind::Embedded, |s| {
+        s.transform.run = true;
+        s.log_consumer = true;
+        s.analytics.worker = true;
+        s.timeouts.request = Duration::from_secs(10);
+    })
     .await;
     let url = server.url();
 

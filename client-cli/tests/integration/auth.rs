@@ -1,5 +1,6 @@
 //! The CLI against a server that requires tokens: `--token` and `STREAMGATE_TOKEN`.
 
+use streamgate_server::Settings;
 use streamgate_testkit::AuthFile;
 
 use crate::support::{cli_with_env, on_each_broker_with, stderr, stdout};
@@ -7,7 +8,8 @@ use crate::support::{cli_with_env, on_each_broker_with, stderr, stdout};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_comes_from_the_flag_or_the_environment_and_permissions_hold() {
     let file = AuthFile::new(&[("reader", "reader-token", &["topics", "subscribe:*"])]);
-    on_each_broker_with(&["--auth-file", file.arg()], |server| async move {
+    let auth = |s: &mut Settings| file.apply(s);
+    on_each_broker_with(auth, |server| async move {
         let topic = server.topic(1).await;
         let url = server.url();
 

@@ -2,6 +2,7 @@
 //! figures. Behaviour only: no test asserts a speed.
 
 use serde_json::Value;
+use streamgate_server::Settings;
 use streamgate_testkit::{AuthFile, random_name};
 
 use crate::support::{
@@ -241,7 +242,8 @@ async fn bench_on_a_missing_topic_says_how_to_create_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_stops_at_a_refused_call_with_the_usual_exit_code() {
     let file = AuthFile::new(&[("reader", "reader-token", &["topics", "subscribe:*"])]);
-    on_each_broker_with(&["--auth-file", file.arg()], |server| async move {
+    let auth = |s: &mut Settings| file.apply(s);
+    on_each_broker_with(auth, |server| async move {
         let topic = server.topic(1).await;
         for workload in ["publish", "publish-stream"] {
             let args = [

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
+use streamgate_server::Settings;
 use tokio::io::AsyncWriteExt;
 
 pub use streamgate_testkit::TestServer;
@@ -20,13 +21,13 @@ where
     streamgate_testkit::on_each_broker(scenario).await;
 }
 
-/// [`on_each_broker`] with extra server flags.
-pub async fn on_each_broker_with<F, Fut>(extra_args: &[&str], scenario: F)
+/// [`on_each_broker`] with each server's settings changed by `configure`.
+pub async fn on_each_broker_with<F, Fut>(configure: impl Fn(&mut Settings), scenario: F)
 where
     F: Fn(TestServer) -> Fut,
     Fut: Future<Output = ()>,
 {
-    streamgate_testkit::on_each_broker_with(extra_args, scenario).await;
+    streamgate_testkit::on_each_broker_with(configure, scenario).await;
 }
 
 /// The CLI run against a test server.

@@ -1,8 +1,8 @@
 //! The CLI over TLS: `--server https://…` with `--tls-ca`, mutual TLS with `--tls-cert` and
 //! `--tls-key`, and the exit codes of what goes wrong (2 for a flag or file, 3 for TLS).
 
-use streamgate_testkit::on_each_broker_tls;
 use streamgate_testkit::tls::{TestCa, TestTls, path_arg};
+use streamgate_testkit::{on_each_broker_tls, unchanged};
 
 use crate::support::{cli_at, stderr, stdout};
 
@@ -13,7 +13,7 @@ fn localhost_url(server: &streamgate_testkit::TestServer) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topics_over_tls_with_the_ca_and_a_tls_error_without_it() {
-    on_each_broker_tls(TestTls::new, &[], |server| async move {
+    on_each_broker_tls(TestTls::new, unchanged, |server| async move {
         let tls = server.tls.clone().expect("tls");
         let topic = server.topic(1).await;
         let url = localhost_url(&server);
@@ -38,7 +38,7 @@ async fn topics_over_tls_with_the_ca_and_a_tls_error_without_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_with_a_client_certificate() {
-    on_each_broker_tls(TestTls::mutual, &[], |server| async move {
+    on_each_broker_tls(TestTls::mutual, unchanged, |server| async move {
         let tls = server.tls.clone().expect("tls");
         let topic = server.topic(1).await;
         let url = localhost_url(&server);

@@ -11,7 +11,7 @@
 //! - [`AuthFile`]: principals with known tokens for a server with `--auth-file`;
 //! - [`tls`]: test CAs and certificates made at run time, and clients that trust them;
 //!   [`TestServer::start_tls`] and [`on_each_broker_tls`] serve TLS with them;
-//! - [`random_name`] and [`init_logs`].
+//! - [`random_name`], [`topic_name`], [`unchanged`] and [`init_logs`].
 
 mod auth;
 mod broker;
@@ -21,6 +21,8 @@ mod wait;
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
+use streamgate::topic::TopicName;
+use streamgate_server::Settings;
 
 pub use auth::{ADMIN_TOKEN, AuthFile, TestPrincipal, authenticator};
 pub use broker::{
@@ -52,3 +54,13 @@ pub fn random_name(prefix: &str) -> String {
         .collect();
     format!("{prefix}-{suffix}")
 }
+
+/// `name` as a topic setting (`s.topics.stats = topic_name(&stats)`); a test's own names are
+/// always valid.
+pub fn topic_name(name: &str) -> TopicName {
+    TopicName::new(name).unwrap_or_else(|e| panic!("test topic {name:?}: {e}"))
+}
+
+/// The `configure` of a scenario that keeps a test server's settings as they are
+/// (`on_each_broker_tls(TestTls::new, unchanged, scenario)`).
+pub fn unchanged(_: &mut Settings) {}

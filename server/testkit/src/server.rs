@@ -38,7 +38,9 @@ pub fn settings() -> Settings {
 /// [`AuthFile`](crate::AuthFile) always does); `None` on an open server.
 fn admin_token(settings: &Settings) -> Option<&'static str> {
     let mut headers = tonic::codegen::http::HeaderMap::new();
-    let bearer = format!("Bearer {ADMIN_TOKEN}").parse().expect("an ASCII header");
+    let bearer = format!("Bearer {ADMIN_TOKEN}")
+        .parse()
+        .expect("an ASCII header");
     headers.insert("authorization", bearer);
     let authenticator = &settings.authenticator;
     let known = authenticator.authenticate(&headers, None).is_ok();

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use streamgate::proto::event_gateway_client::EventGatewayClient;
 use streamgate::proto::{self, start_position};
+use streamgate_server::Settings;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tonic::Code;
@@ -34,7 +35,8 @@ async fn open(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_carries_at_most_max_concurrent_streams() {
-    on_each_broker_with(&["--max-concurrent-streams", "2"], |server| async move {
+    let two_streams = |s: &mut Settings| s.http.max_concurrent_streams = 2;
+    on_each_broker_with(two_streams, |server| async move {
         let mut client = server.client().await;
         let first = open(&mut client).await;
         let _second = open(&mut client).await;
@@ -104,15 +106,12 @@ async fn pipe(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keepalive_releases_the_slot_of_a_half_open_client() {
-    let args = [
-        "--max-subscriptions",
-        "1",
-        "--keepalive",
-        "1s",
-        "--keepalive-timeout",
-        "1s",
-    ];
-    on_each_broker_with(&args, |server: TestServer| async move {
+    let configure = |s: &mut Settings| {
+        s.limits.max_subscriptions = 1;
+        s.http.keepalive = Duration::from_secs(1);
+        s.http.keepalive_timeout = Duration::from_secs(1);
+    };
+    on_each_broker_with(configure, |server: TestServer| async move {
         let (relay, frozen) = freezable_relay(server.addr).await;
         let mut far = EventGatewayClient::connect(relay).await.expect("connect");
         let _held = open(&mut far).await;

@@ -14,12 +14,14 @@ use streamgate::proto::{
     self, PageStats, WatchPageStatsRequest, publish_request, publish_result, start_position,
 };
 use streamgate::time::{from_millis, to_millis};
-use streamgate_server::analytics::{Abandon, StatsRecord, WindowSpec, Worker, WorkerSettings};
+use streamgate_server::Settings;
+use streamgate_server::testing::{Abandon, StatsRecord, WindowSpec, Worker, WorkerSettings};
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
 use crate::support::{
-    BrokerKind, TestServer, eventually, on_each_broker_with, random_name, subscribe_request, within,
+    BrokerKind, TestServer, eventually, on_each_broker_with, random_name, subscribe_request,
+    topic_name, within,
 };
 
 pub(crate) const WINDOW: i64 = 5_000;
@@ -229,22 +231,8 @@ async fn counts_exactly_with_grace_lateness_filter_and_a_quiet_page() {
         random_name("an-out"),
         random_name("an-g"),
     );
-    let args = [
-        "--supplier-stopped",
-        "--analytics",
-        "true",
-        "--supplier-topic",
-        &input,
-        "--stats-topic",
-        &output,
-        "--analytics-group",
-        &group,
-        "--grace",
-        "10s",
-        "--stats-tick",
-        "200ms",
-    ];
-    on_each_broker_with(&args, |server| {
+    let configure = counting(&input, &output, 10_000, Some(&group));
+    on_each_broker_with(configure, |server| {
         let (input, output) = (input.clone(), output.clone());
         async move {
             let mut watch = watch_finals(&server).await;
@@ -357,6 +345,31 @@ pub(crate) fn worker_settings(input: &str, output: &str, group: &str) -> WorkerS
     }
 }
 
+/// The settings of a server whose analytics count `input` into `output`, topics of its own:
+/// the supplier stopped, tumbling windows of [`WINDOW`] with `grace_ms` of grace, a 200 ms
+/// tick. Its worker runs in `worker_group` when one is given; without one it runs none (the
+/// test spawns its own workers) and keeps the default group.
+pub(crate) fn counting(
+    input: &str,
+    output: &str,
+    grace_ms: i64,
+    worker_group: Option<&str>,
+) -> impl Fn(&mut Settings) + Clone + use<> {
+    let (input, output) = (topic_name(input), topic_name(output));
+    let worker_group = worker_group.map(str::to_owned);
+    move |s| {
+        s.supplier.running = false;
+        s.supplier.settings.topic = input.clone();
+        s.topics.stats = output.clone();
+        s.analytics.spec = WindowSpec::tumbling(WINDOW, grace_ms).expect("spec");
+        s.analytics.tick = Duration::from_millis(200);
+        s.analytics.worker = worker_group.is_some();
+        if let Some(group) = &worker_group {
+            s.analytics.group = group.clone();
+        }
+    }
+}
+
 /// Waits until a worker has committed `n` transactions.
 pub(crate) async fn committed(worker: &Worker, n: u64) {
     let counters = worker.counters();
@@ -408,20 +421,7 @@ pub(crate) fn live_batch(pages: &[&str], per_batch: usize, keyed: bool, seed: us
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_worker_neither_loses_nor_double_counts() {
     let (input, output) = (random_name("eo-in"), random_name("eo-out"));
-    let args = [
-        "--supplier-stopped",
-        "--analytics",
-        "false",
-        "--supplier-topic",
-        &input,
-        "--stats-topic",
-        &output,
-        "--grace",
-        "3s",
-        "--stats-tick",
-        "200ms",
-    ];
-    on_each_broker_with(&args, |server| {
+    on_each_broker_with(counting(&input, &output, 3_000, None), |server| {
         let (input, output) = (input.clone(), output.clone());
         async move {
             crate::support::init_logs();
@@ -533,25 +533,10 @@ async fn two_servers_split_the_input_and_show_the_same_global_counts() {
         random_name("so-out"),
         random_name("so-g"),
     );
-    let args = [
-        "--supplier-stopped",
-        "--analytics",
-        "true",
-        "--supplier-topic",
-        &input,
-        "--stats-topic",
-        &output,
-        "--analytics-group",
-        &group,
-        "--grace",
-        "3s",
-        "--stats-tick",
-        "200ms",
-    ];
-    on_each_broker_with(&args, |first| {
-        let (input, args) = (input.clone(), args.map(str::to_owned));
+    let configure = counting(&input, &output, 3_000, Some(&group));
+    on_each_broker_with(configure.clone(), |first| {
+        let (input, configure) = (input.clone(), configure.clone());
         async move {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let mut client = first.client().await;
             let pages = ["P1", "P2", "P3", "P4"];
             let mut inputs = Vec::new();
@@ -568,7 +553,7 @@ async fn two_servers_split_the_input_and_show_the_same_global_counts() {
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
             // A second server joins the group while events flow: a rebalance.
-            let second = TestServer::start(first.kafka.clone(), first.kind, &args).await;
+            let second = TestServer::start(first.kafka.clone(), first.kind, configure).await;
             for seed in 3..12 {
                 let batch = live_batch(&pages, 150, seed % 3 == 0, seed);
                 publish(
@@ -623,21 +608,15 @@ async fn a_thousand_watchers_and_a_slow_one() {
         random_name("w-out"),
         random_name("w-g"),
     );
-    let args = [
-        "--supplier-rate",
-        "20",
-        "--stats-tick",
-        "200ms",
-        "--analytics",
-        "true",
-        "--supplier-topic",
-        &input,
-        "--stats-topic",
-        &output,
-        "--analytics-group",
-        &group,
-    ];
-    on_each_broker_with(&args, |server| async move {
+    let configure = |s: &mut Settings| {
+        s.supplier.settings.rate_per_second = 20.0;
+        s.analytics.tick = Duration::from_millis(200);
+        s.analytics.worker = true;
+        s.supplier.settings.topic = topic_name(&input);
+        s.topics.stats = topic_name(&output);
+        s.analytics.group = group.clone();
+    };
+    on_each_broker_with(configure, |server| async move {
         // Several connections, as browsers and CLIs would open them (each connection allows
         // a bounded number of concurrent streams).
         let mut clients = Vec::new();
@@ -738,7 +717,7 @@ async fn watch_rejects_a_rolling_period_beyond_the_retention() {
     let server = TestServer::start(
         Arc::new(streamgate_server::Kafka::embedded(Vec::new()).expect("embedded")),
         BrokerKind::Embedded,
-        &["--stats-retention", "1m"],
+        |s| s.analytics.retention = Duration::from_secs(60),
     )
     .await;
     let status = server

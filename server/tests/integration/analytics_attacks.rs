@@ -15,8 +15,7 @@ use rdkafka::message::{Headers, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use streamgate::page_event::PageEvent;
-use streamgate_server::analytics::{StatsRecord, Worker, WorkerSettings};
-use streamgate_server::testing as supervisor;
+use streamgate_server::testing::{self as supervisor, StatsRecord, Worker, WorkerSettings};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 

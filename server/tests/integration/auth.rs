@@ -6,12 +6,16 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use streamgate::proto::{self, start_position::Position};
-use streamgate_testkit::{ADMIN_TOKEN, AuthFile};
+use streamgate_server::Settings;
+use streamgate_server::testing::AuthSources;
+use streamgate_testkit::{ADMIN_TOKEN, AuthFile, authenticator, unchanged};
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-use crate::support::{TestServer, on_each_broker_with, random_name, subscribe_request, within};
+use crate::support::{
+    TestServer, on_each_broker_with, random_name, subscribe_request, topic_name, within,
+};
 use streamgate_testkit::on_each_broker_tls;
 
 type Client = proto::event_gateway_client::EventGatewayClient<
@@ -147,7 +151,8 @@ fn expect_code(outcome: Result<(), tonic::Status>, code: Code, what: &str) -> St
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rpc_needs_a_known_token_that_holds_its_permission() {
     let file = auth_file();
-    on_each_broker_with(&["--auth-file", file.arg()], |server| async move {
+    let auth = |s: &mut Settings| file.apply(s);
+    on_each_broker_with(auth, |server| async move {
         let topic = server.topic(1).await;
         for rpc in RPCS {
             let (allowed, refused, permission) = rpc.tokens(&topic);
@@ -187,7 +192,10 @@ async fn the_server_s_own_groups_internal_topics_stats_topic_and_offset_resets_a
     // A stats topic of its own: the admin's write below must not reach a shared R4.
     let stats_topic = random_name("stats");
     on_each_broker_with(
-        &["--auth-file", file.arg(), "--stats-topic", &stats_topic],
+        |s| {
+            file.apply(s);
+            s.topics.stats = topic_name(&stats_topic);
+        },
         |server| {
             let stats_topic = stats_topic.clone();
             async move {
@@ -286,7 +294,8 @@ async fn the_server_s_own_groups_internal_topics_stats_topic_and_offset_resets_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_to_a_missing_topic_is_not_found_and_creates_nothing() {
     let file = auth_file();
-    on_each_broker_with(&["--auth-file", file.arg()], |server| async move {
+    let auth = |s: &mut Settings| file.apply(s);
+    on_each_broker_with(auth, |server| async move {
         let missing = random_name("t-missing");
         let mut admin = server.client_with_token(Some(ADMIN_TOKEN)).await;
         for rpc in [Rpc::Publish, Rpc::PublishStream] {
@@ -313,7 +322,8 @@ async fn publish_to_a_missing_topic_is_not_found_and_creates_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_stays_open_and_reflection_needs_a_token() {
     let file = auth_file();
-    on_each_broker_with(&["--auth-file", file.arg()], |server| async move {
+    let auth = |s: &mut Settings| file.apply(s);
+    on_each_broker_with(auth, |server| async move {
         let channel = server.channel().await;
         let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
         let answer = health
@@ -358,7 +368,7 @@ async fn grpcurl_over_tls_sends_the_token_as_a_header() {
     let file = auth_file();
     on_each_broker_tls(
         TestTls::new,
-        &["--auth-file", file.arg()],
+        |s| file.apply(s),
         |server| async move {
             // The certificate names localhost; grpcurl checks it.
             let addr = format!("localhost:{}", server.addr.port());
@@ -409,17 +419,15 @@ async fn a_jwt_grants_its_scope_and_its_expiry_ends_a_long_stream() {
     let secret = b"a test secret that is long enough to sign HS256";
     let key = tempfile::NamedTempFile::new().expect("key file");
     std::fs::write(key.path(), secret).expect("write key");
-    let key_arg = key.path().to_str().expect("utf-8").to_owned();
     let file = auth_file();
     on_each_broker_with(
-        &[
-            "--auth-file",
-            file.arg(),
-            "--jwt-key",
-            &key_arg,
-            "--stats-tick",
-            "200ms",
-        ],
+        |s| {
+            s.authenticator = authenticator(AuthSources {
+                jwt_key: Some(key.path().to_owned()),
+                ..file.sources(s)
+            });
+            s.analytics.tick = Duration::from_millis(200);
+        },
         |server| async move {
             let topic = server.topic(1).await;
             let token = jwt(
@@ -495,11 +503,9 @@ async fn auto_create_topics_lets_publish_create_a_topic_on_the_embedded_broker()
     let kafka = std::sync::Arc::new(
         streamgate_server::Kafka::embedded(Vec::new()).expect("embedded broker"),
     );
-    let server = TestServer::start(
-        kafka,
-        streamgate_testkit::BrokerKind::Embedded,
-        &["--auto-create-topics"],
-    )
+    let server = TestServer::start(kafka, streamgate_testkit::BrokerKind::Embedded, |s| {
+        s.auto_create_topics = true
+    })
     .await;
     let topic = random_name("t-auto");
     let mut client = server.client_with_token(None).await;
@@ -541,7 +547,7 @@ async fn a_client_certificate_signs_in_the_principal_of_its_name() {
     let file = auth_file().with_certificate_principal("test-client", &["topics"]);
     on_each_broker_tls(
         TestTls::mutual,
-        &["--auth-file", file.arg()],
+        |s| file.apply(s),
         |server| async move {
             let topic = server.topic(1).await;
             let mut by_certificate = server.client_with_token(None).await;
@@ -590,7 +596,7 @@ async fn a_client_certificate_signs_in_the_principal_of_its_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_without_an_auth_file_makes_verified_clients_admins() {
     use streamgate_testkit::tls::TestTls;
-    on_each_broker_tls(TestTls::mutual, &[], |server| async move {
+    on_each_broker_tls(TestTls::mutual, unchanged, |server| async move {
         let topic = server.topic(1).await;
         let mut client = server.client_with_token(None).await;
         Rpc::Publish

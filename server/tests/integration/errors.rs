@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use streamgate::proto::{self, publish_request, start_position};
-use streamgate_server::Kafka;
+use streamgate_server::{Kafka, Settings};
 use tonic::Code;
 
 use crate::support::{
@@ -45,7 +45,8 @@ async fn invalid_topic_names_are_invalid_argument_naming_the_rule() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_values_are_resource_exhausted_naming_the_limit() {
-    on_each_broker_with(&["--max-message-bytes", "2048"], |server| async move {
+    let limit = |s: &mut Settings| s.limits.max_message_bytes = 2048;
+    on_each_broker_with(limit, |server| async move {
         let topic = server.topic(1).await;
         let mut client = server.client().await;
         // Just over our limit: our own check answers.
@@ -198,7 +199,10 @@ async fn unreachable_broker_is_unavailable_within_the_deadline() {
         format!("127.0.0.1:{closed_port}"),
         Vec::new(),
     ));
-    let server = TestServer::start(kafka, BrokerKind::Real, &["--request-timeout", "2s"]).await;
+    let server = TestServer::start(kafka, BrokerKind::Real, |s| {
+        s.timeouts.request = Duration::from_secs(2);
+    })
+    .await;
     let mut client = server.client().await;
 
     let mut publish = tonic::Request::new(value("R1", b"v".to_vec()));

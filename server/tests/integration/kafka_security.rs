@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use rdkafka::producer::BaseProducer;
@@ -103,7 +104,7 @@ async fn tls_broker_with_a_client_certificate_publishes_and_subscribes() {
         return skip_note("tls_broker_with_a_client_certificate_publishes_and_subscribes");
     };
     let kafka = Arc::new(Kafka::external(brokers, tls_options(&dir, "ca.pem", true)));
-    let server = TestServer::start(kafka, BrokerKind::Real, &[]).await;
+    let server = TestServer::start(kafka, BrokerKind::Real, |_| {}).await;
     let topic = server.topic(1).await;
     let mut client = server.client().await;
     let acks = publish_values(&mut client, &topic, ["sent over TLS".to_owned()]).await;
@@ -127,7 +128,10 @@ async fn tls_broker_refuses_a_server_without_the_right_ca_or_client_certificate(
         ("no client certificate", tls_options(&dir, "ca.pem", false)),
     ] {
         let kafka = Arc::new(Kafka::external(brokers.clone(), opts));
-        let server = TestServer::start(kafka, BrokerKind::Real, &["--request-timeout", "5s"]).await;
+        let server = TestServer::start(kafka, BrokerKind::Real, |s| {
+            s.timeouts.request = Duration::from_secs(5);
+        })
+        .await;
         let mut client = server.client().await;
         let status = client
             .list_topics(ListTopicsRequest::default())

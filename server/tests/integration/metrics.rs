@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use streamgate::proto::{self, publish_request};
+use streamgate_server::Settings;
 use streamgate_testkit::{AuthFile, BrokerKind};
 
 use crate::support::{TestServer, eventually, on_each_broker, publish_values, random_name, within};
@@ -274,12 +275,12 @@ async fn reports_the_lag_of_an_open_consume_stream_s_group() {
     .await;
 }
 
-/// A server on the embedded broker with `args`.
-async fn embedded_server(args: &[&str]) -> TestServer {
+/// A server on the embedded broker with its settings changed by `configure`.
+async fn embedded_server(configure: impl FnOnce(&mut Settings)) -> TestServer {
     let kafka = std::sync::Arc::new(
         streamgate_server::Kafka::embedded(Vec::new()).expect("embedded broker"),
     );
-    TestServer::start(kafka, BrokerKind::Embedded, args).await
+    TestServer::start(kafka, BrokerKind::Embedded, configure).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -288,7 +289,7 @@ async fn a_scrape_needs_the_metrics_permission_when_auth_is_on() {
         ("scraper", "scrape-token", &["metrics"]),
         ("reader", "read-token", &["topics"]),
     ]);
-    let server = embedded_server(&["--auth-file", file.arg()]).await;
+    let server = embedded_server(|s| file.apply(s)).await;
     let anonymous = scrape_with(&server, &[]).await;
     assert_eq!(anonymous.status, 401, "{}", anonymous.body);
     let reader = scrape_with(&server, &[("authorization", "Bearer read-token")]).await;
@@ -334,8 +335,11 @@ async fn a_scrape_needs_the_metrics_permission_when_auth_is_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_cannot_grow_the_series() {
-    let server =
-        embedded_server(&["--auto-create-topics", "--metrics-max-label-values", "2"]).await;
+    let server = embedded_server(|s| {
+        s.auto_create_topics = true;
+        s.metrics_max_label_values = 2;
+    })
+    .await;
     let mut client = server.client().await;
     let topics: Vec<String> = (0..5).map(|_| random_name("many")).collect();
     for topic in &topics {
@@ -383,7 +387,10 @@ async fn metrics_listen_serves_the_page_on_a_second_port() {
         .expect("address")
         .port();
     let address = format!("127.0.0.1:{port}");
-    let server = embedded_server(&["--metrics-listen", &address]).await;
+    let server = embedded_server(|s| {
+        s.metrics_listen = Some(address.parse().expect("a socket address"));
+    })
+    .await;
     let page = eventually(Duration::from_secs(10), "the metrics port", async || {
         let response = reqwest::get(format!("http://{address}/metrics"))
             .await
@@ -468,7 +475,7 @@ impl Drop for Prometheus {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_prometheus_scrapes_and_queries_the_server() {
-    let server = embedded_server(&[]).await;
+    let server = embedded_server(|_| {}).await;
     let mut client = server.client().await;
     publish_values(&mut client, "R1", ["seen by prometheus".to_owned()]).await;
     let prometheus = Prometheus::start(server.addr);

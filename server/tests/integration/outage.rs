@@ -14,7 +14,7 @@ use streamgate::proto::{
     self, ControlSupplierRequest, PublishRequest, SupplierAction, SupplierSettingsUpdate,
     publish_request, publish_result,
 };
-use streamgate_server::Kafka;
+use streamgate_server::{Kafka, Settings};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
@@ -23,8 +23,12 @@ use tonic::transport::Channel;
 
 use crate::support::{BrokerKind, TestServer, eventually, within};
 
-/// A short send timeout, so that unacknowledged events count as errors within seconds.
-const SERVER_ARGS: &[&str] = &["--request-timeout", "2s", "--supplier-stopped"];
+/// A short send timeout, so that unacknowledged events count as errors within seconds; the
+/// supplier stopped until the test starts it.
+fn short_timeout(s: &mut Settings) {
+    s.timeouts.request = Duration::from_secs(2);
+    s.supplier.running = false;
+}
 
 async fn status(client: &mut EventGatewayClient<Channel>) -> proto::SupplierStatus {
     client
@@ -235,7 +239,7 @@ async fn relay_one(mut inbound: TcpStream, upstream: String, mut cut: watch::Rec
 async fn supplier_resumes_by_itself_after_a_broker_outage() {
     eprintln!("--- outage injected into the embedded broker");
     let embedded = Arc::new(Kafka::embedded(Vec::new()).expect("embedded broker"));
-    let server = TestServer::start(embedded.clone(), BrokerKind::Embedded, SERVER_ARGS).await;
+    let server = TestServer::start(embedded.clone(), BrokerKind::Embedded, short_timeout).await;
     supplier_survives(server, &mut Injected(embedded)).await;
 
     let Some(binary) = std::env::var("STREAMGATE_TEST_TANSU")
@@ -251,7 +255,7 @@ async fn supplier_resumes_by_itself_after_a_broker_outage() {
         tansu.bootstrap()
     );
     let kafka = Arc::new(Kafka::external(tansu.bootstrap(), Vec::new()));
-    let server = TestServer::start(kafka, BrokerKind::Real, SERVER_ARGS).await;
+    let server = TestServer::start(kafka, BrokerKind::Real, short_timeout).await;
     supplier_survives(server, &mut tansu).await;
 }
 
@@ -267,12 +271,7 @@ const THROUGH_OUTAGE: usize = 131;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publish_stream_answers_every_record_through_an_outage_and_a_full_queue() {
     let embedded = Arc::new(Kafka::embedded(Vec::new()).expect("embedded broker"));
-    let server = TestServer::start(
-        embedded.clone(),
-        BrokerKind::Embedded,
-        &["--request-timeout", "2s", "--supplier-stopped"],
-    )
-    .await;
+    let server = TestServer::start(embedded.clone(), BrokerKind::Embedded, short_timeout).await;
     let topic = server.topic(1).await;
     let mut client = server.client().await;
     let (requests, requests_rx) = tokio::sync::mpsc::channel::<PublishRequest>(8);

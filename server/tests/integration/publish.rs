@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use streamgate::proto::{self, publish_request, publish_result, start_position};
+use streamgate_server::Settings;
 
 use crate::support::{
     BrokerKind, collect_all, on_each_broker, on_each_broker_with, read_all, subscribe_request,
@@ -224,7 +225,8 @@ async fn publish_honours_explicit_partition_and_timestamp() {
 /// result for the message itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publish_stream_message_over_the_request_limit_ends_the_stream_with_an_error() {
-    on_each_broker_with(&["--max-message-bytes", "1000"], |server| async move {
+    let limit = |s: &mut Settings| s.limits.max_message_bytes = 1000;
+    on_each_broker_with(limit, |server| async move {
         let topic = server.topic(1).await;
         let mut client = server.client().await;
         let record = |value: Vec<u8>| proto::PublishRequest {
@@ -273,7 +275,8 @@ async fn a_publish_stream_message_over_the_request_limit_ends_the_stream_with_an
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_stream_acknowledges_every_record_in_order() {
-    on_each_broker_with(&["--max-message-bytes", "1000"], |server| async move {
+    let limit = |s: &mut Settings| s.limits.max_message_bytes = 1000;
+    on_each_broker_with(limit, |server| async move {
         let topic = server.topic(3).await;
         let mut client = server.client().await;
         const COUNT: usize = 300;

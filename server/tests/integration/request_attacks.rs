@@ -11,8 +11,8 @@ use streamgate::proto::{
     self, ControlSupplierRequest, SupplierAction, SupplierSettingsUpdate, WatchPageStatsRequest,
     publish_request,
 };
-use streamgate_server::kafka::{Producer, ProducerSettings};
-use streamgate_server::supplier::{Settings, Supplier};
+use streamgate_server::Settings;
+use streamgate_server::testing::{Producer, ProducerSettings, Supplier, SupplierSettings};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -43,7 +43,8 @@ fn rate(rate_per_second: f64) -> ControlSupplierRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tiny_nan_and_negative_rates_are_refused_and_the_supplier_stays_controllable() {
-    on_each_broker_with(&["--supplier-stopped"], |server| async move {
+    let stopped = |s: &mut Settings| s.supplier.running = false;
+    on_each_broker_with(stopped, |server| async move {
         let mut client = server.client().await;
         for bad in [1e-300, f64::NAN, -1.0, 0.0, f64::INFINITY, 1e9] {
             let status = client
@@ -110,7 +111,8 @@ async fn a_record_of_100_000_headers_is_refused_naming_the_flag() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscribe_of_200_000_topics_is_refused_at_once() {
-    on_each_broker_with(&["--max-message-bytes", "8388608"], |server| async move {
+    let limit = |s: &mut Settings| s.limits.max_message_bytes = 8_388_608;
+    on_each_broker_with(limit, |server| async move {
         let mut client = server.client().await;
         let request = proto::SubscribeRequest {
             topics: (0..200_000).map(|i| format!("t{i}")).collect(),
@@ -140,7 +142,8 @@ async fn a_subscribe_of_200_000_topics_is_refused_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watchers_that_never_read_beyond_the_cap_are_refused_naming_the_flag() {
-    on_each_broker_with(&["--max-watchers", "1000"], |server| async move {
+    let cap = |s: &mut Settings| s.limits.max_watchers = 1000;
+    on_each_broker_with(cap, |server| async move {
         // 2 000 watchers over several connections: one HTTP/2 connection carries at most
         // 256 streams.
         let mut held = Vec::new();
@@ -189,7 +192,8 @@ async fn watchers_that_never_read_beyond_the_cap_are_refused_naming_the_flag() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_streams_beyond_the_cap_are_refused_naming_the_flag() {
-    on_each_broker_with(&["--max-publish-streams", "2"], |server| async move {
+    let cap = |s: &mut Settings| s.limits.max_publish_streams = 2;
+    on_each_broker_with(cap, |server| async move {
         let topic = server.topic(1).await;
         let client = server.client().await;
         let mut open = Vec::new();
@@ -230,12 +234,10 @@ async fn publish_streams_beyond_the_cap_are_refused_naming_the_flag() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_of_many_headers_are_delivered_within_the_byte_budget() {
     on_each_broker_with(
-        &[
-            "--subscribe-buffer-bytes",
-            "1048576",
-            "--subscribe-buffer",
-            "4",
-        ],
+        |s| {
+            s.limits.subscribe_buffer_bytes = 1_048_576;
+            s.limits.subscribe_buffer = 4;
+        },
         |server| async move {
             let topic = server.topic(1).await;
             let producer: rdkafka::producer::FutureProducer = server
@@ -294,7 +296,7 @@ async fn a_panicking_supplier_is_restarted_with_its_settings() {
             },
         )
         .expect("producer");
-        let settings = Settings {
+        let settings = SupplierSettings {
             rate_per_second: 50.0,
             pages: vec!["P1".into()],
             users: vec!["U1".into()],

@@ -13,14 +13,13 @@ use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use streamgate::proto::start_position;
 use streamgate::time::to_millis;
-use streamgate_server::analytics::{StatsRecord, Worker, WorkerCounters};
-use streamgate_server::kafka::ClientSettings;
+use streamgate_server::testing::{ClientSettings, StatsRecord, Worker, WorkerCounters};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::analytics::{
-    WINDOW, committed, expected_counts, final_windows, finals, live_batch, now_ms, publish, summed,
-    watch_finals, worker_settings,
+    WINDOW, committed, counting, expected_counts, final_windows, finals, live_batch, now_ms,
+    publish, summed, watch_finals, worker_settings,
 };
 use crate::support::{BrokerKind, TestServer, eventually, on_each_broker_with, random_name};
 
@@ -243,20 +242,7 @@ async fn check_watch(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_reads_the_recent_history_not_the_whole_topic() {
     let (input, output) = (random_name("rc-in"), random_name("rc-out"));
-    let args = [
-        "--supplier-stopped",
-        "--analytics",
-        "false",
-        "--supplier-topic",
-        &input,
-        "--stats-topic",
-        &output,
-        "--grace",
-        "3s",
-        "--stats-tick",
-        "200ms",
-    ];
-    on_each_broker_with(&args, |server| {
+    on_each_broker_with(counting(&input, &output, 3_000, None), |server| {
         let (input, output) = (input.clone(), output.clone());
         async move {
             crate::support::init_logs();

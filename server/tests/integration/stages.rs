@@ -9,12 +9,30 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use streamgate::page_event::PageEvent;
 use streamgate::proto::{self, publish_request, start_position};
+use streamgate_server::Settings;
 
 use crate::process::ServerProcess;
 use crate::support::{
     BrokerKind, TestServer, collect_all, eventually, on_each_broker_with, random_name, read_all,
-    real_brokers, subscribe_request,
+    real_brokers, subscribe_request, topic_name,
 };
+
+/// The settings of a server whose transform reads `input` into `output` in `group`, topics
+/// and group of its own, with the supplier stopped.
+pub(crate) fn transforming(
+    input: &str,
+    output: &str,
+    group: &str,
+) -> impl Fn(&mut Settings) + Clone + use<> {
+    let (input, output, group) = (topic_name(input), topic_name(output), group.to_owned());
+    move |s| {
+        s.transform.run = true;
+        s.topics.transform_input = Some(input.clone());
+        s.topics.transform_output = output.clone();
+        s.transform.group = group.clone();
+        s.supplier.running = false;
+    }
+}
 
 /// Publishes a raw value with a key, as any Kafka producer could.
 async fn publish_raw(server: &TestServer, topic: &str, key: &str, value: Vec<u8>) {
@@ -177,17 +195,7 @@ fn outputs_by_duration(records: &[proto::Record]) -> BTreeMap<i64, (String, Page
 async fn transform_applies_the_rule_to_every_input_and_dead_letters_bad_records() {
     let (input, output, group) = (random_name("tin"), random_name("tout"), random_name("tg"));
     let stage_group = group.clone();
-    let args = [
-        "--transform",
-        "true",
-        "--transform-input",
-        &input,
-        "--transform-topic",
-        &output,
-        "--transform-group",
-        &group,
-        "--supplier-stopped",
-    ];
+    let configure = transforming(&input, &output, &group);
     // Names with characters of 1, 2, 3 and 4 UTF-8 bytes, an empty one, a long one.
     let names = [
         "P1",
@@ -198,8 +206,8 @@ async fn transform_applies_the_rule_to_every_input_and_dead_letters_bad_records(
         "",
         "a-very-long-page-name-with-many-characters",
     ];
-    on_each_broker_with(&args, |server| {
-        let (input, output, args) = (input.clone(), output.clone(), args.map(str::to_owned));
+    on_each_broker_with(configure.clone(), |server| {
+        let (input, output, configure) = (input.clone(), output.clone(), configure.clone());
         let group = stage_group.clone();
         async move {
             let stage = Stage {
@@ -233,8 +241,7 @@ async fn transform_applies_the_rule_to_every_input_and_dead_letters_bad_records(
             let kafka = server.kafka.clone();
             let kind = server.kind;
             server.stop().await;
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let server = TestServer::start(kafka, kind, &args).await;
+            let server = TestServer::start(kafka, kind, configure).await;
             publish_raw(&server, &input, "P9", event("P9", 100).to_json()).await;
             let records = read_outputs(&server, &stage, &output, names.len() as u64 + 1).await;
             let outputs = outputs_by_duration(&records);

@@ -9,11 +9,13 @@ use futures::StreamExt;
 use prost::Message as _;
 use rdkafka::producer::FutureRecord;
 use streamgate::proto::{PageStats, WatchPageStatsRequest};
-use streamgate_server::analytics::StatsRecord;
-use streamgate_server::kafka::{Producer, ProducerSettings};
+use streamgate_server::Settings;
+use streamgate_server::testing::{Producer, ProducerSettings, StatsRecord, WindowSpec};
 use tokio::time::Instant;
 
-use crate::support::{TestServer, eventually, on_each_broker_with, random_name, within};
+use crate::support::{
+    TestServer, eventually, on_each_broker_with, random_name, topic_name, within,
+};
 
 const WINDOW: i64 = 5_000;
 
@@ -61,25 +63,21 @@ async fn write_r4(server: &TestServer, topic: &str, records: Vec<StatsRecord>) {
     }
 }
 
-/// The flags of a server whose hub reads `stats` (and nothing else runs), plus `extra`.
-fn args<'a>(stats: &'a str, supplier: &'a str, group: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "--stats-topic",
-        stats,
-        "--supplier-topic",
-        supplier,
-        "--analytics-group",
-        group,
-        "--supplier-stopped",
-        "--stats-tick",
-        "200ms",
-        "--window",
-        "5s",
-        "--partitions",
-        "8",
-    ];
-    args.extend_from_slice(extra);
-    args
+/// The settings of a server whose hub reads `stats` (and nothing else runs): its own
+/// supplier topic and analytics group, the supplier stopped, a 200 ms tick, 5 s windows and
+/// 8 partitions.
+fn hub_settings(stats: &str, supplier: &str, group: &str) -> impl Fn(&mut Settings) + use<> {
+    let (stats, supplier, group) = (topic_name(stats), topic_name(supplier), group.to_owned());
+    move |s| {
+        s.topics.stats = stats.clone();
+        s.supplier.settings.topic = supplier.clone();
+        s.analytics.group = group.clone();
+        s.supplier.running = false;
+        s.analytics.tick = Duration::from_millis(200);
+        s.analytics.spec =
+            WindowSpec::tumbling(WINDOW, s.analytics.spec.grace_ms()).expect("a 5 s window");
+        s.topics.partitions = 8;
+    }
 }
 
 async fn watch(server: &TestServer) -> tonic::Streaming<PageStats> {
@@ -111,8 +109,12 @@ async fn a_burst_of_junk_page_names_does_not_freeze_the_page_list() {
         random_name("sa-g"),
     );
     // The shortest retention allowed: one window.
-    let args = args(&stats, &supplier, &group, &["--stats-retention", "5s"]);
-    on_each_broker_with(&args, |server| {
+    let hub = hub_settings(&stats, &supplier, &group);
+    let configure = |s: &mut Settings| {
+        hub(s);
+        s.analytics.retention = Duration::from_secs(5);
+    };
+    on_each_broker_with(configure, |server| {
         let stats = stats.clone();
         async move {
             let mut stream = watch(&server).await;
@@ -172,8 +174,7 @@ async fn a_message_with_many_pages_stays_under_4_mib_and_reports_the_folded_page
         random_name("sb-r2"),
         random_name("sb-g"),
     );
-    let args = args(&stats, &supplier, &group, &[]);
-    on_each_broker_with(&args, |server| {
+    on_each_broker_with(hub_settings(&stats, &supplier, &group), |server| {
         let stats = stats.clone();
         async move {
             let mut stream = watch(&server).await;

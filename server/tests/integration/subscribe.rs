@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use streamgate::proto::{self, publish_request, start_position, subscribe_response};
+use streamgate_server::Settings;
 
 use crate::support::{
     collect_all, next_message, on_each_broker, on_each_broker_with, publish_values, random_name,
@@ -224,7 +225,8 @@ async fn group_with_explicit_offset_resets_the_group() {
 /// same topic still reads everything, and publishing still works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_subscriber_does_not_hold_back_others() {
-    on_each_broker_with(&["--subscribe-buffer", "4"], |server| async move {
+    let small_buffer = |s: &mut Settings| s.limits.subscribe_buffer = 4;
+    on_each_broker_with(small_buffer, |server| async move {
         let topic = server.topic(1).await;
         let mut client = server.client().await;
         // 1.5 MB in all: under the embedded broker's 5 MiB per-partition retention.

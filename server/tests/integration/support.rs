@@ -11,7 +11,7 @@ use tonic::transport::Channel;
 
 pub use streamgate_testkit::{
     BrokerKind, TestServer, eventually, init_logs, on_each_broker, on_each_broker_with, poll_for,
-    random_name, real_brokers, settled, within,
+    random_name, real_brokers, settled, topic_name, within,
 };
 
 /// Reads the next message of a Subscribe stream, failing the test after `timeout`.

@@ -10,8 +10,8 @@ use bytes::Bytes;
 use prost::Message;
 use streamgate::proto::event_gateway_client::EventGatewayClient;
 use streamgate::proto::{self, ListTopicsRequest, subscribe_response};
-use streamgate_testkit::on_each_broker_tls;
 use streamgate_testkit::tls::{ClientTls, TestCa, TestTls, path_arg};
+use streamgate_testkit::{on_each_broker_tls, unchanged};
 use tonic::transport::Channel;
 
 use crate::process::ServerProcess;
@@ -52,7 +52,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_over_tls_with_the_test_ca_and_refuses_plain_text_and_unknown_cas() {
-    on_each_broker_tls(TestTls::new, &[], |server| async move {
+    on_each_broker_tls(TestTls::new, unchanged, |server| async move {
         assert!(server.url().starts_with("https://"), "{}", server.url());
         let topic = server.topic(1).await;
         let listed = list_topics(server.channel().await)
@@ -123,7 +123,7 @@ fn https_client(tls: &TestTls, addr: SocketAddr, http1_only: bool) -> reqwest::C
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_web_over_http1_and_the_dashboard_over_tls() {
-    on_each_broker_tls(TestTls::new, &[], |server| async move {
+    on_each_broker_tls(TestTls::new, unchanged, |server| async move {
         let tls = server.tls.clone().expect("tls");
         let topic = server.topic(1).await;
         let base = format!("https://localhost:{}", server.addr.port());
@@ -166,7 +166,7 @@ async fn grpc_web_over_http1_and_the_dashboard_over_tls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_needs_a_client_certificate_from_the_client_ca() {
-    on_each_broker_tls(TestTls::mutual, &[], |server| async move {
+    on_each_broker_tls(TestTls::mutual, unchanged, |server| async move {
         let tls = server.tls.clone().expect("tls");
         // With the good client certificate (what `server.client()` presents).
         list_topics(server.channel().await)
@@ -230,7 +230,7 @@ async fn wait_until_served_by(ca: &TestCa, addr: SocketAddr) {
 async fn a_certificate_swapped_on_disk_serves_new_connections_and_spares_open_streams() {
     on_each_broker_tls(
         TestTls::new,
-        &["--tls-reload-interval", "100ms"],
+        |s| s.tls.as_mut().expect("tls").reload_interval = Duration::from_millis(100),
         |server| async move {
             let tls = server.tls.clone().expect("tls");
             let topic = server.topic(1).await;
@@ -328,7 +328,7 @@ async fn grpcurl_over_tls_with_cacert() {
         eprintln!("STREAMGATE_TEST_GRPCURL is not set: skipping grpcurl over TLS");
         return;
     };
-    on_each_broker_tls(TestTls::new, &[], |server| {
+    on_each_broker_tls(TestTls::new, unchanged, |server| {
         let grpcurl = grpcurl.clone();
         async move {
             let tls = server.tls.clone().expect("tls");

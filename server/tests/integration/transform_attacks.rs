@@ -10,11 +10,13 @@ use bytes::Bytes;
 use streamgate::page_event::PageEvent;
 use streamgate::proto::{self, publish_request, start_position};
 use streamgate::topic::TopicName;
-use streamgate_server::kafka::{Producer, ProducerSettings};
-use streamgate_server::transform::{Transform, TransformSettings};
+use streamgate_server::testing::{
+    Producer, ProducerSettings, Transform, TransformSettings, dead_letter_topic,
+};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::stages::transforming;
 use crate::support::{
     TestServer, collect_all, eventually, on_each_broker, on_each_broker_with, random_name,
     subscribe_request, within,
@@ -99,18 +101,7 @@ async fn records_it_cannot_process_are_dead_lettered_and_the_rest_transformed() 
         random_name("ta-g"),
     );
     let dead_letters = format!("error.{input}.{group}");
-    let args = [
-        "--transform",
-        "true",
-        "--transform-input",
-        &input,
-        "--transform-topic",
-        &output,
-        "--transform-group",
-        &group,
-        "--supplier-stopped",
-    ];
-    on_each_broker_with(&args, |server| {
+    on_each_broker_with(transforming(&input, &output, &group), |server| {
         let (input, output, dead_letters) = (input.clone(), output.clone(), dead_letters.clone());
         async move {
             // One key, so one partition: the order of the input is the order of its effects.
@@ -176,8 +167,7 @@ async fn a_panic_in_the_transform_is_caught_and_it_transforms_again() {
         let (input, output) = (server.topic(1).await, server.topic(1).await);
         let group = random_name("tp-g");
         let input_name = TopicName::new(input.clone()).expect("topic");
-        let dead_letters =
-            streamgate_server::kafka::dead_letter::topic(&input_name, &group).expect("topic");
+        let dead_letters = dead_letter_topic(&input_name, &group).expect("topic");
         server
             .kafka
             .ensure_topics(&[dead_letters.as_str()], 1, 1, Duration::from_secs(30))

@@ -7,6 +7,7 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prost::Message;
 use streamgate::proto::{self, start_position, subscribe_response};
+use streamgate_server::Settings;
 
 use crate::support::{
     next_message, on_each_broker, on_each_broker_with, publish_values, subscribe_request, within,
@@ -73,7 +74,8 @@ async fn grpc_web_call_with(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_web_calls_need_the_token_too() {
     let file = streamgate_testkit::AuthFile::new(&[("web", "web-token", &["topics"])]);
-    on_each_broker_with(&["--auth-file", file.arg()], |server| async move {
+    let auth = |s: &mut Settings| file.apply(s);
+    on_each_broker_with(auth, |server| async move {
         let url = server.url();
         let list = proto::ListTopicsRequest::default();
         let publish = proto::PublishRequest {
@@ -118,8 +120,9 @@ async fn grpc_web_status(response: reqwest::Response) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_web_unary_and_server_streaming_over_http1() {
-    let origins = ["--cors-origins", "http://dashboard.example"];
-    on_each_broker_with(&origins, |server| async move {
+    let origins =
+        |s: &mut Settings| s.http.cors_origins = vec!["http://dashboard.example".to_owned()];
+    on_each_broker_with(origins, |server| async move {
         let topic = server.topic(1).await;
         let mut client = server.client().await;
         publish_values(&mut client, &topic, ["a".to_owned(), "b".to_owned()]).await;
@@ -212,8 +215,8 @@ async fn grpc_web_unary_and_server_streaming_over_http1() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_allows_only_the_listed_origins() {
-    let origins = ["--cors-origins", "http://localhost:5173"];
-    on_each_broker_with(&origins, |server| async move {
+    let origins = |s: &mut Settings| s.http.cors_origins = vec!["http://localhost:5173".to_owned()];
+    on_each_broker_with(origins, |server| async move {
         // Another origin gets no CORS grant: the browser keeps the page from calling.
         let refused = preflight(&server.url(), "http://evil.example").await;
         assert!(
