@@ -1,4 +1,6 @@
-# streamgate container image: streamgate-server (the entrypoint) and the streamgate CLI.
+# streamgate container image: streamgate-server (the entrypoint) and the streamgate CLI. The
+# load generator streamgate-bench (bench/) is a workspace member but not in the image: it
+# runs beside a server, not in its container (cargo run --release -p streamgate-bench).
 #
 # Build (from the repository root):
 #
@@ -49,26 +51,30 @@ RUN apt-get update \
 WORKDIR /build
 
 # 1. Dependencies only, cached as long as no manifest and no .proto file changes: the
-#    workspace manifests with stub sources for every target they declare. The root crate's
-#    build.rs compiles proto/ (protox, no protoc), so both are the real ones here.
+#    workspace manifests with stub sources for every target they declare (every member's,
+#    bench/ included, or cargo cannot load the workspace). The root crate's build.rs
+#    compiles proto/ (protox, no protoc), so both are the real ones here.
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto proto
 COPY server/Cargo.toml server/Cargo.toml
 COPY server/testkit/Cargo.toml server/testkit/Cargo.toml
 COPY client-cli/Cargo.toml client-cli/Cargo.toml
+COPY bench/Cargo.toml bench/Cargo.toml
 RUN mkdir -p src server/src server/benches server/tests/integration server/testkit/src \
-        client-cli/src client-cli/tests/integration \
+        client-cli/src client-cli/tests/integration bench/src bench/tests/integration \
     && for lib in src/lib.rs server/src/lib.rs server/testkit/src/lib.rs client-cli/src/lib.rs; do \
         echo '//! Dependency-caching stub, replaced by the real source below.' > "$lib"; \
     done \
-    && for main in server/src/main.rs client-cli/src/main.rs \
+    && for main in server/src/main.rs client-cli/src/main.rs bench/src/main.rs \
         server/tests/integration/main.rs client-cli/tests/integration/main.rs \
+        bench/tests/integration/main.rs \
         server/benches/gateway.rs server/benches/analytics.rs; do \
         echo 'fn main() {}' > "$main"; \
     done \
     && cargo build --release --locked -p streamgate-server -p streamgate-cli
 
-# 2. The real sources. The server embeds the committed dashboard (web/dist) at compile time.
+# 2. The real sources (bench/ keeps its stubs: it is not built here). The server embeds the
+#    committed dashboard (web/dist) at compile time.
 #    COPY keeps the files' modification times, which may be older than the stubs' build:
 #    touching the crate roots makes cargo rebuild the workspace crates for certain.
 COPY src src

@@ -1,58 +1,22 @@
 //! The command line, declared with clap derive; every flag's doc comment is its `--help`.
 
-use std::path::PathBuf;
-
 use clap::{Args, Parser, Subcommand};
+use streamgate_cli::Connection;
+use streamgate_cli::failure::EXIT_CODES;
 use streamgate_cli::parse;
 
 /// streamgate: publish to and read from Kafka through a streamgate server.
 #[derive(Debug, Parser)]
 #[command(name = "streamgate", version, about, after_help = EXIT_CODES)]
 pub struct Cli {
-    /// The streamgate server to talk to.
-    #[arg(
-        long,
-        global = true,
-        env = "STREAMGATE_SERVER",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    pub server: String,
-
-    /// Bearer token for a server that requires one (sent as `authorization: Bearer ...`).
-    /// Prefer the environment variable: a flag shows in process listings.
-    #[arg(long, global = true, env = "STREAMGATE_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-
-    /// With an https:// --server: PEM CA certificate(s) to trust instead of the system's.
-    #[arg(long, global = true, env = "STREAMGATE_TLS_CA")]
-    pub tls_ca: Option<PathBuf>,
-
-    /// PEM client certificate to present, for a server that requires one (mutual TLS).
-    #[arg(long, global = true, env = "STREAMGATE_TLS_CERT")]
-    pub tls_cert: Option<PathBuf>,
-
-    /// PEM private key of --tls-cert.
-    #[arg(long, global = true, env = "STREAMGATE_TLS_KEY")]
-    pub tls_key: Option<PathBuf>,
+    /// Where the server is and how to reach it: --server, --token and the TLS flags.
+    #[command(flatten)]
+    pub connection: Connection,
 
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
-
-impl Cli {
-    /// The TLS flags, for the connection.
-    pub fn tls_options(&self) -> crate::connect::TlsOptions {
-        crate::connect::TlsOptions {
-            ca: self.tls_ca.clone(),
-            cert: self.tls_cert.clone(),
-            key: self.tls_key.clone(),
-        }
-    }
-}
-
-const EXIT_CODES: &str = "Exit codes: 0 ok, 1 request refused by the server, 2 bad command line, \
-3 server or Kafka unreachable, 130 interrupted.";
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
@@ -73,71 +37,6 @@ pub enum Command {
     /// Ask the server's grpc.health.v1 service whether it serves: exit 0 when SERVING, 1
     /// otherwise, 3 when it cannot be reached (for probes and container health checks).
     Health(HealthArgs),
-    /// Load generator: throughput and latency of publish, subscribe and publish-to-subscribe,
-    /// optionally side by side with the same workload straight on Kafka (--direct).
-    Bench(BenchArgs),
-}
-
-/// What `streamgate bench` measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BenchWorkload {
-    /// Unary Publish calls, --concurrency in flight.
-    Publish,
-    /// Records over --concurrency PublishStreams, each keeping many in flight.
-    PublishStream,
-    /// Read --records records of the topic from the earliest offset through Subscribe.
-    Subscribe,
-    /// Publish-to-receive latency with a live subscriber, publishing at a steady --rate.
-    E2e,
-}
-
-/// `streamgate bench`.
-#[derive(Debug, Args)]
-pub struct BenchArgs {
-    /// The workload.
-    #[arg(value_enum)]
-    pub workload: BenchWorkload,
-    /// Records to publish or read.
-    #[arg(short = 'n', long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub records: u64,
-    /// Calls (publish) or streams (publish-stream) in flight. Default: 64 for publish, 4 for
-    /// publish-stream; subscribe and e2e use one stream.
-    #[arg(short = 'c', long, value_parser = clap::value_parser!(u64).range(1..=4096))]
-    pub concurrency: Option<u64>,
-    /// Size of each record value, in bytes (e2e: at least 16, it carries a send timestamp).
-    #[arg(short = 's', long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=16 * 1024 * 1024))]
-    pub size: u64,
-    /// Topic to use; it must exist unless --direct is given (then it is created).
-    #[arg(short = 't', long, default_value = "bench")]
-    pub topic: String,
-    /// Partitions of the topic when the bench creates it (with --direct).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..))]
-    pub partitions: i32,
-    /// e2e: records per second to publish at.
-    #[arg(long, default_value = "10000/s", value_parser = parse::rate)]
-    pub rate: f64,
-    /// Time excluded at the start of the measurement (the figures are for what follows).
-    #[arg(long, default_value = "1s", value_parser = parse::duration)]
-    pub warmup: std::time::Duration,
-    /// Kafka bootstrap address: run the same workload straight on Kafka with librdkafka
-    /// right after the gateway run, and print both figures and their ratio.
-    #[arg(long, value_name = "HOST:PORT")]
-    pub direct: Option<String>,
-    /// Runs of each side, alternating (gateway, direct, gateway, ...): the report is the
-    /// round with the median ratio (the median throughput without --direct), and lists
-    /// every round. On a busy machine a single pair is as noisy as the figure it measures.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub rounds: u32,
-    /// A librdkafka property for the direct side's clients, as kcat's -X (repeatable), e.g.
-    /// `-X fetch.wait.max.ms=5` to compare latency with a server run with the same setting.
-    #[arg(short = 'X', long = "direct-option", value_name = "KEY=VALUE", value_parser = parse::header, requires = "direct")]
-    pub direct_options: Vec<(String, String)>,
-    /// Process id of a local streamgate-server: report its CPU use and memory (from /proc).
-    #[arg(long, value_name = "PID")]
-    pub server_pid: Option<u32>,
-    /// Print exactly one JSON object on standard output, and no progress.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// `streamgate stats`.

@@ -1,11 +1,14 @@
-//! The connection to the server: `http://` in plain text, `https://` over TLS trusting
-//! `--tls-ca` (or, without it, the system's CAs, else the Mozilla roots built in), presenting `--tls-cert`/`--tls-key` to a
+//! The connection to the server: the flags that say where and how ([`Connection`], the
+//! global flags of `streamgate` and `streamgate-bench`), and the [`Channel`] they open:
+//! `http://` in plain text, `https://` over TLS trusting `--tls-ca` (or, without it, the
+//! system's CAs, else the Mozilla roots built in), presenting `--tls-cert`/`--tls-key` to a
 //! server that wants client certificates. The result is a plain [`Channel`], so that callers
-//! can wrap it (an interceptor, say) as they would any other.
+//! can wrap it (an interceptor, say) as they would any other; [`gateway`] makes the
+//! EventGateway client of it.
 //!
-//! Errors keep the exit codes of `main`: a flag or a file that cannot be used is the command
-//! line's fault (2); a server that cannot be reached — a TLS handshake that fails included,
-//! with a message saying it was TLS and what to check — is 3.
+//! Errors keep the exit codes of [`Exit`](crate::Exit): a flag or a file that cannot be used
+//! is the command line's fault (2); a server that cannot be reached — a TLS handshake that
+//! fails included, with a message saying it was TLS and what to check — is 3.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -13,9 +16,69 @@ use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use streamgate::auth::BearerToken;
+use streamgate::proto::event_gateway_client::EventGatewayClient;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
-use crate::{Failure, source_chain};
+use crate::Failure;
+use crate::failure::source_chain;
+
+/// The gateway client every subcommand gets: sends the `--token`, if any, on each call.
+pub type Client = EventGatewayClient<InterceptedService<Channel, BearerToken>>;
+
+/// The global connection flags (flattened into each program's command line).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Connection {
+    /// The streamgate server to talk to.
+    #[arg(
+        long,
+        global = true,
+        env = "STREAMGATE_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub server: String,
+
+    /// Bearer token for a server that requires one (sent as `authorization: Bearer ...`).
+    /// Prefer the environment variable: a flag shows in process listings.
+    #[arg(long, global = true, env = "STREAMGATE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// With an https:// --server: PEM CA certificate(s) to trust instead of the system's.
+    #[arg(long, global = true, env = "STREAMGATE_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// PEM client certificate to present, for a server that requires one (mutual TLS).
+    #[arg(long, global = true, env = "STREAMGATE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, global = true, env = "STREAMGATE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Connection {
+    /// The TLS flags.
+    fn tls_options(&self) -> TlsOptions {
+        TlsOptions {
+            ca: self.tls_ca.clone(),
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+        }
+    }
+
+    /// A connected channel to `--server`, and the `--token` to send on it.
+    pub async fn open(&self) -> Result<(Channel, BearerToken), Failure> {
+        let token = BearerToken::optional(self.token.as_deref())
+            .map_err(|e| Failure::usage(format!("--token / STREAMGATE_TOKEN: {e}")))?;
+        Ok((channel(&self.server, &self.tls_options()).await?, token))
+    }
+}
+
+/// The EventGateway client over `channel`, sending `token`.
+pub fn gateway(channel: Channel, token: BearerToken) -> Client {
+    EventGatewayClient::with_interceptor(channel, token).max_decoding_message_size(usize::MAX)
+}
 
 /// How long connecting (TCP and the TLS handshake) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -25,13 +88,13 @@ const MAX_PEM_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The TLS flags.
 #[derive(Debug, Clone, Default)]
-pub struct TlsOptions {
+struct TlsOptions {
     /// PEM CA(s) to trust instead of the system's.
-    pub ca: Option<PathBuf>,
+    ca: Option<PathBuf>,
     /// PEM client certificate, for servers that require one.
-    pub cert: Option<PathBuf>,
+    cert: Option<PathBuf>,
     /// PEM private key of `cert`.
-    pub key: Option<PathBuf>,
+    key: Option<PathBuf>,
 }
 
 impl TlsOptions {
@@ -46,7 +109,7 @@ const STREAM_WINDOW: u32 = 4 * 1024 * 1024;
 const CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
 
 /// A connected channel to `server`.
-pub async fn channel(server: &str, tls: &TlsOptions) -> Result<Channel, Failure> {
+async fn channel(server: &str, tls: &TlsOptions) -> Result<Channel, Failure> {
     let endpoint = Endpoint::from_shared(server.to_owned())
         .map_err(|e| Failure::usage(format!("--server {server:?} is not a valid URL: {e}")))?
         .connect_timeout(CONNECT_TIMEOUT)
@@ -112,7 +175,7 @@ fn unreachable(server: &str, error: &tonic::transport::Error) -> Failure {
 /// reports a handshake error as an `io::Error` wrapping the rustls error; an alert read
 /// after the handshake (TLS 1.3 servers refuse a client certificate then) comes as an
 /// `InvalidData` `io::Error` carrying only the rustls error's text.
-pub fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+pub(crate) fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut cause = Some(error);
     while let Some(current) = cause {
         if let Some(tls) = current.downcast_ref::<rustls::Error>() {

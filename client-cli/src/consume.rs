@@ -50,7 +50,7 @@ pub async fn run(mut client: Client, args: ConsumeArgs) -> Result<(), Failure> {
     loop {
         let message = tokio::select! {
             biased;
-            () = interrupt.recv() => return finish(session.requests, stream, Err(interrupted())).await,
+            () = interrupt.recv() => return finish(session.requests, stream, Err(Failure::interrupted())).await,
             message = stream.next() => message,
         };
         let Some(message) = message else {
@@ -129,7 +129,7 @@ impl Session<'_> {
             return Some(Err(failure));
         }
         if interrupt.received() {
-            return Some(Err(interrupted()));
+            return Some(Err(Failure::interrupted()));
         }
         if self.args.count.is_some_and(|count| self.handled >= count) {
             return Some(Ok(()));
@@ -268,7 +268,7 @@ async fn wait_for(
             () = interrupt.recv() => {
                 if interrupt.count > 1 {
                     let _ = child.kill().await;
-                    return Err(interrupted());
+                    return Err(Failure::interrupted());
                 }
             }
         }
@@ -299,13 +299,6 @@ async fn finish(
             );
             result
         }
-    }
-}
-
-fn interrupted() -> Failure {
-    Failure {
-        code: 130,
-        message: String::new(),
     }
 }
 

@@ -9,8 +9,8 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::Failure;
 use crate::args::HealthArgs;
+use crate::{Exit, Failure};
 use streamgate::auth::BearerToken;
 
 /// Runs the subcommand.
@@ -29,6 +29,6 @@ pub async fn run(
     println!("{}", status.as_str_name());
     match status {
         ServingStatus::Serving => Ok(()),
-        _ => Err(Failure::silent(1)),
+        _ => Err(Failure::silent(Exit::Refused)),
     }
 }

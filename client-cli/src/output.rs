@@ -174,17 +174,7 @@ pub fn print_encoded(out: &mut impl Write, record: &Bytes, as_json: bool) -> std
     )
 }
 
-/// The fields of `Record` a text line shows, as a Subscribe `read_mask`: the server then
-/// leaves out the rest, and does not parse headers it would not need (as kcat asks
-/// librdkafka for headers only when its format shows them).
-pub fn line_mask() -> prost_types::FieldMask {
-    let fields = ["topic", "partition", "offset", "timestamp", "key", "value"];
-    prost_types::FieldMask {
-        paths: fields.map(String::from).to_vec(),
-    }
-}
-
-/// What a text line shows of a record.
+/// What a text line shows of a record: the fields [`streamgate_cli::line_mask`] asks for.
 struct Line<'a> {
     topic: &'a [u8],
     partition: i32,

@@ -29,7 +29,7 @@ pub fn rate(text: &str) -> Result<f64, String> {
         .map_err(|e| format!("expected a rate like 500/s, got {text:?}: {e}"))
 }
 
-/// `KEY=VALUE` (`publish --header`, `bench -X`), split at the first `=` (the value may
+/// `KEY=VALUE` (`publish --header`, `streamgate-bench -X`), split at the first `=` (the value may
 /// contain more).
 pub fn header(text: &str) -> Result<(String, String), String> {
     text.split_once('=')

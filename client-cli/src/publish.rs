@@ -9,9 +9,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::Client;
-use crate::Failure;
 use crate::args::PublishArgs;
 use crate::output;
+use crate::{Exit, Failure};
 
 /// Runs the subcommand.
 pub async fn run(mut client: Client, args: PublishArgs) -> Result<(), Failure> {
@@ -135,10 +135,7 @@ async fn publish_lines(mut client: Client, args: PublishArgs) -> Result<(), Fail
         }
     );
     if failed > 0 {
-        Err(Failure {
-            code: 1,
-            message: String::new(),
-        })
+        Err(Failure::silent(Exit::Refused))
     } else {
         Ok(())
     }

@@ -8,6 +8,7 @@ use serde_json::json;
 use streamgate::page_event::format_date;
 use streamgate::proto::{PageStats, WatchPageStatsRequest};
 use streamgate::time;
+use streamgate_cli::interrupt::interruptible;
 
 use crate::Client;
 use crate::Failure;
@@ -27,10 +28,7 @@ pub async fn run(mut client: Client, args: StatsArgs) -> Result<(), Failure> {
     let live = !args.json && std::io::stdout().is_terminal();
     let mut seen = 0;
     loop {
-        let message = tokio::select! {
-            message = stream.next() => message,
-            _ = tokio::signal::ctrl_c() => return Err(Failure { code: 130, message: String::new() }),
-        };
+        let message = interruptible(stream.next()).await?;
         let Some(message) = message else {
             return Ok(());
         };

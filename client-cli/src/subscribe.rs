@@ -6,6 +6,7 @@ use std::io::Write;
 use futures::{FutureExt, StreamExt};
 use streamgate::auth::BearerToken;
 use streamgate::proto::{StartPosition, SubscribeRequest};
+use streamgate_cli::interrupt::interruptible;
 use streamgate_cli::parse;
 use tonic::transport::Channel;
 
@@ -31,7 +32,7 @@ pub async fn run(channel: Channel, token: BearerToken, args: SubscribeArgs) -> R
         stop_at_end: args.exit_at_end,
         max_records: args.count,
         // --json shows every field; a text line only some.
-        read_mask: (!args.json).then(output::line_mask),
+        read_mask: (!args.json).then(streamgate_cli::line_mask),
     };
     // Records stay encoded until printed: see `encoded`.
     let mut stream = encoded::subscribe(channel, token, request).await?;
@@ -44,10 +45,7 @@ pub async fn run(channel: Channel, token: BearerToken, args: SubscribeArgs) -> R
             Some(next) => next,
             None => {
                 out.flush().map_err(Failure::io)?;
-                tokio::select! {
-                    next = stream.next() => next,
-                    _ = tokio::signal::ctrl_c() => return Err(Failure { code: 130, message: String::new() }),
-                }
+                interruptible(stream.next()).await?
             }
         };
         let Some(message) = next else {

@@ -352,3 +352,29 @@ async fn supplier_status_set_stop_and_start() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_lists_the_commands_and_exit_codes_and_no_load_generator() {
+    // Parsing only: no server is asked, so none runs here.
+    let help = cli_at("http://127.0.0.1:9", &["--help"], None).await;
+    assert!(help.status.success(), "{}", stderr(&help));
+    let text = stdout(&help);
+    for command in [
+        "publish",
+        "subscribe",
+        "consume",
+        "topics",
+        "stats",
+        "health",
+    ] {
+        assert!(text.contains(command), "{command}: {text}");
+    }
+    assert!(
+        text.contains("Exit codes: 0 ok, 1 request refused by the server, 2 bad command line, 3 server or Kafka unreachable, 130 interrupted."),
+        "{text}"
+    );
+    // The load generator is its own program (streamgate-bench): the CLI does not link Kafka.
+    assert!(!text.contains("bench"), "{text}");
+    let bench = cli_at("http://127.0.0.1:9", &["bench", "publish"], None).await;
+    assert_eq!(bench.status.code(), Some(2), "{}", stderr(&bench));
+}

@@ -3,7 +3,6 @@
 //! `STREAMGATE_TEST_BROKERS` is set, on that real broker too.
 
 mod auth;
-mod bench;
 mod commands;
 mod consume;
 mod support;

@@ -1,41 +1,26 @@
-//! `streamgate bench`: a load generator for the gateway, like Kafka's producer and consumer
-//! perf-test scripts. It runs one workload through streamgate and, with `--direct`, the same
-//! workload straight on Kafka right after, and prints both with their ratio; `--rounds N`
-//! alternates the two N times and reports the median round.
-//!
-//! Memory stays bounded whatever `--records`: records are counted and latencies go into HDR
-//! histograms ([`stats`]); no record or sample is kept.
-
-mod direct;
-mod e2e;
-mod gateway;
-mod plan;
-mod progress;
-mod read;
-mod report;
-pub mod server;
-mod stats;
+//! What a bench does: makes sure the topic exists (creating it with `--direct`), publishes
+//! what a subscribe run needs to read, then runs the rounds — the workload through the
+//! gateway, then with `--direct` straight on Kafka — and prints the report.
 
 use std::time::{Duration, Instant};
 
+use streamgate_cli::interrupt::interruptible;
+
 use crate::args::{BenchArgs, BenchWorkload};
-use crate::{Client, Failure};
-use plan::Plan;
-use progress::Progress;
-use report::{Preload, Report, Round};
-use stats::{Measured, Tally};
+use crate::plan::Plan;
+use crate::progress::Progress;
+use crate::report::{Preload, Report, Round};
+use crate::stats::{Measured, Tally};
+use crate::{Client, Failure, direct, e2e, gateway, read, server};
 
 /// How long a topic created with `--direct` may take to show in the server's metadata.
 const TOPIC_VISIBLE_WITHIN: Duration = Duration::from_secs(30);
 
-/// Runs the subcommand; Ctrl-C stops it with exit code 130.
+/// Runs the bench; Ctrl-C stops it with exit code 130.
 /// `server` reads the server's own CPU and memory (its `/metrics`) when `--server-pid`
 /// names no local process.
 pub async fn run(client: Client, server: server::Probe, args: BenchArgs) -> Result<(), Failure> {
-    tokio::select! {
-        result = bench(client, server, args) => result,
-        _ = tokio::signal::ctrl_c() => Err(Failure { code: 130, message: String::new() }),
-    }
+    interruptible(bench(client, server, args)).await?
 }
 
 async fn bench(client: Client, probe: server::Probe, args: BenchArgs) -> Result<(), Failure> {
@@ -153,10 +138,9 @@ async fn preload(client: &Client, plan: &Plan, missing: u64) -> Result<Preload, 
     })
     .await?;
     if let Some((code, _)) = measured.counts.errors.iter().next() {
-        return Err(Failure {
-            code: 1,
-            message: format!("bench subscribe: publishing the records to read failed ({code})"),
-        });
+        return Err(Failure::refused(format!(
+            "bench subscribe: publishing the records to read failed ({code})"
+        )));
     }
     Ok(Preload {
         records: measured.counts.all.records,
@@ -198,12 +182,9 @@ fn direct_side(args: &BenchArgs) -> Option<direct::Direct> {
 }
 
 fn missing_topic(topic: &str, partitions: i32) -> Failure {
-    Failure {
-        code: 1,
-        message: format!(
-            "NOT_FOUND: topic {topic} does not exist. Create it, e.g. \
+    Failure::refused(format!(
+        "NOT_FOUND: topic {topic} does not exist. Create it, e.g. \
              `kafka-topics.sh --bootstrap-server BROKER --create --topic {topic} --partitions {partitions}`, \
              or pass --direct BROKER and bench creates it (and compares with Kafka direct)"
-        ),
-    }
+    ))
 }

@@ -1,4 +1,4 @@
-//! `streamgate bench`: every workload runs to the end with small counts and reports sane
+//! `streamgate-bench`: every workload runs to the end with small counts and reports sane
 //! figures. Behaviour only: no test asserts a speed.
 
 use serde_json::Value;
@@ -6,18 +6,19 @@ use streamgate_server::Settings;
 use streamgate_testkit::{AuthFile, random_name};
 
 use crate::support::{
-    Cli, TestServer, cli_with_env, on_each_broker, on_each_broker_with, stderr, stdout,
+    Bench, TestServer, bench_at, bench_with_env, on_each_broker, on_each_broker_with, stderr,
+    stdout,
 };
 
 const RECORDS: u64 = 2000;
 
-/// Runs `bench ARGS --json` and returns its one JSON object, after checking what every
+/// Runs `streamgate-bench WORKLOAD ARGS --json` and returns its one JSON object, after checking what every
 /// report has.
 async fn bench_json(server: &TestServer, workload: &str, args: &[&str]) -> Value {
     let records = RECORDS.to_string();
-    let mut all = vec!["bench", workload, "--records", &records, "--json"];
+    let mut all = vec![workload, "--records", &records, "--json"];
     all.extend_from_slice(args);
-    let output = server.cli(&all, None).await;
+    let output = server.bench(&all).await;
     assert!(output.status.success(), "{all:?}: {}", stderr(&output));
     assert!(
         stderr(&output).is_empty(),
@@ -215,10 +216,7 @@ async fn bench_on_a_missing_topic_says_how_to_create_it() {
     on_each_broker(|server| async move {
         let topic = random_name("absent");
         let output = server
-            .cli(
-                &["bench", "publish", "--records", "10", "--topic", &topic],
-                None,
-            )
+            .bench(&["publish", "--records", "10", "--topic", &topic])
             .await;
         assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
         let message = stderr(&output);
@@ -230,9 +228,7 @@ async fn bench_on_a_missing_topic_says_how_to_create_it() {
         );
         assert!(stdout(&output).is_empty());
 
-        let output = server
-            .cli(&["bench", "subscribe", "--concurrency", "4"], None)
-            .await;
+        let output = server.bench(&["subscribe", "--concurrency", "4"]).await;
         assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
         server.stop().await;
     })
@@ -246,17 +242,9 @@ async fn bench_stops_at_a_refused_call_with_the_usual_exit_code() {
     on_each_broker_with(auth, |server| async move {
         let topic = server.topic(1).await;
         for workload in ["publish", "publish-stream"] {
-            let args = [
-                "bench",
-                workload,
-                "--records",
-                "50",
-                "--topic",
-                &topic,
-                "--json",
-            ];
+            let args = [workload, "--records", "50", "--topic", &topic, "--json"];
             let env = [("STREAMGATE_TOKEN", "reader-token")];
-            let denied = cli_with_env(&server.url(), &args, None, &env).await;
+            let denied = bench_with_env(&server.url(), &args, &env).await;
             assert_eq!(denied.status.code(), Some(1), "{}", stderr(&denied));
             assert!(
                 stderr(&denied).contains("PERMISSION_DENIED"),
@@ -274,10 +262,9 @@ async fn bench_stops_at_a_refused_call_with_the_usual_exit_code() {
 async fn rounds_out_of_range_are_refused_with_usage() {
     // Refused while parsing: no server is ever asked, so none runs here.
     for rounds in ["0", "101", "-1", "many"] {
-        let output = crate::support::cli_at(
+        let output = bench_at(
             "http://127.0.0.1:9",
-            &["bench", "publish", &format!("--rounds={rounds}")],
-            None,
+            &["publish", &format!("--rounds={rounds}")],
         )
         .await;
         assert_eq!(
@@ -292,12 +279,29 @@ async fn rounds_out_of_range_are_refused_with_usage() {
     }
     // The bound itself passes parsing, and the run fails where it connects (nothing
     // listens on port 9): exit 3 (server unreachable), not the usage error's 2.
-    let output = crate::support::cli_at(
-        "http://127.0.0.1:9",
-        &["bench", "publish", "--rounds", "100"],
-        None,
-    )
-    .await;
+    let output = bench_at("http://127.0.0.1:9", &["publish", "--rounds", "100"]).await;
     assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
     assert!(!stderr(&output).contains("--rounds"), "{}", stderr(&output));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_lists_the_workloads_the_connection_flags_and_the_exit_codes() {
+    // Parsing only: no server is asked, so none runs here.
+    let output = bench_at("http://127.0.0.1:9", &["--help"]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let help = stdout(&output);
+    for word in [
+        "publish-stream",
+        "subscribe",
+        "e2e",
+        "--direct",
+        "--rounds",
+        "--server-pid",
+        "--server",
+        "--token",
+        "--tls-ca",
+        "Exit codes: 0 ok",
+    ] {
+        assert!(help.contains(word), "{word}: {help}");
+    }
 }

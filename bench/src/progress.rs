@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
-use super::stats::Tally;
+use crate::stats::Tally;
 
 /// A running progress line; [`Progress::stop`] ends it.
 pub struct Progress {

@@ -8,7 +8,7 @@ use streamgate::proto::{
 };
 use tonic::Streaming;
 
-use super::stats::Tally;
+use crate::stats::Tally;
 use crate::{Client, Failure};
 
 /// Records stored in `topic` (high minus low watermark, summed), or `None` when the cluster
@@ -59,7 +59,7 @@ pub async fn open(
         max_records,
         // What `streamgate subscribe` asks for to print its lines; like the direct side's
         // consumer, which never asks librdkafka for a record's headers.
-        read_mask: Some(crate::output::line_mask()),
+        read_mask: Some(streamgate_cli::line_mask()),
     };
     let mut stream = client.clone().subscribe(request).await?.into_inner();
     match stream.next().await {
@@ -67,10 +67,9 @@ pub async fn open(
             message: Some(subscribe_response::Message::Assignment(_)),
         })) => Ok(stream),
         Some(Err(status)) => Err(status.into()),
-        _ => Err(Failure {
-            code: 1,
-            message: "the Subscribe stream did not start with an Assignment".into(),
-        }),
+        _ => Err(Failure::refused(
+            "the Subscribe stream did not start with an Assignment",
+        )),
     }
 }
 
@@ -91,12 +90,9 @@ pub async fn subscribe(
     let mut first = true;
     loop {
         let Ok(next) = tokio::time::timeout(IDLE_TIMEOUT, stream.next()).await else {
-            return Err(Failure {
-                code: 1,
-                message: format!(
-                    "no record of {topic} for {IDLE_TIMEOUT:?}: the topic holds fewer than the {records} records asked for (--records)"
-                ),
-            });
+            return Err(Failure::refused(format!(
+                "no record of {topic} for {IDLE_TIMEOUT:?}: the topic holds fewer than the {records} records asked for (--records)"
+            )));
         };
         let Some(message) = next else { break };
         let Some(message) = message?.message else {

@@ -11,10 +11,10 @@ use streamgate::proto::{PublishRequest, start_position};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::gateway::{failed, rejection, request};
-use super::plan::Plan;
-use super::read::{open, records_of};
-use super::stats::Tally;
+use crate::gateway::{failed, rejection, request};
+use crate::plan::Plan;
+use crate::read::{open, records_of};
+use crate::stats::Tally;
 use crate::{Client, Failure};
 
 /// How long the subscriber waits for the last records once everything is published.
@@ -104,10 +104,7 @@ pub async fn run(client: &Client, plan: &Plan, tally: &Tally) -> Result<(), Fail
     published?;
     match received {
         Ok(Ok(result)) => result,
-        Ok(Err(e)) => Err(Failure {
-            code: 1,
-            message: format!("the e2e subscriber failed: {e}"),
-        }),
+        Ok(Err(e)) => Err(Failure::refused(format!("the e2e subscriber failed: {e}"))),
         Err(_) => {
             let missing = records.saturating_sub(tally.records() + tally.errors());
             for _ in 0..missing {

@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::plan::Plan;
-use super::server::Usage;
-use super::stats::{Measured, Percentiles};
 use crate::Failure;
+use crate::plan::Plan;
+use crate::server::Usage;
+use crate::stats::{Measured, Percentiles};
 
 /// The figures of one run, gateway or direct.
 #[derive(Debug, Clone)]
@@ -355,7 +355,7 @@ fn in_flight(plan: &Plan) -> String {
         BenchWorkload::PublishStream => format!(
             "{} streams of up to {} records in flight",
             plan.concurrency,
-            super::plan::STREAM_WINDOW
+            crate::plan::STREAM_WINDOW
         ),
         BenchWorkload::Subscribe => "one Subscribe stream from earliest".to_owned(),
         BenchWorkload::E2e => format!("one stream each way at {:.0} records/s", plan.rate),

@@ -108,20 +108,11 @@ pub fn is_transient(code: tonic::Code) -> bool {
     )
 }
 
-/// The SCREAMING_CASE name of a gRPC code, as in the report's errors.
-pub fn code_name(code: tonic::Code) -> String {
-    crate::code_name(code)
-}
-
 /// Waits for every task; the first failure aborts the others and is returned.
 pub async fn join_all(mut tasks: JoinSet<Result<(), Failure>>) -> Result<(), Failure> {
     while let Some(joined) = tasks.join_next().await {
-        let result = joined.unwrap_or_else(|e| {
-            Err(Failure {
-                code: 1,
-                message: format!("a bench task failed: {e}"),
-            })
-        });
+        let result =
+            joined.unwrap_or_else(|e| Err(Failure::refused(format!("a bench task failed: {e}"))));
         if let Err(failure) = result {
             tasks.abort_all();
             return Err(failure);

@@ -17,11 +17,11 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::e2e::{DRAIN, Stamp, due};
-use super::plan::{Plan, STREAM_WINDOW};
-use super::stats::Tally;
 use crate::Failure;
 use crate::args::BenchWorkload;
+use crate::e2e::{DRAIN, Stamp, due};
+use crate::plan::{Plan, STREAM_WINDOW};
+use crate::stats::Tally;
 
 /// How long metadata look-ups and topic creation may take.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);

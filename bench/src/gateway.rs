@@ -12,8 +12,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::plan::{Plan, STREAM_WINDOW, code_name, is_transient, join_all};
-use super::stats::Tally;
+use streamgate_cli::failure::code_name;
+
+use crate::plan::{Plan, STREAM_WINDOW, is_transient, join_all};
+use crate::stats::Tally;
 use crate::{Client, Failure};
 
 /// A raw-value record for `topic`, partition chosen by the server (a null key spreads).

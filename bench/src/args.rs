@@ -1,0 +1,85 @@
+//! The command line, declared with clap derive; every flag's doc comment is its `--help`.
+//! The connection flags (`--server`, `--token`, the TLS flags) are the `streamgate` CLI's
+//! own ([`Connection`]).
+
+use clap::{Args, Parser};
+use streamgate_cli::Connection;
+use streamgate_cli::failure::EXIT_CODES;
+use streamgate_cli::parse;
+
+/// streamgate-bench: load generator for a streamgate server — throughput and latency of
+/// publish, subscribe and publish-to-subscribe, optionally side by side with the same
+/// workload straight on Kafka (--direct).
+#[derive(Debug, Parser)]
+#[command(name = "streamgate-bench", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Where the server is and how to reach it: --server, --token and the TLS flags.
+    #[command(flatten)]
+    pub connection: Connection,
+
+    /// The workload and how to run it.
+    #[command(flatten)]
+    pub bench: BenchArgs,
+}
+
+/// What `streamgate-bench` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchWorkload {
+    /// Unary Publish calls, --concurrency in flight.
+    Publish,
+    /// Records over --concurrency PublishStreams, each keeping many in flight.
+    PublishStream,
+    /// Read --records records of the topic from the earliest offset through Subscribe.
+    Subscribe,
+    /// Publish-to-receive latency with a live subscriber, publishing at a steady --rate.
+    E2e,
+}
+
+/// The workload and its flags.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The workload.
+    #[arg(value_enum)]
+    pub workload: BenchWorkload,
+    /// Records to publish or read.
+    #[arg(short = 'n', long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub records: u64,
+    /// Calls (publish) or streams (publish-stream) in flight. Default: 64 for publish, 4 for
+    /// publish-stream; subscribe and e2e use one stream.
+    #[arg(short = 'c', long, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub concurrency: Option<u64>,
+    /// Size of each record value, in bytes (e2e: at least 16, it carries a send timestamp).
+    #[arg(short = 's', long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=16 * 1024 * 1024))]
+    pub size: u64,
+    /// Topic to use; it must exist unless --direct is given (then it is created).
+    #[arg(short = 't', long, default_value = "bench")]
+    pub topic: String,
+    /// Partitions of the topic when the bench creates it (with --direct).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..))]
+    pub partitions: i32,
+    /// e2e: records per second to publish at.
+    #[arg(long, default_value = "10000/s", value_parser = parse::rate)]
+    pub rate: f64,
+    /// Time excluded at the start of the measurement (the figures are for what follows).
+    #[arg(long, default_value = "1s", value_parser = parse::duration)]
+    pub warmup: std::time::Duration,
+    /// Kafka bootstrap address: run the same workload straight on Kafka with librdkafka
+    /// right after the gateway run, and print both figures and their ratio.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub direct: Option<String>,
+    /// Runs of each side, alternating (gateway, direct, gateway, ...): the report is the
+    /// round with the median ratio (the median throughput without --direct), and lists
+    /// every round. On a busy machine a single pair is as noisy as the figure it measures.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rounds: u32,
+    /// A librdkafka property for the direct side's clients, as kcat's -X (repeatable), e.g.
+    /// `-X fetch.wait.max.ms=5` to compare latency with a server run with the same setting.
+    #[arg(short = 'X', long = "direct-option", value_name = "KEY=VALUE", value_parser = parse::header, requires = "direct")]
+    pub direct_options: Vec<(String, String)>,
+    /// Process id of a local streamgate-server: report its CPU use and memory (from /proc).
+    #[arg(long, value_name = "PID")]
+    pub server_pid: Option<u32>,
+    /// Print exactly one JSON object on standard output, and no progress.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,52 @@
+//! `streamgate-bench`: a load generator for a streamgate server, like Kafka's producer and
+//! consumer perf-test scripts. It runs one workload (publish, publish-stream, subscribe, e2e)
+//! through streamgate and, with `--direct`, the same workload straight on Kafka right after
+//! (librdkafka), and prints both with their ratio; `--rounds N` alternates the two N times
+//! and reports the median round. `--server-pid` reads a local server's CPU and memory from
+//! /proc (else they come from the server's `/metrics`).
+//!
+//! A program of its own so that the `streamgate` CLI does not link librdkafka; it shares the
+//! CLI's connection flags, exit codes and flag parsers through the `streamgate_cli` library.
+//!
+//! Memory stays bounded whatever `--records`: records are counted and latencies go into HDR
+//! histograms ([`stats`]); no record or sample is kept.
+//!
+//! Exit codes ([`Exit`](streamgate_cli::Exit)): 0 success; 1 the server refused a request (its message is
+//! printed); 2 bad command line; 3 the server, its Kafka cluster or `--direct` cannot be
+//! reached; 130 interrupted.
+
+mod args;
+mod direct;
+mod e2e;
+mod gateway;
+mod plan;
+mod progress;
+mod read;
+mod report;
+mod run;
+mod server;
+mod stats;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use streamgate_cli::connect::gateway;
+use streamgate_cli::{Client, Failure};
+
+use crate::args::Cli;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = async {
+        let (channel, token) = cli.connection.open().await?;
+        // The server's own CPU and memory, over the same connection, unless --server-pid.
+        let probe = server::Probe::Metrics(channel.clone(), cli.connection.token.clone());
+        run::run(gateway(channel, token), probe, cli.bench).await
+    }
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report("streamgate-bench"),
+    }
+}
