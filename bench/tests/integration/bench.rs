@@ -2,7 +2,6 @@
 //! figures. Behaviour only: no test asserts a speed.
 
 use serde_json::Value;
-use streamgate_server::Settings;
 use streamgate_testkit::{AuthFile, random_name};
 
 use crate::support::{
@@ -238,23 +237,25 @@ async fn bench_on_a_missing_topic_says_how_to_create_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_stops_at_a_refused_call_with_the_usual_exit_code() {
     let file = AuthFile::new(&[("reader", "reader-token", &["topics", "subscribe:*"])]);
-    let auth = |s: &mut Settings| file.apply(s);
-    on_each_broker_with(auth, |server| async move {
-        let topic = server.topic(1).await;
-        for workload in ["publish", "publish-stream"] {
-            let args = [workload, "--records", "50", "--topic", &topic, "--json"];
-            let env = [("STREAMGATE_TOKEN", "reader-token")];
-            let denied = bench_with_env(&server.url(), &args, &env).await;
-            assert_eq!(denied.status.code(), Some(1), "{}", stderr(&denied));
-            assert!(
-                stderr(&denied).contains("PERMISSION_DENIED"),
-                "{}",
-                stderr(&denied)
-            );
-            assert!(stdout(&denied).is_empty(), "no report: {}", stdout(&denied));
-        }
-        server.stop().await;
-    })
+    on_each_broker_with(
+        |s| file.apply(s),
+        |server| async move {
+            let topic = server.topic(1).await;
+            for workload in ["publish", "publish-stream"] {
+                let args = [workload, "--records", "50", "--topic", &topic, "--json"];
+                let env = [("STREAMGATE_TOKEN", "reader-token")];
+                let denied = bench_with_env(&server.url(), &args, &env).await;
+                assert_eq!(denied.status.code(), Some(1), "{}", stderr(&denied));
+                assert!(
+                    stderr(&denied).contains("PERMISSION_DENIED"),
+                    "{}",
+                    stderr(&denied)
+                );
+                assert!(stdout(&denied).is_empty(), "no report: {}", stdout(&denied));
+            }
+            server.stop().await;
+        },
+    )
     .await;
 }
 
