@@ -22,6 +22,9 @@ type Reply = oneshot::Sender<Result<(), String>>;
 const OUTAGE_ERRORS: usize = 100_000;
 
 enum Command {
+    /// Sent by the owner's drop: the broker stops even while handles are still held (by a
+    /// connection the drain gave up on, say), which then get "stopped" answers.
+    Stop,
     CreateTopic {
         name: String,
         partitions: i32,
@@ -31,7 +34,7 @@ enum Command {
     SetUp { up: bool, reply: Reply },
 }
 
-/// A running embedded broker. Dropping it shuts the broker down.
+/// A running embedded broker. Dropping it shuts the broker down, whatever handles remain.
 pub struct EmbeddedBroker {
     bootstrap: String,
     commands: Option<std_mpsc::Sender<Command>>,
@@ -54,9 +57,11 @@ impl EmbeddedBroker {
                     }
                 };
                 let _ = ready_tx.send(Ok(cluster.bootstrap_servers()));
-                // Runs until every sender is gone, then drops (stops) the cluster.
+                // Runs until told to stop (or every sender is gone), then drops (stops) the
+                // cluster.
                 for command in inbox {
                     match command {
+                        Command::Stop => break,
                         Command::CreateTopic {
                             name,
                             partitions,
@@ -109,8 +114,8 @@ impl EmbeddedBroker {
         self.handle()?.create_topic(name, partitions).await
     }
 
-    /// A cheap, `Send` handle for creating topics from a task. It keeps the broker's thread
-    /// alive while it exists, so hold it only for the work at hand.
+    /// A cheap, `Send` handle for creating topics from a task; once the broker is dropped,
+    /// its calls answer that the broker stopped.
     pub fn handle(&self) -> Result<EmbeddedHandle, KafkaSetupError> {
         let commands = self.commands.clone().ok_or(KafkaSetupError::Embedded(
             "the embedded broker stopped".into(),
@@ -182,10 +187,40 @@ async fn call(
 
 impl Drop for EmbeddedBroker {
     fn drop(&mut self) {
-        // Closing the channel ends the thread's loop, which drops the cluster.
-        self.commands.take();
+        // Stop, not only close the channel: a handle may outlive the owner, and waiting for
+        // it here would block whatever thread drops the broker — the one, perhaps, that
+        // would have let go of that handle.
+        if let Some(commands) = self.commands.take() {
+            let _ = commands.send(Command::Stop);
+        }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn dropping_the_broker_stops_it_while_a_handle_is_still_held() {
+        let broker = EmbeddedBroker::start(1).expect("the embedded broker starts");
+        let handle = broker.handle().expect("a handle");
+        handle.create_topic("t", 1).await.expect("created");
+        let (dropped, done) = std_mpsc::channel();
+        thread::spawn(move || {
+            drop(broker);
+            let _ = dropped.send(());
+        });
+        done.recv_timeout(Duration::from_secs(30))
+            .expect("the drop returns while the handle lives");
+        let error = handle
+            .create_topic("u", 1)
+            .await
+            .expect_err("a stopped broker creates nothing");
+        assert!(error.to_string().contains("stopped"), "{error}");
     }
 }
