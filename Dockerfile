@@ -52,15 +52,16 @@ WORKDIR /build
 
 # 1. Dependencies only, cached as long as no manifest and no .proto file changes: the
 #    workspace manifests with stub sources for every target they declare (every member's,
-#    bench/ included, or cargo cannot load the workspace). The root crate's build.rs
-#    compiles proto/ (protox, no protoc), so both are the real ones here.
+#    bench/ and server/tests included, or cargo cannot load the workspace). The root
+#    crate's build.rs compiles proto/ (protox, no protoc), so both are the real ones here.
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto proto
 COPY server/Cargo.toml server/Cargo.toml
 COPY server/testkit/Cargo.toml server/testkit/Cargo.toml
+COPY server/tests/Cargo.toml server/tests/Cargo.toml
 COPY client-cli/Cargo.toml client-cli/Cargo.toml
 COPY bench/Cargo.toml bench/Cargo.toml
-RUN mkdir -p src server/src server/benches server/tests/integration server/testkit/src \
+RUN mkdir -p src server/src server/tests/benches server/tests/integration server/testkit/src \
         client-cli/src client-cli/tests/integration bench/src bench/tests/integration \
     && for lib in src/lib.rs server/src/lib.rs server/testkit/src/lib.rs client-cli/src/lib.rs; do \
         echo '//! Dependency-caching stub, replaced by the real source below.' > "$lib"; \
@@ -68,13 +69,13 @@ RUN mkdir -p src server/src server/benches server/tests/integration server/testk
     && for main in server/src/main.rs client-cli/src/main.rs bench/src/main.rs \
         server/tests/integration/main.rs client-cli/tests/integration/main.rs \
         bench/tests/integration/main.rs \
-        server/benches/gateway.rs server/benches/analytics.rs; do \
+        server/tests/benches/gateway.rs server/tests/benches/analytics.rs; do \
         echo 'fn main() {}' > "$main"; \
     done \
     && cargo build --release --locked -p streamgate-server -p streamgate-cli
 
-# 2. The real sources (bench/ keeps its stubs: it is not built here). The server embeds the
-#    committed dashboard (web/dist) at compile time.
+# 2. The real sources (bench/ and server/tests keep their stubs: they are not built here).
+#    The server embeds the committed dashboard (web/dist) at compile time.
 #    COPY keeps the files' modification times, which may be older than the stubs' build:
 #    touching the crate roots makes cargo rebuild the workspace crates for certain.
 COPY src src

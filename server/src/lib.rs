@@ -18,10 +18,11 @@
 //! - [`gateway`]: the RPC handlers and the RPC error;
 //! - [`server`]: the composition root — build from settings, serve, drain.
 //!
-//! The public surface is what the binary needs: [`Config`], [`Settings`], [`Kafka`],
-//! [`Server`] and [`signals`]. Tests and benchmarks reach more through `testing` (the
-//! `test-hooks` feature, never on in a release build); the fuzz targets through `fuzzing`
-//! (the `fuzz` feature).
+//! The public surface is what the binary and the test kit need: [`Config`], [`settings`]
+//! (the typed settings and the types of their fields), [`Kafka`], [`Server`] and
+//! [`signals`]. The integration tests reach more through `testing` (the `test-hooks`
+//! feature, never on in a release build); the fuzz targets through `fuzzing` (the `fuzz`
+//! feature).
 
 mod admission;
 mod analytics;
@@ -47,23 +48,17 @@ pub use kafka::Kafka;
 pub use server::{ServeError, Server, banner, run};
 pub use settings::{InvalidSetting, Settings};
 
-/// What the tests, the test kit and the benchmarks use beyond the binary's surface.
+/// What the integration tests and benchmarks (server/tests) reach beyond the public surface:
+/// the stages and Kafka clients to drive on their own, and the R4 record format.
 #[cfg(feature = "test-hooks")]
 pub mod testing {
-    pub use crate::admission::Slot;
     pub use crate::analytics::record::StatsRecord;
     pub use crate::analytics::window::PartitionWindows;
-    pub use crate::analytics::{Abandon, WindowSpec, Worker, WorkerCounters, WorkerSettings};
-    pub use crate::auth::{Authenticator, JwtExpected, Sources as AuthSources, token_sha256_hex};
+    pub use crate::analytics::{Abandon, Worker, WorkerCounters, WorkerSettings};
     pub use crate::kafka::dead_letter::topic as dead_letter_topic;
     pub use crate::kafka::{ClientSettings, Producer, ProducerSettings};
-    pub use crate::settings::{
-        Analytics, HttpSettings, KafkaSettings, Limits, SupplierStage, Timeouts, Topics,
-        TransformStage,
-    };
     pub use crate::supervisor::panics;
-    pub use crate::supplier::{Settings as SupplierSettings, Supplier};
-    pub use crate::tls::{TlsFiles, TlsSettings};
+    pub use crate::supplier::Supplier;
     pub use crate::transform::{Transform, TransformSettings};
 }
 

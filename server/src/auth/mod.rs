@@ -245,7 +245,7 @@ fn looks_like_jwt(token: &str) -> bool {
     token.bytes().filter(|&b| b == b'.').count() == 2
 }
 
-#[cfg(any(test, feature = "test-hooks"))]
+#[cfg(test)]
 /// The SHA-256 of a token in hex, as the auth file wants it.
 pub fn token_sha256_hex(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use streamgate_server::Settings;
-use streamgate_server::testing::{AuthSources, Authenticator, token_sha256_hex};
+use sha2::{Digest, Sha256};
+use streamgate_server::settings::{AuthSources, Authenticator};
 
 /// The token of the `test-admin` principal every [`AuthFile`] has; the harness's own
 /// calls (waiting for a topic, say) use it.
@@ -31,7 +32,7 @@ impl AuthFile {
             let _ = write!(
                 text,
                 "[[principal]]\nname = {name:?}\ntoken_sha256 = \"{}\"\nallow = [{}]\n\n",
-                token_sha256_hex(token),
+                hex::encode(Sha256::digest(token.as_bytes())),
                 allow.join(", ")
             );
         }

@@ -1,6 +1,7 @@
-//! The test harness shared by the server's and the CLI's integration tests and benchmarks.
-//! Depending on it turns on the server's `test-hooks` feature (worker abandon, embedded
-//! fault injection), which the release binary never has.
+//! The test harness shared by the server's, the CLI's and the load generator's integration
+//! tests and the benchmarks. It builds servers through the public surface only (typed
+//! [`Settings`](streamgate_server::Settings), `run`); the server's `test-hooks` feature is the
+//! business of the tests that need it (server/tests).
 //!
 //! - [`TestServer`]: a server started through the same `run` as the binary, on port 0;
 //! - [`on_each_broker`] / [`on_each_broker_with`]: a scenario on the embedded broker, then

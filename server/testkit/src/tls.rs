@@ -12,7 +12,7 @@ use rcgen::{
     KeyUsagePurpose,
 };
 use streamgate_server::Settings;
-use streamgate_server::testing::{AuthSources, TlsFiles, TlsSettings};
+use streamgate_server::settings::{AuthSources, TlsFiles, TlsSettings};
 use tempfile::TempDir;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 

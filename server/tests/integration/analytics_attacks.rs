@@ -15,7 +15,7 @@ use rdkafka::message::{Headers, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use streamgate::page_event::PageEvent;
-use streamgate_server::testing::{self as supervisor, StatsRecord, Worker, WorkerSettings};
+use streamgate_server::testing::{panics, StatsRecord, Worker, WorkerSettings};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -414,13 +414,13 @@ async fn a_panic_in_the_worker_is_caught_and_the_worker_counts_on() {
             w.counters().counted.load(Ordering::Relaxed)
         })
         .await;
-        let panics = supervisor::panics();
+        let before = panics();
         worker.inject_panic();
         counter_reaches(&worker, "restarts", 1, |w| {
             w.counters().restarts.load(Ordering::Relaxed)
         })
         .await;
-        assert!(supervisor::panics() > panics, "the panic is counted");
+        assert!(panics() > before, "the panic is counted");
         let transactions = worker.counters().transactions.load(Ordering::Relaxed);
         let second: Vec<_> = (0..7)
             .map(|i| {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use streamgate::proto::{self, start_position::Position};
 use streamgate_server::Settings;
-use streamgate_server::testing::AuthSources;
+use streamgate_server::settings::AuthSources;
 use streamgate_testkit::{ADMIN_TOKEN, AuthFile, authenticator, unchanged};
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;

@@ -22,7 +22,7 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts the real binary with `args` and waits for its banner.
     pub async fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_streamgate-server"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_streamgate-server-with-hooks"))
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .env("RUST_LOG", "info")
