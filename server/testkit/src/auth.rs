@@ -6,8 +6,8 @@ use std::path::Path;
 
 use std::sync::Arc;
 
-use streamgate_server::Settings;
 use sha2::{Digest, Sha256};
+use streamgate_server::Settings;
 use streamgate_server::settings::{AuthSources, Authenticator};
 
 /// The token of the `test-admin` principal every [`AuthFile`] has; the harness's own

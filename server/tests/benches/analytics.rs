@@ -26,8 +26,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use streamgate::page_event::PageEvent;
 use streamgate::topic::TopicName;
 use streamgate_server::Kafka;
-use streamgate_server::testing::{PartitionWindows, Worker, WorkerSettings};
 use streamgate_server::settings::WindowSpec;
+use streamgate_server::testing::{PartitionWindows, Worker, WorkerSettings};
 use tokio_util::sync::CancellationToken;
 
 const PAGES: [&str; 8] = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8"];

@@ -15,8 +15,8 @@ use streamgate::proto::{
 };
 use streamgate::time::{from_millis, to_millis};
 use streamgate_server::Settings;
-use streamgate_server::testing::{Abandon, StatsRecord, Worker, WorkerSettings};
 use streamgate_server::settings::WindowSpec;
+use streamgate_server::testing::{Abandon, StatsRecord, Worker, WorkerSettings};
 use tokio::time::Instant;
 use tonic::transport::Channel;
 

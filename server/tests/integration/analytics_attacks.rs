@@ -15,7 +15,7 @@ use rdkafka::message::{Headers, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use streamgate::page_event::PageEvent;
-use streamgate_server::testing::{panics, StatsRecord, Worker, WorkerSettings};
+use streamgate_server::testing::{StatsRecord, Worker, WorkerSettings, panics};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 

@@ -12,8 +12,8 @@ use streamgate::proto::{
     publish_request,
 };
 use streamgate_server::Settings;
-use streamgate_server::testing::{Producer, ProducerSettings, Supplier};
 use streamgate_server::settings::SupplierSettings;
+use streamgate_server::testing::{Producer, ProducerSettings, Supplier};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;

@@ -10,8 +10,8 @@ use prost::Message as _;
 use rdkafka::producer::FutureRecord;
 use streamgate::proto::{PageStats, WatchPageStatsRequest};
 use streamgate_server::Settings;
-use streamgate_server::testing::{Producer, ProducerSettings, StatsRecord};
 use streamgate_server::settings::WindowSpec;
+use streamgate_server::testing::{Producer, ProducerSettings, StatsRecord};
 use tokio::time::Instant;
 
 use crate::support::{

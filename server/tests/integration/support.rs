@@ -126,7 +126,8 @@ pub async fn read_all(server: &TestServer, topic: &str, expected: u64) -> Vec<pr
 /// expects it to refuse to start (exit status 1) within a minute; returns what it printed
 /// on stderr.
 pub async fn refused_start(args: &[&str], unset: &[&str]) -> String {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_streamgate-server-with-hooks"));
+    let mut command =
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_streamgate-server-with-hooks"));
     command.args(args).kill_on_drop(true);
     for name in unset {
         command.env_remove(name);

@@ -10,7 +10,9 @@ use bytes::Bytes;
 use streamgate::page_event::PageEvent;
 use streamgate::proto::{self, publish_request, start_position};
 use streamgate::topic::TopicName;
-use streamgate_server::testing::{Producer, ProducerSettings, Transform, TransformSettings, dead_letter_topic};
+use streamgate_server::testing::{
+    Producer, ProducerSettings, Transform, TransformSettings, dead_letter_topic,
+};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
