@@ -227,6 +227,9 @@ fn worker_settings(settings: &Settings, port: u16) -> Result<WorkerSettings, Inv
         max_event_skew: analytics.max_event_skew,
         max_page_name_bytes: settings.limits.max_page_name_bytes,
         max_pages: analytics.max_pages,
+        // Long enough for a broker that refused a transaction to recover; doubled while
+        // runs keep failing.
+        first_restart_backoff: std::time::Duration::from_secs(1),
     })
 }
 

@@ -222,6 +222,7 @@ async fn worker_run(
             max_event_skew: Duration::from_secs(30),
             max_page_name_bytes: 256,
             max_pages: 10_000,
+            first_restart_backoff: Duration::from_secs(1),
         },
         shutdown.clone(),
     )

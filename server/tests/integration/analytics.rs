@@ -343,6 +343,9 @@ pub(crate) fn worker_settings(input: &str, output: &str, group: &str) -> WorkerS
         max_event_skew: Duration::from_secs(30),
         max_page_name_bytes: 256,
         max_pages: 10_000,
+        // A tenth of the server's: the restarts these tests cause are the point, not the
+        // pause a real broker gets to recover.
+        first_restart_backoff: Duration::from_millis(100),
     }
 }
 

@@ -485,8 +485,8 @@ async fn a_record_whose_transaction_always_fails_costs_a_bounded_number_of_resta
         }
         let counters = worker.counters();
         eventually(
-            // Five restarts with the backoff (1 + 2 + 4 + 8 + 16 s), each with a group join
-            // and a restore.
+            // Up to five restarts with the backoff (0.1 + 0.2 + 0.4 + 0.8 + 1.6 s), each with
+            // a group join and a restore.
             Duration::from_secs(150),
             "the record is passed over",
             async || {

@@ -82,6 +82,9 @@ pub struct WorkerSettings {
     pub max_page_name_bytes: usize,
     /// Distinct pages per window and partition; further pages count as `(other)`.
     pub max_pages: usize,
+    /// The pause before the first restart after a failure; it doubles, up to 30 s, while
+    /// runs keep failing.
+    pub first_restart_backoff: Duration,
 }
 
 /// What the worker has done, for logs and tests.
@@ -217,6 +220,9 @@ enum RunError {
     Thread(#[from] std::io::Error),
 }
 
+/// The longest pause between two restarts of the worker.
+const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(30);
+
 fn supervise(
     client: &ClientSettings,
     settings: &WorkerSettings,
@@ -224,7 +230,8 @@ fn supervise(
     shutdown: &CancellationToken,
     abandon: &AtomicU8,
 ) {
-    let mut backoff = Duration::from_secs(1);
+    let first_backoff = settings.first_restart_backoff;
+    let mut backoff = first_backoff;
     let mut recovery = Recovery::default();
     loop {
         let started = Instant::now();
@@ -257,7 +264,7 @@ fn supervise(
         counters.restarts.fetch_add(1, Ordering::Relaxed);
         // A run that lasted a while was healthy: start the backoff afresh.
         if started.elapsed() > Duration::from_secs(60) {
-            backoff = Duration::from_secs(1);
+            backoff = first_backoff;
         }
         tracing::warn!(error = %reason, retry_in = ?backoff, isolating = recovery.isolating(), "analytics worker stopped; restarting from the last commit");
         let deadline = Instant::now() + backoff;
@@ -267,6 +274,6 @@ fn supervise(
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        backoff = (backoff * 2).min(Duration::from_secs(30));
+        backoff = (backoff * 2).min(MAX_RESTART_BACKOFF);
     }
 }
