@@ -2,14 +2,11 @@
 //! binary against it.
 
 use std::future::Future;
-use std::process::{Output, Stdio};
-use std::time::Duration;
+use std::process::Output;
 
 use streamgate_server::Settings;
-use tokio::io::AsyncWriteExt;
 
-pub use streamgate_testkit::TestServer;
-use streamgate_testkit::within;
+pub use streamgate_testkit::{TestServer, stderr, stdout};
 
 /// Runs `scenario` on the embedded broker, then on the real one if configured. The
 /// background stages are off: they are tested in the server's suite.
@@ -54,42 +51,6 @@ pub async fn cli_with_env(
     stdin: Option<&str>,
     env: &[(&str, &str)],
 ) -> Output {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_streamgate"));
-    command
-        .arg("--server")
-        .arg(url)
-        .args(args)
-        .env_remove("STREAMGATE_SERVER")
-        .env_remove("STREAMGATE_TOKEN")
-        .env_remove("STREAMGATE_TLS_CA")
-        .env_remove("STREAMGATE_TLS_CERT")
-        .env_remove("STREAMGATE_TLS_KEY")
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut child = command.spawn().expect("spawn streamgate");
-    let mut input = child.stdin.take().expect("stdin");
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).await.expect("write stdin");
-    }
-    drop(input);
-    within(
-        Duration::from_secs(90),
-        &format!("streamgate {args:?} finishes"),
-        child.wait_with_output(),
-    )
-    .await
-    .expect("wait")
-}
-
-/// Standard output as text.
-pub fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// Standard error as text.
-pub fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
+    let cli = env!("CARGO_BIN_EXE_streamgate");
+    streamgate_testkit::run_client(cli, url, args, stdin, env).await
 }

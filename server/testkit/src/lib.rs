@@ -16,6 +16,7 @@
 
 mod auth;
 mod broker;
+mod client;
 mod server;
 pub mod tls;
 mod wait;
@@ -29,6 +30,7 @@ pub use auth::{ADMIN_TOKEN, AuthFile, TestPrincipal, authenticator};
 pub use broker::{
     BrokerKind, on_each_broker, on_each_broker_tls, on_each_broker_with, real_brokers,
 };
+pub use client::{run_client, stderr, stdout};
 pub use server::{TestServer, settings};
 pub use wait::{Condition, POLL_EVERY, eventually, poll_for, settled, within};
 

@@ -1,6 +1,6 @@
-//! Kafka-side security: the librdkafka the server links speaks TLS and the SASL mechanisms the
-//! README documents (PLAIN, SCRAM-SHA-256/512), and a server reaches a broker over TLS with
-//! a client certificate through `-X` options.
+//! Kafka-side security: the librdkafka the server links speaks TLS and the SASL mechanisms
+//! docs/security.md documents (PLAIN, SCRAM-SHA-256/512), and a server reaches a broker over
+//! TLS with a client certificate through `-X` options.
 //!
 //! The TLS broker is Tansu behind a TLS terminator (socat) that requires a client certificate
 //! signed by the test CA; `.ci/test-all` starts it and sets `STREAMGATE_TEST_TLS_BROKERS` and

@@ -137,7 +137,7 @@ impl Outage for Injected {
 /// Killing Tansu and starting it again, as this test once did, is not that: its storage is
 /// memory only, so it came back empty, every topic recreated under a new topic id. That
 /// is a different broker under the same address, and librdkafka 2.12.1 can crash on it
-/// (see "Limits worth knowing" in the README).
+/// (see "Limits worth knowing" in docs/limits.md).
 struct PrivateTansu {
     _tansu: Child,
     relay: Relay,
