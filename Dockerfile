@@ -52,14 +52,16 @@ WORKDIR /build
 
 # 1. Dependencies only, cached as long as no manifest and no .proto file changes: the
 #    workspace manifests with stub sources for every target they declare (every member's,
-#    bench/ and server/tests included, or cargo cannot load the workspace). The root
-#    crate's build.rs compiles proto/ (protox, no protoc), so both are the real ones here.
+#    bench/, server/tests and client-cli/tests included, or cargo cannot load the
+#    workspace). The root crate's build.rs compiles proto/ (protox, no protoc), so both
+#    are the real ones here.
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto proto
 COPY server/Cargo.toml server/Cargo.toml
 COPY server/testkit/Cargo.toml server/testkit/Cargo.toml
 COPY server/tests/Cargo.toml server/tests/Cargo.toml
 COPY client-cli/Cargo.toml client-cli/Cargo.toml
+COPY client-cli/tests/Cargo.toml client-cli/tests/Cargo.toml
 COPY bench/Cargo.toml bench/Cargo.toml
 RUN mkdir -p src server/src server/tests/benches server/tests/integration server/testkit/src \
         client-cli/src client-cli/tests/integration bench/src bench/tests/integration \

@@ -1,9 +1,9 @@
 //! The command line, declared with clap derive; every flag's doc comment is its `--help`.
 
+use crate::Connection;
+use crate::failure::EXIT_CODES;
+use crate::parse;
 use clap::{Args, Parser, Subcommand};
-use streamgate_cli::Connection;
-use streamgate_cli::failure::EXIT_CODES;
-use streamgate_cli::parse;
 
 /// streamgate: publish to and read from Kafka through a streamgate server.
 #[derive(Debug, Parser)]

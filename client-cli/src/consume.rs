@@ -11,12 +11,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::parse;
 use futures::StreamExt;
 use streamgate::proto::{
     AckRequest, ConsumeRequest, ConsumeResponse, ConsumeStart, ConsumedRecord, NackRequest,
     StartPosition, consume_request, consume_response,
 };
-use streamgate_cli::parse;
 use tokio::io::AsyncWriteExt;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;

@@ -1,7 +1,14 @@
-//! The library half of the `streamgate` command-line client: what its binary
-//! (`src/main.rs`) shares with the load generator `streamgate-bench` (`bench/`) and the fuzz
-//! targets (`server/fuzz/`):
+//! `streamgate`: the command-line client of a streamgate server — publish, subscribe and
+//! list topics through the gateway, the way kcat does against Kafka. (The load generator is
+//! a program of its own, `streamgate-bench`, in `bench/`.) The binary (`src/main.rs`) only
+//! calls [`run`]; everything else lives here.
 //!
+//! - [`run`] parses the command line ([`args`](mod@args)) and hands over to one module per
+//!   subcommand: `publish`, `subscribe`, `consume`, `topics`, `supplier`, `stats`,
+//!   `health`; `output` and `encoded` print records.
+//!
+//! What the load generator `streamgate-bench` (`bench/`) and the fuzz targets
+//! (`server/fuzz/`) share with it is public:
 //! - [`parse`]: the pure parsers of flag values (fuzzed);
 //! - [`connect`]: the global connection flags ([`Connection`]: `--server`, `--token`, the
 //!   TLS flags) and the gateway [`Client`] they open;
@@ -9,15 +16,60 @@
 //! - [`interrupt`]: Ctrl-C as exit code 130;
 //! - [`line_mask`]: the fields of a record that a printed line shows.
 //!
-//! The subcommands themselves stay in the binary.
+//! Exit codes ([`Exit`]): 0 success; 1 the server refused the request (its message is
+//! printed); 2 bad command line; 3 the server or its Kafka cluster cannot be reached;
+//! 130 interrupted.
 
+mod args;
 pub mod connect;
+mod consume;
+mod encoded;
 pub mod failure;
+mod health;
 pub mod interrupt;
+mod output;
 pub mod parse;
+mod publish;
+mod stats;
+mod subscribe;
+mod supplier;
+mod topics;
 
+use std::process::ExitCode;
+
+use clap::Parser;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::args::{Cli, Command};
+use crate::connect::gateway;
 pub use connect::{Client, Connection};
 pub use failure::{Exit, Failure};
+
+/// The `streamgate` command: parses the process's arguments, runs the subcommand, and
+/// returns the exit code.
+#[tokio::main]
+pub async fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let result = async {
+        let (channel, token) = cli.connection.open().await?;
+        match cli.command {
+            Command::Publish(args) => publish::run(gateway(channel, token), args).await,
+            Command::Subscribe(args) => subscribe::run(channel, token, args).await,
+            Command::Consume(args) => consume::run(gateway(channel, token), args).await,
+            Command::Topics(args) => topics::run(gateway(channel, token), args).await,
+            Command::Supplier(args) => supplier::run(gateway(channel, token), args).await,
+            Command::Stats(args) => stats::run(gateway(channel, token), args).await,
+            Command::Health(args) => {
+                health::run(HealthClient::with_interceptor(channel, token), args).await
+            }
+        }
+    }
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report("streamgate"),
+    }
+}
 
 /// The fields of `Record` a text line of `streamgate subscribe` shows, as a Subscribe
 /// `read_mask`: the server then leaves out the rest, and does not parse headers it would not

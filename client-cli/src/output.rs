@@ -174,7 +174,7 @@ pub fn print_encoded(out: &mut impl Write, record: &Bytes, as_json: bool) -> std
     )
 }
 
-/// What a text line shows of a record: the fields [`streamgate_cli::line_mask`] asks for.
+/// What a text line shows of a record: the fields [`crate::line_mask`] asks for.
 struct Line<'a> {
     topic: &'a [u8],
     partition: i32,

@@ -3,12 +3,12 @@
 
 use std::io::{IsTerminal, Write};
 
+use crate::interrupt::interruptible;
 use futures::StreamExt;
 use serde_json::json;
 use streamgate::page_event::format_date;
 use streamgate::proto::{PageStats, WatchPageStatsRequest};
 use streamgate::time;
-use streamgate_cli::interrupt::interruptible;
 
 use crate::Client;
 use crate::Failure;

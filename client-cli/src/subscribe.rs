@@ -3,11 +3,11 @@
 
 use std::io::Write;
 
+use crate::interrupt::interruptible;
+use crate::parse;
 use futures::{FutureExt, StreamExt};
 use streamgate::auth::BearerToken;
 use streamgate::proto::{StartPosition, SubscribeRequest};
-use streamgate_cli::interrupt::interruptible;
-use streamgate_cli::parse;
 use tonic::transport::Channel;
 
 use crate::Failure;
@@ -32,7 +32,7 @@ pub async fn run(channel: Channel, token: BearerToken, args: SubscribeArgs) -> R
         stop_at_end: args.exit_at_end,
         max_records: args.count,
         // --json shows every field; a text line only some.
-        read_mask: (!args.json).then(streamgate_cli::line_mask),
+        read_mask: (!args.json).then(crate::line_mask),
     };
     // Records stay encoded until printed: see `encoded`.
     let mut stream = encoded::subscribe(channel, token, request).await?;

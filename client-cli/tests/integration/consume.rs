@@ -125,7 +125,7 @@ async fn ctrl_c_commits_what_was_printed_and_nothing_else() {
         let group = format!("{topic}-group");
         publish(&server, &topic, &["a", "b", "c"]).await;
 
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_streamgate"))
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_streamgate-under-test"))
             .args(["--server", &server.url(), "consume", &topic, "-g", &group])
             .args(["--from", "earliest", "--json"])
             .env_remove("STREAMGATE_TOKEN")

@@ -51,6 +51,6 @@ pub async fn cli_with_env(
     stdin: Option<&str>,
     env: &[(&str, &str)],
 ) -> Output {
-    let cli = env!("CARGO_BIN_EXE_streamgate");
+    let cli = env!("CARGO_BIN_EXE_streamgate-under-test");
     streamgate_testkit::run_client(cli, url, args, stdin, env).await
 }
