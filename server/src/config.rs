@@ -211,6 +211,12 @@ pub struct Config {
     #[arg(long, env = "STREAMGATE_CONSUME_MAX_OUTSTANDING_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub consume_max_outstanding_bytes: usize,
 
+    /// Dead-letter topics the server creates for Consume streams (`dlq.*`) in its life;
+    /// past it, a stream whose dead-letter topic is missing is refused until an operator
+    /// creates the topic.
+    #[arg(long, env = "STREAMGATE_MAX_DEAD_LETTER_TOPICS", default_value_t = 100)]
+    pub max_dead_letter_topics: usize,
+
     /// A second address serving only /metrics (and grpc.health.v1), e.g. for a scraper on
     /// another network; /metrics is always on --listen too. TLS and authentication as on
     /// --listen.
@@ -292,6 +298,13 @@ pub struct Config {
     #[arg(long, env = "STREAMGATE_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
 
+    /// Host names a plaintext port answers to besides IP addresses and localhost,
+    /// comma-separated; `.example.com` also allows its subdomains, `*` any name. Requests
+    /// naming another host get 403: a web page cannot reach a local server by re-pointing
+    /// its own name at 127.0.0.1 (DNS rebinding). A TLS port answers any name.
+    #[arg(long, env = "STREAMGATE_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+
     /// TOML file of principals: `[[principal]]` with `name`, `token_sha256` (hex SHA-256 of
     /// the bearer token) and `allow` (permissions). Turns authentication on.
     #[arg(long, env = "STREAMGATE_AUTH_FILE")]
@@ -316,6 +329,12 @@ pub struct Config {
     #[arg(long, env = "STREAMGATE_INSECURE_NO_AUTH")]
     pub insecure_no_auth: bool,
 
+    /// Run the embedded broker (no --brokers) although authentication is on. Its loopback
+    /// port takes any local process without a token, so the server refuses this
+    /// combination unless this flag says the machine's other users are trusted (a trial).
+    #[arg(long, env = "STREAMGATE_INSECURE_EMBEDDED_BROKER")]
+    pub insecure_embedded_broker: bool,
+
     /// Let Publish create a missing topic (if the brokers allow auto-creation). Without it
     /// Publish to a missing topic is NOT_FOUND.
     #[arg(long, env = "STREAMGATE_AUTO_CREATE_TOPICS")]
@@ -329,6 +348,36 @@ pub struct Config {
     /// How long a keepalive ping may go unanswered before the connection is closed.
     #[arg(long, env = "STREAMGATE_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub keepalive_timeout: Duration,
+
+    /// Connections open at once on a port; more are closed as soon as they are accepted.
+    #[arg(long, env = "STREAMGATE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Connections open at once from one IP address on a port.
+    #[arg(
+        long,
+        env = "STREAMGATE_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 1024
+    )]
+    pub max_connections_per_ip: usize,
+
+    /// How long a new connection has to send its first bytes (and, with TLS, again to
+    /// finish its handshake); a silent one is closed.
+    #[arg(long, env = "STREAMGATE_HANDSHAKE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub handshake_timeout: Duration,
+
+    /// grpc.health.v1 Watch streams open at once on the server (health needs no token, so
+    /// this bounds what anyone can hold); more get RESOURCE_EXHAUSTED.
+    #[arg(long, env = "STREAMGATE_MAX_HEALTH_WATCHES", default_value_t = 1024)]
+    pub max_health_watches: usize,
+
+    /// grpc.health.v1 Watch streams open at once on one connection.
+    #[arg(
+        long,
+        env = "STREAMGATE_MAX_HEALTH_WATCHES_PER_CONNECTION",
+        default_value_t = 16
+    )]
+    pub max_health_watches_per_connection: usize,
 
     /// HTTP/2 streams (calls) one connection may have open at once.
     #[arg(long, env = "STREAMGATE_MAX_CONCURRENT_STREAMS", default_value_t = 256)]

@@ -3,12 +3,14 @@
 //! The modules form layers; each imports only from the layers below it (the test command
 //! checks that no import cycle appears). Bottom to top:
 //! - utilities: [`logs`] (throttled logs, safe previews of untrusted bytes), [`supervisor`]
-//!   (panics caught, counted, tasks restarted), [`signals`] (SIGINT/SIGTERM as a future);
+//!   (panics caught, counted, tasks restarted), [`signals`] (SIGINT/SIGTERM as a future),
+//!   [`connections`] (connection caps, the first-bytes timeout, the descriptor limit);
 //! - [`config`]: the flags and their environment variables;
 //! - the outside world: [`kafka`] (the cluster, external or embedded; client settings, the
 //!   shared producer, consumers, metadata, how topics are created), [`auth`] (who may call
 //!   and what they may do), [`tls`] (TLS on the one port), [`http`] (the HTTP layers in front
-//!   of gRPC: dashboard files, CORS, the length-error mapping);
+//!   of gRPC: the host, origin and content-type guard, dashboard files, CORS, the
+//!   decode-error mapping);
 //! - the stages' own logic: [`analytics`] (the windowed-count worker and the stats hub),
 //!   [`supplier`], [`transform`], [`log_consumer`];
 //! - [`settings`]: the typed settings, resolved and validated once from the flags;
@@ -28,6 +30,7 @@ mod admission;
 mod analytics;
 mod auth;
 mod config;
+mod connections;
 mod gateway;
 mod http;
 mod kafka;

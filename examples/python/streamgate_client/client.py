@@ -595,7 +595,7 @@ class Client:
         ``max_outstanding_records``: most deliveries not yet acked (0: server default,
         1000). ``ack_deadline``: seconds or timedelta before an unacked delivery comes again
         (default 30 s, 1 s to 1 h). ``max_delivery_attempts``: deliveries before a record
-        goes to the dead-letter topic ``error.<topic>.<group>`` (0: unlimited)."""
+        goes to the dead-letter topic ``dlq.<len(topic)>.<topic>.<group>`` (0: unlimited)."""
         start_request = gateway_pb2.ConsumeStart(
             group=group, topics=_topics(topics), start=start_position(start),
             max_outstanding_records=max_outstanding_records,

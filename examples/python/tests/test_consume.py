@@ -112,11 +112,11 @@ def test_a_record_past_max_delivery_attempts_goes_to_the_dead_letter_topic(
         poison.nack()
         (retry,) = take(consumer, 1)
         assert (retry.value, retry.delivery_attempt) == (b"poison", 2)
-        retry.nack()  # the last attempt: it goes to error.<topic>.<group>, counted as acked
+        retry.nack()  # the last attempt: it goes to the dead-letter topic, counted as acked
 
-        # The server creates the dead-letter topic when it first needs it.
+        # The server created the dead-letter topic when the stream started.
         def first_letter():
-            with client.subscribe(f"error.{topic}.{group}", start="earliest",
+            with client.subscribe(f"dlq.{len(topic)}.{topic}.{group}", start="earliest",
                                   timeout=PATIENCE) as letters:
                 return take(letters, 1)[0]
 

@@ -155,6 +155,19 @@ impl Access {
         }
     }
 
+    /// Creating the dead-letter topic `topic` of a Consume stream: the caller must be
+    /// allowed to publish to it (`publish:dlq.*`, say), so a principal with a group alone
+    /// cannot make the server create topics.
+    pub fn create_dead_letters(&self, who: &Principal, topic: &str) -> Result<(), Denied> {
+        self.require(
+            who,
+            "Consume",
+            topic,
+            Need::Publish(topic),
+            Some("the server creates a missing dead-letter topic only for a caller that may publish to it; or create it first"),
+        )
+    }
+
     /// WatchPageStats.
     pub fn stats(&self, who: &Principal) -> Result<(), Denied> {
         self.require(who, "WatchPageStats", "-", Need::Stats, None)
@@ -211,7 +224,7 @@ impl Access {
                     principal = who.name(),
                     method,
                     resource,
-                    missing = %permission,
+                    missing = ?permission,
                     "refused a call: permission missing"
                 );
             });

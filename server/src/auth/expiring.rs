@@ -21,9 +21,11 @@ pub struct Expiring<S> {
 impl<S> Expiring<S> {
     /// Wraps `inner` for `principal`; a credential without expiry changes nothing.
     pub fn new(inner: S, principal: &Principal) -> Self {
-        let expiry = principal.expires().map(|at| {
+        // An expiry too far away for the clock to add is, for a stream, never.
+        let expiry = principal.expires().and_then(|at| {
             let left = at.duration_since(SystemTime::now()).unwrap_or_default();
-            Box::pin(tokio::time::sleep_until(Instant::now() + left))
+            let deadline = Instant::now().checked_add(left)?;
+            Some(Box::pin(tokio::time::sleep_until(deadline)))
         });
         Self {
             inner,

@@ -1,7 +1,10 @@
 //! JWT bearer tokens (`--jwt-key`): an HS256 secret, or an RSA or EC public key in PEM for
 //! RS256/ES256 tokens. `sub` names the principal, `exp` is required and ends its streams,
 //! and `scope` holds the permission strings of the auth file (space-separated, as OAuth
-//! writes it, or a JSON array).
+//! writes it, or a JSON array). `nbf` and `iat`, when present, are checked against the
+//! server's clock with [`CLOCK_SKEW`] of leeway: a token valid only from tomorrow, or
+//! issued in the future, is refused today. Every claim is checked arithmetic: no value
+//! of `exp`, `nbf` or `iat` can make the verifier panic.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,6 +18,10 @@ use super::principal::{Credential, Principal};
 
 /// Shortest HS256 secret accepted: RFC 7518 asks for a key as long as the hash.
 const MIN_SECRET_BYTES: usize = 32;
+
+/// How far `nbf` and `iat` may lie in the future: clocks of the issuer and the server
+/// differ by a little. `exp` has no leeway (streams end exactly at it).
+pub const CLOCK_SKEW: Duration = Duration::from_secs(60);
 
 /// Checks JWTs against one key.
 pub struct JwtVerifier {
@@ -35,6 +42,10 @@ pub struct Expected {
 struct Claims {
     sub: String,
     exp: u64,
+    #[serde(default)]
+    nbf: Option<u64>,
+    #[serde(default)]
+    iat: Option<u64>,
     #[serde(default)]
     scope: Option<Scope>,
 }
@@ -93,18 +104,39 @@ impl JwtVerifier {
                 _ => format!("the token is not valid: {e}"),
             })?
             .claims;
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        not_in_the_future("nbf", "the token is not valid yet", claims.nbf, now)?;
+        not_in_the_future("iat", "the token was issued in the future", claims.iat, now)?;
         let grants: Vec<Permission> = match claims.scope {
             None => Vec::new(),
             Some(Scope::Text(text)) => parse_scopes(text.split_whitespace()),
             Some(Scope::List(list)) => parse_scopes(list.iter().map(String::as_str)),
         };
-        let expires = SystemTime::UNIX_EPOCH + Duration::from_secs(claims.exp);
+        // An `exp` past what the clock can represent never expires in practice.
+        let expires = SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(claims.exp));
         Ok(Principal::new(
             claims.sub,
             Arc::from(grants),
             Credential::Jwt,
-            Some(expires),
+            expires,
         ))
+    }
+}
+
+/// Refuses a claim (seconds since the epoch) later than `now` plus [`CLOCK_SKEW`].
+fn not_in_the_future(
+    claim: &str,
+    reason: &str,
+    value: Option<u64>,
+    now: Duration,
+) -> Result<(), String> {
+    match value {
+        Some(at) if at > now.as_secs().saturating_add(CLOCK_SKEW.as_secs()) => Err(format!(
+            "{reason} ({claim} {at} is ahead of the server's clock)"
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -208,5 +240,52 @@ mod tests {
         assert!(v.verify(none).is_err());
         let no_exp = token(serde_json::json!({"sub": "ci"}), SECRET);
         assert!(v.verify(&no_exp).is_err());
+    }
+
+    /// A token valid only from tomorrow, or issued tomorrow, is refused today; one whose
+    /// `nbf` is a few seconds ahead (clock skew) is accepted.
+    #[test]
+    fn refuses_tokens_not_valid_yet_or_issued_in_the_future() {
+        let v = verifier();
+        let tomorrow = in_an_hour() + 23 * 3600;
+        for claim in ["nbf", "iat"] {
+            let early = token(
+                serde_json::json!({"sub": "ci", "exp": tomorrow + 3600, claim: tomorrow}),
+                SECRET,
+            );
+            let refused = v.verify(&early).expect_err("not valid yet");
+            assert!(refused.contains(claim), "{refused}");
+            let skewed = token(
+                serde_json::json!({"sub": "ci", "exp": in_an_hour(), claim: in_an_hour() - 3590}),
+                SECRET,
+            );
+            v.verify(&skewed).expect("ten seconds of skew is accepted");
+        }
+    }
+
+    /// Claims at the ends of their range are refusals or far-future expiries, never a panic
+    /// (an `exp` near 2^64 used to overflow the expiry's arithmetic).
+    #[tokio::test]
+    async fn extreme_claims_never_panic() {
+        let v = verifier();
+        let far = token(serde_json::json!({"sub": "ci", "exp": u64::MAX}), SECRET);
+        let principal = v.verify(&far).expect("a far-future exp is valid");
+        let stream = crate::auth::Expiring::new(
+            futures::stream::empty::<Result<(), tonic::Status>>(),
+            &principal,
+        );
+        drop(stream);
+        for claims in [
+            serde_json::json!({"sub": "ci", "exp": in_an_hour(), "nbf": u64::MAX}),
+            serde_json::json!({"sub": "ci", "exp": in_an_hour(), "iat": u64::MAX}),
+            serde_json::json!({"sub": "ci", "exp": -1}),
+            serde_json::json!({"sub": "ci", "exp": 1e300}),
+            serde_json::json!({"sub": "ci", "exp": in_an_hour(), "nbf": -5}),
+        ] {
+            assert!(
+                v.verify(&token(claims.clone(), SECRET)).is_err(),
+                "{claims}"
+            );
+        }
     }
 }

@@ -86,7 +86,7 @@ where
             Err(refused) => {
                 let method: String = path.chars().take(200).collect();
                 self.layer.refusals.record(|refusals| {
-                    tracing::warn!(refusals, method, reason = %refused.0, "refused a call: not authenticated");
+                    tracing::warn!(refusals, method, reason = ?refused.0, "refused a call: not authenticated");
                 });
                 Either::Right(ready(Ok(Status::unauthenticated(refused.0).into_http())))
             }

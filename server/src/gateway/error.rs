@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use streamgate::topic::InvalidTopicName;
-use tonic::Status;
+use tonic::{Code, Status};
 
 use crate::admission::Full;
 use crate::auth::Denied;
@@ -172,4 +172,29 @@ impl From<Denied> for Status {
     fn from(denied: Denied) -> Self {
         GatewayError::from(denied).into()
     }
+}
+
+/// A request stream's error as the client should see it: tonic reports a message it cannot
+/// decode as INTERNAL and an over-long one as OUT_OF_RANGE; both are the client's doing
+/// (INVALID_ARGUMENT, RESOURCE_EXHAUSTED), as `http::as_client_errors` says for unary calls.
+pub fn request_error(status: Status) -> Status {
+    let message = status.message();
+    match status.code() {
+        Code::Internal if message.starts_with(crate::http::DECODE_ERROR) => {
+            Status::invalid_argument(format!("a request is not a valid message: {message}"))
+        }
+        Code::OutOfRange if message.contains(crate::http::LENGTH_ERROR) => {
+            Status::resource_exhausted(message.to_owned())
+        }
+        _ => status,
+    }
+}
+
+/// Whether `status` (after [`request_error`]) says the client sent a bad message, rather
+/// than that its stream broke.
+pub fn is_bad_request(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::InvalidArgument | Code::ResourceExhausted
+    )
 }

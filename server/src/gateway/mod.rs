@@ -121,6 +121,7 @@ impl State {
                 topic_creator,
                 settings.topics.partitions,
                 settings.topics.replication_factor,
+                settings.limits.max_dead_letter_topics,
             ),
             records: RecordMetrics::new(settings.metrics_max_label_values),
         }))

@@ -27,7 +27,7 @@ use super::State;
 use super::publish::{OutgoingRecord, acknowledgement};
 use crate::admission::Permit;
 use crate::auth::Principal;
-use crate::gateway::error::GatewayError;
+use crate::gateway::error::{GatewayError, request_error};
 use crate::kafka::producer::{Refused, SendError, delivered};
 
 /// Records a PublishStream may have sent and not yet seen acknowledged. Bounds the memory
@@ -156,7 +156,7 @@ impl PublishStream {
                     let input = match next {
                         Ok(Some(request)) => self.admit_ready(request, &mut requests).await,
                         Ok(None) => Input::Closed,
-                        Err(status) => Input::Failed(status),
+                        Err(status) => Input::Failed(request_error(status)),
                     };
                     match input {
                         Input::Open => self.answer_ready(&mut shutdown).await,
@@ -208,7 +208,7 @@ impl PublishStream {
                 Some(Ok(Some(request))) => next = Some(request),
                 Some(Ok(None)) => return Input::Closed,
                 // tonic yields a stream's error once: it must be reported from here.
-                Some(Err(status)) => return Input::Failed(status),
+                Some(Err(status)) => return Input::Failed(request_error(status)),
                 None => break,
             }
         }

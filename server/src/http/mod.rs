@@ -1,13 +1,18 @@
-//! Everything at the HTTP level in front of the gRPC services: the dashboard's files, CORS
-//! for browsers on other origins, and the mapping of tonic's length error to the status the
-//! gRPC spec wants. `server::serve` stacks them in the order they must run.
+//! Everything at the HTTP level in front of the gRPC services: the guard (which hosts,
+//! origins and content types are served at all), the dashboard's files, CORS for browsers
+//! on other origins, and the mapping of tonic's decode and length errors to the
+//! statuses that name them as the client's. `server::serve` stacks them in the order they must run.
 
 mod cors;
 mod dashboard;
+mod decode_errors;
 mod get_route;
-mod length_error;
+mod guard;
+mod watch_cap;
 
 pub use cors::cors;
 pub use dashboard::DashboardLayer;
+pub use decode_errors::{DECODE_ERROR, LENGTH_ERROR, as_client_errors};
 pub use get_route::{GetRoute, GetRouteLayer};
-pub use length_error::as_resource_exhausted;
+pub use guard::{GuardLayer, GuardRules};
+pub use watch_cap::{WatchCapLayer, WatchCaps};

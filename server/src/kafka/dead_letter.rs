@@ -15,9 +15,20 @@ use streamgate::topic::{InvalidTopicName, TopicName};
 /// Longest `x-exception-message`, in bytes; longer reasons are cut on a character boundary.
 const MAX_REASON_BYTES: usize = 1024;
 
-/// The dead-letter topic of a stage reading `input` in consumer group `group`.
+/// The dead-letter topic of a stage reading `input` in consumer group `group` (both set by
+/// the operator's flags).
 pub fn topic(input: &TopicName, group: &str) -> Result<TopicName, InvalidTopicName> {
     TopicName::new(format!("error.{input}.{group}"))
+}
+
+/// The dead-letter topic of a Consume stream of `group` reading `input`:
+/// `dlq.<length of input>.<input>.<group>`. Clients choose both names and either may hold
+/// dots, so Spring's `error.<input>.<group>` is ambiguous between clients (`orders` with
+/// group `eu.billing`, and `orders.eu` with group `billing`); the length says where the
+/// topic ends, so no two streams of different topics or groups share a dead-letter topic,
+/// and none shares one with the server's own stages.
+pub fn consume_topic(input: &TopicName, group: &str) -> Result<TopicName, InvalidTopicName> {
+    TopicName::new(format!("dlq.{}.{input}.{group}", input.as_str().len()))
 }
 
 /// A record on its way to the dead-letter topic: the original's key, value and headers, and
@@ -157,6 +168,30 @@ mod tests {
             "error.R2.streamgate-analytics"
         );
         assert!(topic(&input, "bad group").is_err());
+    }
+
+    /// The collision Spring's naming has between clients: two streams that differ in topic
+    /// and group get different dead-letter topics.
+    #[test]
+    fn consume_dead_letter_topics_never_collide() {
+        let name = |input: &str, group: &str| {
+            let input = TopicName::new(input.to_owned()).expect("valid");
+            consume_topic(&input, group)
+                .expect("valid")
+                .as_str()
+                .to_owned()
+        };
+        assert_eq!(name("orders", "eu.billing"), "dlq.6.orders.eu.billing");
+        assert_eq!(name("orders.eu", "billing"), "dlq.9.orders.eu.billing");
+        let pairs = [
+            ("a", "b.c.d"),
+            ("a.b", "c.d"),
+            ("a.b.c", "d"),
+            ("R2", "streamgate-transform"),
+        ];
+        let names: std::collections::HashSet<_> = pairs.iter().map(|(t, g)| name(t, g)).collect();
+        assert_eq!(names.len(), pairs.len());
+        assert!(!names.contains("error.R2.streamgate-transform"));
     }
 
     #[test]

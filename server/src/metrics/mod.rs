@@ -49,6 +49,8 @@ pub struct Sources {
     pub admission: Arc<Admission>,
     /// The consumer lag reports.
     pub lag: Arc<LagTable>,
+    /// Connections refused or timed out, on every port.
+    pub connections: Arc<crate::connections::Counters>,
     /// Distinct values each client-chosen label (group, topic) may take.
     pub max_label_values: usize,
 }
@@ -85,6 +87,7 @@ impl Metrics {
             admission: sources.admission,
             records: sources.records,
             lag: sources.lag,
+            connections: sources.connections,
             max_label_values: sources.max_label_values,
         }));
         registry.register_collector(Box::new(process::ProcessCollector));

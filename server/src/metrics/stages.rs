@@ -24,6 +24,7 @@ pub struct ServerCollector {
     pub(super) admission: Arc<Admission>,
     pub(super) records: RecordMetrics,
     pub(super) lag: Arc<LagTable>,
+    pub(super) connections: Arc<crate::connections::Counters>,
     /// Distinct groups, and topics, the lag shows apart (the ones furthest behind).
     pub(super) max_label_values: usize,
 }
@@ -93,7 +94,18 @@ impl ServerCollector {
             let in_use = i64::try_from(self.admission.in_use(slot)).unwrap_or(i64::MAX);
             gauge(encoder, name, help, in_use)?;
         }
-        Ok(())
+        counter(
+            encoder,
+            "streamgate_connections_refused",
+            "Connections closed as soon as accepted: over --max-connections or --max-connections-per-ip",
+            self.connections.refused.load(Ordering::Relaxed),
+        )?;
+        counter(
+            encoder,
+            "streamgate_connections_timed_out",
+            "Connections closed for sending nothing, or not finishing TLS, within --handshake-timeout",
+            self.connections.timed_out.load(Ordering::Relaxed),
+        )
     }
 
     fn encode_supplier_and_transform(&self, encoder: &mut DescriptorEncoder) -> Result {
@@ -212,7 +224,7 @@ impl ServerCollector {
         labelled_counter(
             encoder,
             "streamgate_dead_letters",
-            "Records written to a dead-letter topic (error.<topic>.<group>), by stage",
+            "Records written to a dead-letter topic, by stage",
             "stage",
             &dead_letters,
         )?;

@@ -21,6 +21,7 @@ use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::{HealthReporter, HealthService};
 
 use crate::auth::Access;
+use crate::connections::{self, Gate};
 use crate::gateway::State;
 use crate::kafka::{Kafka, Producer, ProducerSettings, TopicCreator};
 use crate::metrics::{self, Metrics, MetricsEndpoint};
@@ -66,6 +67,7 @@ pub struct Server {
     health: HealthReporter,
     tls: Option<tls::Configs>,
     metrics_listener: Option<TcpListener>,
+    connections: Arc<connections::Counters>,
     tasks: TaskTracker,
     root: CancellationToken,
     _stop_on_drop: DropGuard,
@@ -79,6 +81,16 @@ impl Server {
         kafka: &Kafka,
         listen: SocketAddr,
     ) -> Result<Self, ServeError> {
+        settings.check_embedded_broker(kafka.embedded_broker().is_some())?;
+        if kafka.embedded_broker().is_some() && settings.authenticator.is_required() {
+            tracing::warn!(
+                bootstrap = kafka.bootstrap_servers(),
+                "--insecure-embedded-broker: the embedded broker's port takes any local process \
+                 without authentication"
+            );
+        }
+        descriptors(&settings);
+        let connections = Arc::new(connections::Counters::default());
         let root = CancellationToken::new();
         let stop_on_drop = root.clone().drop_guard();
         let tasks = TaskTracker::new();
@@ -107,6 +119,7 @@ impl Server {
             stages: stages.counters(),
             admission: state.admission.clone(),
             lag: kafka.lag().clone(),
+            connections: connections.clone(),
             max_label_values: settings.metrics_max_label_values,
         });
         let tls = settings
@@ -127,6 +140,7 @@ impl Server {
             health,
             tls,
             metrics_listener,
+            connections,
             tasks,
             root,
             _stop_on_drop: stop_on_drop,
@@ -148,14 +162,24 @@ impl Server {
             self.access.clone(),
             self.settings.authenticator.clone(),
         );
+        let caps = self.settings.http.connections;
         if let Some(listener) = self.metrics_listener {
-            let incoming =
-                listen::incoming(listener, "/metrics", self.tls.clone(), &self.tasks, &root)?;
-            let serving = router::serve_metrics(incoming, scrapes.clone(), root.clone());
+            let gate = Gate::new(caps, self.connections.clone());
+            let incoming = listen::incoming(
+                listener,
+                "/metrics",
+                gate,
+                self.tls.clone(),
+                &self.tasks,
+                &root,
+            )?;
+            let guard = router::guard(&self.settings);
+            let serving = router::serve_metrics(incoming, guard, scrapes.clone(), root.clone());
             self.tasks.spawn(serving);
         }
         let what = "gRPC, grpc-web, the dashboard and /metrics";
-        let incoming = listen::incoming(listener, what, self.tls, &self.tasks, &root)?;
+        let gate = Gate::new(caps, self.connections.clone());
+        let incoming = listen::incoming(listener, what, gate, self.tls, &self.tasks, &root)?;
         let routes = router::Routes {
             state: self.state,
             health: HealthServer::new(HealthService::from_health_reporter(self.health)),
@@ -202,5 +226,28 @@ fn producer_settings(settings: &Settings) -> ProducerSettings {
         linger: settings.linger,
         queue_kbytes: 64 * 1024,
         auto_create_topics: settings.auto_create_topics,
+    }
+}
+
+/// Raises the soft descriptor limit to the hard one, and warns when the connection caps
+/// would still run into it (then the kernel, not the caps, refuses connections).
+fn descriptors(settings: &Settings) {
+    let Some(limit) = connections::raise_descriptor_limit() else {
+        return;
+    };
+    let ports = if settings.metrics_listen.is_some() {
+        2
+    } else {
+        1
+    };
+    let wanted = (settings.http.connections.total as u64)
+        .saturating_mul(ports)
+        .saturating_add(connections::DESCRIPTOR_RESERVE);
+    if wanted > limit {
+        tracing::warn!(
+            limit,
+            max_connections = settings.http.connections.total,
+            "the open-file limit is below --max-connections plus a reserve: lower --max-connections, or raise the hard limit (ulimit -Hn, LimitNOFILE=)"
+        );
     }
 }

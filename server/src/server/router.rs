@@ -52,6 +52,8 @@ pub(super) fn serve(
         .max_concurrent_streams(http_settings.max_concurrent_streams)
         .http2_keepalive_interval(Some(http_settings.keepalive))
         .http2_keepalive_timeout(Some(http_settings.keepalive_timeout))
+        // Before anything answers: which hosts, origins and content types are served.
+        .layer(guard(settings))
         .layer(http::cors(&http_settings.cors_origins))
         // The dashboard's files and /metrics, before grpc-web refuses plain HTTP/1.1 requests.
         .layer(http::DashboardLayer::default())
@@ -59,8 +61,12 @@ pub(super) fn serve(
         .layer(tonic_web::GrpcWebLayer::new())
         // Every gRPC call, browsers' included, with the status it finally ends with.
         .layer(routes.calls)
+        .layer(http::WatchCapLayer::new(
+            http_settings.health_watches,
+            shutdown.clone(),
+        ))
         .layer(tower::util::MapResponseLayer::new(
-            http::as_resource_exhausted::<tonic::body::Body>,
+            http::as_client_errors::<tonic::body::Body>,
         ))
         // Below grpc-web: browser calls are authenticated exactly like native gRPC ones.
         .layer(AuthLayer::new(
@@ -83,15 +89,30 @@ pub(super) fn serve(
     })
 }
 
+/// The request guard of a port served with `settings`: the host check only on plaintext
+/// (a TLS port's certificate already binds the name the browser used).
+pub(super) fn guard(settings: &Settings) -> http::GuardLayer {
+    let allowed_hosts = match settings.tls {
+        Some(_) => None,
+        None => settings.http.allowed_hosts.clone(),
+    };
+    http::GuardLayer::new(http::GuardRules {
+        allowed_hosts,
+        cors_origins: settings.http.cors_origins.clone(),
+    })
+}
+
 /// The `--metrics-listen` port: /metrics (behind the same TLS and authentication as the main
 /// port); every other request is a gRPC UNIMPLEMENTED.
 pub(super) async fn serve_metrics(
     incoming: Connections,
+    guard: http::GuardLayer,
     scrapes: MetricsEndpointLayer,
     shutdown: CancellationToken,
 ) {
     let router = Server::builder()
         .accept_http1(true)
+        .layer(guard)
         .layer(scrapes)
         .add_routes(tonic::service::Routes::default());
     let signal = shutdown.cancelled_owned();

@@ -23,6 +23,8 @@ use streamgate::topic::TopicName;
 pub use crate::analytics::WindowSpec;
 use crate::auth::Reserved;
 pub use crate::auth::{Authenticator, JwtExpected, Sources as AuthSources};
+pub use crate::connections::Caps as ConnectionCaps;
+pub use crate::http::WatchCaps as HealthWatchCaps;
 use crate::kafka::dead_letter;
 use crate::supplier;
 pub use crate::supplier::Settings as SupplierSettings;
@@ -94,6 +96,9 @@ pub struct KafkaSettings {
     pub brokers: Option<String>,
     /// librdkafka properties for every client (`-X KEY=VALUE`), applied last.
     pub options: Vec<(String, String)>,
+    /// The embedded broker may run although authentication is on
+    /// (`--insecure-embedded-broker`).
+    pub insecure_embedded: bool,
 }
 
 /// The server's topics (the seed's R1, R3 and R4; R2 is the supplier's topic), created when
@@ -150,6 +155,8 @@ pub struct Limits {
     pub consume_max_outstanding: usize,
     /// Bytes of unacknowledged records per Consume stream.
     pub consume_max_outstanding_bytes: usize,
+    /// Dead-letter topics created for Consume streams, at most.
+    pub max_dead_letter_topics: usize,
 }
 
 /// The one port's transport settings.
@@ -157,12 +164,19 @@ pub struct Limits {
 pub struct HttpSettings {
     /// Other browser origins allowed by CORS; empty: same origin only.
     pub cors_origins: Vec<String>,
+    /// Host names a plaintext port answers to besides IP literals and localhost; `None`:
+    /// any (`--allowed-hosts '*'`).
+    pub allowed_hosts: Option<Vec<String>>,
     /// HTTP/2 keepalive ping interval.
     pub keepalive: Duration,
     /// How long a keepalive ping may go unanswered.
     pub keepalive_timeout: Duration,
     /// HTTP/2 streams per connection.
     pub max_concurrent_streams: u32,
+    /// Health watches open at once, in total and per connection.
+    pub health_watches: HealthWatchCaps,
+    /// Connection caps and the first-bytes timeout of each port.
+    pub connections: ConnectionCaps,
 }
 
 /// The supplier as it starts.
@@ -210,6 +224,21 @@ pub struct Analytics {
 }
 
 impl Settings {
+    /// The embedded broker's port takes any local process without authentication: with
+    /// authentication on, that side door needs `--insecure-embedded-broker`.
+    pub fn check_embedded_broker(&self, embedded: bool) -> Result<(), InvalidSetting> {
+        if !embedded || !self.authenticator.is_required() || self.kafka.insecure_embedded {
+            return Ok(());
+        }
+        invalid(
+            "--brokers",
+            "authentication is on, but the embedded broker (no --brokers) lets any local process \
+             read and write every topic through its port without a token: give --brokers of a \
+             cluster with its own security, or pass --insecure-embedded-broker if every user of \
+             this machine is trusted",
+        )
+    }
+
     /// The supplier's topic (R2): the transform's and the analytics' input.
     pub fn supplier_topic(&self) -> &TopicName {
         &self.supplier.settings.topic

@@ -38,6 +38,7 @@ impl Settings {
             kafka: KafkaSettings {
                 brokers: config.brokers.clone(),
                 options: config.kafka_options.clone(),
+                insecure_embedded: config.insecure_embedded_broker,
             },
             tls: tls_settings(config)?,
             timeouts: timeouts(config)?,
@@ -64,6 +65,7 @@ impl Settings {
         // Checked now, so that a flag that breaks them is named at start-up.
         settings.transform_dead_letters()?;
         settings.analytics_dead_letters()?;
+        settings.check_embedded_broker(config.brokers.is_none())?;
         Ok(settings)
     }
 }
@@ -162,6 +164,7 @@ fn limits(config: &Config) -> Result<Limits, InvalidSetting> {
         max_page_name_bytes: config.max_page_name_bytes,
         consume_max_outstanding: config.consume_max_outstanding,
         consume_max_outstanding_bytes: config.consume_max_outstanding_bytes,
+        max_dead_letter_topics: config.max_dead_letter_topics,
     })
 }
 
@@ -193,10 +196,60 @@ fn http(config: &Config) -> Result<HttpSettings, InvalidSetting> {
     }
     Ok(HttpSettings {
         cors_origins: config.cors_origins.clone(),
+        allowed_hosts: allowed_hosts(&config.allowed_hosts)?,
         keepalive: config.keepalive,
         keepalive_timeout: config.keepalive_timeout,
         max_concurrent_streams: config.max_concurrent_streams,
+        connections: connection_caps(config)?,
+        health_watches: crate::http::WatchCaps {
+            total: config.max_health_watches,
+            per_connection: config.max_health_watches_per_connection,
+        },
     })
+}
+
+fn connection_caps(config: &Config) -> Result<crate::connections::Caps, InvalidSetting> {
+    if config.max_connections == 0 {
+        return invalid("--max-connections", "must be 1 or more");
+    }
+    if config.max_connections_per_ip == 0 {
+        return invalid("--max-connections-per-ip", "must be 1 or more");
+    }
+    if config.handshake_timeout < Duration::from_millis(100) {
+        return invalid("--handshake-timeout", "must be at least 100ms");
+    }
+    Ok(crate::connections::Caps {
+        total: config.max_connections,
+        per_ip: config.max_connections_per_ip.min(config.max_connections),
+        first_bytes: config.handshake_timeout,
+    })
+}
+
+/// Names as the guard compares them (lower case, no trailing dot); `*` alone turns the
+/// check off.
+fn allowed_hosts(names: &[String]) -> Result<Option<Vec<String>>, InvalidSetting> {
+    if names.iter().any(|name| name == "*") {
+        return Ok(None);
+    }
+    let mut allowed = Vec::with_capacity(names.len());
+    for name in names {
+        let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
+        let label = name.strip_prefix('.').unwrap_or(&name);
+        if label.is_empty()
+            || !label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        {
+            return invalid(
+                "--allowed-hosts",
+                format!(
+                    "{name:?} is not a host name (e.g. gateway.internal, or .example.com for its subdomains too)"
+                ),
+            );
+        }
+        allowed.push(name);
+    }
+    Ok(Some(allowed))
 }
 
 fn authenticator(config: &Config) -> Result<Arc<Authenticator>, InvalidSetting> {

@@ -180,7 +180,16 @@ fn an_auth_file_turns_authentication_on_and_reserves_the_server_groups() {
     )
     .expect("write");
     let path = file.path().to_str().expect("utf-8 path");
-    let settings = resolve(&["--listen", "0.0.0.0:8080", "--auth-file", path]).expect("locked");
+    let locked = ["--listen", "0.0.0.0:8080", "--auth-file", path];
+    // The embedded broker's port has no authentication: a side door, refused unless accepted.
+    let error = resolve(&locked).expect_err("the embedded broker with auth");
+    assert_eq!(error.flag, "--brokers", "{error}");
+    assert!(
+        error.message.contains("--insecure-embedded-broker"),
+        "{error}"
+    );
+    resolve(&[&locked[..], &["--insecure-embedded-broker"]].concat()).expect("accepted");
+    let settings = resolve(&[&locked[..], &["--brokers", "kafka:9092"]].concat()).expect("locked");
     assert!(settings.authenticator.is_required());
     let reserved = settings.reserved();
     assert_eq!(reserved.stats_topic, "R4");
@@ -241,4 +250,24 @@ fn derived_topics_follow_the_settings_they_come_from() {
         .analytics_dead_letters()
         .expect_err("not a topic name");
     assert_eq!(error.flag, "--analytics-group", "{error}");
+}
+
+#[test]
+fn allowed_hosts_are_normalised_and_checked() {
+    let settings = resolve(&["--allowed-hosts", "Gateway.Internal.,.corp.example"]).expect("valid");
+    assert_eq!(
+        settings.http.allowed_hosts,
+        Some(vec![
+            "gateway.internal".to_owned(),
+            ".corp.example".to_owned()
+        ])
+    );
+    let any = resolve(&["--allowed-hosts", "*"]).expect("valid");
+    assert_eq!(any.http.allowed_hosts, None);
+    let none = resolve(&[]).expect("valid");
+    assert_eq!(none.http.allowed_hosts, Some(Vec::new()));
+    for bad in ["bad host", "evil.example:80", "."] {
+        let error = resolve(&["--allowed-hosts", bad]).expect_err("not a host name");
+        assert_eq!(error.flag, "--allowed-hosts", "{bad}: {error}");
+    }
 }

@@ -22,7 +22,9 @@ const TOPIC_VISIBLE_WITHIN: Duration = Duration::from_secs(30);
 
 /// The settings of a test server before a test changes them: the defaults of every flag,
 /// on a port of its own (`127.0.0.1:0`), with a 20 s request timeout and the transform,
-/// the log consumer and the analytics worker off.
+/// the log consumer and the analytics worker off. The embedded broker may run with
+/// authentication on (`--insecure-embedded-broker`): the tests share one per process, and
+/// the refusal of that combination has a test of its own.
 pub fn settings() -> Settings {
     let defaults = Config::try_parse_from(["streamgate-server"]).expect("the defaults parse");
     let mut settings = Settings::resolve(&defaults).expect("the defaults are valid");
@@ -31,6 +33,7 @@ pub fn settings() -> Settings {
     settings.transform.run = false;
     settings.log_consumer = false;
     settings.analytics.worker = false;
+    settings.kafka.insecure_embedded = true;
     settings
 }
 

@@ -608,10 +608,43 @@ async fn mutual_tls_without_an_auth_file_makes_verified_clients_admins() {
     .await;
     let tls = TestTls::mutual();
     let mut args = vec!["--listen".to_owned(), "0.0.0.0:0".to_owned()];
+    args.push("--insecure-embedded-broker".to_owned());
     args.extend(tls.server_args());
     let config = <streamgate_server::Config as clap::Parser>::try_parse_from(
         std::iter::once("streamgate-server".to_owned()).chain(args),
     )
     .expect("parses");
     streamgate_server::Settings::resolve(&config).expect("mutual TLS counts as authentication");
+}
+
+/// The embedded broker's port takes any local process without a token, so with an auth
+/// file the binary refuses to start on it, naming the flag that accepts the side door; with
+/// that flag it starts, and says so in its log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authentication_on_the_embedded_broker_needs_the_side_door_acknowledged() {
+    let file = auth_file();
+    let unset = ["STREAMGATE_BROKERS", "STREAMGATE_INSECURE_EMBEDDED_BROKER"];
+    let stderr = crate::support::refused_start(
+        &["--listen", "127.0.0.1:0", "--auth-file", file.arg()],
+        &unset,
+    )
+    .await;
+    assert!(
+        stderr.contains("embedded broker") && stderr.contains("--insecure-embedded-broker"),
+        "{stderr}"
+    );
+    let server = crate::process::ServerProcess::start(&[
+        "--auth-file",
+        file.arg(),
+        "--insecure-embedded-broker",
+    ])
+    .await;
+    let warned = server
+        .wait_for_line(
+            &["--insecure-embedded-broker", "without authentication"],
+            Duration::from_secs(30),
+        )
+        .await;
+    assert!(warned.is_some(), "no warning in the log");
+    server.kill().await;
 }

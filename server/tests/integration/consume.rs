@@ -494,8 +494,8 @@ async fn a_record_past_max_delivery_attempts_goes_to_the_dead_letter_topic() {
         );
         consumer.nack(&second[0]).await;
 
-        // It lands in error.<topic>.<group> with its origin, and counts as acknowledged.
-        let dead_letters = format!("error.{topic}.{group}");
+        // It lands in dlq.<n>.<topic>.<group> with its origin, and counts as acknowledged.
+        let dead_letters = format!("dlq.{}.{topic}.{group}", topic.len());
         eventually(PATIENCE, "the dead-letter topic", async || {
             let listed = client
                 .list_topics(proto::ListTopicsRequest::default())
@@ -711,6 +711,145 @@ async fn bad_requests_are_refused_with_what_to_fix() {
         let status = consumer.failure().await;
         assert_eq!(status.code(), Code::InvalidArgument);
         assert!(status.message().contains("not-an-id"), "{status:?}");
+    })
+    .await;
+}
+
+/// The nack flood: a client nacks its one record in 200 requests that each repeat the id
+/// 100 times, every delay shorter than the last. The record comes back once, at the last
+/// nack's time; a request naming more ids than the stream may have outstanding ends the
+/// stream with RESOURCE_EXHAUSTED naming that limit. (Before, every nack added a schedule
+/// entry that stayed until it surfaced: memory grew by hundreds of MiB in seconds.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nack_flood_redelivers_once_and_too_many_ids_are_refused() {
+    on_each_broker(async |server| {
+        let topic = server.topic(1).await;
+        let mut client = server.client().await;
+        publish_values(&mut client, &topic, ["flooded".to_owned()]).await;
+        let mut consumer = Consumer::start(
+            &server,
+            ConsumeStart {
+                max_outstanding_records: 100,
+                ..start(&topic, &random_name("g"))
+            },
+        )
+        .await;
+        let record = consumer.take(1).await.remove(0);
+        for step in (0..200i32).rev() {
+            consumer
+                .request(consume_request::Request::Nack(NackRequest {
+                    ack_ids: vec![record.ack_id.clone(); 100],
+                    delay: Some(prost_types::Duration {
+                        seconds: 0,
+                        nanos: step * 5_000_000,
+                    }),
+                }))
+                .await;
+        }
+        let again = consumer.take(1).await;
+        assert_eq!(
+            (value(&again[0]), again[0].delivery_attempt),
+            ("flooded".to_owned(), 2)
+        );
+        assert!(
+            consumer.next_batch(Duration::from_secs(2)).await.is_none(),
+            "one redelivery, not one per nack"
+        );
+        consumer
+            .request(consume_request::Request::Nack(NackRequest {
+                ack_ids: vec![again[0].ack_id.clone(); 101],
+                delay: None,
+            }))
+            .await;
+        let status = consumer.failure().await;
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        assert!(
+            status.message().contains("max_outstanding_records"),
+            "{status:?}"
+        );
+    })
+    .await;
+}
+
+/// Opens a Consume stream as the principal of `token` and returns its first answer: the
+/// stream, or the status it was refused with.
+async fn consume_as(
+    server: &TestServer,
+    token: &str,
+    start: ConsumeStart,
+) -> Result<tonic::Streaming<proto::ConsumeResponse>, tonic::Status> {
+    let (tx, rx) = mpsc::channel(1);
+    tx.send(ConsumeRequest {
+        request: Some(consume_request::Request::Start(start)),
+    })
+    .await
+    .expect("queue start");
+    let mut client = server.client_with_token(Some(token)).await;
+    let opened = client.consume(ReceiverStream::new(rx)).await;
+    drop(tx);
+    opened.map(tonic::Response::into_inner)
+}
+
+/// Dead-letter topics are the caller's own and the server does not make them for anyone:
+/// a principal with a group but no right to publish to its dead-letter topic is refused
+/// before the stream starts (not when the first record dies); with `publish:dlq.*` the
+/// topic is created at the start, under its unambiguous name; past
+/// `--max-dead-letter-topics` a stream whose topic is missing is refused, naming the flag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letter_topics_are_created_only_for_who_may_and_only_so_many() {
+    let file = streamgate_testkit::AuthFile::new(&[
+        (
+            "reader",
+            "reader-token",
+            &["subscribe:*", "group:*", "topics"],
+        ),
+        (
+            "owner",
+            "owner-token",
+            &["subscribe:*", "group:*", "topics", "publish:dlq.*"],
+        ),
+    ]);
+    let configure = |s: &mut streamgate_server::Settings| {
+        file.apply(s);
+        s.limits.max_dead_letter_topics = 1;
+    };
+    streamgate_testkit::on_each_broker_with(configure, |server| async move {
+        let topic = server.topic(1).await;
+        let with_dead_letters = |group: &str| ConsumeStart {
+            max_delivery_attempts: 2,
+            ..start(&topic, group)
+        };
+        let group = random_name("g");
+        let refused = consume_as(&server, "reader-token", with_dead_letters(&group))
+            .await
+            .expect_err("no right to create the dead-letter topic");
+        assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+        assert!(refused.message().contains("publish:dlq."), "{refused:?}");
+
+        let owned = consume_as(&server, "owner-token", with_dead_letters(&group))
+            .await
+            .expect("created at the start");
+        drop(owned);
+        let dead_letters = format!("dlq.{}.{topic}.{group}", topic.len());
+        let mut client = server.client_with_token(server.admin_token).await;
+        eventually(PATIENCE, "the dead-letter topic listed", async || {
+            let listed = client
+                .list_topics(proto::ListTopicsRequest::default())
+                .await
+                .expect("lists")
+                .into_inner();
+            listed.topics.iter().any(|t| t.name == dead_letters)
+        })
+        .await;
+
+        let over = consume_as(&server, "owner-token", with_dead_letters(&random_name("g")))
+            .await
+            .expect_err("the server made its one dead-letter topic");
+        assert_eq!(over.code(), Code::ResourceExhausted, "{over:?}");
+        assert!(
+            over.message().contains("--max-dead-letter-topics"),
+            "{over:?}"
+        );
     })
     .await;
 }

@@ -8,7 +8,7 @@
 //! - [`ack_id`]: the ids records are acknowledged by;
 //! - [`ledger`]: what is outstanding, what may be committed, what is due again (pure);
 //! - [`session`]: the task that serves one stream;
-//! - [`dead_letters`]: writing records that used up their attempts to `error.<topic>.<group>`.
+//! - [`dead_letters`]: writing records that used up their attempts to their dead-letter topic.
 
 mod ack_id;
 mod dead_letters;
@@ -34,7 +34,7 @@ use super::State;
 use super::subscribe::plan::Plan;
 use crate::admission::Slot;
 use crate::auth::Principal;
-use crate::gateway::error::GatewayError;
+use crate::gateway::error::{GatewayError, request_error};
 use crate::metrics::RecordMetrics;
 
 /// Responses queued between the session and the transport (each at most one batch; what
@@ -56,7 +56,8 @@ pub async fn open(
             Status::deadline_exceeded(
                 "no start request arrived: a Consume stream begins with start",
             )
-        })??;
+        })?
+        .map_err(request_error)?;
     let Some(ConsumeRequest {
         request: Some(consume_request::Request::Start(start)),
     }) = first
@@ -77,6 +78,9 @@ pub async fn open(
         .admission
         .admit(Slot::Stream)
         .map_err(GatewayError::from)?;
+    if pacing.max_attempts > 0 {
+        dead_letters::prepare(&state, principal, &plan.topics, &group, deadline).await?;
+    }
     let consumer = join(&state, &plan, &group, deadline).await?;
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     let (end_tx, end_rx) = oneshot::channel();

@@ -41,15 +41,15 @@ pub fn validate(start: ConsumeStart, limits: &Limits) -> Result<(Plan, Pacing), 
         ));
     }
     if start.max_delivery_attempts > 0 {
-        // Dead letters go to error.<topic>.<group>: refuse now a group that cannot name one,
+        // Dead letters go to dlq.<n>.<topic>.<group>: refuse now a group that cannot name one,
         // rather than fail each dead letter later and hold the partition's commit back.
         for topic in &start.topics {
             let Ok(topic) = TopicName::new(topic.clone()) else {
                 continue; // The plan refuses it below, naming the rule.
             };
-            dead_letter::topic(&topic, &start.group).map_err(|e| {
+            dead_letter::consume_topic(&topic, &start.group).map_err(|e| {
                 GatewayError::InvalidArgument(format!(
-                    "with max_delivery_attempts, dead letters go to error.<topic>.<group>, and group {:?} cannot name one: {e}",
+                    "with max_delivery_attempts, dead letters go to dlq.<topic length>.<topic>.<group>, and group {:?} cannot name one: {e}",
                     start.group
                 ))
             })?;
@@ -135,6 +135,7 @@ mod tests {
             max_page_name_bytes: 256,
             consume_max_outstanding: 5000,
             consume_max_outstanding_bytes: 1 << 24,
+            max_dead_letter_topics: 4,
         }
     }
 
@@ -173,7 +174,9 @@ mod tests {
         let error = validate(bad_group(3), &limits()).expect_err("no dead-letter topic");
         assert!(matches!(error, GatewayError::InvalidArgument(_)), "{error}");
         assert!(
-            error.to_string().contains("error.<topic>.<group>"),
+            error
+                .to_string()
+                .contains("dlq.<topic length>.<topic>.<group>"),
             "{error}"
         );
         assert!(

@@ -33,7 +33,7 @@ use super::options::{self, Pacing};
 use super::outbox::{Outbox, Response, records, unknown_starts};
 use crate::admission::Permit;
 use crate::gateway::State;
-use crate::gateway::error::GatewayError;
+use crate::gateway::error::{GatewayError, is_bad_request, request_error};
 use crate::gateway::subscribe::assignment::group_starts;
 use crate::gateway::subscribe::consumer::{SubscriptionConsumer, is_fatal};
 use crate::gateway::subscribe::record::{cost, to_record};
@@ -198,7 +198,10 @@ impl Session {
                         }
                     }
                     Ok(None) => return End::Finished,
-                    Err(_) => return End::ClientGone,
+                    Err(status) => match request_error(status) {
+                        bad if is_bad_request(&bad) => return End::Failed(bad),
+                        _ => return End::ClientGone,
+                    },
                 },
                 _ = consumer.context().changed() => {
                     if consumer.context().take_changed() {
@@ -230,6 +233,7 @@ impl Session {
     fn handle(&mut self, request: ConsumeRequest) -> Result<(), Status> {
         match request.request {
             Some(consume_request::Request::Ack(ack)) => {
+                self.check_id_count(ack.ack_ids.len())?;
                 for id in &ack.ack_ids {
                     let id = AckId::parse(id)?;
                     match self.ledger.ack(&id) {
@@ -240,6 +244,7 @@ impl Session {
                 }
             }
             Some(consume_request::Request::Nack(nack)) => {
+                self.check_id_count(nack.ack_ids.len())?;
                 let at = Instant::now() + options::nack_delay(nack.delay.as_ref())?;
                 for id in &nack.ack_ids {
                     if self.ledger.nack(&AckId::parse(id)?, at) == Outcome::Stale {
@@ -259,6 +264,22 @@ impl Session {
             }
         }
         self.update_pause();
+        Ok(())
+    }
+
+    /// No request may name more ids than the stream can have outstanding: more are
+    /// repeats or strangers, and each costs a parse.
+    fn check_id_count(&self, count: usize) -> Result<(), Status> {
+        let limit = self.pacing.max_outstanding;
+        if count > limit {
+            return Err(GatewayError::OverLimit {
+                what: "ack ids in one ack or nack",
+                count,
+                limit,
+                flag: "the stream's max_outstanding_records",
+            }
+            .into());
+        }
         Ok(())
     }
 
@@ -354,7 +375,7 @@ impl Session {
                 self.update_pause();
             }
             Err(e) => {
-                tracing::warn!(group = %self.group, topic = %ticket.record.topic, offset = ticket.record.offset, error = %e, "could not write a Consume dead letter; retrying");
+                tracing::warn!(group = ?self.group, topic = ?ticket.record.topic, offset = ticket.record.offset, error = %e, "could not write a Consume dead letter; retrying");
                 self.ledger
                     .dead_letter_failed(&ticket, Instant::now() + DEAD_LETTER_RETRY);
             }

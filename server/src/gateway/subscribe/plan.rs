@@ -142,9 +142,22 @@ fn start(position: Option<start_position::Position>) -> Result<Start, GatewayErr
                 "start offset must be 0 or more, got {n}"
             )));
         }
-        Some(Position::Timestamp(ts)) => Start::Timestamp(to_millis(&ts).ok_or_else(|| {
-            GatewayError::InvalidArgument("start timestamp is not a valid instant".into())
-        })?),
+        Some(Position::Timestamp(ts)) => match to_millis(&ts) {
+            // Kafka's timestamps are milliseconds since 1970; a negative one is not a time to
+            // a broker (-1 and -2 even mean "latest" and "earliest" in ListOffsets).
+            Some(millis) if millis >= 0 => Start::Timestamp(millis),
+            Some(_) => {
+                return Err(GatewayError::InvalidArgument(
+                    "start timestamp is before 1970-01-01T00:00:00Z: Kafka record timestamps start there"
+                        .into(),
+                ));
+            }
+            None => {
+                return Err(GatewayError::InvalidArgument(
+                    "start timestamp is not a valid instant".into(),
+                ));
+            }
+        },
     })
 }
 
@@ -310,7 +323,20 @@ mod tests {
         let mut r = request(&["t"]);
         r.max_records = Some(0);
         assert!(invalid(r));
-        for position in [Position::Offset(-1), Position::FromEnd(-1)] {
+        let before_1970 = Position::Timestamp(prost_types::Timestamp {
+            seconds: -86_400,
+            nanos: 0,
+        });
+        let last_milli_of_1969 = Position::Timestamp(prost_types::Timestamp {
+            seconds: -1,
+            nanos: 999_000_000,
+        });
+        for position in [
+            Position::Offset(-1),
+            Position::FromEnd(-1),
+            before_1970,
+            last_milli_of_1969,
+        ] {
             let mut r = request(&["t"]);
             r.start = Some(StartPosition {
                 position: Some(position),

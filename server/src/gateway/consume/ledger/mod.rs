@@ -12,10 +12,11 @@
 //!   fetches a reassigned partition again from the group's commit, so what was not acked
 //!   comes back with new ids, and acks with an old epoch's ids are stale.
 //! - The ledger holds the records themselves (for redelivery without refetching), so its
-//!   record and byte counts are the stream's memory bound.
+//!   record and byte counts are the stream's memory bound. Its schedule holds exactly one
+//!   entry per outstanding record: a nack moves the record's entry rather than adding one,
+//!   so a client repeating nacks of one id, however often, costs nothing that stays.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -117,9 +118,9 @@ pub struct Ledger {
     partitions: HashMap<Arc<str>, HashMap<i32, Partition>>,
     records: usize,
     bytes: usize,
-    /// When records come due, earliest first. Entries go stale when their record is
-    /// acked or rescheduled; they are skipped when they surface.
-    due: BinaryHeap<Reverse<(Instant, PartitionKey, i64)>>,
+    /// When records come due, earliest first: one entry per outstanding record that is
+    /// not being dead-lettered, at its `due` (moved, never added, on a reschedule).
+    due: BTreeSet<(Instant, PartitionKey, i64)>,
 }
 
 impl Ledger {
@@ -131,7 +132,7 @@ impl Ledger {
             partitions: HashMap::new(),
             records: 0,
             bytes: 0,
-            due: BinaryHeap::new(),
+            due: BTreeSet::new(),
         }
     }
 
@@ -192,12 +193,15 @@ impl Ledger {
         );
         match previous {
             // The same offset twice in one epoch (librdkafka does not do this): keep the
-            // counts right.
-            Some(old) => self.bytes -= old.cost,
+            // counts and the schedule right.
+            Some(old) => {
+                self.bytes -= old.cost;
+                self.due.remove(&(old.due, key.clone(), offset));
+            }
             None => self.records += 1,
         }
         self.bytes += cost;
-        self.due.push(Reverse((due, key, offset)));
+        self.due.insert((due, key, offset));
         delivered
     }
 
@@ -214,6 +218,7 @@ impl Ledger {
         let point = partition.advance();
         self.records -= 1;
         self.bytes -= removed.cost;
+        self.due.remove(&(removed.due, key.clone(), id.offset));
         Outcome::Applied(point.map(|p| (key, p)))
     }
 
@@ -225,8 +230,9 @@ impl Ledger {
         };
         match partition.pending.get_mut(&id.offset) {
             Some(pending) if !pending.dead_lettering && pending.attempt == id.attempt => {
-                pending.due = at;
-                self.due.push(Reverse((at, key, id.offset)));
+                let before = std::mem::replace(&mut pending.due, at);
+                self.due.remove(&(before, key.clone(), id.offset));
+                self.due.insert((at, key, id.offset));
                 Outcome::Applied(None)
             }
             _ => Outcome::Unknown,
@@ -234,14 +240,14 @@ impl Ledger {
     }
 
     /// When the next record comes due, if any is outstanding.
-    pub fn next_due(&mut self) -> Option<Instant> {
-        while let Some(Reverse((at, key, offset))) = self.due.peek() {
-            if self.is_live(*at, key, *offset) {
-                return Some(*at);
-            }
-            self.due.pop();
-        }
-        None
+    pub fn next_due(&self) -> Option<Instant> {
+        self.due.first().map(|(at, _, _)| *at)
+    }
+
+    /// Entries in the schedule: never more than [`Self::records`].
+    #[cfg(test)]
+    fn scheduled(&self) -> usize {
+        self.due.len()
     }
 
     /// Takes up to `limit` records due at `now`, earliest first.
@@ -252,7 +258,7 @@ impl Ledger {
             if at > now {
                 break;
             }
-            let Reverse((_, key, offset)) = self.due.pop().expect("peeked");
+            let (_, key, offset) = self.due.pop_first().expect("peeked");
             taken.push(self.come_due(key, offset, now));
         }
         taken
@@ -285,7 +291,7 @@ impl Ledger {
         {
             pending.dead_lettering = false;
             pending.due = at;
-            self.due.push(Reverse((at, ticket.key.clone(), offset)));
+            self.due.insert((at, ticket.key.clone(), offset));
         }
     }
 
@@ -308,16 +314,8 @@ impl Ledger {
         pending.attempt += 1;
         pending.due = now + rules.ack_deadline;
         let (record, attempt, due) = (pending.record.clone(), pending.attempt, pending.due);
-        self.due.push(Reverse((due, key.clone(), offset)));
+        self.due.insert((due, key.clone(), offset));
         Due::Redeliver(self.consumed(&key, &record, attempt))
-    }
-
-    fn is_live(&self, at: Instant, key: &PartitionKey, offset: i64) -> bool {
-        self.partitions
-            .get(&key.0)
-            .and_then(|t| t.get(&key.1))
-            .and_then(|p| p.pending.get(&offset))
-            .is_some_and(|p| p.due == at && !p.dead_lettering)
     }
 
     /// The partition `id` points at, if `id` is of this stream and epoch.

@@ -190,3 +190,26 @@ fn take_due_stops_at_its_limit() {
     assert_eq!(ledger.take_due(now + DEADLINE, 4).len(), 4);
     assert_eq!(ledger.take_due(now + DEADLINE, 100).len(), 6);
 }
+
+/// The nack flood: one outstanding record nacked 100,000 times, each with a shorter delay,
+/// leaves one schedule entry, and the record comes due once, at the last nack's time.
+#[test]
+fn repeated_nacks_of_one_record_keep_one_schedule_entry() {
+    let now = Instant::now();
+    let mut ledger = ledger(0);
+    let ids = deliver(&mut ledger, 0, [5], now);
+    for i in (0..100_000u64).rev() {
+        let at = now + Duration::from_millis(i);
+        assert_eq!(ledger.nack(&ids[0], at), Outcome::Applied(None));
+        assert_eq!(ledger.scheduled(), 1, "after nack {i}");
+    }
+    assert_eq!(ledger.next_due(), Some(now));
+    let due = ledger.take_due(now + Duration::from_secs(1), 10);
+    assert_eq!(due.len(), 1, "one redelivery, not one per nack");
+    assert_eq!(ledger.scheduled(), 1, "its next deadline");
+    ledger.ack(&AckId {
+        attempt: 2,
+        ..ids[0].clone()
+    });
+    assert_eq!((ledger.scheduled(), ledger.records()), (0, 0));
+}

@@ -484,7 +484,10 @@ export type ConsumeStart = Message<"streamgate.v1.ConsumeStart"> & {
 
   /**
    * Deliveries of one record before it goes to the dead-letter topic
-   * `error.<topic>.<group>` and counts as acknowledged. 0: unlimited.
+   * `dlq.<length of topic>.<topic>.<group>` (e.g. `dlq.6.orders.billing`) and counts as
+   * acknowledged. 0: unlimited. A missing dead-letter topic is created at the start of the
+   * stream if the caller may publish to it and the server's --max-dead-letter-topics allows;
+   * otherwise the stream is refused.
    *
    * @generated from field: uint32 max_delivery_attempts = 6;
    */
