@@ -11,6 +11,7 @@ mod consume;
 mod errors;
 mod http_guard;
 mod interop;
+mod malformed_messages;
 mod kafka_security;
 mod metrics;
 mod outage;
