@@ -155,6 +155,34 @@ pub struct Config {
     #[arg(long, env = "STREAMGATE_MAX_PUBLISH_STREAMS", default_value_t = 128)]
     pub max_publish_streams: usize,
 
+    /// Subscribe and Consume streams one principal may hold at once (its share of
+    /// --max-subscriptions); an auth-file entry's `limits.subscriptions` overrides it.
+    #[arg(
+        long,
+        env = "STREAMGATE_PRINCIPAL_MAX_SUBSCRIPTIONS",
+        default_value_t = 32
+    )]
+    pub principal_max_subscriptions: usize,
+
+    /// PublishStream calls one principal may hold at once; `limits.publish_streams`
+    /// overrides it.
+    #[arg(
+        long,
+        env = "STREAMGATE_PRINCIPAL_MAX_PUBLISH_STREAMS",
+        default_value_t = 32
+    )]
+    pub principal_max_publish_streams: usize,
+
+    /// WatchPageStats streams one principal may hold at once; `limits.watchers` overrides
+    /// it.
+    #[arg(long, env = "STREAMGATE_PRINCIPAL_MAX_WATCHERS", default_value_t = 256)]
+    pub principal_max_watchers: usize,
+
+    /// Slots of each kind (subscriptions, publish streams, watchers) that only principals
+    /// with `admin` may take, so an admin can always get in.
+    #[arg(long, env = "STREAMGATE_ADMIN_RESERVED_SLOTS", default_value_t = 8)]
+    pub admin_reserved_slots: usize,
+
     /// WatchPageStats streams served at once; more get RESOURCE_EXHAUSTED.
     #[arg(long, env = "STREAMGATE_MAX_WATCHERS", default_value_t = 1024)]
     pub max_watchers: usize,

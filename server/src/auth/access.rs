@@ -155,6 +155,21 @@ impl Access {
         }
     }
 
+    /// A PublishStream, before its first record: the caller must hold some `publish:`
+    /// grant (each record's topic is checked when it comes).
+    pub fn publish_anywhere(&self, who: &Principal) -> Result<(), Denied> {
+        if who.may_publish_somewhere() {
+            return Ok(());
+        }
+        self.require(
+            who,
+            "PublishStream",
+            "-",
+            Need::Publish("<any topic>"),
+            None,
+        )
+    }
+
     /// Creating the dead-letter topic `topic` of a Consume stream: the caller must be
     /// allowed to publish to it (`publish:dlq.*`, say), so a principal with a group alone
     /// cannot make the server create topics.

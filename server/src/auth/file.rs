@@ -6,6 +6,8 @@
 //! name = "dashboard"
 //! token_sha256 = "<hex sha-256 of the token>"
 //! allow = ["subscribe:R*", "group:team-*", "stats", "topics"]
+//! # optional: this principal's share of the stream slots (default: --principal-max-*)
+//! limits = { subscriptions = 64, publish_streams = 4, watchers = 16 }
 //! ```
 //!
 //! A principal without `token_sha256` can only sign in with a client certificate whose
@@ -18,6 +20,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::permission::Permission;
+use super::principal::SlotLimits;
 
 /// Largest auth file read; far above any real list of principals.
 const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
@@ -31,6 +34,8 @@ pub struct FilePrincipal {
     pub token_sha256: Option<[u8; 32]>,
     /// What it may do.
     pub grants: Arc<[Permission]>,
+    /// Its own share of the stream slots.
+    pub limits: SlotLimits,
 }
 
 #[derive(Deserialize)]
@@ -46,6 +51,8 @@ struct RawPrincipal {
     name: String,
     token_sha256: Option<String>,
     allow: Vec<String>,
+    #[serde(default)]
+    limits: SlotLimits,
 }
 
 /// Reads and checks the auth file; the error says which principal and field is wrong.
@@ -103,6 +110,7 @@ pub fn parse(text: &str) -> Result<Vec<FilePrincipal>, String> {
                 name: p.name.into(),
                 token_sha256,
                 grants: grants.into(),
+                limits: p.limits,
             })
         })
         .collect()
@@ -131,6 +139,25 @@ mod tests {
         assert_eq!(&*principals[0].name, "dashboard");
         assert_eq!(principals[0].grants.len(), 4);
         assert_eq!(principals[0].token_sha256.map(|h| h[0]), Some(0x9f));
+    }
+
+    #[test]
+    fn reads_a_principals_own_slot_limits() {
+        let text = format!(
+            "[[principal]]\nname = \"ci\"\ntoken_sha256 = \"{HASH}\"\nallow = [\"stats\"]\nlimits = {{ subscriptions = 3, watchers = 0 }}\n"
+        );
+        let principals = parse(&text).expect("valid");
+        assert_eq!(
+            principals[0].limits,
+            SlotLimits {
+                subscriptions: Some(3),
+                publish_streams: None,
+                watchers: Some(0),
+            }
+        );
+        let unknown = text.replace("watchers", "watches");
+        let error = parse(&unknown).expect_err("an unknown limit");
+        assert!(error.contains("watches"), "{error}");
     }
 
     #[test]

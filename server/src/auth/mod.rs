@@ -38,7 +38,9 @@ pub use jwt::{Expected as JwtExpected, JwtVerifier};
 pub use layer::AuthLayer;
 #[cfg(feature = "fuzz")]
 pub use permission::Glob;
-pub use permission::Permission;
+pub use permission::{Need, Permission};
+#[cfg(test)]
+pub use principal::SlotLimits;
 pub use principal::{Credential, Principal};
 pub use refusals::RefusalLog;
 
@@ -187,7 +189,8 @@ impl Authenticator {
                         p.grants.clone(),
                         Credential::Certificate,
                         None,
-                    )),
+                    )
+                    .with_slot_limits(p.limits)),
                     None => Err(Unauthenticated(format!(
                         "no principal in the auth file is named like the client certificate's subject {subject:?}, and no bearer token was sent"
                     ))),
@@ -238,7 +241,10 @@ fn by_token(principals: &[FilePrincipal], token: &str) -> Option<Principal> {
             found = Some(principal);
         }
     }
-    found.map(|p| Principal::new(p.name.clone(), p.grants.clone(), Credential::Token, None))
+    found.map(|p| {
+        Principal::new(p.name.clone(), p.grants.clone(), Credential::Token, None)
+            .with_slot_limits(p.limits)
+    })
 }
 
 fn looks_like_jwt(token: &str) -> bool {

@@ -18,6 +18,19 @@ pub enum Credential {
     Certificate,
 }
 
+/// A principal's own share of the stream slots (the auth file's `limits`); a kind left out
+/// gets the server's `--principal-max-*` share.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotLimits {
+    /// Subscribe and Consume streams.
+    pub subscriptions: Option<usize>,
+    /// PublishStream calls.
+    pub publish_streams: Option<usize>,
+    /// WatchPageStats streams.
+    pub watchers: Option<usize>,
+}
+
 /// An authenticated caller and what it may do. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Principal {
@@ -25,6 +38,7 @@ pub struct Principal {
     grants: Arc<[Permission]>,
     credential: Credential,
     expires: Option<SystemTime>,
+    slot_limits: SlotLimits,
 }
 
 impl Principal {
@@ -40,7 +54,19 @@ impl Principal {
             grants,
             credential,
             expires,
+            slot_limits: SlotLimits::default(),
         }
+    }
+
+    /// The same principal with its own slot shares.
+    pub fn with_slot_limits(mut self, slot_limits: SlotLimits) -> Self {
+        self.slot_limits = slot_limits;
+        self
+    }
+
+    /// Its own slot shares, where the auth file sets them.
+    pub fn slot_limits(&self) -> SlotLimits {
+        self.slot_limits
     }
 
     /// The one caller of a server without authentication: allowed everything.
@@ -66,6 +92,13 @@ impl Principal {
     /// When its credential stops being valid (a JWT's `exp`); streams end then.
     pub fn expires(&self) -> Option<SystemTime> {
         self.expires
+    }
+
+    /// Whether it holds a `publish:` grant (or `admin`), whatever the topic.
+    pub fn may_publish_somewhere(&self) -> bool {
+        self.grants
+            .iter()
+            .any(|grant| matches!(grant, Permission::Publish(_) | Permission::Admin))
     }
 
     /// Whether one of its grants covers `need`.

@@ -109,7 +109,7 @@ impl State {
             trust_log_append_time: kafka.embedded_broker().is_none(),
             limits,
             request_timeout: settings.timeouts.request,
-            admission: Arc::new(Admission::new(&limits)),
+            admission: Admission::new(&limits),
             supplier: stages.supplier.clone(),
             hub: stages.hub.clone(),
             shutdown: cx.shutdown.clone(),
@@ -178,10 +178,13 @@ impl EventGateway for Gateway {
         request: Request<Streaming<PublishRequest>>,
     ) -> Result<Response<Self::PublishStreamStream>, Status> {
         let principal = principal_of(&request)?;
+        // Each record's topic is checked as it comes; a caller that may publish nowhere
+        // is refused before it takes a slot.
+        self.state.access.publish_anywhere(&principal)?;
         let permit = self
             .state
             .admission
-            .admit(Slot::PublishStream)
+            .admit(Slot::PublishStream, &principal)
             .map_err(GatewayError::from)?;
         let results = publish_stream::spawn_stream(
             self.state.clone(),
@@ -268,7 +271,7 @@ impl EventGateway for Gateway {
         let permit = self
             .state
             .admission
-            .admit(Slot::Watcher)
+            .admit(Slot::Watcher, &principal)
             .map_err(GatewayError::from)?;
         let stats = stats::watch(
             &self.state.hub,

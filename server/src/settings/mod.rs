@@ -155,6 +155,14 @@ pub struct Limits {
     pub consume_max_outstanding: usize,
     /// Bytes of unacknowledged records per Consume stream.
     pub consume_max_outstanding_bytes: usize,
+    /// Each principal's default share of the stream slots.
+    pub principal_max_subscriptions: usize,
+    /// Each principal's default share of the PublishStream slots.
+    pub principal_max_publish_streams: usize,
+    /// Each principal's default share of the watcher slots.
+    pub principal_max_watchers: usize,
+    /// Slots of each kind only admins may take.
+    pub admin_reserved_slots: usize,
     /// Dead-letter topics created for Consume streams, at most.
     pub max_dead_letter_topics: usize,
 }

@@ -131,6 +131,15 @@ fn limits(config: &Config) -> Result<Limits, InvalidSetting> {
         ("--max-subscribe-topics", config.max_subscribe_topics),
         ("--max-page-name-bytes", config.max_page_name_bytes),
         ("--consume-max-outstanding", config.consume_max_outstanding),
+        (
+            "--principal-max-subscriptions",
+            config.principal_max_subscriptions,
+        ),
+        (
+            "--principal-max-publish-streams",
+            config.principal_max_publish_streams,
+        ),
+        ("--principal-max-watchers", config.principal_max_watchers),
     ] {
         if value == 0 {
             return invalid(flag, "must be 1 or more");
@@ -146,6 +155,19 @@ fn limits(config: &Config) -> Result<Limits, InvalidSetting> {
         return invalid(
             "--consume-max-outstanding-bytes",
             format!("must be at least {MIN_SUBSCRIBE_BUFFER_BYTES}"),
+        );
+    }
+    // The reserve leaves at least one slot of every kind to everyone else.
+    let smallest = config
+        .max_subscriptions
+        .min(config.max_publish_streams)
+        .min(config.max_watchers);
+    if config.admin_reserved_slots >= smallest {
+        return invalid(
+            "--admin-reserved-slots",
+            format!(
+                "must be less than every --max-subscriptions/--max-publish-streams/--max-watchers (the smallest is {smallest})"
+            ),
         );
     }
     if config.max_headers > MAX_HEADERS {
@@ -165,6 +187,10 @@ fn limits(config: &Config) -> Result<Limits, InvalidSetting> {
         consume_max_outstanding: config.consume_max_outstanding,
         consume_max_outstanding_bytes: config.consume_max_outstanding_bytes,
         max_dead_letter_topics: config.max_dead_letter_topics,
+        principal_max_subscriptions: config.principal_max_subscriptions,
+        principal_max_publish_streams: config.principal_max_publish_streams,
+        principal_max_watchers: config.principal_max_watchers,
+        admin_reserved_slots: config.admin_reserved_slots,
     })
 }
 

@@ -132,3 +132,103 @@ async fn keepalive_releases_the_slot_of_a_half_open_client() {
     })
     .await;
 }
+
+/// The Done-when scenario, scaled down: a read-only principal opens every Subscribe and
+/// WatchPageStats stream it can, and still the admin subscribes, consumes and watches from
+/// the reserve; the refusals name the reserve's flag. A scrape-only principal cannot take a
+/// PublishStream slot at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_greedy_principal_leaves_the_admin_its_reserve() {
+    let file = streamgate_testkit::AuthFile::new(&[
+        ("greedy", "greedy-token", &["subscribe:*", "stats"]),
+        ("scraper", "scraper-token", &["metrics"]),
+    ]);
+    let configure = |s: &mut Settings| {
+        file.apply(s);
+        s.limits.max_subscriptions = 6;
+        s.limits.max_watchers = 40;
+        s.limits.admin_reserved_slots = 2;
+        s.limits.principal_max_subscriptions = 1000;
+        s.limits.principal_max_watchers = 1000;
+    };
+    on_each_broker_with(configure, |server| async move {
+        let topic = server.topic(1).await;
+        let greedy = server.client_with_token(Some("greedy-token")).await;
+        let mut held = Vec::new();
+        let refused = loop {
+            let request =
+                subscribe_request(&topic, None, Some(start_position::Position::Latest(true)));
+            match greedy.clone().subscribe(request).await {
+                Ok(stream) => held.push(stream.into_inner()),
+                Err(status) => break status,
+            }
+        };
+        assert_eq!(held.len(), 4, "all but the reserve");
+        assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+        assert!(
+            refused.message().contains("--admin-reserved-slots"),
+            "{refused:?}"
+        );
+        let mut watchers = Vec::new();
+        let refused = loop {
+            match greedy
+                .clone()
+                .watch_page_stats(proto::WatchPageStatsRequest::default())
+                .await
+            {
+                Ok(stream) => watchers.push(stream.into_inner()),
+                Err(status) => break status,
+            }
+        };
+        assert_eq!(watchers.len(), 38);
+        assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+
+        let scraper = server.client_with_token(Some("scraper-token")).await;
+        let status = scraper
+            .clone()
+            .publish_stream(futures::stream::empty())
+            .await
+            .expect_err("no publish grant");
+        assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+
+        let mut admin = server.client_with_token(server.admin_token).await;
+        let request = subscribe_request(&topic, None, Some(start_position::Position::Latest(true)));
+        let mut subscribed = admin
+            .subscribe(request)
+            .await
+            .expect("admin subscribes")
+            .into_inner();
+        next_message(&mut subscribed, Duration::from_secs(30)).await;
+        let mut watching = admin
+            .watch_page_stats(proto::WatchPageStatsRequest::default())
+            .await
+            .expect("admin watches")
+            .into_inner();
+        crate::support::within(
+            Duration::from_secs(30),
+            "a first snapshot",
+            futures::StreamExt::next(&mut watching),
+        )
+        .await
+        .expect("a message")
+        .expect("no error");
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tx.send(proto::ConsumeRequest {
+            request: Some(proto::consume_request::Request::Start(
+                proto::ConsumeStart {
+                    group: crate::support::random_name("g"),
+                    topics: vec![topic.clone()],
+                    ..Default::default()
+                },
+            )),
+        })
+        .await
+        .expect("queue start");
+        admin
+            .consume(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .expect("admin consumes from the reserve");
+        server.stop().await;
+    })
+    .await;
+}

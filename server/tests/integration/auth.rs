@@ -75,7 +75,9 @@ impl Rpc {
     /// A token allowed to make the call, one that is not, and the permission it lacks.
     fn tokens(self, topic: &str) -> (&'static str, &'static str, String) {
         match self {
-            Rpc::Publish | Rpc::PublishStream => (WRITER, READER, format!("publish:{topic}")),
+            Rpc::Publish => (WRITER, READER, format!("publish:{topic}")),
+            // Refused before it takes a slot: the caller may publish nowhere.
+            Rpc::PublishStream => (WRITER, READER, "publish:<any topic>".to_owned()),
             Rpc::Subscribe => (READER, WRITER, format!("subscribe:{topic}")),
             Rpc::ControlSupplier => (OPS, READER, "supplier".into()),
             Rpc::WatchPageStats => (READER, WRITER, "stats".into()),

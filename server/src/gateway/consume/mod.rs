@@ -76,7 +76,7 @@ pub async fn open(
     )?;
     let permit = state
         .admission
-        .admit(Slot::Stream)
+        .admit(Slot::Stream, principal)
         .map_err(GatewayError::from)?;
     if pacing.max_attempts > 0 {
         dead_letters::prepare(&state, principal, &plan.topics, &group, deadline).await?;

@@ -136,6 +136,10 @@ mod tests {
             consume_max_outstanding: 5000,
             consume_max_outstanding_bytes: 1 << 24,
             max_dead_letter_topics: 4,
+            principal_max_subscriptions: 8,
+            principal_max_publish_streams: 8,
+            principal_max_watchers: 8,
+            admin_reserved_slots: 1,
         }
     }
 

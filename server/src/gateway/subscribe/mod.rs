@@ -66,7 +66,7 @@ pub async fn open(
         plan.group.as_deref(),
         plan.group.is_some() && !plan.start.is_edge(),
     )?;
-    let permit = state.admission.admit(Slot::Stream)?;
+    let permit = state.admission.admit(Slot::Stream, principal)?;
     let budget = deadline.saturating_duration_since(Instant::now());
     let partitions = plan.partitions(&state, budget).await?;
 
