@@ -357,3 +357,59 @@ async fn publish_stream_acknowledges_every_record_in_order() {
     })
     .await;
 }
+
+/// Backpressure through flow control: with acknowledgements slowed by a 500 ms linger, a
+/// client streams 20 000 records of 10 bytes, each in a DATA frame of its own (it yields
+/// between records, as grpcio and most clients do). The server stops reading while its
+/// in-flight records wait; the client must be held back by the HTTP/2 window, not cut off
+/// (h2 closes a connection with ENHANCE_YOUR_CALM when too many small frames wait in its
+/// buffers), and every record is acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_stream_of_small_frames_is_held_back_not_cut_off() {
+    let slow = |s: &mut Settings| s.linger = Duration::from_millis(500);
+    on_each_broker_with(slow, |server| async move {
+        let topic = server.topic(1).await;
+        let mut client = server.client().await;
+        const COUNT: usize = 20_000;
+        let records = futures::stream::unfold(0usize, move |i| {
+            let topic = topic.clone();
+            async move {
+                if i == COUNT {
+                    return None;
+                }
+                // A pending poll between records: each one goes out in its own frame.
+                tokio::task::yield_now().await;
+                let request = proto::PublishRequest {
+                    topic,
+                    payload: Some(publish_request::Payload::Value(Bytes::from(format!(
+                        "r{i:09}"
+                    )))),
+                    ..Default::default()
+                };
+                Some((request, i + 1))
+            }
+        });
+        let mut results = client
+            .publish_stream(records)
+            .await
+            .expect("publish stream")
+            .into_inner();
+        let mut acked = 0;
+        while let Some(result) = within(
+            Duration::from_secs(60),
+            "the next publish result",
+            results.message(),
+        )
+        .await
+        .expect("the stream and its connection survive")
+        {
+            assert!(
+                matches!(result.outcome, Some(publish_result::Outcome::Ack(_))),
+                "{result:?}"
+            );
+            acked += 1;
+        }
+        assert_eq!(acked, COUNT);
+    })
+    .await;
+}
