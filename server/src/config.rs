@@ -407,6 +407,11 @@ pub struct Config {
     )]
     pub max_health_watches_per_connection: usize,
 
+    /// How long a connection may stay without an open call before it is closed (keepalive
+    /// pings do not count as use).
+    #[arg(long, env = "STREAMGATE_IDLE_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+
     /// HTTP/2 streams (calls) one connection may have open at once.
     #[arg(long, env = "STREAMGATE_MAX_CONCURRENT_STREAMS", default_value_t = 256)]
     pub max_concurrent_streams: u32,

@@ -8,6 +8,7 @@ mod dashboard;
 mod decode_errors;
 mod get_route;
 mod guard;
+mod open_streams;
 mod watch_cap;
 
 pub use cors::cors;
@@ -15,4 +16,5 @@ pub use dashboard::DashboardLayer;
 pub use decode_errors::{DECODE_ERROR, LENGTH_ERROR, as_client_errors};
 pub use get_route::{GetRoute, GetRouteLayer};
 pub use guard::{GuardLayer, GuardRules};
+pub use open_streams::OpenStreamsLayer;
 pub use watch_cap::{WatchCapLayer, WatchCaps};

@@ -19,7 +19,6 @@ use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::Status;
-use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::{Layer, Service};
 
 /// The capped method.
@@ -104,13 +103,7 @@ impl Drop for Watching {
 
 /// The TCP peer of a request, plain or TLS: it names the connection.
 fn peer(extensions: &http::Extensions) -> Option<SocketAddr> {
-    extensions
-        .get::<TcpConnectInfo>()
-        .and_then(TcpConnectInfo::remote_addr)
-        .or_else(|| {
-            let tls = extensions.get::<TlsConnectInfo<TcpConnectInfo>>()?;
-            tls.get_ref().remote_addr()
-        })
+    crate::connections::Connection::of(extensions)?.remote_addr
 }
 
 impl<S> Layer<S> for WatchCapLayer {

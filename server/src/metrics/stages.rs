@@ -105,6 +105,12 @@ impl ServerCollector {
             "streamgate_connections_timed_out",
             "Connections closed for sending nothing, or not finishing TLS, within --handshake-timeout",
             self.connections.timed_out.load(Ordering::Relaxed),
+        )?;
+        counter(
+            encoder,
+            "streamgate_connections_idle_closed",
+            "Connections closed after --idle-timeout without an open call",
+            self.connections.idle_closed.load(Ordering::Relaxed),
         )
     }
 

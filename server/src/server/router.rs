@@ -65,6 +65,8 @@ pub(super) fn serve(
         .initial_connection_window_size(CONNECTION_WINDOW)
         .http2_keepalive_interval(Some(http_settings.keepalive))
         .http2_keepalive_timeout(Some(http_settings.keepalive_timeout))
+        // Every request counts as an open stream of its connection (idle connections close).
+        .layer(http::OpenStreamsLayer)
         // Before anything answers: which hosts, origins and content types are served.
         .layer(guard(settings))
         .layer(http::cors(&http_settings.cors_origins))
@@ -125,6 +127,7 @@ pub(super) async fn serve_metrics(
 ) {
     let router = Server::builder()
         .accept_http1(true)
+        .layer(http::OpenStreamsLayer)
         .layer(guard)
         .layer(scrapes)
         .add_routes(tonic::service::Routes::default());

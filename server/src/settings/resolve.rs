@@ -244,10 +244,14 @@ fn connection_caps(config: &Config) -> Result<crate::connections::Caps, InvalidS
     if config.handshake_timeout < Duration::from_millis(100) {
         return invalid("--handshake-timeout", "must be at least 100ms");
     }
+    if config.idle_timeout < Duration::from_secs(1) {
+        return invalid("--idle-timeout", "must be at least 1s");
+    }
     Ok(crate::connections::Caps {
         total: config.max_connections,
         per_ip: config.max_connections_per_ip.min(config.max_connections),
         first_bytes: config.handshake_timeout,
+        idle: config.idle_timeout,
     })
 }
 

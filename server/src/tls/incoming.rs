@@ -36,7 +36,7 @@ const READY_QUEUE: usize = 64;
 const FAILURE_LOG_EVERY: Duration = Duration::from_secs(30);
 
 /// What the server is given: TLS streams over counted TCP connections, which tonic turns
-/// into `TlsConnectInfo<TcpConnectInfo>` in every request's extensions.
+/// into `TlsConnectInfo<Connection>` in every request's extensions.
 pub type Incoming = ReceiverStream<std::io::Result<TlsStream<Tracked>>>;
 
 /// Accepts on `listener` until `shutdown` (or until the server stops reading), admitting

@@ -4,13 +4,15 @@
 //! for.
 
 use rustls_pki_types::CertificateDer;
-use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+use tonic::transport::server::TlsConnectInfo;
+
+use crate::connections::Connection;
 
 /// The subject of the verified client certificate of the connection a request came on: its
 /// Common Name, or the whole subject DN (`CN=…, O=…` style) when it has no usable CN. `None`
 /// without TLS, without client certificates, or for a certificate that does not parse.
 pub fn client_subject(extensions: &http::Extensions) -> Option<String> {
-    let info = extensions.get::<TlsConnectInfo<TcpConnectInfo>>()?;
+    let info = extensions.get::<TlsConnectInfo<Connection>>()?;
     let certificates = info.peer_certs()?;
     // The first is the client's own; the others are the intermediates it sent along.
     subject_of(certificates.first()?)

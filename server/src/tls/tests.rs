@@ -216,9 +216,19 @@ async fn client_subject_reads_the_verified_client_certificate() {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let server = async {
-        let (tcp, _) = listener.accept().await.expect("accept");
+        let (tcp, peer) = listener.accept().await.expect("accept");
+        // As the port serves it: a connection counted at its gate.
+        let caps = crate::connections::Caps {
+            total: 1,
+            per_ip: 1,
+            first_bytes: std::time::Duration::from_secs(10),
+            idle: std::time::Duration::from_secs(60),
+        };
+        let gate = crate::connections::Gate::new(caps, Arc::default());
+        let admitted = gate.admit(peer.ip()).expect("a place");
+        let tracked = crate::connections::Tracked::new(tcp, admitted);
         tokio_rustls::TlsAcceptor::from(loaded.config.clone())
-            .accept(tcp)
+            .accept(tracked)
             .await
             .expect("server handshake")
     };

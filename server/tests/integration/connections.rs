@@ -192,3 +192,45 @@ async fn health_watches_are_capped_per_connection_and_in_total() {
     .await;
     assert_eq!(ended.code(), Code::Unavailable, "{ended:?}");
 }
+
+/// A connection that has made its calls is closed after the idle timeout, though the
+/// server's keepalive pings flow on it; a connection with an open stream is not, however
+/// quiet the stream: it still delivers after another connection was closed for idling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_close_and_open_streams_keep_theirs() {
+    let configure = |s: &mut Settings| {
+        s.http.connections.idle = Duration::from_secs(1);
+        s.http.keepalive = Duration::from_secs(1);
+    };
+    let server = TestServer::start(embedded(), BrokerKind::Embedded, configure).await;
+    let topic = server.topic(1).await;
+    let mut quiet = server.client().await;
+    let latest = Some(streamgate::proto::start_position::Position::Latest(true));
+    let mut stream = quiet
+        .subscribe(crate::support::subscribe_request(&topic, None, latest))
+        .await
+        .expect("subscribe")
+        .into_inner();
+    crate::support::next_message(&mut stream, Duration::from_secs(30)).await;
+
+    let mut idle = server.client().await;
+    idle.list_topics(streamgate::proto::ListTopicsRequest::default())
+        .await
+        .expect("one call");
+    // Scrapes are calls of their own connections, which idle and close in turn.
+    crate::support::eventually(
+        Duration::from_secs(30),
+        "an idle connection closed",
+        async || {
+            let url = format!("{}/metrics", server.url());
+            let page = reqwest::get(&url).await.ok()?.text().await.ok()?;
+            (value(&page, "streamgate_connections_idle_closed_total") >= 1.0).then_some(())
+        },
+    )
+    .await;
+    let mut publisher = server.client().await;
+    crate::support::publish_values(&mut publisher, &topic, ["after".to_owned()]).await;
+    let records = crate::support::next_message(&mut stream, Duration::from_secs(30)).await;
+    assert!(records.is_some(), "the quiet stream still delivers");
+    server.stop().await;
+}

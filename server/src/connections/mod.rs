@@ -9,25 +9,27 @@
 //! - the process's soft descriptor limit is raised to its hard limit at start-up
 //!   ([`raise_descriptor_limit`]), so that the caps above, not the kernel, say when to stop.
 //!
+//! - a connection with no open stream (no call in progress) for `--idle-timeout` is closed,
+//!   whatever pings keep it alive at the HTTP/2 level.
+//!
 //! A [`Tracked`] stream holds its connection's place until it is dropped; it is what the
-//! transport (or the TLS handshake) reads and writes, and it reports the TCP peer to the
-//! request handlers as a bare `TcpStream` would.
+//! transport (or the TLS handshake) reads and writes, and it tells the request handlers its
+//! TCP peer and its [`Activity`] (see [`tracked`]).
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tonic::transport::server::{Connected, TcpConnectInfo};
 
 use crate::logs::LogThrottle;
+
+mod tracked;
+
+pub use tracked::{Connection, OpenStream, Tracked};
 
 /// Descriptors kept free of connections for everything else (Kafka sockets, files).
 pub const DESCRIPTOR_RESERVE: u64 = 256;
@@ -42,6 +44,8 @@ pub struct Caps {
     /// How long a new connection has to send its first bytes (`--handshake-timeout`);
     /// a TLS handshake has this long again to finish.
     pub first_bytes: Duration,
+    /// How long a connection may go without an open stream (`--idle-timeout`).
+    pub idle: Duration,
 }
 
 /// Why a connection was closed at once.
@@ -63,6 +67,8 @@ pub struct Counters {
     /// Connections closed for sending nothing within `--handshake-timeout` (or not
     /// finishing their TLS handshake in time).
     pub timed_out: AtomicU64,
+    /// Connections closed after `--idle-timeout` without an open stream.
+    pub idle_closed: AtomicU64,
 }
 
 /// The open connections of a port, counted in total and by address.
@@ -215,71 +221,6 @@ pub async fn first_bytes(tcp: &TcpStream, timeout: Duration) -> bool {
     )
 }
 
-/// A TCP connection holding its place at the gate.
-#[derive(Debug)]
-pub struct Tracked {
-    tcp: TcpStream,
-    _admitted: Admitted,
-}
-
-impl Tracked {
-    /// `tcp`, counted by `admitted` until dropped.
-    pub fn new(tcp: TcpStream, admitted: Admitted) -> Self {
-        Self {
-            tcp,
-            _admitted: admitted,
-        }
-    }
-}
-
-impl AsyncRead for Tracked {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Tracked {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.tcp.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_shutdown(cx)
-    }
-}
-
-impl Connected for Tracked {
-    type ConnectInfo = TcpConnectInfo;
-
-    fn connect_info(&self) -> TcpConnectInfo {
-        self.tcp.connect_info()
-    }
-}
-
 /// Raises the soft limit on open descriptors to the hard limit; returns the limit now in
 /// force, if it could be read.
 pub fn raise_descriptor_limit() -> Option<u64> {
@@ -303,6 +244,7 @@ mod tests {
             total,
             per_ip,
             first_bytes: Duration::from_secs(1),
+            idle: Duration::from_secs(60),
         };
         Gate::new(caps, Arc::default())
     }
