@@ -4,11 +4,13 @@
 //! The accept loop never waits on a client ([`connections::accept_loop`]): each admitted
 //! connection gets a task of its own, which first waits for the client's first bytes (a
 //! silent socket is closed at `--handshake-timeout` and never holds a handshake slot), then
-//! takes one of [`MAX_HANDSHAKES`] slots and handshakes within the same timeout. At most
+//! takes one of [`MAX_HANDSHAKES`] slots — at most [`MAX_HANDSHAKES_PER_IP`] of them for one
+//! address, so one source cannot fill the pool — and handshakes within the same timeout. At most
 //! [`READY_QUEUE`] finished streams wait for tonic: memory stays bounded whatever clients
 //! do, and hundreds of silent sockets delay a real client by nothing.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,6 +28,10 @@ use crate::logs::LogThrottle;
 
 /// Handshakes in flight at once; each holds a rustls connection (tens of KiB).
 pub const MAX_HANDSHAKES: usize = 256;
+
+/// Handshakes in flight at once from one address: a quarter of the pool, so a source that
+/// starts handshakes and stalls them leaves the rest to others.
+pub const MAX_HANDSHAKES_PER_IP: usize = MAX_HANDSHAKES / 4;
 
 /// Finished handshakes waiting for tonic to take them; tonic takes each at once, so this only
 /// absorbs a burst.
@@ -55,6 +61,7 @@ pub fn incoming(
         shutdown: shutdown.clone(),
         failures: Arc::new(Mutex::new(LogThrottle::new(FAILURE_LOG_EVERY))),
         slots: Arc::new(Semaphore::new(MAX_HANDSHAKES)),
+        by_ip: Arc::default(),
         gate: gate.clone(),
     };
     let spawner = tasks.clone();
@@ -88,7 +95,43 @@ struct Handshake {
     shutdown: CancellationToken,
     failures: Arc<Mutex<LogThrottle>>,
     slots: Arc<Semaphore>,
+    /// Handshakes in flight per address.
+    by_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
     gate: Arc<Gate>,
+}
+
+/// One handshake counted against its address's share of the pool.
+struct InFlight {
+    by_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl InFlight {
+    /// Counts a handshake from `ip` in, unless the address holds its share.
+    fn start(by_ip: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr) -> Option<Self> {
+        let mut counts = by_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(ip).or_default();
+        if *count >= MAX_HANDSHAKES_PER_IP {
+            return None;
+        }
+        *count += 1;
+        Some(Self {
+            by_ip: by_ip.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut counts = self.by_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
 }
 
 impl Handshake {
@@ -111,6 +154,13 @@ impl Handshake {
             tracing::debug!(%peer, "closed a connection that sent nothing within {timeout:?}");
             return;
         }
+        let Some(_in_flight) = InFlight::start(&self.by_ip, peer.ip()) else {
+            self.failed(
+                Some(peer),
+                &format!("{MAX_HANDSHAKES_PER_IP} handshakes from this address are in flight"),
+            );
+            return;
+        };
         let _slot = tokio::select! {
             () = self.shutdown.cancelled() => return,
             slot = self.slots.clone().acquire_owned() => match slot {
@@ -153,5 +203,31 @@ impl Handshake {
                 "TLS connection failed (one line per {FAILURE_LOG_EVERY:?}, the rest at debug)"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_address_holds_at_most_its_share_of_the_handshake_pool() {
+        let by_ip = Arc::default();
+        let (a, b): (IpAddr, IpAddr) = (
+            "10.0.0.1".parse().expect("an address"),
+            "10.0.0.2".parse().expect("an address"),
+        );
+        let held: Vec<_> = (0..MAX_HANDSHAKES_PER_IP)
+            .map(|_| InFlight::start(&by_ip, a).expect("within the share"))
+            .collect();
+        assert!(InFlight::start(&by_ip, a).is_none(), "over the share");
+        let other = InFlight::start(&by_ip, b).expect("another address has its own");
+        drop(held);
+        drop(other);
+        assert!(
+            by_ip.lock().expect("lock").is_empty(),
+            "nothing left behind"
+        );
+        InFlight::start(&by_ip, a).expect("the share is back");
     }
 }
