@@ -183,6 +183,29 @@ pub struct Config {
     #[arg(long, env = "STREAMGATE_ADMIN_RESERVED_SLOTS", default_value_t = 8)]
     pub admin_reserved_slots: usize,
 
+    /// Records a second each principal may publish (0: no quota); over it, a record is
+    /// refused with RESOURCE_EXHAUSTED and when to retry. An auth-file entry's
+    /// `quotas.publish_records` overrides it.
+    #[arg(long, env = "STREAMGATE_QUOTA_PUBLISH_RECORDS", default_value_t = 0.0)]
+    pub quota_publish_records: f64,
+
+    /// Bytes a second (key + value + headers) each principal may publish (0: no quota).
+    #[arg(long, env = "STREAMGATE_QUOTA_PUBLISH_BYTES", default_value_t = 0.0)]
+    pub quota_publish_bytes: f64,
+
+    /// Records a second each principal's Subscribe and Consume streams may read together
+    /// (0: no quota); over it, its streams wait before their next batch.
+    #[arg(long, env = "STREAMGATE_QUOTA_READ_RECORDS", default_value_t = 0.0)]
+    pub quota_read_records: f64,
+
+    /// Bytes a second each principal's streams may read (0: no quota).
+    #[arg(long, env = "STREAMGATE_QUOTA_READ_BYTES", default_value_t = 0.0)]
+    pub quota_read_bytes: f64,
+
+    /// How far above its quota a principal may go at once, as time at its rate.
+    #[arg(long, env = "STREAMGATE_QUOTA_BURST", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub quota_burst: Duration,
+
     /// WatchPageStats streams served at once; more get RESOURCE_EXHAUSTED.
     #[arg(long, env = "STREAMGATE_MAX_WATCHERS", default_value_t = 1024)]
     pub max_watchers: usize,

@@ -15,7 +15,8 @@
 //!   [`supplier`], [`transform`], [`log_consumer`];
 //! - [`settings`]: the typed settings, resolved and validated once from the flags;
 //! - [`stages`]: starts and stops the background stages;
-//! - [`admission`]: the stream slots every long-lived stream takes;
+//! - [`admission`]: the stream slots every long-lived stream takes; [`quota`]: each
+//!   principal's rate quotas;
 //! - [`metrics`]: Prometheus families and `/metrics`;
 //! - [`gateway`]: the RPC handlers and the RPC error;
 //! - [`server`]: the composition root — build from settings, serve, drain.
@@ -37,6 +38,7 @@ mod kafka;
 mod log_consumer;
 mod logs;
 mod metrics;
+mod quota;
 mod server;
 pub mod settings;
 pub mod signals;

@@ -8,6 +8,8 @@
 //! allow = ["subscribe:R*", "group:team-*", "stats", "topics"]
 //! # optional: this principal's share of the stream slots (default: --principal-max-*)
 //! limits = { subscriptions = 64, publish_streams = 4, watchers = 16 }
+//! # optional: its rate quotas, per second (default: --quota-*; 0 is none)
+//! quotas = { publish_records = 1000, publish_bytes = 1048576, read_records = 5000 }
 //! ```
 //!
 //! A principal without `token_sha256` can only sign in with a client certificate whose
@@ -20,7 +22,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::permission::Permission;
-use super::principal::SlotLimits;
+use super::principal::{QuotaOverrides, SlotLimits};
 
 /// Largest auth file read; far above any real list of principals.
 const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
@@ -36,6 +38,8 @@ pub struct FilePrincipal {
     pub grants: Arc<[Permission]>,
     /// Its own share of the stream slots.
     pub limits: SlotLimits,
+    /// Its own rate quotas.
+    pub quotas: QuotaOverrides,
 }
 
 #[derive(Deserialize)]
@@ -53,6 +57,8 @@ struct RawPrincipal {
     allow: Vec<String>,
     #[serde(default)]
     limits: SlotLimits,
+    #[serde(default)]
+    quotas: QuotaOverrides,
 }
 
 /// Reads and checks the auth file; the error says which principal and field is wrong.
@@ -111,9 +117,28 @@ pub fn parse(text: &str) -> Result<Vec<FilePrincipal>, String> {
                 token_sha256,
                 grants: grants.into(),
                 limits: p.limits,
+                quotas: checked_quotas(p.quotas).map_err(|e| format!("{at}: quotas: {e}"))?,
             })
         })
         .collect()
+}
+
+/// Rates are finite and not negative.
+fn checked_quotas(quotas: QuotaOverrides) -> Result<QuotaOverrides, &'static str> {
+    let rates = [
+        quotas.publish_records,
+        quotas.publish_bytes,
+        quotas.read_records,
+        quotas.read_bytes,
+    ];
+    if rates
+        .into_iter()
+        .flatten()
+        .any(|r| !r.is_finite() || r < 0.0)
+    {
+        return Err("a rate must be a number, 0 (none) or more");
+    }
+    Ok(quotas)
 }
 
 fn sha256_hex(text: &str) -> Result<[u8; 32], &'static str> {

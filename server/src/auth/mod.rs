@@ -41,7 +41,7 @@ pub use permission::Glob;
 pub use permission::{Need, Permission};
 #[cfg(test)]
 pub use principal::SlotLimits;
-pub use principal::{Credential, Principal};
+pub use principal::{Credential, Principal, QuotaOverrides};
 pub use refusals::RefusalLog;
 
 /// Longest bearer token looked at; anything longer is refused without hashing it.
@@ -190,7 +190,8 @@ impl Authenticator {
                         Credential::Certificate,
                         None,
                     )
-                    .with_slot_limits(p.limits)),
+                    .with_slot_limits(p.limits)
+                    .with_quotas(p.quotas)),
                     None => Err(Unauthenticated(format!(
                         "no principal in the auth file is named like the client certificate's subject {subject:?}, and no bearer token was sent"
                     ))),
@@ -244,6 +245,7 @@ fn by_token(principals: &[FilePrincipal], token: &str) -> Option<Principal> {
     found.map(|p| {
         Principal::new(p.name.clone(), p.grants.clone(), Credential::Token, None)
             .with_slot_limits(p.limits)
+            .with_quotas(p.quotas)
     })
 }
 

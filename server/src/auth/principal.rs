@@ -31,6 +31,21 @@ pub struct SlotLimits {
     pub watchers: Option<usize>,
 }
 
+/// A principal's own rate quotas (the auth file's `quotas`), per second; a rate left out
+/// gets the server's `--quota-*` flag, 0 is none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaOverrides {
+    /// Records published a second.
+    pub publish_records: Option<f64>,
+    /// Bytes published a second.
+    pub publish_bytes: Option<f64>,
+    /// Records read a second.
+    pub read_records: Option<f64>,
+    /// Bytes read a second.
+    pub read_bytes: Option<f64>,
+}
+
 /// An authenticated caller and what it may do. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Principal {
@@ -39,6 +54,7 @@ pub struct Principal {
     credential: Credential,
     expires: Option<SystemTime>,
     slot_limits: SlotLimits,
+    quotas: QuotaOverrides,
 }
 
 impl Principal {
@@ -55,6 +71,7 @@ impl Principal {
             credential,
             expires,
             slot_limits: SlotLimits::default(),
+            quotas: QuotaOverrides::default(),
         }
     }
 
@@ -62,6 +79,17 @@ impl Principal {
     pub fn with_slot_limits(mut self, slot_limits: SlotLimits) -> Self {
         self.slot_limits = slot_limits;
         self
+    }
+
+    /// The same principal with its own rate quotas.
+    pub fn with_quotas(mut self, quotas: QuotaOverrides) -> Self {
+        self.quotas = quotas;
+        self
+    }
+
+    /// Its own rate quotas, where the auth file sets them.
+    pub fn quotas(&self) -> QuotaOverrides {
+        self.quotas
     }
 
     /// Its own slot shares, where the auth file sets them.

@@ -71,6 +71,9 @@ pub enum GatewayError {
     /// The caller's principal lacks a permission.
     #[error(transparent)]
     PermissionDenied(#[from] Denied),
+    /// The principal is over a rate quota.
+    #[error(transparent)]
+    OverQuota(#[from] crate::quota::OverQuota),
     /// The server is shutting down.
     #[error("the server is shutting down; retry against another instance or after restart")]
     ShuttingDown,
@@ -141,6 +144,14 @@ impl From<GatewayError> for Status {
             GatewayError::TooLarge { .. }
             | GatewayError::Capacity(_)
             | GatewayError::OverLimit { .. } => Status::resource_exhausted(message),
+            GatewayError::OverQuota(ref over) => {
+                let mut status = Status::resource_exhausted(message);
+                // When to retry, for clients that read metadata rather than messages.
+                if let Ok(value) = over.retry_after.as_millis().to_string().parse() {
+                    status.metadata_mut().insert("retry-after-ms", value);
+                }
+                status
+            }
             GatewayError::UnknownTopic(_) => Status::not_found(message),
             GatewayError::PermissionDenied(_) => Status::permission_denied(message),
             GatewayError::FailedPrecondition(_) => Status::failed_precondition(message),

@@ -28,6 +28,7 @@ use crate::auth::{Access, Expiring, Principal};
 use crate::gateway::error::GatewayError;
 use crate::kafka::{Admin, ClientSettings, Producer, TopicCreator};
 use crate::metrics::RecordMetrics;
+use crate::quota::Quotas;
 use crate::settings::{Limits, Settings};
 use crate::stages::{StageContext, Stages};
 use crate::supplier::ControlError;
@@ -77,6 +78,8 @@ pub struct State {
     pub known_topics: known_topics::KnownTopics,
     /// Where Consume streams put records that used up their delivery attempts.
     pub dead_letter_topics: consume::DeadLetterTopics,
+    /// Each principal's rate quotas.
+    pub quotas: Arc<Quotas>,
     /// Records published and delivered, for the metrics.
     pub records: RecordMetrics,
 }
@@ -124,7 +127,21 @@ impl State {
                 settings.limits.max_dead_letter_topics,
             ),
             records: RecordMetrics::new(settings.metrics_max_label_values),
+            quotas: Quotas::new(settings.limits.quotas),
         }))
+    }
+
+    /// Waits as `who`'s read quota asks before `records` records of `bytes` go out; false
+    /// if the server shuts down meanwhile.
+    pub async fn wait_for_read_quota(&self, who: &Principal, records: usize, bytes: usize) -> bool {
+        let wait = self.quotas.read(who, records, bytes);
+        if wait.is_zero() {
+            return true;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => true,
+            () = self.shutdown.cancelled() => false,
+        }
     }
 }
 
@@ -167,6 +184,10 @@ impl EventGateway for Gateway {
         self.state
             .access
             .publish(&principal, "Publish", record.topic())?;
+        self.state
+            .quotas
+            .publish(&principal, record.size())
+            .map_err(GatewayError::from)?;
         record.check_topic(&self.state, deadline).await?;
         Ok(Response::new(record.send(&self.state, deadline).await?))
     }

@@ -28,6 +28,8 @@ pub struct OutgoingRecord {
     headers: Option<OwnedHeaders>,
     partition: Option<i32>,
     timestamp_ms: i64,
+    /// Key + value + headers, as `--max-message-bytes` counts them.
+    size: usize,
 }
 
 impl OutgoingRecord {
@@ -79,7 +81,13 @@ impl OutgoingRecord {
             headers: headers(&request.headers, content_type),
             partition: request.partition,
             timestamp_ms,
+            size,
         })
+    }
+
+    /// Its size: key + value + headers, with the headers' framing.
+    pub fn size(&self) -> usize {
+        self.size
     }
 
     /// The topic it goes to.

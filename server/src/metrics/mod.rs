@@ -51,6 +51,8 @@ pub struct Sources {
     pub lag: Arc<LagTable>,
     /// Connections refused or timed out, on every port.
     pub connections: Arc<crate::connections::Counters>,
+    /// What the principals' quotas refused and slowed.
+    pub quotas: Arc<crate::quota::Quotas>,
     /// Distinct values each client-chosen label (group, topic) may take.
     pub max_label_values: usize,
 }
@@ -88,6 +90,7 @@ impl Metrics {
             records: sources.records,
             lag: sources.lag,
             connections: sources.connections,
+            quotas: sources.quotas,
             max_label_values: sources.max_label_values,
         }));
         registry.register_collector(Box::new(process::ProcessCollector));

@@ -25,6 +25,7 @@ pub struct ServerCollector {
     pub(super) records: RecordMetrics,
     pub(super) lag: Arc<LagTable>,
     pub(super) connections: Arc<crate::connections::Counters>,
+    pub(super) quotas: Arc<crate::quota::Quotas>,
     /// Distinct groups, and topics, the lag shows apart (the ones furthest behind).
     pub(super) max_label_values: usize,
 }
@@ -68,6 +69,7 @@ impl Collector for ServerCollector {
         self.encode_supplier_and_transform(&mut encoder)?;
         self.encode_analytics(&mut encoder)?;
         self.encode_dead_letters_and_restarts(&mut encoder)?;
+        self.encode_quotas(&mut encoder)?;
         self.encode_lag(&mut encoder)
     }
 }
@@ -262,6 +264,46 @@ impl ServerCollector {
         )
     }
 
+    /// Per principal: the names come from the auth file or a JWT's `sub`, so only the
+    /// principals most refused or slowed keep a label (`--metrics-max-label-values`).
+    fn encode_quotas(&self, encoder: &mut DescriptorEncoder) -> Result {
+        let counts = self.quotas.counts();
+        let label = heaviest(
+            counts.iter().map(|(name, c)| {
+                let weight = c.publish_refused as f64 + c.read_throttled_seconds * 1000.0;
+                (&**name, weight as i64)
+            }),
+            self.max_label_values,
+        );
+        let mut refused: HashMap<Arc<str>, u64> = HashMap::new();
+        let mut slowed: HashMap<Arc<str>, f64> = HashMap::new();
+        for (name, c) in &counts {
+            *refused.entry(label(name)).or_default() += c.publish_refused;
+            *slowed.entry(label(name)).or_default() += c.read_throttled_seconds;
+        }
+        let mut family = encoder.encode_descriptor(
+            "streamgate_quota_publish_refused",
+            "Records refused because their principal was over its publish quota",
+            None,
+            MetricType::Counter,
+        )?;
+        for (principal, count) in sorted(refused) {
+            ConstCounter::new(count)
+                .encode(family.encode_family(&[("principal", &*principal)])?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "streamgate_quota_read_throttled_seconds",
+            "Time a principal's streams waited for its read quota",
+            None,
+            MetricType::Counter,
+        )?;
+        for (principal, seconds) in sorted(slowed) {
+            ConstCounter::new(seconds)
+                .encode(family.encode_family(&[("principal", &*principal)])?)?;
+        }
+        Ok(())
+    }
+
     fn encode_lag(&self, encoder: &mut DescriptorEncoder) -> Result {
         // The groups and topics furthest behind keep their labels, the rest show as (other);
         // two consumers may both report a partition around a rebalance: keep the larger.
@@ -305,4 +347,11 @@ struct LagLabels {
     group: Arc<str>,
     topic: Arc<str>,
     partition: i32,
+}
+
+/// Series in label order, so a scrape reads the same from one time to the next.
+fn sorted<V>(series: HashMap<Arc<str>, V>) -> Vec<(Arc<str>, V)> {
+    let mut series: Vec<_> = series.into_iter().collect();
+    series.sort_by(|a, b| a.0.cmp(&b.0));
+    series
 }

@@ -120,6 +120,7 @@ impl Server {
             admission: state.admission.clone(),
             lag: kafka.lag().clone(),
             connections: connections.clone(),
+            quotas: state.quotas.clone(),
             max_label_values: settings.metrics_max_label_values,
         });
         let tls = settings

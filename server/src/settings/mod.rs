@@ -26,6 +26,7 @@ pub use crate::auth::{Authenticator, JwtExpected, Sources as AuthSources};
 pub use crate::connections::Caps as ConnectionCaps;
 pub use crate::http::WatchCaps as HealthWatchCaps;
 use crate::kafka::dead_letter;
+pub use crate::quota::QuotaSettings;
 use crate::supplier;
 pub use crate::supplier::Settings as SupplierSettings;
 pub use crate::tls::{TlsFiles, TlsSettings};
@@ -163,6 +164,8 @@ pub struct Limits {
     pub principal_max_watchers: usize,
     /// Slots of each kind only admins may take.
     pub admin_reserved_slots: usize,
+    /// Each principal's default rate quotas.
+    pub quotas: QuotaSettings,
     /// Dead-letter topics created for Consume streams, at most.
     pub max_dead_letter_topics: usize,
 }

@@ -8,8 +8,8 @@ use streamgate::time::millis_of_std;
 use streamgate::topic::TopicName;
 
 use super::{
-    Analytics, HttpSettings, InvalidSetting, KafkaSettings, Limits, Settings, SupplierStage,
-    Timeouts, Topics, TransformStage, invalid,
+    Analytics, HttpSettings, InvalidSetting, KafkaSettings, Limits, QuotaSettings, Settings,
+    SupplierStage, Timeouts, Topics, TransformStage, invalid,
 };
 use crate::analytics::WindowSpec;
 use crate::auth::{self, Authenticator};
@@ -191,6 +191,7 @@ fn limits(config: &Config) -> Result<Limits, InvalidSetting> {
         principal_max_publish_streams: config.principal_max_publish_streams,
         principal_max_watchers: config.principal_max_watchers,
         admin_reserved_slots: config.admin_reserved_slots,
+        quotas: quotas(config)?,
     })
 }
 
@@ -252,6 +253,29 @@ fn connection_caps(config: &Config) -> Result<crate::connections::Caps, InvalidS
         per_ip: config.max_connections_per_ip.min(config.max_connections),
         first_bytes: config.handshake_timeout,
         idle: config.idle_timeout,
+    })
+}
+
+fn quotas(config: &Config) -> Result<QuotaSettings, InvalidSetting> {
+    for (flag, rate) in [
+        ("--quota-publish-records", config.quota_publish_records),
+        ("--quota-publish-bytes", config.quota_publish_bytes),
+        ("--quota-read-records", config.quota_read_records),
+        ("--quota-read-bytes", config.quota_read_bytes),
+    ] {
+        if !rate.is_finite() || rate < 0.0 {
+            return invalid(flag, "must be a rate a second, 0 (no quota) or more");
+        }
+    }
+    if config.quota_burst.is_zero() {
+        return invalid("--quota-burst", "must be more than zero");
+    }
+    Ok(QuotaSettings {
+        publish_records: config.quota_publish_records,
+        publish_bytes: config.quota_publish_bytes,
+        read_records: config.quota_read_records,
+        read_bytes: config.quota_read_bytes,
+        burst: config.quota_burst,
     })
 }
 

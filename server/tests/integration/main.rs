@@ -17,6 +17,7 @@ mod metrics;
 mod outage;
 mod process;
 mod publish;
+mod quotas;
 mod request_attacks;
 mod restore_cost;
 mod shutdown;

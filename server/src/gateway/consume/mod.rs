@@ -95,6 +95,7 @@ pub async fn open(
             start: plan.start,
             pacing,
             permit,
+            principal: principal.clone(),
         },
     );
     // A panic drops the session's end sender, which the stream reports as INTERNAL.

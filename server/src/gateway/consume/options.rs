@@ -140,6 +140,13 @@ mod tests {
             principal_max_publish_streams: 8,
             principal_max_watchers: 8,
             admin_reserved_slots: 1,
+            quotas: crate::settings::QuotaSettings {
+                publish_records: 0.0,
+                publish_bytes: 0.0,
+                read_records: 0.0,
+                read_bytes: 0.0,
+                burst: Duration::from_secs(1),
+            },
         }
     }
 

@@ -32,6 +32,7 @@ use super::ledger::{DeadLetterTicket, Due, Ledger, Outcome, PartitionKey, Rules}
 use super::options::{self, Pacing};
 use super::outbox::{Outbox, Response, records, unknown_starts};
 use crate::admission::Permit;
+use crate::auth::Principal;
 use crate::gateway::State;
 use crate::gateway::error::{GatewayError, is_bad_request, request_error};
 use crate::gateway::subscribe::assignment::group_starts;
@@ -79,6 +80,7 @@ pub struct Session {
     /// Acks and nacks of another stream or an earlier assignment, ignored.
     stale: u64,
     _permit: Permit,
+    principal: Principal,
 }
 
 /// What [`Session::new`] needs about the stream.
@@ -99,6 +101,8 @@ pub struct Opened {
     pub pacing: Pacing,
     /// The stream's share of `--max-subscriptions`.
     pub permit: Permit,
+    /// Whose read quota its records count in.
+    pub principal: Principal,
 }
 
 impl Session {
@@ -118,6 +122,7 @@ impl Session {
             group: opened.group,
             start: opened.start,
             pacing: opened.pacing,
+            principal: opened.principal,
             ledger: Ledger::new(rules),
             paused: false,
             topics: HashMap::new(),
@@ -320,6 +325,13 @@ impl Session {
                 .map(|r| r.map(|m| self.convert(&m)));
         }
         if !batch.is_empty() {
+            if !self
+                .state
+                .wait_for_read_quota(&self.principal, batch.len(), batch_bytes)
+                .await
+            {
+                return Ok(());
+            }
             self.outbox.send(records(batch));
         }
         self.update_pause();

@@ -94,7 +94,14 @@ pub async fn open(
         }
     };
     let (tx, rx) = mpsc::channel(state.limits.subscribe_buffer);
-    let mut session = Session::new(state.clone(), consumer.clone(), tx, &plan, permit);
+    let mut session = Session::new(
+        state.clone(),
+        consumer.clone(),
+        tx,
+        &plan,
+        permit,
+        principal.clone(),
+    );
     if let Some(starts) = starts {
         session.announce(starts, None).await;
     }

@@ -28,6 +28,7 @@ use super::start::Start;
 use super::stream::{Delivery, Item, MAX_BATCH_RECORDS};
 use super::wire::WireRecord;
 use crate::admission::Permit;
+use crate::auth::Principal;
 use crate::gateway::State;
 use crate::gateway::error::GatewayError;
 use crate::kafka;
@@ -58,6 +59,8 @@ pub struct Session {
     /// Records waiting between this session and the transport (`--subscribe-buffer`).
     room: Arc<Semaphore>,
     _permit: Permit,
+    /// Whose read quota the stream's records count in.
+    principal: Principal,
 }
 
 impl Session {
@@ -68,8 +71,10 @@ impl Session {
         tx: mpsc::Sender<Item>,
         plan: &Plan,
         permit: Permit,
+        principal: Principal,
     ) -> Self {
         Self {
+            principal,
             consumer,
             tx,
             group: plan.group.clone(),
@@ -248,6 +253,14 @@ impl Session {
     async fn send_batch(&self, mut delivery: Delivery) -> bool {
         if delivery.is_empty() {
             return true;
+        }
+        let (count, size) = (delivery.len(), delivery.bytes);
+        if !self
+            .state
+            .wait_for_read_quota(&self.principal, count, size)
+            .await
+        {
+            return false;
         }
         let capacity = self.state.limits.subscribe_buffer_bytes;
         let bytes = u32::try_from(delivery.bytes.min(capacity)).unwrap_or(u32::MAX);
