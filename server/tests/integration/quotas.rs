@@ -134,7 +134,7 @@ async fn a_principal_over_its_read_quota_is_slowed_not_refused() {
         assert_eq!(acked.len(), 300);
 
         let mut slow = server.client_with_token(Some("slow-token")).await;
-        let mut request =
+        let request =
             subscribe_request(&topic, None, Some(start_position::Position::Earliest(true)));
         // Read to a count, not to the end offsets: Tansu's end offset is off after batched
         // writes.

@@ -155,57 +155,6 @@ pub struct Config {
     #[arg(long, env = "STREAMGATE_MAX_PUBLISH_STREAMS", default_value_t = 128)]
     pub max_publish_streams: usize,
 
-    /// Subscribe and Consume streams one principal may hold at once (its share of
-    /// --max-subscriptions); an auth-file entry's `limits.subscriptions` overrides it.
-    #[arg(
-        long,
-        env = "STREAMGATE_PRINCIPAL_MAX_SUBSCRIPTIONS",
-        default_value_t = 32
-    )]
-    pub principal_max_subscriptions: usize,
-
-    /// PublishStream calls one principal may hold at once; `limits.publish_streams`
-    /// overrides it.
-    #[arg(
-        long,
-        env = "STREAMGATE_PRINCIPAL_MAX_PUBLISH_STREAMS",
-        default_value_t = 32
-    )]
-    pub principal_max_publish_streams: usize,
-
-    /// WatchPageStats streams one principal may hold at once; `limits.watchers` overrides
-    /// it.
-    #[arg(long, env = "STREAMGATE_PRINCIPAL_MAX_WATCHERS", default_value_t = 256)]
-    pub principal_max_watchers: usize,
-
-    /// Slots of each kind (subscriptions, publish streams, watchers) that only principals
-    /// with `admin` may take, so an admin can always get in.
-    #[arg(long, env = "STREAMGATE_ADMIN_RESERVED_SLOTS", default_value_t = 8)]
-    pub admin_reserved_slots: usize,
-
-    /// Records a second each principal may publish (0: no quota); over it, a record is
-    /// refused with RESOURCE_EXHAUSTED and when to retry. An auth-file entry's
-    /// `quotas.publish_records` overrides it.
-    #[arg(long, env = "STREAMGATE_QUOTA_PUBLISH_RECORDS", default_value_t = 0.0)]
-    pub quota_publish_records: f64,
-
-    /// Bytes a second (key + value + headers) each principal may publish (0: no quota).
-    #[arg(long, env = "STREAMGATE_QUOTA_PUBLISH_BYTES", default_value_t = 0.0)]
-    pub quota_publish_bytes: f64,
-
-    /// Records a second each principal's Subscribe and Consume streams may read together
-    /// (0: no quota); over it, its streams wait before their next batch.
-    #[arg(long, env = "STREAMGATE_QUOTA_READ_RECORDS", default_value_t = 0.0)]
-    pub quota_read_records: f64,
-
-    /// Bytes a second each principal's streams may read (0: no quota).
-    #[arg(long, env = "STREAMGATE_QUOTA_READ_BYTES", default_value_t = 0.0)]
-    pub quota_read_bytes: f64,
-
-    /// How far above its quota a principal may go at once, as time at its rate.
-    #[arg(long, env = "STREAMGATE_QUOTA_BURST", default_value = "1s", value_parser = humantime::parse_duration)]
-    pub quota_burst: Duration,
-
     /// WatchPageStats streams served at once; more get RESOURCE_EXHAUSTED.
     #[arg(long, env = "STREAMGATE_MAX_WATCHERS", default_value_t = 1024)]
     pub max_watchers: usize,
@@ -400,45 +349,18 @@ pub struct Config {
     #[arg(long, env = "STREAMGATE_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub keepalive_timeout: Duration,
 
-    /// Connections open at once on a port; more are closed as soon as they are accepted.
-    #[arg(long, env = "STREAMGATE_MAX_CONNECTIONS", default_value_t = 10_000)]
-    pub max_connections: usize,
-
-    /// Connections open at once from one IP address on a port.
-    #[arg(
-        long,
-        env = "STREAMGATE_MAX_CONNECTIONS_PER_IP",
-        default_value_t = 1024
-    )]
-    pub max_connections_per_ip: usize,
-
-    /// How long a new connection has to send its first bytes (and, with TLS, again to
-    /// finish its handshake); a silent one is closed.
-    #[arg(long, env = "STREAMGATE_HANDSHAKE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
-    pub handshake_timeout: Duration,
-
-    /// grpc.health.v1 Watch streams open at once on the server (health needs no token, so
-    /// this bounds what anyone can hold); more get RESOURCE_EXHAUSTED.
-    #[arg(long, env = "STREAMGATE_MAX_HEALTH_WATCHES", default_value_t = 1024)]
-    pub max_health_watches: usize,
-
-    /// grpc.health.v1 Watch streams open at once on one connection.
-    #[arg(
-        long,
-        env = "STREAMGATE_MAX_HEALTH_WATCHES_PER_CONNECTION",
-        default_value_t = 16
-    )]
-    pub max_health_watches_per_connection: usize,
-
-    /// How long a connection may stay without an open call before it is closed (keepalive
-    /// pings do not count as use).
-    #[arg(long, env = "STREAMGATE_IDLE_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
-    pub idle_timeout: Duration,
-
     /// HTTP/2 streams (calls) one connection may have open at once.
     #[arg(long, env = "STREAMGATE_MAX_CONCURRENT_STREAMS", default_value_t = 256)]
     pub max_concurrent_streams: u32,
+
+    /// Connections, per-principal shares of the stream slots, and rate quotas.
+    #[command(flatten)]
+    pub tenancy: TenancyFlags,
 }
+
+mod tenancy;
+
+pub use tenancy::TenancyFlags;
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {

@@ -19,17 +19,14 @@ use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use streamgate::proto::{
-    self, ConsumeRequest, ConsumeResponse, ConsumedRecord, consume_request, consume_response,
-};
+use streamgate::proto::{self, ConsumeRequest, ConsumeResponse, ConsumedRecord, consume_response};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Duration, Instant};
 use tonic::{Status, Streaming};
 
-use super::ack_id::AckId;
 use super::dead_letters::{self, Writing};
-use super::ledger::{DeadLetterTicket, Due, Ledger, Outcome, PartitionKey, Rules};
-use super::options::{self, Pacing};
+use super::ledger::{DeadLetterTicket, Due, Ledger, PartitionKey, Rules};
+use super::options::Pacing;
 use super::outbox::{Outbox, Response, records, unknown_starts};
 use crate::admission::Permit;
 use crate::auth::Principal;
@@ -41,6 +38,7 @@ use crate::gateway::subscribe::record::{cost, to_record};
 use crate::gateway::subscribe::start::Start;
 use crate::kafka;
 
+mod requests;
 /// Most records in one response.
 const MAX_BATCH_RECORDS: usize = 1000;
 /// Most bytes in one response, unless its only record is larger.
@@ -232,60 +230,6 @@ impl Session {
                 }
             }
         }
-    }
-
-    /// Applies one ack or nack request.
-    fn handle(&mut self, request: ConsumeRequest) -> Result<(), Status> {
-        match request.request {
-            Some(consume_request::Request::Ack(ack)) => {
-                self.check_id_count(ack.ack_ids.len())?;
-                for id in &ack.ack_ids {
-                    let id = AckId::parse(id)?;
-                    match self.ledger.ack(&id) {
-                        Outcome::Applied(Some((key, offset))) => self.store(&key, offset),
-                        Outcome::Applied(None) | Outcome::Unknown => {}
-                        Outcome::Stale => self.stale += 1,
-                    }
-                }
-            }
-            Some(consume_request::Request::Nack(nack)) => {
-                self.check_id_count(nack.ack_ids.len())?;
-                let at = Instant::now() + options::nack_delay(nack.delay.as_ref())?;
-                for id in &nack.ack_ids {
-                    if self.ledger.nack(&AckId::parse(id)?, at) == Outcome::Stale {
-                        self.stale += 1;
-                    }
-                }
-            }
-            Some(consume_request::Request::Start(_)) => {
-                return Err(Status::invalid_argument(
-                    "start is only valid as the first request of a Consume stream",
-                ));
-            }
-            None => {
-                return Err(Status::invalid_argument(
-                    "a ConsumeRequest must hold start, ack or nack",
-                ));
-            }
-        }
-        self.update_pause();
-        Ok(())
-    }
-
-    /// No request may name more ids than the stream can have outstanding: more are
-    /// repeats or strangers, and each costs a parse.
-    fn check_id_count(&self, count: usize) -> Result<(), Status> {
-        let limit = self.pacing.max_outstanding;
-        if count > limit {
-            return Err(GatewayError::OverLimit {
-                what: "ack ids in one ack or nack",
-                count,
-                limit,
-                flag: "the stream's max_outstanding_records",
-            }
-            .into());
-        }
-        Ok(())
     }
 
     /// Delivers `first` and every record already waiting in the consumer, as one batch,

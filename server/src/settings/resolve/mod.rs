@@ -8,8 +8,8 @@ use streamgate::time::millis_of_std;
 use streamgate::topic::TopicName;
 
 use super::{
-    Analytics, HttpSettings, InvalidSetting, KafkaSettings, Limits, QuotaSettings, Settings,
-    SupplierStage, Timeouts, Topics, TransformStage, invalid,
+    Analytics, InvalidSetting, KafkaSettings, Limits, Settings, SupplierStage, Timeouts, Topics,
+    TransformStage, invalid,
 };
 use crate::analytics::WindowSpec;
 use crate::auth::{self, Authenticator};
@@ -28,6 +28,10 @@ const MAX_HEADERS: usize = 65_536;
 
 /// Largest record size accepted by `--max-message-bytes`.
 const MAX_MESSAGE_BYTES: usize = 512 * 1024 * 1024;
+
+mod port;
+
+use port::{http, quotas};
 
 impl Settings {
     /// Resolves and checks every flag; the first bad one is the error.
@@ -133,13 +137,16 @@ fn limits(config: &Config) -> Result<Limits, InvalidSetting> {
         ("--consume-max-outstanding", config.consume_max_outstanding),
         (
             "--principal-max-subscriptions",
-            config.principal_max_subscriptions,
+            config.tenancy.principal_max_subscriptions,
         ),
         (
             "--principal-max-publish-streams",
-            config.principal_max_publish_streams,
+            config.tenancy.principal_max_publish_streams,
         ),
-        ("--principal-max-watchers", config.principal_max_watchers),
+        (
+            "--principal-max-watchers",
+            config.tenancy.principal_max_watchers,
+        ),
     ] {
         if value == 0 {
             return invalid(flag, "must be 1 or more");
@@ -162,7 +169,7 @@ fn limits(config: &Config) -> Result<Limits, InvalidSetting> {
         .max_subscriptions
         .min(config.max_publish_streams)
         .min(config.max_watchers);
-    if config.admin_reserved_slots >= smallest {
+    if config.tenancy.admin_reserved_slots >= smallest {
         return invalid(
             "--admin-reserved-slots",
             format!(
@@ -187,123 +194,12 @@ fn limits(config: &Config) -> Result<Limits, InvalidSetting> {
         consume_max_outstanding: config.consume_max_outstanding,
         consume_max_outstanding_bytes: config.consume_max_outstanding_bytes,
         max_dead_letter_topics: config.max_dead_letter_topics,
-        principal_max_subscriptions: config.principal_max_subscriptions,
-        principal_max_publish_streams: config.principal_max_publish_streams,
-        principal_max_watchers: config.principal_max_watchers,
-        admin_reserved_slots: config.admin_reserved_slots,
+        principal_max_subscriptions: config.tenancy.principal_max_subscriptions,
+        principal_max_publish_streams: config.tenancy.principal_max_publish_streams,
+        principal_max_watchers: config.tenancy.principal_max_watchers,
+        admin_reserved_slots: config.tenancy.admin_reserved_slots,
         quotas: quotas(config)?,
     })
-}
-
-fn http(config: &Config) -> Result<HttpSettings, InvalidSetting> {
-    if config.keepalive < Duration::from_secs(1) {
-        return invalid("--keepalive", "must be at least 1s");
-    }
-    if config.keepalive_timeout.is_zero() {
-        return invalid("--keepalive-timeout", "must be more than zero");
-    }
-    if config.max_concurrent_streams == 0 {
-        return invalid("--max-concurrent-streams", "must be 1 or more");
-    }
-    for origin in &config.cors_origins {
-        if origin == "*" || origin == "null" {
-            return invalid(
-                "--cors-origins",
-                format!(
-                    "{origin:?} would let any web page call the server: list the origins, e.g. https://ops.example.com"
-                ),
-            );
-        }
-        if origin.parse::<http::HeaderValue>().is_err() {
-            return invalid(
-                "--cors-origins",
-                format!("{origin:?} is not a valid origin"),
-            );
-        }
-    }
-    Ok(HttpSettings {
-        cors_origins: config.cors_origins.clone(),
-        allowed_hosts: allowed_hosts(&config.allowed_hosts)?,
-        keepalive: config.keepalive,
-        keepalive_timeout: config.keepalive_timeout,
-        max_concurrent_streams: config.max_concurrent_streams,
-        connections: connection_caps(config)?,
-        health_watches: crate::http::WatchCaps {
-            total: config.max_health_watches,
-            per_connection: config.max_health_watches_per_connection,
-        },
-    })
-}
-
-fn connection_caps(config: &Config) -> Result<crate::connections::Caps, InvalidSetting> {
-    if config.max_connections == 0 {
-        return invalid("--max-connections", "must be 1 or more");
-    }
-    if config.max_connections_per_ip == 0 {
-        return invalid("--max-connections-per-ip", "must be 1 or more");
-    }
-    if config.handshake_timeout < Duration::from_millis(100) {
-        return invalid("--handshake-timeout", "must be at least 100ms");
-    }
-    if config.idle_timeout < Duration::from_secs(1) {
-        return invalid("--idle-timeout", "must be at least 1s");
-    }
-    Ok(crate::connections::Caps {
-        total: config.max_connections,
-        per_ip: config.max_connections_per_ip.min(config.max_connections),
-        first_bytes: config.handshake_timeout,
-        idle: config.idle_timeout,
-    })
-}
-
-fn quotas(config: &Config) -> Result<QuotaSettings, InvalidSetting> {
-    for (flag, rate) in [
-        ("--quota-publish-records", config.quota_publish_records),
-        ("--quota-publish-bytes", config.quota_publish_bytes),
-        ("--quota-read-records", config.quota_read_records),
-        ("--quota-read-bytes", config.quota_read_bytes),
-    ] {
-        if !rate.is_finite() || rate < 0.0 {
-            return invalid(flag, "must be a rate a second, 0 (no quota) or more");
-        }
-    }
-    if config.quota_burst.is_zero() {
-        return invalid("--quota-burst", "must be more than zero");
-    }
-    Ok(QuotaSettings {
-        publish_records: config.quota_publish_records,
-        publish_bytes: config.quota_publish_bytes,
-        read_records: config.quota_read_records,
-        read_bytes: config.quota_read_bytes,
-        burst: config.quota_burst,
-    })
-}
-
-/// Names as the guard compares them (lower case, no trailing dot); `*` alone turns the
-/// check off.
-fn allowed_hosts(names: &[String]) -> Result<Option<Vec<String>>, InvalidSetting> {
-    if names.iter().any(|name| name == "*") {
-        return Ok(None);
-    }
-    let mut allowed = Vec::with_capacity(names.len());
-    for name in names {
-        let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
-        let label = name.strip_prefix('.').unwrap_or(&name);
-        if label.is_empty()
-            || !label
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-        {
-            return invalid(
-                "--allowed-hosts",
-                format!(
-                    "{name:?} is not a host name (e.g. gateway.internal, or .example.com for its subdomains too)"
-                ),
-            );
-        }
-        allowed.push(name);
-    }
-    Ok(Some(allowed))
 }
 
 fn authenticator(config: &Config) -> Result<Arc<Authenticator>, InvalidSetting> {
