@@ -205,6 +205,12 @@ impl ServerCollector {
                 ("aborted", load(&worker.aborted)),
             ],
         )?;
+        counter(
+            encoder,
+            "streamgate_analytics_transaction_retries",
+            "Calls of the analytics worker's transactions retried after a retriable failure (a broker outage, a reconnect to the coordinator); the transaction was kept",
+            load(&worker.transaction_retries),
+        )?;
         let seconds = ConstCounter::new(load(&worker.transaction_micros) as f64 / 1e6);
         seconds.encode(encoder.encode_descriptor(
             "streamgate_analytics_transaction_seconds",

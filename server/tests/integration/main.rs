@@ -21,6 +21,7 @@ mod quotas;
 mod request_attacks;
 mod restore_cost;
 mod shutdown;
+mod soak;
 mod stages;
 mod stats_attacks;
 mod subscribe;

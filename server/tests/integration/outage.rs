@@ -57,7 +57,7 @@ async fn wait_for(
 }
 
 /// Something that can take the broker away and bring it back.
-trait Outage {
+pub(crate) trait Outage {
     async fn down(&mut self);
     async fn up(&mut self);
 }
@@ -114,7 +114,7 @@ async fn supplier_survives(server: TestServer, outage: &mut impl Outage) {
     server.stop().await;
 }
 
-struct Injected(Arc<Kafka>);
+pub(crate) struct Injected(pub(crate) Arc<Kafka>);
 
 impl Outage for Injected {
     async fn down(&mut self) {
@@ -138,13 +138,13 @@ impl Outage for Injected {
 /// memory only, so it came back empty, every topic recreated under a new topic id. That
 /// is a different broker under the same address, and librdkafka 2.12.1 can crash on it
 /// (see "Limits worth knowing" in docs/limits.md).
-struct PrivateTansu {
+pub(crate) struct PrivateTansu {
     _tansu: Child,
     relay: Relay,
 }
 
 impl PrivateTansu {
-    async fn start(binary: String) -> Self {
+    pub(crate) async fn start(binary: String) -> Self {
         let tansu_port = free_port();
         let relay = Relay::start(format!("127.0.0.1:{tansu_port}")).await;
         let listener = format!("tcp://127.0.0.1:{tansu_port}");
@@ -164,7 +164,7 @@ impl PrivateTansu {
         }
     }
 
-    fn bootstrap(&self) -> String {
+    pub(crate) fn bootstrap(&self) -> String {
         self.relay.address.to_string()
     }
 }

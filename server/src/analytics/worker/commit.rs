@@ -27,7 +27,12 @@ use rdkafka::{Offset, TopicPartitionList};
 use streamgate::time::now_millis;
 
 use super::run::{PendingDeadLetter, Run};
-use super::{ABANDON_MID_TRANSACTION, RunError};
+/// Pause between two attempts at a transactional call that failed retriably.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// The least time a retried call gets, even at its deadline.
+const MIN_CALL_TIME: Duration = Duration::from_millis(100);
+
+use super::{ABANDON_MID_TRANSACTION, RunError, outage};
 use crate::analytics::record::StatsRecord;
 
 impl Run<'_> {
@@ -46,7 +51,7 @@ impl Run<'_> {
                 _ => None,
             }));
         let started = Instant::now();
-        let transacted = self.transact(&records, &self.dead_letters.pending, &offsets, wall);
+        let transacted = self.transact_through_outages(&records, &offsets, wall);
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.counters
             .transaction_micros
@@ -58,12 +63,23 @@ impl Run<'_> {
         // The same offsets once more, outside the transaction: the embedded broker acks
         // transactional offset commits without storing them. Harmless on Kafka (equal
         // offsets); a crash between the two only means a restore from the older commit.
-        if offsets.count() > 0 {
-            self.consumer.commit(&offsets, CommitMode::Sync)?;
-        }
-        for element in offsets.elements() {
-            if let Offset::Offset(next) = element.offset() {
-                self.state.committed.insert(element.partition(), next);
+        // A failed plain commit (a broker outage) costs no more than that, so it does not
+        // end the run: the offsets are not marked committed, and the next commit carries
+        // them again.
+        let plain = match offsets.count() {
+            0 => Ok(()),
+            _ => self.consumer.commit(&offsets, CommitMode::Sync),
+        };
+        match plain {
+            Ok(()) => {
+                for element in offsets.elements() {
+                    if let Offset::Offset(next) = element.offset() {
+                        self.state.committed.insert(element.partition(), next);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "analytics: the plain commit after a transaction failed; carrying on")
             }
         }
         self.counters.transactions.fetch_add(1, Ordering::Relaxed);
@@ -104,6 +120,54 @@ impl Run<'_> {
         Ok((records, offsets))
     }
 
+    /// [`transact`](Self::transact), written again with the same records, dead letters and
+    /// offsets while it fails the way a broker outage makes it fail, for up to
+    /// [`outage::RIDE_OUT`]. Exactly once still holds: the failed attempt was aborted (its
+    /// records are invisible to every reader of R4, its offsets not committed), and the
+    /// windows have not moved meanwhile — this thread neither polls nor counts.
+    fn transact_through_outages(
+        &self,
+        records: &[StatsRecord],
+        offsets: &TopicPartitionList,
+        wall: i64,
+    ) -> Result<(), RunError> {
+        let deadline = Instant::now() + outage::RIDE_OUT;
+        loop {
+            let outcome = self.transact(records, &self.dead_letters.pending, offsets, wall);
+            let error = match &outcome {
+                Err(RunError::Transaction(e)) if outage::is_outage(e) => e,
+                _ => return outcome,
+            };
+            if Instant::now() >= deadline || self.shutdown.is_cancelled() {
+                return outcome;
+            }
+            tracing::warn!(%error, "analytics: a transaction failed as the broker was out of reach; writing it again");
+            self.counters
+                .transaction_retries
+                .fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(outage::PAUSE);
+            self.finish_abort(deadline);
+        }
+    }
+
+    /// Makes sure the failed transaction is aborted before the next begins: `transact`'s own
+    /// abort fails too while the broker is away.
+    fn finish_abort(&self, deadline: Instant) {
+        while Instant::now() < deadline && !self.shutdown.is_cancelled() {
+            match self.producer.abort_transaction(self.settings.timeout) {
+                Err(e) if outage::is_outage(&e) || outage::is_retriable(&e) => {
+                    tracing::debug!(error = %e, "analytics: the abort is not through yet");
+                    std::thread::sleep(outage::PAUSE);
+                }
+                // Done, or nothing to abort (the first abort went through).
+                outcome => {
+                    tracing::debug!(?outcome, "analytics: the failed transaction is aborted");
+                    return;
+                }
+            }
+        }
+    }
+
     /// One transaction: `records` to R4, `dead_letters` to their topic, `offsets` to the
     /// group, commit. Aborted on error.
     fn transact(
@@ -138,15 +202,15 @@ impl Run<'_> {
                 self.producer.flush(self.settings.timeout)?;
                 return Err(KafkaError::Canceled);
             }
+            let deadline = Instant::now() + self.settings.timeout;
             if offsets.count() > 0 {
-                self.producer.send_offsets_to_transaction(
-                    offsets,
-                    &group,
-                    self.settings.timeout,
-                )?;
+                self.retrying(deadline, |left| {
+                    self.producer
+                        .send_offsets_to_transaction(offsets, &group, left)
+                })?;
             }
             self.await_deliveries()?;
-            self.producer.commit_transaction(self.settings.timeout)
+            self.retrying(deadline, |left| self.producer.commit_transaction(left))
         })();
         if let Err(e) = written {
             if self.abandon.load(Ordering::Acquire) == ABANDON_MID_TRANSACTION {
@@ -159,6 +223,34 @@ impl Run<'_> {
             return Err(RunError::Transaction(e));
         }
         Ok(())
+    }
+
+    /// Runs a transactional call again while it fails with an error librdkafka calls
+    /// retriable, until `deadline`: the transaction stays open and whole meanwhile. That is
+    /// what a broker outage or a reconnect to the transaction coordinator looks like (the
+    /// call times out), and riding it out here keeps the run — its windows and consumer —
+    /// instead of aborting and restoring from R4. Anything else, or the deadline, fails the
+    /// transaction.
+    fn retrying(
+        &self,
+        deadline: Instant,
+        mut call: impl FnMut(Duration) -> Result<(), KafkaError>,
+    ) -> Result<(), KafkaError> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match call(left.max(MIN_CALL_TIME)) {
+                Err(KafkaError::Transaction(e))
+                    if e.is_retriable() && Instant::now() < deadline =>
+                {
+                    tracing::debug!(error = %e, "analytics: transactional call failed; retrying");
+                    self.counters
+                        .transaction_retries
+                        .fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(RETRY_PAUSE);
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Waits until every record of the transaction is acknowledged (or failed: the commit

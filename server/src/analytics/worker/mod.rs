@@ -35,6 +35,7 @@
 
 mod commit;
 mod decoder;
+mod outage;
 mod pace;
 mod pipeline;
 mod recovery;
@@ -108,6 +109,9 @@ pub struct WorkerCounters {
     pub transactions: AtomicU64,
     /// Transactions that failed and were aborted (their run restarts).
     pub aborted: AtomicU64,
+    /// Transactional calls retried after a retriable failure (a broker outage, a
+    /// reconnect), the transaction kept.
+    pub transaction_retries: AtomicU64,
     /// Time spent in transactions, committed or aborted, in microseconds: the worker counts
     /// nothing meanwhile.
     pub transaction_micros: AtomicU64,
