@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use streamgate::proto::event_gateway_client::EventGatewayClient;
 use streamgate::proto::{self, start_position};
-use streamgate_server::Settings;
+use streamgate_server::{Kafka, Settings};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tonic::Code;
 
 use crate::support::{
-    TestServer, eventually, next_message, on_each_broker_with, subscribe_request,
+    BrokerKind, TestServer, eventually, next_message, on_each_broker_with, subscribe_request,
 };
 
 fn latest() -> proto::SubscribeRequest {
@@ -133,37 +133,80 @@ async fn keepalive_releases_the_slot_of_a_half_open_client() {
     .await;
 }
 
-/// The Done-when scenario, scaled down: a read-only principal opens every Subscribe and
-/// WatchPageStats stream it can, and still the admin subscribes, consumes and watches from
-/// the reserve; the refusals name the reserve's flag. A scrape-only principal cannot take a
-/// PublishStream slot at all.
+/// How many slots of each kind a greedy-principal scenario gives the server.
+#[derive(Clone, Copy)]
+struct Scale {
+    subscriptions: usize,
+    watchers: usize,
+    reserve: usize,
+}
+
+/// The Done-when scenario, scaled down, on both brokers: a read-only principal opens every
+/// Subscribe and WatchPageStats stream it can, and still the admin subscribes, consumes and
+/// watches from the reserve; the refusals name the reserve's flag. A scrape-only principal
+/// cannot take a PublishStream slot at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_greedy_principal_leaves_the_admin_its_reserve() {
+    let scale = Scale {
+        subscriptions: 6,
+        watchers: 40,
+        reserve: 2,
+    };
+    greedy_principal(scale, true).await;
+}
+
+/// The same at the default limits (128 streams, 1,024 watchers, 8 reserved), on the
+/// embedded broker: 120 Subscribe streams of the greedy principal, each with its own Kafka
+/// consumer, and 1,016 watchers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_greedy_principal_at_the_default_limits_leaves_the_admin_its_reserve() {
+    let defaults = streamgate_testkit::settings().limits;
+    let scale = Scale {
+        subscriptions: defaults.max_subscriptions,
+        watchers: defaults.max_watchers,
+        reserve: defaults.admin_reserved_slots,
+    };
+    assert_eq!(
+        (scale.subscriptions, scale.watchers, scale.reserve),
+        (128, 1024, 8)
+    );
+    greedy_principal(scale, false).await;
+}
+
+/// Streams the greedy client opens on one connection: fewer than the server's
+/// `max_concurrent_streams`, so that no stream waits for room on its connection.
+const STREAMS_PER_CONNECTION: usize = 50;
+
+async fn greedy_principal(scale: Scale, real_broker_too: bool) {
     let file = streamgate_testkit::AuthFile::new(&[
         ("greedy", "greedy-token", &["subscribe:*", "stats"]),
         ("scraper", "scraper-token", &["metrics"]),
     ]);
     let configure = |s: &mut Settings| {
         file.apply(s);
-        s.limits.max_subscriptions = 6;
-        s.limits.max_watchers = 40;
-        s.limits.admin_reserved_slots = 2;
-        s.limits.principal_max_subscriptions = 1000;
-        s.limits.principal_max_watchers = 1000;
+        s.limits.max_subscriptions = scale.subscriptions;
+        s.limits.max_watchers = scale.watchers;
+        s.limits.admin_reserved_slots = scale.reserve;
+        s.limits.principal_max_subscriptions = 10_000;
+        s.limits.principal_max_watchers = 10_000;
     };
-    on_each_broker_with(configure, |server| async move {
+    let scenario = |server: TestServer| async move {
         let topic = server.topic(1).await;
-        let greedy = server.client_with_token(Some("greedy-token")).await;
+        let mut greedy = server.client_with_token(Some("greedy-token")).await;
         let mut held = Vec::new();
         let refused = loop {
+            if held.len() % STREAMS_PER_CONNECTION == STREAMS_PER_CONNECTION - 1 {
+                greedy = server.client_with_token(Some("greedy-token")).await;
+            }
             let request =
                 subscribe_request(&topic, None, Some(start_position::Position::Latest(true)));
-            match greedy.clone().subscribe(request).await {
+            match greedy.subscribe(request).await {
                 Ok(stream) => held.push(stream.into_inner()),
                 Err(status) => break status,
             }
         };
-        assert_eq!(held.len(), 4, "all but the reserve");
+        let all_but_the_reserve = scale.subscriptions - scale.reserve;
+        assert_eq!(held.len(), all_but_the_reserve);
         assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
         assert!(
             refused.message().contains("--admin-reserved-slots"),
@@ -171,16 +214,16 @@ async fn a_greedy_principal_leaves_the_admin_its_reserve() {
         );
         let mut watchers = Vec::new();
         let refused = loop {
-            match greedy
-                .clone()
-                .watch_page_stats(proto::WatchPageStatsRequest::default())
-                .await
-            {
+            if watchers.len() % STREAMS_PER_CONNECTION == STREAMS_PER_CONNECTION - 1 {
+                greedy = server.client_with_token(Some("greedy-token")).await;
+            }
+            let request = proto::WatchPageStatsRequest::default();
+            match greedy.watch_page_stats(request).await {
                 Ok(stream) => watchers.push(stream.into_inner()),
                 Err(status) => break status,
             }
         };
-        assert_eq!(watchers.len(), 38);
+        assert_eq!(watchers.len(), scale.watchers - scale.reserve);
         assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
 
         let scraper = server.client_with_token(Some("scraper-token")).await;
@@ -229,6 +272,11 @@ async fn a_greedy_principal_leaves_the_admin_its_reserve() {
             .await
             .expect("admin consumes from the reserve");
         server.stop().await;
-    })
-    .await;
+    };
+    if real_broker_too {
+        on_each_broker_with(configure, scenario).await;
+    } else {
+        let embedded = Arc::new(Kafka::embedded(Vec::new()).expect("embedded broker"));
+        scenario(TestServer::start(embedded, BrokerKind::Embedded, configure).await).await;
+    }
 }

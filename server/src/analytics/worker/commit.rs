@@ -146,13 +146,19 @@ impl Run<'_> {
                 .transaction_retries
                 .fetch_add(1, Ordering::Relaxed);
             std::thread::sleep(outage::PAUSE);
-            self.finish_abort(deadline);
+            if !self.finish_abort(deadline) {
+                // The run ends with the transaction's own error; the restart's new producer
+                // fences this one, and the broker aborts what it left open.
+                return outcome;
+            }
         }
     }
 
     /// Makes sure the failed transaction is aborted before the next begins: `transact`'s own
-    /// abort fails too while the broker is away.
-    fn finish_abort(&self, deadline: Instant) {
+    /// abort fails too while the broker is away. False if it is still not through at
+    /// `deadline` (an outage longer than the transaction timeout: the broker aborted the
+    /// transaction itself, and this producer may not hear back).
+    fn finish_abort(&self, deadline: Instant) -> bool {
         while Instant::now() < deadline && !self.shutdown.is_cancelled() {
             match self.producer.abort_transaction(self.settings.timeout) {
                 Err(e) if outage::is_outage(&e) || outage::is_retriable(&e) => {
@@ -162,10 +168,11 @@ impl Run<'_> {
                 // Done, or nothing to abort (the first abort went through).
                 outcome => {
                     tracing::debug!(?outcome, "analytics: the failed transaction is aborted");
-                    return;
+                    return true;
                 }
             }
         }
+        false
     }
 
     /// One transaction: `records` to R4, `dead_letters` to their topic, `offsets` to the
