@@ -128,6 +128,13 @@ impl Outage for Injected {
     }
 }
 
+/// The Tansu binary a test may start a private broker from (`STREAMGATE_TEST_TANSU`).
+pub(crate) fn tansu_binary() -> Option<String> {
+    std::env::var("STREAMGATE_TEST_TANSU")
+        .ok()
+        .filter(|b| !b.is_empty())
+}
+
 /// A Tansu process of this test's own behind a TCP relay that the test can cut: the server
 /// talks to the relay (Tansu advertises the relay's address, so every connection goes
 /// through it), and cutting it closes every connection and turns new ones away, which is
@@ -242,10 +249,7 @@ async fn supplier_resumes_by_itself_after_a_broker_outage() {
     let server = TestServer::start(embedded.clone(), BrokerKind::Embedded, short_timeout).await;
     supplier_survives(server, &mut Injected(embedded)).await;
 
-    let Some(binary) = std::env::var("STREAMGATE_TEST_TANSU")
-        .ok()
-        .filter(|b| !b.is_empty())
-    else {
+    let Some(binary) = tansu_binary() else {
         eprintln!("STREAMGATE_TEST_TANSU not set: skipping the real broker restart");
         return;
     };

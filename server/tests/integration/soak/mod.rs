@@ -33,7 +33,7 @@ use self::ledger::{Deliveries, Kind, Sent};
 use self::memory::Samples;
 use self::readers::Watch;
 use crate::metrics::{scrape, value};
-use crate::outage::{Injected, Outage, PrivateTansu};
+use crate::outage::{Injected, Outage, PrivateTansu, tansu_binary};
 use crate::support::{BrokerKind, TestServer, eventually, random_name, within};
 
 /// Members of each reader group, and watchers.
@@ -88,10 +88,7 @@ async fn soak_on_the_embedded_broker() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_on_tansu_with_its_connections_cut() {
-    let Some(binary) = std::env::var("STREAMGATE_TEST_TANSU")
-        .ok()
-        .filter(|b| !b.is_empty())
-    else {
+    let Some(binary) = tansu_binary() else {
         eprintln!("STREAMGATE_TEST_TANSU not set: no soak on Tansu");
         return;
     };

@@ -38,8 +38,17 @@ impl Order {
     }
 }
 
-fn partitions(assignment: &proto::Assignment) -> Vec<i32> {
-    assignment.partitions.iter().map(|p| p.partition).collect()
+impl Order {
+    /// A new Assignment came: offsets start afresh, and the ledger's partitions move on an
+    /// epoch.
+    fn reassigned(&mut self, deliveries: &Mutex<Deliveries>, assignment: &proto::Assignment) {
+        self.0.clear();
+        let partitions = assignment.partitions.iter().map(|p| p.partition);
+        deliveries
+            .lock()
+            .expect("not poisoned")
+            .assigned(partitions);
+    }
 }
 
 /// One member of a Subscribe group, from the earliest offset, until `stop`.
@@ -68,11 +77,7 @@ pub async fn subscriber(
             None => return Err("Subscribe ended by itself".into()),
             Some(response) => match response.message {
                 Some(subscribe_response::Message::Assignment(a)) => {
-                    order = Order::default();
-                    deliveries
-                        .lock()
-                        .expect("not poisoned")
-                        .assigned(partitions(&a));
+                    order.reassigned(&deliveries, &a);
                     continue;
                 }
                 Some(subscribe_response::Message::Records(batch)) => batch.records,
@@ -143,11 +148,7 @@ pub async fn consumer(
             None => return Err("Consume ended by itself".into()),
             Some(response) => match response.message {
                 Some(consume_response::Message::Assignment(a)) => {
-                    order = Order::default();
-                    deliveries
-                        .lock()
-                        .expect("not poisoned")
-                        .assigned(partitions(&a));
+                    order.reassigned(&deliveries, &a);
                     continue;
                 }
                 Some(consume_response::Message::Records(batch)) => batch.records,
