@@ -211,6 +211,12 @@ impl ServerCollector {
             "Calls of the analytics worker's transactions retried after a retriable failure (a broker outage, a reconnect to the coordinator); the transaction was kept",
             load(&worker.transaction_retries),
         )?;
+        counter(
+            encoder,
+            "streamgate_analytics_producer_replacements",
+            "Transactional producers of the analytics worker replaced without a restart: the abort of a transaction that failed in an outage did not go through, and a new producer fenced the stuck one",
+            load(&worker.producer_replacements),
+        )?;
         let seconds = ConstCounter::new(load(&worker.transaction_micros) as f64 / 1e6);
         seconds.encode(encoder.encode_descriptor(
             "streamgate_analytics_transaction_seconds",

@@ -26,7 +26,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use streamgate::time::now_millis;
 
-use super::run::{PendingDeadLetter, Run};
+use super::run::{PendingDeadLetter, Run, transactional_producer};
 /// Pause between two attempts at a transactional call that failed retriably.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// The least time a retried call gets, even at its deadline.
@@ -126,7 +126,7 @@ impl Run<'_> {
     /// records are invisible to every reader of R4, its offsets not committed), and the
     /// windows have not moved meanwhile — this thread neither polls nor counts.
     fn transact_through_outages(
-        &self,
+        &mut self,
         records: &[StatsRecord],
         offsets: &TopicPartitionList,
         wall: i64,
@@ -155,20 +155,51 @@ impl Run<'_> {
     }
 
     /// Makes sure the failed transaction is aborted before the next begins: `transact`'s own
-    /// abort fails too while the broker is away. False if it is still not through at
-    /// `deadline` (an outage longer than the transaction timeout: the broker aborted the
-    /// transaction itself, and this producer may not hear back).
-    fn finish_abort(&self, deadline: Instant) -> bool {
+    /// abort fails too while the broker is away. An abort that is not through after
+    /// [`outage::ABORT_PATIENCE`] is left to the broker: the producer is replaced (see
+    /// [`replace_producer`](Self::replace_producer)). False if neither is done by
+    /// `deadline`.
+    fn finish_abort(&mut self, deadline: Instant) -> bool {
+        let patience = Instant::now() + outage::ABORT_PATIENCE;
         while Instant::now() < deadline && !self.shutdown.is_cancelled() {
-            match self.producer.abort_transaction(self.settings.timeout) {
-                Err(e) if outage::is_outage(&e) || outage::is_retriable(&e) => {
-                    tracing::debug!(error = %e, "analytics: the abort is not through yet");
-                    std::thread::sleep(outage::PAUSE);
-                }
-                // Done, or nothing to abort (the first abort went through).
-                outcome => {
-                    tracing::debug!(?outcome, "analytics: the failed transaction is aborted");
+            let error = match self.producer.abort_transaction(self.settings.timeout) {
+                Ok(()) => return true,
+                Err(e) if outage::nothing_to_abort(&e) => return true,
+                Err(e) => e,
+            };
+            let waiting = outage::is_outage(&error) || outage::is_retriable(&error);
+            if !waiting || Instant::now() >= patience {
+                tracing::warn!(%error, "analytics: the failed transaction's abort is not going through; replacing the producer");
+                return self.replace_producer(deadline);
+            }
+            tracing::debug!(%error, "analytics: the abort is not through yet");
+            std::thread::sleep(outage::PAUSE);
+        }
+        false
+    }
+
+    /// A new transactional producer in place of one whose transaction cannot be finished:
+    /// after a lost connection librdkafka bumps the producer's epoch before it aborts
+    /// (KIP-360), and a broker that does not answer that bump leaves the abort waiting for
+    /// ever. The new producer has the worker's `transactional.id`, so initialising it fences
+    /// the old one and has the coordinator abort its open transaction — what a restart of the
+    /// run would do, without dropping the consumer and the windows. Tried until `deadline`
+    /// while the broker is still away.
+    fn replace_producer(&mut self, deadline: Instant) -> bool {
+        while Instant::now() < deadline && !self.shutdown.is_cancelled() {
+            match transactional_producer(self.client, self.settings) {
+                Ok(producer) => {
+                    // Dropping the fenced producer purges what it still held.
+                    self.producer = producer;
+                    self.counters
+                        .producer_replacements
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::info!("analytics: a new transactional producer took over");
                     return true;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "analytics: the new producer cannot start yet");
+                    std::thread::sleep(outage::PAUSE);
                 }
             }
         }

@@ -112,6 +112,9 @@ pub struct WorkerCounters {
     /// Transactional calls retried after a retriable failure (a broker outage, a
     /// reconnect), the transaction kept.
     pub transaction_retries: AtomicU64,
+    /// Transactional producers replaced within a run: a failed transaction's abort did not
+    /// go through after an outage, and a new producer fenced the stuck one.
+    pub producer_replacements: AtomicU64,
     /// Time spent in transactions, committed or aborted, in microseconds: the worker counts
     /// nothing meanwhile.
     pub transaction_micros: AtomicU64,

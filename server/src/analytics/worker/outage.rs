@@ -14,6 +14,10 @@ use rdkafka::types::RDKafkaErrorCode;
 pub(super) const RIDE_OUT: Duration = Duration::from_secs(60);
 /// Pause between two attempts.
 pub(super) const PAUSE: Duration = Duration::from_millis(500);
+/// How long the abort of a failed transaction may keep failing before the producer is
+/// replaced: the transaction timeout the worker sets, after which a broker has aborted the
+/// transaction itself.
+pub(super) const ABORT_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Whether `error` is what an unreachable broker makes a transactional call or a delivery
 /// fail with: timeouts, lost connections, a coordinator not (yet) known.
@@ -39,6 +43,13 @@ pub(super) fn is_outage(error: &KafkaError) -> bool {
 /// that timed out resumes where it was).
 pub(super) fn is_retriable(error: &KafkaError) -> bool {
     matches!(error, KafkaError::Transaction(e) if e.is_retriable())
+}
+
+/// Whether an abort failed only because there was nothing left to abort: the abort inside
+/// the failed transaction went through (the producer is ready for the next one).
+pub(super) fn nothing_to_abort(error: &KafkaError) -> bool {
+    matches!(error, KafkaError::Transaction(e)
+        if e.code() == RDKafkaErrorCode::State && !e.is_fatal())
 }
 
 #[cfg(test)]

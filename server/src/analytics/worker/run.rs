@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, OwnedHeaders};
 use rdkafka::producer::{DefaultProducerContext, Producer as _, ThreadedProducer};
 use rdkafka::{ClientContext, Message};
@@ -134,6 +135,28 @@ impl DeadLetters {
     }
 }
 
+/// The run's producer, its transactions initialised. Its `transactional.id` is the worker's:
+/// a new one fences every earlier producer of the worker, and the broker aborts the
+/// transaction that one left open.
+pub(super) fn transactional_producer(
+    client: &ClientSettings,
+    settings: &WorkerSettings,
+) -> Result<ThreadedProducer<DefaultProducerContext>, KafkaError> {
+    let producer: ThreadedProducer<_> = client
+        .config(|c| {
+            c.set("transactional.id", &settings.transactional_id)
+                .set("enable.idempotence", "true")
+                .set("acks", "all")
+                .set("linger.ms", "5")
+                // A worker that dies mid-transaction holds readers of R4 back (on Kafka)
+                // until the broker aborts it: keep that short.
+                .set("transaction.timeout.ms", "10000");
+        })
+        .create()?;
+    producer.init_transactions(settings.timeout)?;
+    Ok(producer)
+}
+
 impl<'a> Run<'a> {
     pub(super) fn start(
         client: &'a ClientSettings,
@@ -159,18 +182,7 @@ impl<'a> Run<'a> {
                 changed: AtomicBool::new(false),
                 lag: client.lag_reporter(&settings.group),
             })?;
-        let producer: ThreadedProducer<_> = client
-            .config(|c| {
-                c.set("transactional.id", &settings.transactional_id)
-                    .set("enable.idempotence", "true")
-                    .set("acks", "all")
-                    .set("linger.ms", "5")
-                    // A worker that dies mid-transaction holds readers of R4 back (on Kafka)
-                    // until the broker aborts it: keep that short.
-                    .set("transaction.timeout.ms", "10000");
-            })
-            .create()?;
-        producer.init_transactions(settings.timeout)?;
+        let producer = transactional_producer(client, settings)?;
         consumer.subscribe(&[settings.input.as_str()])?;
         tracing::info!(input = %settings.input, output = %settings.output, group = %settings.group, transactional_id = %settings.transactional_id, "analytics worker started");
         Ok(Self {

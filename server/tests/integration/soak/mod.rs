@@ -60,10 +60,9 @@ fn load_length() -> Duration {
     Duration::from_secs(seconds)
 }
 
-/// How long the broker is away: a blip, shorter than the analytics worker's transaction
-/// timeout (10 s). A longer outage makes the broker abort the worker's open transaction,
-/// and the worker then restarts from its last commit, by design (docs/testing.md, "The
-/// soak", has a 15 s run on Tansu).
+/// How long the broker is away. The analytics worker rides out up to a minute (its
+/// transactions are written again, a stuck producer replaced); 8 s keeps the shortened
+/// run's recovery well inside its minute. docs/testing.md, "The soak", has longer ones.
 const OUTAGE: Duration = Duration::from_secs(8);
 
 /// When the outage starts, 40 % into the run, and how long it lasts.
@@ -323,11 +322,10 @@ fn nothing_twice(group: &Mutex<Deliveries>, name: &str) {
     assert_eq!(group.violation_count, 0, "{name}: {:#?}", group.violations);
 }
 
-/// No supervised task restarted and nothing panicked. One exception, on Tansu only: after
-/// the cut, its transaction coordinator sometimes answers neither the worker's
-/// AddOffsetsToTxn nor the abort that follows (librdkafka: "Timed out waiting for operation
-/// to finish", for 40 s and more after the broker is back), and the worker restarts once
-/// from its last commit (docs/testing.md, "Known gaps of the test brokers").
+/// No supervised task restarted and nothing panicked. On Tansu the cut often leaves the
+/// analytics worker's producer unable to abort (its epoch bump goes unanswered), and the
+/// worker replaces the producer instead of restarting: printed, not asserted, since Kafka
+/// and the embedded broker let the abort through.
 async fn no_task_restarted(server: &TestServer) {
     let page = scrape(server).await;
     let restarts: Vec<&str> = page
@@ -335,16 +333,15 @@ async fn no_task_restarted(server: &TestServer) {
         .filter(|l| l.starts_with("streamgate_task_restarts_total{"))
         .collect();
     eprintln!("{restarts:?}");
-    let worker = value(
-        &page,
-        "streamgate_task_restarts_total{task=\"analytics worker\"",
+    eprintln!(
+        "analytics producers replaced: {}",
+        value(&page, "streamgate_analytics_producer_replacements_total")
     );
-    let tolerated = match server.kind {
-        BrokerKind::Embedded => 0.0,
-        BrokerKind::Real => worker.min(1.0),
-    };
-    let total = value(&page, "streamgate_task_restarts_total");
-    assert_eq!(total - tolerated, 0.0, "{restarts:#?}");
+    assert_eq!(
+        value(&page, "streamgate_task_restarts_total"),
+        0.0,
+        "{restarts:#?}"
+    );
     assert_eq!(value(&page, "streamgate_panics_total"), 0.0, "no panic");
 }
 
