@@ -107,56 +107,91 @@ async fn a_rebound_host_name_is_refused_before_any_handler() {
 
 /// With mutual TLS a browser presents the user's certificate on its own: a page on another
 /// site must still not reach a service, whether it sends a CORS-simple `text/plain` body
-/// or grpc-web; this server's own origin still works.
+/// or grpc-web; this server's own origin still works. Over HTTP/1.1 and over HTTP/2, which
+/// a browser negotiates with a TLS server: tonic-web answers a `text/plain` HTTP/1.1
+/// request itself, but passes HTTP/2 through, where tonic runs the call whatever its
+/// content type — the request guard is all that stands between such a body and Publish.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cross_site_requests_with_a_client_certificate_are_refused() {
     let tls = TestTls::mutual();
     let server = TestServer::start_tls(embedded(), BrokerKind::Embedded, |_| {}, tls).await;
     let topic = server.topic(1).await;
     let base = format!("https://localhost:{}", server.addr.port());
+    for version in [Http::Two, Http::One] {
+        let client = reqwest_client(&server, version);
+        let simple = |origin: Option<&'static str>| {
+            let mut request = client
+                .post(format!("{base}/streamgate.v1.EventGateway/Publish"))
+                .header("content-type", "text/plain")
+                .body(frame(&publish(&topic)).to_vec());
+            if let Some(origin) = origin {
+                request = request.header("origin", origin);
+            }
+            request.send()
+        };
+        let cross_site = simple(Some("https://evil.example"))
+            .await
+            .expect("answered");
+        assert_eq!(cross_site.version(), version.reqwest());
+        assert_eq!(
+            cross_site.status(),
+            reqwest::StatusCode::FORBIDDEN,
+            "{version:?}"
+        );
+        let plain = simple(None).await.expect("answered");
+        assert_eq!(
+            plain.status(),
+            reqwest::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{version:?}"
+        );
 
-    let simple = |origin: Option<&'static str>| {
-        let mut request = reqwest_client(&server)
-            .post(format!("{base}/streamgate.v1.EventGateway/Publish"))
-            .header("content-type", "text/plain")
-            .body(frame(&publish(&topic)).to_vec());
-        if let Some(origin) = origin {
-            request = request.header("origin", origin);
-        }
-        request.send()
-    };
-    let cross_site = simple(Some("https://evil.example"))
-        .await
-        .expect("answered");
-    assert_eq!(cross_site.status(), reqwest::StatusCode::FORBIDDEN);
-    let plain = simple(None).await.expect("answered");
-    assert_eq!(plain.status(), reqwest::StatusCode::UNSUPPORTED_MEDIA_TYPE);
-
-    let client = reqwest_client(&server);
-    let foreign = [("origin", "https://evil.example")];
-    let refused = browser_publish(&client, &base, &topic, &foreign).await;
-    assert_eq!(refused.status(), reqwest::StatusCode::FORBIDDEN);
-    let own = format!("https://localhost:{}", server.addr.port());
-    let served = browser_publish(&client, &base, &topic, &[("origin", &own)]).await;
-    assert_eq!(grpc_web_status(served).await, "0");
+        let foreign = [("origin", "https://evil.example")];
+        let refused = browser_publish(&client, &base, &topic, &foreign).await;
+        assert_eq!(
+            refused.status(),
+            reqwest::StatusCode::FORBIDDEN,
+            "{version:?}"
+        );
+        let own = format!("https://localhost:{}", server.addr.port());
+        let served = browser_publish(&client, &base, &topic, &[("origin", &own)]).await;
+        assert_eq!(grpc_web_status(served).await, "0", "{version:?}");
+    }
     server.stop().await;
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Http {
+    One,
+    Two,
+}
+
+impl Http {
+    fn reqwest(self) -> reqwest::Version {
+        match self {
+            Http::One => reqwest::Version::HTTP_11,
+            Http::Two => reqwest::Version::HTTP_2,
+        }
+    }
 }
 
 /// reqwest trusting the test server's CA, presenting its client certificate, resolving
 /// `localhost` to it.
-fn reqwest_client(server: &TestServer) -> reqwest::Client {
+fn reqwest_client(server: &TestServer, version: Http) -> reqwest::Client {
     let tls = server.tls.as_ref().expect("TLS");
     let cert = tls.client.as_ref().expect("a client certificate");
     let identity =
         reqwest::Identity::from_pem(format!("{}{}", cert.cert_pem, cert.key_pem).as_bytes())
             .expect("identity");
-    reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(tls.ca.pem.as_bytes()).expect("ca"))
         .tls_built_in_root_certs(false)
         .identity(identity)
         .resolve("localhost", server.addr)
-        .http1_only()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("http client")
+        .timeout(Duration::from_secs(30));
+    match version {
+        Http::One => builder.http1_only(),
+        Http::Two => builder.http2_prior_knowledge(),
+    }
+    .build()
+    .expect("http client")
 }
