@@ -22,6 +22,8 @@ pub fn cors(origins: &[String]) -> CorsLayer {
             header("x-user-agent"),
             header("grpc-timeout"),
             header("authorization"),
+            header("connect-protocol-version"),
+            header("connect-timeout-ms"),
         ])
         .expose_headers([
             header("grpc-status"),

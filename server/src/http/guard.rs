@@ -23,9 +23,16 @@ use tower::{Layer, Service};
 
 use crate::logs::LogThrottle;
 
-/// Content types that reach the services: gRPC (`application/grpc`, `+proto`) and
-/// grpc-web (`application/grpc-web`, `+proto`, `-text`).
-const SERVED_CONTENT_TYPES: &[&str] = &["application/grpc"];
+/// Content types that reach the services: gRPC (`application/grpc`, `+proto`), grpc-web
+/// (`application/grpc-web`, `+proto`, `-text`) and Connect (`application/json`,
+/// `application/proto`, `application/connect+json`, `application/connect+proto`). None is
+/// CORS-simple: a browser asks before it sends one cross-site.
+const SERVED_CONTENT_TYPES: &[&str] = &[
+    "application/grpc",
+    "application/json",
+    "application/proto",
+    "application/connect+",
+];
 
 /// Which requests the guard lets through.
 #[derive(Debug, Default)]
@@ -52,7 +59,9 @@ pub enum Refusal {
     #[error("origin {0:?} may not call this server: allow it with --cors-origins")]
     Origin(String),
     /// A body the services do not read.
-    #[error("content type {0:?} is not served: send gRPC (application/grpc) or grpc-web")]
+    #[error(
+        "content type {0:?} is not served: send gRPC (application/grpc), grpc-web or Connect (application/json, application/proto)"
+    )]
     ContentType(String),
 }
 

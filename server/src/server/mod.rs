@@ -47,6 +47,9 @@ pub enum ServeError {
     /// Reflection could not be built from the descriptors.
     #[error("could not build gRPC reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The Connect protocol's descriptors could not be read.
+    #[error("could not read the API's descriptors for Connect: {0}")]
+    Descriptors(#[from] prost_reflect::DescriptorError),
     /// A listener failed.
     #[error("listener: {0}")]
     Listener(#[from] std::io::Error),

@@ -73,6 +73,11 @@ pub(super) fn serve(
         // The dashboard's files and /metrics, before grpc-web refuses plain HTTP/1.1 requests.
         .layer(http::DashboardLayer::default())
         .layer(routes.scrapes)
+        // Connect's JSON and binary calls become gRPC calls of the same stack from here on.
+        .layer(http::ConnectLayer::new(
+            http::ConnectMethods::load()?,
+            settings.limits.max_message_bytes + REQUEST_OVERHEAD,
+        ))
         .layer(tonic_web::GrpcWebLayer::new())
         // Every gRPC call, browsers' included, with the status it finally ends with.
         .layer(routes.calls)

@@ -6,6 +6,7 @@ mod admission;
 mod analytics;
 mod analytics_attacks;
 mod auth;
+mod connect;
 mod connections;
 mod consume;
 mod errors;
