@@ -50,6 +50,9 @@ pub enum ServeError {
     /// The Connect protocol's descriptors could not be read.
     #[error("could not read the API's descriptors for Connect: {0}")]
     Descriptors(#[from] prost_reflect::DescriptorError),
+    /// A method the HTTP routes are built on is not in the API.
+    #[error("the API has no {0} method")]
+    MissingMethod(&'static str),
     /// A listener failed.
     #[error("listener: {0}")]
     Listener(#[from] std::io::Error),

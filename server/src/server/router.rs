@@ -24,6 +24,10 @@ use crate::tls;
 /// Extra room above the record limit for the rest of a request (topic, headers, framing).
 const REQUEST_OVERHEAD: usize = 64 * 1024;
 
+/// The largest WatchPageStats message an SSE route reads (the hub keeps them under about
+/// 3.5 MiB).
+const STATS_MESSAGE_BYTES: usize = 8 << 20;
+
 /// HTTP/2 receive windows. A PublishStream whose records wait (a long linger, a slow
 /// broker) stops reading; its client is then held back by the stream's window. h2 also
 /// counts the frames waiting in its buffers and closes the connection (ENHANCE_YOUR_CALM)
@@ -58,6 +62,10 @@ pub(super) fn serve(
     let gateway = EventGatewayServer::new(Gateway::new(routes.state))
         .max_decoding_message_size(settings.limits.max_message_bytes + REQUEST_OVERHEAD);
     let http_settings = &settings.http;
+    let methods = http::ConnectMethods::load()?;
+    let message_bytes = settings.limits.max_message_bytes + REQUEST_OVERHEAD;
+    let sse = http::SseLayer::new(&methods, STATS_MESSAGE_BYTES)
+        .ok_or(ServeError::MissingMethod("WatchPageStats"))?;
     let router = Server::builder()
         .accept_http1(true)
         .max_concurrent_streams(http_settings.max_concurrent_streams)
@@ -73,11 +81,9 @@ pub(super) fn serve(
         // The dashboard's files and /metrics, before grpc-web refuses plain HTTP/1.1 requests.
         .layer(http::DashboardLayer::default())
         .layer(routes.scrapes)
-        // Connect's JSON and binary calls become gRPC calls of the same stack from here on.
-        .layer(http::ConnectLayer::new(
-            http::ConnectMethods::load()?,
-            settings.limits.max_message_bytes + REQUEST_OVERHEAD,
-        ))
+        // SSE streams and Connect's JSON and binary calls become gRPC calls of the same stack.
+        .layer(sse)
+        .layer(http::ConnectLayer::new(methods, message_bytes))
         .layer(tonic_web::GrpcWebLayer::new())
         // Every gRPC call, browsers' included, with the status it finally ends with.
         .layer(routes.calls)

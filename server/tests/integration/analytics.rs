@@ -627,23 +627,44 @@ async fn a_thousand_watchers_and_a_slow_one() {
         for _ in 0..10 {
             clients.push(server.client().await);
         }
-        let mut streams = Vec::new();
+        // Every watcher is read from the moment it opens, as a client would: unread, a
+        // hundred streams of small messages on one connection fill the client's HTTP/2 budget
+        // for buffered frames, and h2 closes the connection (ENHANCE_YOUR_CALM) — the test
+        // then measured a loaded machine's pace of opening streams, not the server. Each
+        // reader reports its first three messages and keeps its watch open and read until
+        // all thousand have reported.
+        let all_reported = tokio_util::sync::CancellationToken::new();
+        let (report, mut reports) = tokio::sync::mpsc::channel(1000);
+        let mut readers = Vec::new();
         for i in 0..1000 {
             let connections = clients.len();
-            let stream = clients[i % connections]
+            let mut stream = clients[i % connections]
                 .watch_page_stats(WatchPageStatsRequest::default())
                 .await
                 .expect("watch")
                 .into_inner();
-            streams.push(stream);
+            let (report, all_reported) = (report.clone(), all_reported.clone());
+            readers.push(tokio::spawn(async move {
+                let a = next_stats(&mut stream).await;
+                let b = next_stats(&mut stream).await;
+                let c = next_stats(&mut stream).await;
+                report.send((a, c, b)).await.expect("the test is waiting");
+                tokio::select! {
+                    () = all_reported.cancelled() => {}
+                    _ = async { while let Some(Ok(_)) = stream.next().await {} } => {
+                        panic!("a watch ended while the others were still opening")
+                    }
+                }
+            }));
         }
-        let firsts = futures::future::join_all(streams.iter_mut().map(|s| async move {
-            let a = next_stats(s).await;
-            let b = next_stats(s).await;
-            let c = next_stats(s).await;
-            (a, c, b)
-        }))
-        .await;
+        let mut firsts = Vec::new();
+        while firsts.len() < 1000 {
+            firsts.push(reports.recv().await.expect("every reader reports"));
+        }
+        all_reported.cancel();
+        for reader in readers {
+            reader.await.expect("a reader kept its watch open");
+        }
         for (first, third, _) in &firsts {
             let t = |m: &PageStats| to_millis(&m.generated_at.expect("time")).expect("valid");
             assert!(t(third) > t(first), "each watcher gets fresh ticks");
@@ -653,7 +674,6 @@ async fn a_thousand_watchers_and_a_slow_one() {
                 "the default rolling period is the window"
             );
         }
-        drop(streams);
 
         // A watcher that stops reading gets the latest state afterwards, with the ticks it
         // missed counted, not a backlog.

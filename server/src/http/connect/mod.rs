@@ -32,8 +32,11 @@ use tower::{Layer, Service};
 
 pub use codec::Methods;
 use codec::has_no_side_effects;
-use error::ConnectError;
+pub(super) use codec::{Codec, from_proto};
+pub(super) use envelope::{Splitter, encode};
+pub(super) use error::ConnectError;
 use request::Kind;
+pub(super) use request::grpc_request;
 
 /// JSON spends more bytes than protobuf on the same message (base64 for bytes, names for
 /// tags): a JSON request may be this many times the protobuf limit.
