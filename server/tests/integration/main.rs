@@ -23,6 +23,7 @@ mod request_attacks;
 mod restore_cost;
 mod shutdown;
 mod soak;
+mod sse;
 mod stages;
 mod stats_attacks;
 mod subscribe;

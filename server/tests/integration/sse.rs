@@ -1,0 +1,145 @@
+//! Server-Sent Events, as `curl -N` reads them: `/analytics` in the shape the original
+//! application's page reads, `/v1/stats` in canonical JSON, both behind the same
+//! authentication as gRPC.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use streamgate_server::Settings;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::support::{TestServer, on_each_broker_with, random_name, topic_name, within};
+
+/// An SSE event: its id and data.
+#[derive(Debug)]
+struct Event {
+    id: String,
+    data: Value,
+}
+
+/// `curl -N` on `path` until `count` events came, or until the stream ends.
+async fn events(server: &TestServer, path: &str, headers: &[&str], count: usize) -> Vec<Event> {
+    let mut command = tokio::process::Command::new("curl");
+    command.args(["-s", "-N", "--max-time", "60"]);
+    for header in headers {
+        command.args(["-H", header]);
+    }
+    let mut child = command
+        .arg(format!("{}{path}", server.url()))
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("curl runs (apt-get install curl)");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut read = Vec::new();
+    let (mut id, mut data) = (None, None);
+    within(Duration::from_secs(60), "the events", async {
+        while read.len() < count {
+            let Some(line) = lines.next_line().await.expect("curl's output") else {
+                break;
+            };
+            if let Some(value) = line.strip_prefix("id: ") {
+                id = Some(value.to_owned());
+            } else if let Some(value) = line.strip_prefix("data: ") {
+                data = Some(serde_json::from_str(value).expect("JSON data"));
+            } else if line.is_empty()
+                && let (Some(id), Some(data)) = (id.take(), data.take())
+            {
+                read.push(Event { id, data });
+            }
+        }
+    })
+    .await;
+    read
+}
+
+/// The supplier at 20 events/s and the analytics worker on topics of this test's own.
+fn supplier_counting() -> impl Fn(&mut Settings) + Clone {
+    let (input, output, group) = (
+        random_name("sse-in"),
+        random_name("sse-out"),
+        random_name("sse-g"),
+    );
+    move |s: &mut Settings| {
+        s.supplier.settings.rate_per_second = 20.0;
+        s.analytics.tick = Duration::from_millis(200);
+        s.analytics.worker = true;
+        s.supplier.settings.topic = topic_name(&input);
+        s.topics.stats = topic_name(&output);
+        s.analytics.group = group.clone();
+    }
+}
+
+/// `/analytics` sends `{"P1":n,"P2":m}` events, their ids the time each was computed,
+/// until the supplier's pages show; `/v1/stats` sends whole PageStats messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analytics_streams_the_seed_s_page_counts() {
+    on_each_broker_with(supplier_counting(), |server| async move {
+        let mut counted = false;
+        for _ in 0..10 {
+            let read = events(&server, "/analytics", &[], 25).await;
+            assert_eq!(read.len(), 25, "the stream lasts");
+            let ids: Vec<i64> = read
+                .iter()
+                .map(|e| e.id.parse().expect("a number"))
+                .collect();
+            assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
+            for event in &read {
+                let counts = event.data.as_object().expect("an object of pages");
+                assert!(counts.values().all(Value::is_u64), "{counts:?}");
+            }
+            if read.iter().any(|e| e.data["P1"].as_u64() > Some(0)) {
+                counted = true;
+                break;
+            }
+        }
+        assert!(counted, "the supplier's P1 visits are counted");
+        let stats = events(&server, "/v1/stats?rolling=10s", &[], 2).await;
+        assert_eq!(stats[0].data["rolling"], "10s");
+        assert!(stats[0].data["pages"].is_array(), "{:?}", stats[0]);
+        server.stop().await;
+    })
+    .await;
+}
+
+/// With authentication on, the SSE routes need a token with the `stats` permission, in the
+/// Authorization header as every other call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_needs_the_token_and_the_permission() {
+    let file = streamgate_testkit::AuthFile::new(&[
+        ("viewer", "viewer-token", &["stats"]),
+        ("lister", "lister-token", &["topics"]),
+    ]);
+    let auth = |s: &mut Settings| file.apply(s);
+    on_each_broker_with(auth, |server| async move {
+        let client = reqwest::Client::new();
+        let get = |token: Option<&str>| {
+            let mut request = client.get(format!("{}/analytics", server.url()));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            request.send()
+        };
+        for (token, status, code) in [
+            (None, 401, "unauthenticated"),
+            (Some("lister-token"), 403, "permission_denied"),
+        ] {
+            let refused = get(token).await.expect("answered");
+            assert_eq!(refused.status(), status, "{token:?}");
+            let body = refused.bytes().await.expect("a body");
+            let error: Value = serde_json::from_slice(&body).expect("JSON");
+            assert_eq!(error["code"], code, "{error}");
+        }
+        let read = events(
+            &server,
+            "/v1/stats",
+            &["authorization: Bearer viewer-token"],
+            1,
+        )
+        .await;
+        assert_eq!(read.len(), 1);
+        server.stop().await;
+    })
+    .await;
+}
