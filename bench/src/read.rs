@@ -60,6 +60,7 @@ pub async fn open(
         // What `streamgate subscribe` asks for to print its lines; like the direct side's
         // consumer, which never asks librdkafka for a record's headers.
         read_mask: Some(streamgate_cli::line_mask()),
+        resume: Vec::new(),
     };
     let mut stream = client.clone().subscribe(request).await?.into_inner();
     match stream.next().await {

@@ -33,6 +33,7 @@ pub async fn run(channel: Channel, token: BearerToken, args: SubscribeArgs) -> R
         max_records: args.count,
         // --json shows every field; a text line only some.
         read_mask: (!args.json).then(crate::line_mask),
+        resume: Vec::new(),
     };
     // Records stay encoded until printed: see `encoded`.
     let mut stream = encoded::subscribe(channel, token, request).await?;

@@ -9,7 +9,10 @@ use serde_json::Value;
 use streamgate_server::Settings;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::support::{TestServer, on_each_broker_with, random_name, topic_name, within};
+use crate::support::{
+    TestServer, on_each_broker, on_each_broker_with, publish_values, random_name, topic_name,
+    within,
+};
 
 /// An SSE event: its id and data.
 #[derive(Debug)]
@@ -139,6 +142,48 @@ async fn sse_needs_the_token_and_the_permission() {
         )
         .await;
         assert_eq!(read.len(), 1);
+        server.stop().await;
+    })
+    .await;
+}
+
+/// A records stream that the server ends (`max_records`) is resumed with the last event's
+/// id as `Last-Event-ID`, as a browser's EventSource does on its own: every record comes
+/// exactly once over the two streams, and only the fields asked for (with the partition and
+/// offset the ids need).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_records_stream_resumes_exactly_from_its_last_event_id() {
+    on_each_broker(async |server| {
+        let topic = server.topic(3).await;
+        let mut client = server.client().await;
+        let values: Vec<String> = (0..9).map(|i| format!("v{i}")).collect();
+        publish_values(&mut client, &topic, values.clone()).await;
+        let path = format!("/v1/topics/{topic}/records?from=earliest&fields=value");
+        let first = events(&server, &format!("{path}&max_records=4"), &[], 5).await;
+        assert_eq!(
+            first.len(),
+            4,
+            "the server ended the stream after 4 records"
+        );
+        let last = format!("last-event-id: {}", first[3].id);
+        let rest = events(&server, &path, &[&last], 5).await;
+        let mut seen: Vec<String> = first
+            .iter()
+            .chain(&rest)
+            .map(|e| {
+                let fields = e.data.as_object().expect("a record");
+                let mut names: Vec<&str> = fields.keys().map(String::as_str).collect();
+                names.sort_unstable();
+                assert_eq!(names, ["offset", "partition", "value"], "{:?}", e.data);
+                let value = fields["value"].as_str().expect("base64");
+                let bytes =
+                    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, value)
+                        .expect("base64");
+                String::from_utf8(bytes).expect("UTF-8")
+            })
+            .collect();
+        seen.sort();
+        assert_eq!(seen, values, "no gap and no repeat");
         server.stop().await;
     })
     .await;

@@ -91,6 +91,7 @@ pub fn subscribe_request(
         stop_at_end: false,
         max_records: None,
         read_mask: None,
+        resume: Vec::new(),
     }
 }
 

@@ -64,6 +64,7 @@ pub fn validate(start: ConsumeStart, limits: &Limits) -> Result<(Plan, Pacing), 
             max_records: None,
             // Consume sends whole records.
             read_mask: None,
+            resume: Vec::new(),
         },
         limits.max_subscribe_topics,
     )?;

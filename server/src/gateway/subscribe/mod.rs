@@ -76,7 +76,9 @@ pub async fn open(
                 consumer::create(&state, None, plan.start, plan.stop_at_end)
                     .map_err(GatewayError::Kafka)?,
             );
-            let starts = plan::resolve_starts(&state, &partitions, plan.start, deadline).await?;
+            let mut starts =
+                plan::resolve_starts(&state, &partitions, plan.start, deadline).await?;
+            plan::apply_resume(&mut starts, &plan.resume);
             assign(&consumer, &starts)?;
             (consumer, Some(starts))
         }

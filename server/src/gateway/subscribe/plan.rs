@@ -5,7 +5,7 @@
 //!
 //! Everything here runs inside the Subscribe call, so its errors become the call's status.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +42,8 @@ pub struct Plan {
     pub max_records: Option<u64>,
     /// The fields of each record to send.
     pub mask: RecordMask,
+    /// Per-partition offsets that override `start` (no group only).
+    pub resume: HashMap<(String, i32), i64>,
 }
 
 impl Plan {
@@ -67,6 +69,7 @@ impl Plan {
             ));
         }
         let mask = RecordMask::from_request(request.read_mask)?;
+        let resume = resume(request.resume, &topics, group.is_some())?;
         Ok(Self {
             topics,
             group,
@@ -74,6 +77,7 @@ impl Plan {
             stop_at_end: request.stop_at_end,
             max_records: request.max_records,
             mask,
+            resume,
         })
     }
 
@@ -117,6 +121,41 @@ fn topics(names: Vec<String>) -> Result<Vec<TopicName>, GatewayError> {
         }
     }
     Ok(topics)
+}
+
+/// The per-partition resume offsets, checked: no group, topics of the subscription,
+/// partitions and offsets of 0 or more.
+fn resume(
+    offsets: Vec<proto::PartitionOffset>,
+    topics: &[TopicName],
+    grouped: bool,
+) -> Result<HashMap<(String, i32), i64>, GatewayError> {
+    let invalid = |message: String| Err(GatewayError::InvalidArgument(message));
+    if offsets.is_empty() {
+        return Ok(HashMap::new());
+    }
+    if grouped {
+        return invalid(
+            "resume is for streams without a group: a group resumes from its commits".into(),
+        );
+    }
+    let mut resume = HashMap::with_capacity(offsets.len());
+    for p in offsets {
+        if !topics.iter().any(|t| t.as_str() == p.topic) {
+            return invalid(format!(
+                "resume names topic {:?}, which is not in topics",
+                p.topic
+            ));
+        }
+        if p.partition < 0 || p.offset < 0 {
+            return invalid(format!(
+                "resume: partition {} and offset {} must be 0 or more",
+                p.partition, p.offset
+            ));
+        }
+        resume.insert((p.topic, p.partition), p.offset);
+    }
+    Ok(resume)
 }
 
 fn group(group: Option<String>) -> Result<Option<String>, GatewayError> {
@@ -184,6 +223,19 @@ pub async fn resolve_starts(
         starts = search_timestamps(state, starts, target, deadline, budget).await?;
     }
     Ok(starts)
+}
+
+/// Starts each partition `resume` lists at its offset, clamped into what the partition
+/// holds (records below the low watermark are gone: the stream starts at the oldest left).
+pub fn apply_resume(starts: &mut [proto::PartitionStart], resume: &HashMap<(String, i32), i64>) {
+    if resume.is_empty() {
+        return;
+    }
+    for start in starts {
+        if let Some(&offset) = resume.get(&(start.topic.clone(), start.partition)) {
+            start.start_offset = offset.clamp(start.low_watermark, start.high_watermark);
+        }
+    }
 }
 
 /// Sets every start offset to the first record at or after `target` (epoch ms).
@@ -269,6 +321,53 @@ mod tests {
             Plan::from_request(request, 100),
             Err(GatewayError::InvalidArgument(_))
         )
+    }
+
+    #[test]
+    fn resume_offsets_override_the_start_of_their_partitions_only() {
+        use streamgate::proto::{PartitionOffset, PartitionStart};
+        let at = |topic: &str, partition, offset| PartitionOffset {
+            topic: topic.into(),
+            partition,
+            offset,
+        };
+        let plan = Plan::from_request(
+            SubscribeRequest {
+                resume: vec![at("a", 0, 7), at("a", 2, 1)],
+                ..request(&["a"])
+            },
+            100,
+        )
+        .expect("valid");
+        let start = |partition, low, high| PartitionStart {
+            topic: "a".into(),
+            partition,
+            start_offset: high,
+            low_watermark: low,
+            high_watermark: high,
+        };
+        let mut starts = vec![start(0, 0, 10), start(1, 0, 10), start(2, 5, 10)];
+        super::apply_resume(&mut starts, &plan.resume);
+        let offsets: Vec<i64> = starts.iter().map(|s| s.start_offset).collect();
+        assert_eq!(
+            offsets,
+            [7, 10, 5],
+            "listed ones resumed, clamped to what is left"
+        );
+
+        assert!(invalid(SubscribeRequest {
+            resume: vec![at("b", 0, 1)],
+            ..request(&["a"])
+        }));
+        assert!(invalid(SubscribeRequest {
+            resume: vec![at("a", 0, -1)],
+            ..request(&["a"])
+        }));
+        assert!(invalid(SubscribeRequest {
+            resume: vec![at("a", 0, 1)],
+            group: Some("g".into()),
+            ..request(&["a"])
+        }));
     }
 
     #[test]

@@ -25,9 +25,9 @@ pub struct Event {
     pub data: String,
 }
 
-/// Turns one message of the gRPC stream (protobuf bytes) into its event, or `None` to
-/// send nothing for it.
-pub type ToEvent = Box<dyn FnMut(Bytes) -> Result<Option<Event>, Status> + Send>;
+/// Turns one message of the gRPC stream (protobuf bytes) into its events (none, one, or
+/// one per record of a batch).
+pub type ToEvent = Box<dyn FnMut(Bytes) -> Result<Vec<Event>, Status> + Send>;
 
 /// The SSE body over a gRPC response body.
 pub struct EventStream {
@@ -91,11 +91,14 @@ impl http_body::Body for EventStream {
             }
             match this.splitter.next() {
                 Ok(Some(envelope)) => match (this.to_event)(envelope.message) {
-                    Ok(Some(event)) => {
-                        let text = format!("id: {}\ndata: {}\n\n", event.id, event.data);
+                    Ok(events) if events.is_empty() => continue,
+                    Ok(events) => {
+                        let text: String = events
+                            .iter()
+                            .map(|e| format!("id: {}\ndata: {}\n\n", e.id, e.data))
+                            .collect();
                         return Poll::Ready(Some(Ok(this.emit(text))));
                     }
-                    Ok(None) => continue,
                     Err(status) => {
                         this.end(&status);
                         continue;
@@ -162,10 +165,13 @@ mod tests {
         Box::new(move |message| {
             n += 1;
             let data = String::from_utf8_lossy(&message).into_owned();
-            Ok((!data.is_empty()).then(|| Event {
-                id: n.to_string(),
-                data,
-            }))
+            Ok((!data.is_empty())
+                .then(|| Event {
+                    id: n.to_string(),
+                    data,
+                })
+                .into_iter()
+                .collect())
         })
     }
 

@@ -4,15 +4,18 @@
 //! - `GET /v1/stats?rolling=10s&final_only=true`: WatchPageStats, each message one event
 //!   in canonical JSON;
 //! - `GET /analytics`: the same counts in the shape of the application streamgate grew out
-//!   of (`data:{"P1":12,"P2":9}`, each page's rolling count), so its page works unchanged.
+//!   of (`data:{"P1":12,"P2":9}`, each page's rolling count), so its page works unchanged;
+//! - `GET /v1/topics/{topic}/records?from=earliest&group=g&fields=key,value`: Subscribe, one
+//!   event per record, resumable with `Last-Event-ID` (see [`records`]).
 //!
-//! Each route is a WatchPageStats call made through the same stack as a gRPC call
+//! Each route is a WatchPageStats or Subscribe call made through the same stack as a gRPC call
 //! (authentication, admission of the watcher, limits, metrics); the request's headers
 //! (`Authorization` from curl, say) go with it. Every event has an `id:` (when the server
 //! computed it) and the first one sets `retry:`; an idle stream gets a comment line every
 //! 15 s so that proxies keep it open.
 
 mod events;
+mod records;
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -33,14 +36,17 @@ use super::connect::{Codec, ConnectError, Methods, encode, from_proto, grpc_requ
 use events::{Event, EventStream, ToEvent};
 
 const WATCH: &str = "/streamgate.v1.EventGateway/WatchPageStats";
+const SUBSCRIBE: &str = "/streamgate.v1.EventGateway/Subscribe";
 
 /// The SSE routes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Route {
     /// `/v1/stats`: PageStats in canonical JSON.
     Stats,
     /// `/analytics`: `{"page": rolling count, …}`.
     Analytics,
+    /// `/v1/topics/{topic}/records`: the topic's records in canonical JSON.
+    Records(String),
 }
 
 impl Route {
@@ -51,7 +57,7 @@ impl Route {
         match path {
             "/v1/stats" => Some(Self::Stats),
             "/analytics" => Some(Self::Analytics),
-            _ => None,
+            _ => records::topic_of(path).map(|t| Self::Records(t.to_owned())),
         }
     }
 }
@@ -65,16 +71,17 @@ pub struct SseLayer {
 #[derive(Debug)]
 struct Shared {
     page_stats: MessageDescriptor,
+    subscribe_response: MessageDescriptor,
     message_bytes: usize,
 }
 
 impl SseLayer {
     /// `message_bytes` bounds one message of the gRPC stream behind a route.
     pub fn new(methods: &Methods, message_bytes: usize) -> Option<Self> {
-        let page_stats = methods.at(WATCH)?.output();
         Some(Self {
             shared: Arc::new(Shared {
-                page_stats,
+                page_stats: methods.at(WATCH)?.output(),
+                subscribe_response: methods.at(SUBSCRIBE)?.output(),
                 message_bytes,
             }),
         })
@@ -133,16 +140,27 @@ where
     S: Service<Request<Body>, Response = Response<Body>>,
 {
     let (mut parts, _) = request.into_parts();
-    let watch = match watch_request(parts.uri.query().unwrap_or("")) {
-        Ok(watch) => watch,
+    let query = parts.uri.query().unwrap_or("");
+    let mut mask = None;
+    let call = match &route {
+        Route::Stats | Route::Analytics => watch_request(query).map(|w| (WATCH, w.encode_to_vec())),
+        Route::Records(topic) => {
+            records::subscribe_request(topic, query, &parts.headers).map(|r| {
+                mask = r.read_mask.clone();
+                (SUBSCRIBE, r.encode_to_vec())
+            })
+        }
+    };
+    let (path, message) = match call {
+        Ok(call) => call,
         Err(e) => return Ok(e.into_response()),
     };
-    parts.uri = http::Uri::from_static(WATCH);
-    let body = Body::new(Full::new(encode(0, &watch.encode_to_vec())));
+    parts.uri = http::Uri::from_static(path);
+    let body = Body::new(Full::new(encode(0, &message)));
     let response = inner.oneshot(grpc_request(parts, None, body)).await?;
     let (parts, body) = response.into_parts();
-    // Refused before the stream began (no token, no permission, no watcher slot): an HTTP
-    // error, which a browser's EventSource does not retry.
+    // Refused before the stream began (no token, no permission, no slot): an HTTP error,
+    // which a browser's EventSource does not retry.
     if let Some(status) = Status::from_header_map(&parts.headers)
         && status.code() != Code::Ok
     {
@@ -153,6 +171,11 @@ where
         Route::Stats => {
             let descriptor = shared.page_stats.clone();
             Box::new(move |message| canonical(&descriptor, message))
+        }
+        Route::Records(_) => {
+            let response = shared.subscribe_response.clone();
+            let mut records = records::RecordEvents::new(response, mask.as_ref());
+            Box::new(move |message| records.events(message))
         }
     };
     let stream = EventStream::new(body, shared.message_bytes, to_event);
@@ -206,19 +229,19 @@ fn event_id(stats: &proto::PageStats) -> String {
         .to_string()
 }
 
-fn canonical(descriptor: &MessageDescriptor, message: Bytes) -> Result<Option<Event>, Status> {
+fn canonical(descriptor: &MessageDescriptor, message: Bytes) -> Result<Vec<Event>, Status> {
     let stats = proto::PageStats::decode(message.clone())
         .map_err(|e| Status::internal(format!("a PageStats: {e}")))?;
     let json = from_proto(Codec::Json, descriptor, message)
         .map_err(|e| Status::new(e.code(), e.message()))?;
-    Ok(Some(Event {
+    Ok(vec![Event {
         id: event_id(&stats),
         data: String::from_utf8_lossy(&json).into_owned(),
-    }))
+    }])
 }
 
 /// `{"P1":12,"P2":9}`: every page's rolling count.
-fn seed_shape(message: Bytes) -> Result<Option<Event>, Status> {
+fn seed_shape(message: Bytes) -> Result<Vec<Event>, Status> {
     let stats = proto::PageStats::decode(message)
         .map_err(|e| Status::internal(format!("a PageStats: {e}")))?;
     let counts: Map<String, Value> = stats
@@ -226,10 +249,10 @@ fn seed_shape(message: Bytes) -> Result<Option<Event>, Status> {
         .iter()
         .map(|p| (p.page.clone(), Value::from(p.rolling_count)))
         .collect();
-    Ok(Some(Event {
+    Ok(vec![Event {
         id: event_id(&stats),
         data: Value::Object(counts).to_string(),
-    }))
+    }])
 }
 
 #[cfg(test)]
@@ -280,9 +303,8 @@ mod tests {
             }),
             ..Default::default()
         };
-        let event = seed_shape(stats.encode_to_vec().into())
-            .expect("decodes")
-            .expect("an event");
+        let events = seed_shape(stats.encode_to_vec().into()).expect("decodes");
+        let event = &events[0];
         assert_eq!(
             (event.id.as_str(), event.data.as_str()),
             ("2005", r#"{"P1":12,"P2":9}"#)

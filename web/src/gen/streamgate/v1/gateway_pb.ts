@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file streamgate/v1/gateway.proto.
  */
 export const file_streamgate_v1_gateway: GenFile = /*@__PURE__*/
-  fileDesc("ChtzdHJlYW1nYXRlL3YxL2dhdGV3YXkucHJvdG8SDXN0cmVhbWdhdGUudjEiggIKDlB1Ymxpc2hSZXF1ZXN0Eg0KBXRvcGljGAEgASgJEhAKA2tleRgCIAEoDEgBiAEBEiYKB2hlYWRlcnMYAyADKAsyFS5zdHJlYW1nYXRlLnYxLkhlYWRlchIuCgpwYWdlX2V2ZW50GAQgASgLMhguc3RyZWFtZ2F0ZS52MS5QYWdlRXZlbnRIABIPCgV2YWx1ZRgFIAEoDEgAEhYKCXBhcnRpdGlvbhgGIAEoBUgCiAEBEi0KCXRpbWVzdGFtcBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCQoHcGF5bG9hZEIGCgRfa2V5QgwKCl9wYXJ0aXRpb24icgoPUHVibGlzaFJlc3BvbnNlEg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIOCgZvZmZzZXQYAyABKAMSLQoJdGltZXN0YW1wGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKIAQoNUHVibGlzaFJlc3VsdBIQCghzZXF1ZW5jZRgBIAEoBBItCgNhY2sYAiABKAsyHi5zdHJlYW1nYXRlLnYxLlB1Ymxpc2hSZXNwb25zZUgAEisKBWVycm9yGAMgASgLMhouc3RyZWFtZ2F0ZS52MS5SZWNvcmRFcnJvckgAQgkKB291dGNvbWUiLAoLUmVjb3JkRXJyb3ISDAoEY29kZRgBIAEoBRIPCgdtZXNzYWdlGAIgASgJItsBChBTdWJzY3JpYmVSZXF1ZXN0Eg4KBnRvcGljcxgBIAMoCRISCgVncm91cBgCIAEoCUgAiAEBEisKBXN0YXJ0GAMgASgLMhwuc3RyZWFtZ2F0ZS52MS5TdGFydFBvc2l0aW9uEhMKC3N0b3BfYXRfZW5kGAQgASgIEhgKC21heF9yZWNvcmRzGAUgASgESAGIAQESLQoJcmVhZF9tYXNrGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFza0IICgZfZ3JvdXBCDgoMX21heF9yZWNvcmRzIpgBCg1TdGFydFBvc2l0aW9uEhIKCGVhcmxpZXN0GAEgASgISAASEAoGbGF0ZXN0GAIgASgISAASEAoGb2Zmc2V0GAMgASgDSAASEgoIZnJvbV9lbmQYBCABKANIABIvCgl0aW1lc3RhbXAYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSABCCgoIcG9zaXRpb24ipwEKEVN1YnNjcmliZVJlc3BvbnNlEi8KCmFzc2lnbm1lbnQYASABKAsyGS5zdHJlYW1nYXRlLnYxLkFzc2lnbm1lbnRIABInCgZyZWNvcmQYAiABKAsyFS5zdHJlYW1nYXRlLnYxLlJlY29yZEgAEi0KB3JlY29yZHMYAyABKAsyGi5zdHJlYW1nYXRlLnYxLlJlY29yZEJhdGNoSABCCQoHbWVzc2FnZSKfAQoOQ29uc3VtZVJlcXVlc3QSLAoFc3RhcnQYASABKAsyGy5zdHJlYW1nYXRlLnYxLkNvbnN1bWVTdGFydEgAEigKA2FjaxgCIAEoCzIZLnN0cmVhbWdhdGUudjEuQWNrUmVxdWVzdEgAEioKBG5hY2sYAyABKAsyGi5zdHJlYW1nYXRlLnYxLk5hY2tSZXF1ZXN0SABCCQoHcmVxdWVzdCLLAQoMQ29uc3VtZVN0YXJ0Eg0KBWdyb3VwGAEgASgJEg4KBnRvcGljcxgCIAMoCRIrCgVzdGFydBgDIAEoCzIcLnN0cmVhbWdhdGUudjEuU3RhcnRQb3NpdGlvbhIfChdtYXhfb3V0c3RhbmRpbmdfcmVjb3JkcxgEIAEoDRIvCgxhY2tfZGVhZGxpbmUYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SHQoVbWF4X2RlbGl2ZXJ5X2F0dGVtcHRzGAYgASgNIh0KCkFja1JlcXVlc3QSDwoHYWNrX2lkcxgBIAMoCSJICgtOYWNrUmVxdWVzdBIPCgdhY2tfaWRzGAEgAygJEigKBWRlbGF5GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIoABCg9Db25zdW1lUmVzcG9uc2USLwoKYXNzaWdubWVudBgBIAEoCzIZLnN0cmVhbWdhdGUudjEuQXNzaWdubWVudEgAEjEKB3JlY29yZHMYAiABKAsyHi5zdHJlYW1nYXRlLnYxLkNvbnN1bWVkUmVjb3Jkc0gAQgkKB21lc3NhZ2UiQQoPQ29uc3VtZWRSZWNvcmRzEi4KB3JlY29yZHMYASADKAsyHS5zdHJlYW1nYXRlLnYxLkNvbnN1bWVkUmVjb3JkImEKDkNvbnN1bWVkUmVjb3JkEiUKBnJlY29yZBgBIAEoCzIVLnN0cmVhbWdhdGUudjEuUmVjb3JkEg4KBmFja19pZBgCIAEoCRIYChBkZWxpdmVyeV9hdHRlbXB0GAMgASgNIjUKC1JlY29yZEJhdGNoEiYKB3JlY29yZHMYASADKAsyFS5zdHJlYW1nYXRlLnYxLlJlY29yZCJdCgpBc3NpZ25tZW50EjEKCnBhcnRpdGlvbnMYASADKAsyHS5zdHJlYW1nYXRlLnYxLlBhcnRpdGlvblN0YXJ0EhIKBWdyb3VwGAIgASgJSACIAQFCCAoGX2dyb3VwIncKDlBhcnRpdGlvblN0YXJ0Eg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIUCgxzdGFydF9vZmZzZXQYAyABKAMSFQoNbG93X3dhdGVybWFyaxgEIAEoAxIWCg5oaWdoX3dhdGVybWFyaxgFIAEoAyItChFMaXN0VG9waWNzUmVxdWVzdBIYChBpbmNsdWRlX2ludGVybmFsGAEgASgIIj4KEkxpc3RUb3BpY3NSZXNwb25zZRIoCgZ0b3BpY3MYASADKAsyGC5zdHJlYW1nYXRlLnYxLlRvcGljSW5mbyJLCglUb3BpY0luZm8SDAoEbmFtZRgBIAEoCRIwCgpwYXJ0aXRpb25zGAIgAygLMhwuc3RyZWFtZ2F0ZS52MS5QYXJ0aXRpb25JbmZvImEKDVBhcnRpdGlvbkluZm8SEQoJcGFydGl0aW9uGAEgASgFEg4KBmxlYWRlchgCIAEoBRIVCg1sb3dfd2F0ZXJtYXJrGAMgASgDEhYKDmhpZ2hfd2F0ZXJtYXJrGAQgASgDMs8ECgxFdmVudEdhdGV3YXkSSAoHUHVibGlzaBIdLnN0cmVhbWdhdGUudjEuUHVibGlzaFJlcXVlc3QaHi5zdHJlYW1nYXRlLnYxLlB1Ymxpc2hSZXNwb25zZRJQCg1QdWJsaXNoU3RyZWFtEh0uc3RyZWFtZ2F0ZS52MS5QdWJsaXNoUmVxdWVzdBocLnN0cmVhbWdhdGUudjEuUHVibGlzaFJlc3VsdCgBMAESUAoJU3Vic2NyaWJlEh8uc3RyZWFtZ2F0ZS52MS5TdWJzY3JpYmVSZXF1ZXN0GiAuc3RyZWFtZ2F0ZS52MS5TdWJzY3JpYmVSZXNwb25zZTABEkwKB0NvbnN1bWUSHS5zdHJlYW1nYXRlLnYxLkNvbnN1bWVSZXF1ZXN0Gh4uc3RyZWFtZ2F0ZS52MS5Db25zdW1lUmVzcG9uc2UoATABElcKD0NvbnRyb2xTdXBwbGllchIlLnN0cmVhbWdhdGUudjEuQ29udHJvbFN1cHBsaWVyUmVxdWVzdBodLnN0cmVhbWdhdGUudjEuU3VwcGxpZXJTdGF0dXMSUgoOV2F0Y2hQYWdlU3RhdHMSJC5zdHJlYW1nYXRlLnYxLldhdGNoUGFnZVN0YXRzUmVxdWVzdBoYLnN0cmVhbWdhdGUudjEuUGFnZVN0YXRzMAESVgoKTGlzdFRvcGljcxIgLnN0cmVhbWdhdGUudjEuTGlzdFRvcGljc1JlcXVlc3QaIS5zdHJlYW1nYXRlLnYxLkxpc3RUb3BpY3NSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_streamgate_v1_event, file_streamgate_v1_stats, file_streamgate_v1_supplier]);
+  fileDesc("ChtzdHJlYW1nYXRlL3YxL2dhdGV3YXkucHJvdG8SDXN0cmVhbWdhdGUudjEiggIKDlB1Ymxpc2hSZXF1ZXN0Eg0KBXRvcGljGAEgASgJEhAKA2tleRgCIAEoDEgBiAEBEiYKB2hlYWRlcnMYAyADKAsyFS5zdHJlYW1nYXRlLnYxLkhlYWRlchIuCgpwYWdlX2V2ZW50GAQgASgLMhguc3RyZWFtZ2F0ZS52MS5QYWdlRXZlbnRIABIPCgV2YWx1ZRgFIAEoDEgAEhYKCXBhcnRpdGlvbhgGIAEoBUgCiAEBEi0KCXRpbWVzdGFtcBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCQoHcGF5bG9hZEIGCgRfa2V5QgwKCl9wYXJ0aXRpb24icgoPUHVibGlzaFJlc3BvbnNlEg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIOCgZvZmZzZXQYAyABKAMSLQoJdGltZXN0YW1wGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKIAQoNUHVibGlzaFJlc3VsdBIQCghzZXF1ZW5jZRgBIAEoBBItCgNhY2sYAiABKAsyHi5zdHJlYW1nYXRlLnYxLlB1Ymxpc2hSZXNwb25zZUgAEisKBWVycm9yGAMgASgLMhouc3RyZWFtZ2F0ZS52MS5SZWNvcmRFcnJvckgAQgkKB291dGNvbWUiLAoLUmVjb3JkRXJyb3ISDAoEY29kZRgBIAEoBRIPCgdtZXNzYWdlGAIgASgJIosCChBTdWJzY3JpYmVSZXF1ZXN0Eg4KBnRvcGljcxgBIAMoCRISCgVncm91cBgCIAEoCUgAiAEBEisKBXN0YXJ0GAMgASgLMhwuc3RyZWFtZ2F0ZS52MS5TdGFydFBvc2l0aW9uEhMKC3N0b3BfYXRfZW5kGAQgASgIEhgKC21heF9yZWNvcmRzGAUgASgESAGIAQESLQoJcmVhZF9tYXNrGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzaxIuCgZyZXN1bWUYByADKAsyHi5zdHJlYW1nYXRlLnYxLlBhcnRpdGlvbk9mZnNldEIICgZfZ3JvdXBCDgoMX21heF9yZWNvcmRzIkMKD1BhcnRpdGlvbk9mZnNldBINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSDgoGb2Zmc2V0GAMgASgDIpgBCg1TdGFydFBvc2l0aW9uEhIKCGVhcmxpZXN0GAEgASgISAASEAoGbGF0ZXN0GAIgASgISAASEAoGb2Zmc2V0GAMgASgDSAASEgoIZnJvbV9lbmQYBCABKANIABIvCgl0aW1lc3RhbXAYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSABCCgoIcG9zaXRpb24ipwEKEVN1YnNjcmliZVJlc3BvbnNlEi8KCmFzc2lnbm1lbnQYASABKAsyGS5zdHJlYW1nYXRlLnYxLkFzc2lnbm1lbnRIABInCgZyZWNvcmQYAiABKAsyFS5zdHJlYW1nYXRlLnYxLlJlY29yZEgAEi0KB3JlY29yZHMYAyABKAsyGi5zdHJlYW1nYXRlLnYxLlJlY29yZEJhdGNoSABCCQoHbWVzc2FnZSKfAQoOQ29uc3VtZVJlcXVlc3QSLAoFc3RhcnQYASABKAsyGy5zdHJlYW1nYXRlLnYxLkNvbnN1bWVTdGFydEgAEigKA2FjaxgCIAEoCzIZLnN0cmVhbWdhdGUudjEuQWNrUmVxdWVzdEgAEioKBG5hY2sYAyABKAsyGi5zdHJlYW1nYXRlLnYxLk5hY2tSZXF1ZXN0SABCCQoHcmVxdWVzdCLLAQoMQ29uc3VtZVN0YXJ0Eg0KBWdyb3VwGAEgASgJEg4KBnRvcGljcxgCIAMoCRIrCgVzdGFydBgDIAEoCzIcLnN0cmVhbWdhdGUudjEuU3RhcnRQb3NpdGlvbhIfChdtYXhfb3V0c3RhbmRpbmdfcmVjb3JkcxgEIAEoDRIvCgxhY2tfZGVhZGxpbmUYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SHQoVbWF4X2RlbGl2ZXJ5X2F0dGVtcHRzGAYgASgNIh0KCkFja1JlcXVlc3QSDwoHYWNrX2lkcxgBIAMoCSJICgtOYWNrUmVxdWVzdBIPCgdhY2tfaWRzGAEgAygJEigKBWRlbGF5GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIoABCg9Db25zdW1lUmVzcG9uc2USLwoKYXNzaWdubWVudBgBIAEoCzIZLnN0cmVhbWdhdGUudjEuQXNzaWdubWVudEgAEjEKB3JlY29yZHMYAiABKAsyHi5zdHJlYW1nYXRlLnYxLkNvbnN1bWVkUmVjb3Jkc0gAQgkKB21lc3NhZ2UiQQoPQ29uc3VtZWRSZWNvcmRzEi4KB3JlY29yZHMYASADKAsyHS5zdHJlYW1nYXRlLnYxLkNvbnN1bWVkUmVjb3JkImEKDkNvbnN1bWVkUmVjb3JkEiUKBnJlY29yZBgBIAEoCzIVLnN0cmVhbWdhdGUudjEuUmVjb3JkEg4KBmFja19pZBgCIAEoCRIYChBkZWxpdmVyeV9hdHRlbXB0GAMgASgNIjUKC1JlY29yZEJhdGNoEiYKB3JlY29yZHMYASADKAsyFS5zdHJlYW1nYXRlLnYxLlJlY29yZCJdCgpBc3NpZ25tZW50EjEKCnBhcnRpdGlvbnMYASADKAsyHS5zdHJlYW1nYXRlLnYxLlBhcnRpdGlvblN0YXJ0EhIKBWdyb3VwGAIgASgJSACIAQFCCAoGX2dyb3VwIncKDlBhcnRpdGlvblN0YXJ0Eg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIUCgxzdGFydF9vZmZzZXQYAyABKAMSFQoNbG93X3dhdGVybWFyaxgEIAEoAxIWCg5oaWdoX3dhdGVybWFyaxgFIAEoAyItChFMaXN0VG9waWNzUmVxdWVzdBIYChBpbmNsdWRlX2ludGVybmFsGAEgASgIIj4KEkxpc3RUb3BpY3NSZXNwb25zZRIoCgZ0b3BpY3MYASADKAsyGC5zdHJlYW1nYXRlLnYxLlRvcGljSW5mbyJLCglUb3BpY0luZm8SDAoEbmFtZRgBIAEoCRIwCgpwYXJ0aXRpb25zGAIgAygLMhwuc3RyZWFtZ2F0ZS52MS5QYXJ0aXRpb25JbmZvImEKDVBhcnRpdGlvbkluZm8SEQoJcGFydGl0aW9uGAEgASgFEg4KBmxlYWRlchgCIAEoBRIVCg1sb3dfd2F0ZXJtYXJrGAMgASgDEhYKDmhpZ2hfd2F0ZXJtYXJrGAQgASgDMs8ECgxFdmVudEdhdGV3YXkSSAoHUHVibGlzaBIdLnN0cmVhbWdhdGUudjEuUHVibGlzaFJlcXVlc3QaHi5zdHJlYW1nYXRlLnYxLlB1Ymxpc2hSZXNwb25zZRJQCg1QdWJsaXNoU3RyZWFtEh0uc3RyZWFtZ2F0ZS52MS5QdWJsaXNoUmVxdWVzdBocLnN0cmVhbWdhdGUudjEuUHVibGlzaFJlc3VsdCgBMAESUAoJU3Vic2NyaWJlEh8uc3RyZWFtZ2F0ZS52MS5TdWJzY3JpYmVSZXF1ZXN0GiAuc3RyZWFtZ2F0ZS52MS5TdWJzY3JpYmVSZXNwb25zZTABEkwKB0NvbnN1bWUSHS5zdHJlYW1nYXRlLnYxLkNvbnN1bWVSZXF1ZXN0Gh4uc3RyZWFtZ2F0ZS52MS5Db25zdW1lUmVzcG9uc2UoATABElcKD0NvbnRyb2xTdXBwbGllchIlLnN0cmVhbWdhdGUudjEuQ29udHJvbFN1cHBsaWVyUmVxdWVzdBodLnN0cmVhbWdhdGUudjEuU3VwcGxpZXJTdGF0dXMSUgoOV2F0Y2hQYWdlU3RhdHMSJC5zdHJlYW1nYXRlLnYxLldhdGNoUGFnZVN0YXRzUmVxdWVzdBoYLnN0cmVhbWdhdGUudjEuUGFnZVN0YXRzMAESVgoKTGlzdFRvcGljcxIgLnN0cmVhbWdhdGUudjEuTGlzdFRvcGljc1JlcXVlc3QaIS5zdHJlYW1nYXRlLnYxLkxpc3RUb3BpY3NSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_streamgate_v1_event, file_streamgate_v1_stats, file_streamgate_v1_supplier]);
 
 /**
  * One record to publish.
@@ -270,6 +270,16 @@ export type SubscribeRequest = Message<"streamgate.v1.SubscribeRequest"> & {
    * @generated from field: google.protobuf.FieldMask read_mask = 6;
    */
   readMask?: FieldMask | undefined;
+
+  /**
+   * Where to resume, per partition: each listed partition starts at its offset (clamped into
+   * the offsets the partition still holds), the others at `start`. An SSE records stream's
+   * `Last-Event-ID` becomes this. Without a group only (a group resumes from its commits);
+   * with one, or naming a topic not in `topics`, or a negative offset: INVALID_ARGUMENT.
+   *
+   * @generated from field: repeated streamgate.v1.PartitionOffset resume = 7;
+   */
+  resume: PartitionOffset[];
 };
 
 /**
@@ -278,6 +288,35 @@ export type SubscribeRequest = Message<"streamgate.v1.SubscribeRequest"> & {
  */
 export const SubscribeRequestSchema: GenMessage<SubscribeRequest> = /*@__PURE__*/
   messageDesc(file_streamgate_v1_gateway, 4);
+
+/**
+ * An offset of one partition of one topic.
+ *
+ * @generated from message streamgate.v1.PartitionOffset
+ */
+export type PartitionOffset = Message<"streamgate.v1.PartitionOffset"> & {
+  /**
+   * @generated from field: string topic = 1;
+   */
+  topic: string;
+
+  /**
+   * @generated from field: int32 partition = 2;
+   */
+  partition: number;
+
+  /**
+   * @generated from field: int64 offset = 3;
+   */
+  offset: bigint;
+};
+
+/**
+ * Describes the message streamgate.v1.PartitionOffset.
+ * Use `create(PartitionOffsetSchema)` to create a new message.
+ */
+export const PartitionOffsetSchema: GenMessage<PartitionOffset> = /*@__PURE__*/
+  messageDesc(file_streamgate_v1_gateway, 5);
 
 /**
  * A start position, for every partition of the subscription. With a group, `earliest` and
@@ -341,7 +380,7 @@ export type StartPosition = Message<"streamgate.v1.StartPosition"> & {
  * Use `create(StartPositionSchema)` to create a new message.
  */
 export const StartPositionSchema: GenMessage<StartPosition> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_gateway, 5);
+  messageDesc(file_streamgate_v1_gateway, 6);
 
 /**
  * A message of a Subscribe stream.
@@ -390,7 +429,7 @@ export type SubscribeResponse = Message<"streamgate.v1.SubscribeResponse"> & {
  * Use `create(SubscribeResponseSchema)` to create a new message.
  */
 export const SubscribeResponseSchema: GenMessage<SubscribeResponse> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_gateway, 6);
+  messageDesc(file_streamgate_v1_gateway, 7);
 
 /**
  * A request of a Consume stream: `start` first, then acks and nacks.
@@ -435,7 +474,7 @@ export type ConsumeRequest = Message<"streamgate.v1.ConsumeRequest"> & {
  * Use `create(ConsumeRequestSchema)` to create a new message.
  */
 export const ConsumeRequestSchema: GenMessage<ConsumeRequest> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_gateway, 7);
+  messageDesc(file_streamgate_v1_gateway, 8);
 
 /**
  * What a Consume stream reads and how it is paced.
@@ -499,7 +538,7 @@ export type ConsumeStart = Message<"streamgate.v1.ConsumeStart"> & {
  * Use `create(ConsumeStartSchema)` to create a new message.
  */
 export const ConsumeStartSchema: GenMessage<ConsumeStart> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_gateway, 8);
+  messageDesc(file_streamgate_v1_gateway, 9);
 
 /**
  * Records to acknowledge, by the ack ids they were delivered with.
@@ -520,7 +559,7 @@ export type AckRequest = Message<"streamgate.v1.AckRequest"> & {
  * Use `create(AckRequestSchema)` to create a new message.
  */
 export const AckRequestSchema: GenMessage<AckRequest> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_gateway, 9);
+  messageDesc(file_streamgate_v1_gateway, 10);
 
 /**
  * Records to deliver again, by the ack ids they were delivered with.
@@ -548,7 +587,7 @@ export type NackRequest = Message<"streamgate.v1.NackRequest"> & {
  * Use `create(NackRequestSchema)` to create a new message.
  */
 export const NackRequestSchema: GenMessage<NackRequest> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_gateway, 10);
+  messageDesc(file_streamgate_v1_gateway, 11);
 
 /**
  * A message of a Consume stream.
@@ -586,7 +625,7 @@ export type ConsumeResponse = Message<"streamgate.v1.ConsumeResponse"> & {
  * Use `create(ConsumeResponseSchema)` to create a new message.
  */
 export const ConsumeResponseSchema: GenMessage<ConsumeResponse> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_gateway, 11);
+  messageDesc(file_streamgate_v1_gateway, 12);
 
 /**
  * Records of a Consume stream, delivered together.
@@ -607,7 +646,7 @@ export type ConsumedRecords = Message<"streamgate.v1.ConsumedRecords"> & {
  * Use `create(ConsumedRecordsSchema)` to create a new message.
  */
 export const ConsumedRecordsSchema: GenMessage<ConsumedRecords> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_gateway, 12);
+  messageDesc(file_streamgate_v1_gateway, 13);
 
 /**
  * One delivered record and how to acknowledge it.
@@ -643,7 +682,7 @@ export type ConsumedRecord = Message<"streamgate.v1.ConsumedRecord"> & {
  * Use `create(ConsumedRecordSchema)` to create a new message.
  */
 export const ConsumedRecordSchema: GenMessage<ConsumedRecord> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_gateway, 13);
+  messageDesc(file_streamgate_v1_gateway, 14);
 
 /**
  * Records of a Subscribe stream, delivered together.
@@ -664,7 +703,7 @@ export type RecordBatch = Message<"streamgate.v1.RecordBatch"> & {
  * Use `create(RecordBatchSchema)` to create a new message.
  */
 export const RecordBatchSchema: GenMessage<RecordBatch> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_gateway, 14);
+  messageDesc(file_streamgate_v1_gateway, 15);
 
 /**
  * The partitions a stream reads, and the offset of the first record it will deliver from each.
@@ -692,7 +731,7 @@ export type Assignment = Message<"streamgate.v1.Assignment"> & {
  * Use `create(AssignmentSchema)` to create a new message.
  */
 export const AssignmentSchema: GenMessage<Assignment> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_gateway, 15);
+  messageDesc(file_streamgate_v1_gateway, 16);
 
 /**
  * Where a stream starts in one partition.
@@ -744,7 +783,7 @@ export type PartitionStart = Message<"streamgate.v1.PartitionStart"> & {
  * Use `create(PartitionStartSchema)` to create a new message.
  */
 export const PartitionStartSchema: GenMessage<PartitionStart> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_gateway, 16);
+  messageDesc(file_streamgate_v1_gateway, 17);
 
 /**
  * Which topics to list.
@@ -765,7 +804,7 @@ export type ListTopicsRequest = Message<"streamgate.v1.ListTopicsRequest"> & {
  * Use `create(ListTopicsRequestSchema)` to create a new message.
  */
 export const ListTopicsRequestSchema: GenMessage<ListTopicsRequest> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_gateway, 17);
+  messageDesc(file_streamgate_v1_gateway, 18);
 
 /**
  * The cluster's topics, sorted by name.
@@ -786,7 +825,7 @@ export type ListTopicsResponse = Message<"streamgate.v1.ListTopicsResponse"> & {
  * Use `create(ListTopicsResponseSchema)` to create a new message.
  */
 export const ListTopicsResponseSchema: GenMessage<ListTopicsResponse> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_gateway, 18);
+  messageDesc(file_streamgate_v1_gateway, 19);
 
 /**
  * One topic.
@@ -814,7 +853,7 @@ export type TopicInfo = Message<"streamgate.v1.TopicInfo"> & {
  * Use `create(TopicInfoSchema)` to create a new message.
  */
 export const TopicInfoSchema: GenMessage<TopicInfo> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_gateway, 19);
+  messageDesc(file_streamgate_v1_gateway, 20);
 
 /**
  * One partition of a topic.
@@ -856,7 +895,7 @@ export type PartitionInfo = Message<"streamgate.v1.PartitionInfo"> & {
  * Use `create(PartitionInfoSchema)` to create a new message.
  */
 export const PartitionInfoSchema: GenMessage<PartitionInfo> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_gateway, 20);
+  messageDesc(file_streamgate_v1_gateway, 21);
 
 /**
  * EventGateway publishes to and subscribes from Kafka, steers the built-in PageEvent supplier

@@ -1,0 +1,311 @@
+//! `GET /v1/topics/{topic}/records`: a Subscribe stream as Server-Sent Events, one event
+//! per record in canonical JSON, each event's `id:` the next offset of every partition
+//! read so far (`0:15,1:7,2:3`), so that a reconnect with `Last-Event-ID` resumes exactly
+//! after the last event the client saw: no gap, no repeat.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use prost_reflect::{DynamicMessage, MessageDescriptor, SerializeOptions, Value};
+use streamgate::proto::{self, start_position::Position};
+use tonic::{Code, Status};
+
+use super::events::Event;
+use crate::http::connect::ConnectError;
+
+/// The topic of a records path, if `path` is one.
+pub fn topic_of(path: &str) -> Option<&str> {
+    let topic = path.strip_prefix("/v1/topics/")?.strip_suffix("/records")?;
+    (!topic.is_empty() && !topic.contains('/')).then_some(topic)
+}
+
+/// The Subscribe request of a records stream: `from` (`earliest`, `latest`, an offset),
+/// `group`, `fields` (the record's fields to send, comma-separated), `max_records` (the
+/// stream ends after so many; a browser then reconnects and goes on), and the
+/// `Last-Event-ID` a reconnecting browser sends (ignored with a group, which resumes from
+/// its commits).
+pub fn subscribe_request(
+    topic: &str,
+    query: &str,
+    headers: &HeaderMap,
+) -> Result<proto::SubscribeRequest, ConnectError> {
+    let invalid = |message: String| ConnectError::new(Code::InvalidArgument, message);
+    let mut request = proto::SubscribeRequest {
+        topics: vec![topic.to_owned()],
+        ..Default::default()
+    };
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match &*key {
+            "from" => {
+                let position = match &*value {
+                    "earliest" => Position::Earliest(true),
+                    "latest" => Position::Latest(true),
+                    offset => Position::Offset(offset.parse().map_err(|_| {
+                        invalid(format!("from={offset}: earliest, latest or an offset"))
+                    })?),
+                };
+                request.start = Some(proto::StartPosition {
+                    position: Some(position),
+                });
+            }
+            "group" => request.group = Some(value.into_owned()),
+            "max_records" => {
+                let n = value
+                    .parse()
+                    .map_err(|_| invalid(format!("max_records={value}: a number of records")))?;
+                request.max_records = Some(n);
+            }
+            "fields" => {
+                let mut paths: Vec<String> = value.split(',').map(str::to_owned).collect();
+                // The event ids need every record's partition and offset.
+                for needed in ["partition", "offset"] {
+                    if !paths.iter().any(|p| p == needed) {
+                        paths.push(needed.to_owned());
+                    }
+                }
+                request.read_mask = Some(prost_types::FieldMask { paths });
+            }
+            other => {
+                return Err(invalid(format!(
+                    "unknown parameter {other:?}: the records stream takes from, group, fields and max_records"
+                )));
+            }
+        }
+    }
+    if request.group.is_none()
+        && let Some(last) = headers.get("last-event-id")
+    {
+        let last = last
+            .to_str()
+            .map_err(|_| invalid("Last-Event-ID is not text".into()))?;
+        request.resume = resume(topic, last).map_err(invalid)?;
+    }
+    Ok(request)
+}
+
+/// `0:15,1:7` as the offsets to resume `topic`'s partitions at.
+fn resume(topic: &str, id: &str) -> Result<Vec<proto::PartitionOffset>, String> {
+    id.split(',')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let parsed = part
+                .split_once(':')
+                .and_then(|(p, o)| Some((p.parse().ok()?, o.parse().ok()?)));
+            let (partition, offset) =
+                parsed.ok_or_else(|| format!("Last-Event-ID {id:?} is not partition:offset,…"))?;
+            Ok(proto::PartitionOffset {
+                topic: topic.to_owned(),
+                partition,
+                offset,
+            })
+        })
+        .collect()
+}
+
+/// Turns Subscribe's messages into events, keeping the next offset of every partition.
+pub struct RecordEvents {
+    response: MessageDescriptor,
+    next: BTreeMap<i32, i64>,
+    /// With a read mask: the JSON names of the fields asked for (the rest arrive unset, and
+    /// would otherwise show as defaults).
+    only: Option<Vec<String>>,
+}
+
+impl RecordEvents {
+    pub fn new(response: MessageDescriptor, mask: Option<&prost_types::FieldMask>) -> Self {
+        let record = response
+            .get_field_by_name("records")
+            .and_then(|f| f.kind().as_message().cloned())
+            .and_then(|batch| batch.get_field_by_name("records"))
+            .and_then(|f| f.kind().as_message().cloned());
+        let only = mask.zip(record).map(|(mask, record)| {
+            mask.paths
+                .iter()
+                .filter_map(|p| {
+                    record
+                        .get_field_by_name(p)
+                        .map(|f| f.json_name().to_owned())
+                })
+                .collect()
+        });
+        Self {
+            response,
+            next: BTreeMap::new(),
+            only,
+        }
+    }
+
+    pub fn events(&mut self, message: Bytes) -> Result<Vec<Event>, Status> {
+        let response = DynamicMessage::decode(self.response.clone(), message)
+            .map_err(|e| Status::internal(format!("a SubscribeResponse: {e}")))?;
+        if response.has_field_by_name("assignment") {
+            let assignment = response.get_field_by_name("assignment");
+            for start in messages(assignment.as_deref(), "partitions") {
+                let partition = int(&start, "partition");
+                let offset = int(&start, "start_offset");
+                self.next.entry(partition as i32).or_insert(offset);
+            }
+            return Ok(Vec::new());
+        }
+        let records = match response.get_field_by_name("records") {
+            Some(batch) if response.has_field_by_name("records") => {
+                messages(Some(&batch), "records")
+            }
+            _ => match response.get_field_by_name("record").as_deref() {
+                Some(Value::Message(record)) if response.has_field_by_name("record") => {
+                    vec![record.clone()]
+                }
+                _ => Vec::new(),
+            },
+        };
+        let options = SerializeOptions::new().skip_default_fields(false);
+        records
+            .into_iter()
+            .map(|record| {
+                let partition = int(&record, "partition") as i32;
+                self.next.insert(partition, int(&record, "offset") + 1);
+                let mut data = record
+                    .serialize_with_options(serde_json::value::Serializer, &options)
+                    .map_err(|e| Status::internal(format!("a record as JSON: {e}")))?;
+                if let (Some(only), serde_json::Value::Object(fields)) = (&self.only, &mut data) {
+                    fields.retain(|name, _| only.contains(name));
+                }
+                Ok(Event {
+                    id: self.id(),
+                    data: data.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    fn id(&self) -> String {
+        let parts: Vec<String> = self.next.iter().map(|(p, o)| format!("{p}:{o}")).collect();
+        parts.join(",")
+    }
+}
+
+/// The messages of the repeated field `name` of `message`.
+fn messages(message: Option<&Value>, name: &str) -> Vec<DynamicMessage> {
+    let Some(Value::Message(message)) = message else {
+        return Vec::new();
+    };
+    match message.get_field_by_name(name).as_deref() {
+        Some(Value::List(items)) => items
+            .iter()
+            .filter_map(|item| match item {
+                Value::Message(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// An integer field of `message` (0 when unset).
+fn int(message: &DynamicMessage, name: &str) -> i64 {
+    match message.get_field_by_name(name).as_deref() {
+        Some(Value::I32(n)) => i64::from(*n),
+        Some(Value::I64(n)) => *n,
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message as _;
+
+    use super::*;
+    use crate::http::connect::Methods;
+
+    fn events() -> RecordEvents {
+        let methods = Methods::load().expect("descriptors");
+        let subscribe = methods
+            .at("/streamgate.v1.EventGateway/Subscribe")
+            .expect("Subscribe");
+        RecordEvents::new(subscribe.output(), None)
+    }
+
+    fn record(partition: i32, offset: i64) -> proto::Record {
+        proto::Record {
+            topic: "t".into(),
+            partition,
+            offset,
+            value: Some(Bytes::from_static(b"v")),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn ids_carry_every_partition_s_next_offset() {
+        let mut events = events();
+        let assignment = proto::SubscribeResponse {
+            message: Some(proto::subscribe_response::Message::Assignment(
+                proto::Assignment {
+                    partitions: (0..3)
+                        .map(|p| proto::PartitionStart {
+                            topic: "t".into(),
+                            partition: p,
+                            start_offset: 10 * i64::from(p),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                },
+            )),
+        };
+        assert!(
+            events
+                .events(assignment.encode_to_vec().into())
+                .expect("decodes")
+                .is_empty()
+        );
+        let batch = proto::SubscribeResponse {
+            message: Some(proto::subscribe_response::Message::Records(
+                streamgate::record_batch::RecordBatch {
+                    records: vec![record(1, 10), record(2, 25)],
+                    ..Default::default()
+                },
+            )),
+        };
+        let sent = events
+            .events(batch.encode_to_vec().into())
+            .expect("decodes");
+        let ids: Vec<&str> = sent.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["0:0,1:11,2:20", "0:0,1:11,2:26"]);
+        let data: serde_json::Value = serde_json::from_str(&sent[0].data).expect("JSON");
+        assert_eq!(
+            (&data["offset"], &data["value"]),
+            (&"10".into(), &"dg==".into())
+        );
+    }
+
+    #[test]
+    fn last_event_id_becomes_resume_offsets_without_a_group() {
+        let mut headers = HeaderMap::new();
+        headers.insert("last-event-id", "0:5,2:7".parse().expect("ascii"));
+        let request =
+            subscribe_request("t", "from=earliest&fields=value", &headers).expect("valid");
+        let resume: Vec<(i32, i64)> = request
+            .resume
+            .iter()
+            .map(|p| (p.partition, p.offset))
+            .collect();
+        assert_eq!(resume, [(0, 5), (2, 7)]);
+        let mask = request.read_mask.expect("a mask").paths;
+        assert_eq!(mask, ["value", "partition", "offset"]);
+        let grouped = subscribe_request("t", "group=g", &headers).expect("valid");
+        assert!(
+            grouped.resume.is_empty(),
+            "a group resumes from its commits"
+        );
+        for bad in ["0:x", "zero"] {
+            headers.insert("last-event-id", bad.parse().expect("ascii"));
+            assert!(subscribe_request("t", "", &headers).is_err(), "{bad}");
+        }
+        assert!(subscribe_request("t", "from=yesterday", &HeaderMap::new()).is_err());
+        assert_eq!(topic_of("/v1/topics/orders/records"), Some("orders"));
+        assert_eq!(topic_of("/v1/topics//records"), None);
+        assert_eq!(topic_of("/v1/topics/a/b/records"), None);
+    }
+}
