@@ -11,6 +11,7 @@ mod decode_errors;
 mod get_route;
 mod guard;
 mod open_streams;
+mod protocol;
 mod sse;
 mod watch_cap;
 
@@ -21,5 +22,6 @@ pub use decode_errors::{DECODE_ERROR, LENGTH_ERROR, as_client_errors};
 pub use get_route::{GetRoute, GetRouteLayer};
 pub use guard::{GuardLayer, GuardRules};
 pub use open_streams::OpenStreamsLayer;
+pub use protocol::Protocol;
 pub use sse::SseLayer;
 pub use watch_cap::{WatchCapLayer, WatchCaps};

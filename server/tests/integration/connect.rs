@@ -156,6 +156,18 @@ async fn curl_publishes_lists_and_subscribes() {
             .collect();
         assert_eq!(offsets, [&json!("0"), &json!("1")], "{messages:?}");
         assert_eq!(end, json!({}), "the stream ended without an error");
+
+        // Counted as gRPC calls, by the protocol they came in by.
+        let page = crate::metrics::scrape(&server).await;
+        let handled = |method: &str, kind: &str, code: &str| {
+            let series = format!(
+                "grpc_server_handled_total{{grpc_service=\"{GATEWAY}\",grpc_method=\"{method}\",grpc_type=\"{kind}\",grpc_code=\"{code}\",protocol=\"connect\"}}"
+            );
+            crate::metrics::value(&page, &series)
+        };
+        assert_eq!(handled("Publish", "unary", "OK"), 2.0);
+        assert_eq!(handled("Publish", "unary", "InvalidArgument"), 1.0);
+        assert_eq!(handled("Subscribe", "server_stream", "OK"), 1.0);
         server.stop().await;
     })
     .await;

@@ -101,6 +101,12 @@ async fn analytics_streams_the_seed_s_page_counts() {
         let stats = events(&server, "/v1/stats?rolling=10s", &[], 2).await;
         assert_eq!(stats[0].data["rolling"], "10s");
         assert!(stats[0].data["pages"].is_array(), "{:?}", stats[0]);
+        let page = crate::metrics::scrape(&server).await;
+        let watches = crate::metrics::value(
+            &page,
+            "grpc_server_started_total{grpc_service=\"streamgate.v1.EventGateway\",grpc_method=\"WatchPageStats\",grpc_type=\"server_stream\",protocol=\"sse\"}",
+        );
+        assert!(watches >= 2.0, "SSE streams are counted as such: {watches}");
         server.stop().await;
     })
     .await;

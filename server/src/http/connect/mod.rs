@@ -30,6 +30,7 @@ use tonic::Code;
 use tonic::body::Body;
 use tower::{Layer, Service};
 
+use super::Protocol;
 pub use codec::Methods;
 use codec::has_no_side_effects;
 pub(super) use codec::{Codec, from_proto};
@@ -101,6 +102,10 @@ where
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let Some(kind) = request::classify(&request) else {
+            // gRPC or grpc-web: which one, while the content type still says so.
+            let mut request = request;
+            let protocol = Protocol::of(&request);
+            protocol.tag(&mut request);
             return Either::Left(self.inner.call(request));
         };
         let inner = self.inner.clone();

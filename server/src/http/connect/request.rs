@@ -193,6 +193,8 @@ pub fn grpc_request<B>(
         headers.insert("grpc-timeout", timeout);
     }
     *request.extensions_mut() = original.extensions;
+    // Connect's, unless the SSE layer made this request.
+    crate::http::Protocol::Connect.tag(&mut request);
     request
 }
 

@@ -156,6 +156,7 @@ where
         Err(e) => return Ok(e.into_response()),
     };
     parts.uri = http::Uri::from_static(path);
+    parts.extensions.insert(super::Protocol::Sse);
     let body = Body::new(Full::new(encode(0, &message)));
     let response = inner.oneshot(grpc_request(parts, None, body)).await?;
     let (parts, body) = response.into_parts();

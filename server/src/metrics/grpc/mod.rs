@@ -1,7 +1,9 @@
 //! The gRPC server metrics that gRPC dashboards expect, with go-grpc-prometheus's names and
 //! labels: `grpc_server_started_total`, `grpc_server_handled_total` (by `grpc_code`),
 //! `grpc_server_handling_seconds`, `grpc_server_msg_received_total` and
-//! `grpc_server_msg_sent_total`, by `grpc_service`, `grpc_method` and `grpc_type`.
+//! `grpc_server_msg_sent_total`, by `grpc_service`, `grpc_method` and `grpc_type` — and by
+//! `protocol` (`grpc`, `grpc_web`, `connect`, `sse`), since every protocol of the port ends
+//! in the same gRPC call.
 //!
 //! A tower layer around the gRPC services measures every call, whatever the service: it
 //! counts the messages in the request and response bodies (gRPC frames each with a 5-byte
@@ -14,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
@@ -29,34 +31,67 @@ use prost::Message as _;
 use tonic::body::Body;
 use tower::{Layer, Service};
 
+use crate::http::Protocol;
+
 /// go-grpc-prometheus's (and Prometheus's) default buckets, in seconds.
 const BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// Which method a call is.
+/// Which method a call is, and the protocol it came in by (gRPC, grpc-web, Connect, SSE).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MethodLabels {
     grpc_service: Arc<str>,
     grpc_method: Arc<str>,
     grpc_type: &'static str,
+    protocol: &'static str,
 }
 
-/// Which method, and how it ended.
+/// Which method, by which protocol, and how it ended.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HandledLabels {
     grpc_service: Arc<str>,
     grpc_method: Arc<str>,
     grpc_type: &'static str,
     grpc_code: &'static str,
+    protocol: &'static str,
 }
 
 /// The families, and the method of every path the server serves.
 #[derive(Debug)]
 pub struct GrpcMetrics {
-    methods: HashMap<String, Arc<Method>>,
-    unknown: Arc<Method>,
+    methods: HashMap<String, Slots>,
+    unknown: Slots,
+    families: Families,
     handled: Family<HandledLabels, Counter>,
+}
+
+/// The per-method families.
+#[derive(Debug, Clone)]
+struct Families {
+    started: Family<MethodLabels, Counter>,
+    received: Family<MethodLabels, Counter>,
+    sent: Family<MethodLabels, Counter>,
+    handling: Family<MethodLabels, Histogram, fn() -> Histogram>,
+}
+
+impl Families {
+    fn method(&self, labels: MethodLabels) -> Arc<Method> {
+        Arc::new(Method {
+            started: self.started.get_or_create_owned(&labels),
+            received: self.received.get_or_create_owned(&labels),
+            sent: self.sent.get_or_create_owned(&labels),
+            handling: self.handling.get_or_create_owned(&labels),
+            labels,
+        })
+    }
+}
+
+/// One method's series by protocol, each made on its first call (gRPC's at start).
+#[derive(Debug)]
+struct Slots {
+    labels: MethodLabels,
+    by_protocol: [OnceLock<Arc<Method>>; Protocol::ALL.len()],
 }
 
 /// One method's series, looked up once at start: a call then touches no label map but the
@@ -78,35 +113,44 @@ impl GrpcMetrics {
     /// Registers the families in `registry`, for the methods the encoded
     /// `FileDescriptorSet`s declare.
     pub fn register(registry: &mut Registry, descriptor_sets: &[&[u8]]) -> Arc<Self> {
-        let started = Family::<MethodLabels, Counter>::default();
-        let received = Family::<MethodLabels, Counter>::default();
-        let sent = Family::<MethodLabels, Counter>::default();
-        let handling =
-            Family::<MethodLabels, Histogram, fn() -> Histogram>::new_with_constructor(histogram);
+        let families = Families {
+            started: Family::default(),
+            received: Family::default(),
+            sent: Family::default(),
+            handling: Family::new_with_constructor(histogram),
+        };
         // Every method shows from the first scrape on, at zero, as go-grpc-prometheus's
-        // InitializeMetrics does: a rate over a series that appears late misses its start.
-        let method = |labels: MethodLabels| {
-            Arc::new(Method {
-                started: started.get_or_create_owned(&labels),
-                received: received.get_or_create_owned(&labels),
-                sent: sent.get_or_create_owned(&labels),
-                handling: handling.get_or_create_owned(&labels),
+        // InitializeMetrics does (a rate over a series that appears late misses its start):
+        // its gRPC series; the other protocols' appear with their first call.
+        let slots = |labels: MethodLabels| {
+            let by_protocol: [OnceLock<Arc<Method>>; Protocol::ALL.len()] = Default::default();
+            let _ = by_protocol[Protocol::Grpc.index()].set(families.method(labels.clone()));
+            Slots {
                 labels,
-            })
+                by_protocol,
+            }
         };
         let unknown_name: Arc<str> = Arc::from("unknown");
         let metrics = Self {
             methods: methods(descriptor_sets)
                 .into_iter()
-                .map(|(path, labels)| (path, method(labels)))
+                .map(|(path, labels)| (path, slots(labels)))
                 .collect(),
-            unknown: method(MethodLabels {
+            unknown: slots(MethodLabels {
                 grpc_service: unknown_name.clone(),
                 grpc_method: unknown_name,
                 grpc_type: "unknown",
+                protocol: Protocol::Grpc.label(),
             }),
+            families: families.clone(),
             handled: Family::default(),
         };
+        let Families {
+            started,
+            received,
+            sent,
+            handling,
+        } = families;
         registry.register(
             "grpc_server_started",
             "Total number of RPCs started on the server",
@@ -135,8 +179,16 @@ impl GrpcMetrics {
         Arc::new(metrics)
     }
 
-    fn method(&self, path: &str) -> Arc<Method> {
-        self.methods.get(path).unwrap_or(&self.unknown).clone()
+    fn method(&self, path: &str, protocol: Protocol) -> Arc<Method> {
+        let slots = self.methods.get(path).unwrap_or(&self.unknown);
+        slots.by_protocol[protocol.index()]
+            .get_or_init(|| {
+                self.families.method(MethodLabels {
+                    protocol: protocol.label(),
+                    ..slots.labels.clone()
+                })
+            })
+            .clone()
     }
 }
 
@@ -167,6 +219,7 @@ fn methods(descriptor_sets: &[&[u8]]) -> HashMap<String, MethodLabels> {
                             grpc_service: full.clone(),
                             grpc_method: Arc::from(method.name()),
                             grpc_type,
+                            protocol: Protocol::Grpc.label(),
                         },
                     );
                 }
@@ -241,7 +294,9 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let method = self.metrics.method(request.uri().path());
+        let method = self
+            .metrics
+            .method(request.uri().path(), Protocol::of(&request));
         method.started.inc();
         let received = method.received.clone();
         let request = request.map(|body| {
@@ -276,6 +331,7 @@ impl Call {
             grpc_service,
             grpc_method,
             grpc_type,
+            protocol,
         } = self.method.labels.clone();
         self.metrics
             .handled
@@ -284,6 +340,7 @@ impl Call {
                 grpc_method,
                 grpc_type,
                 grpc_code: code,
+                protocol,
             })
             .inc();
         self.method
