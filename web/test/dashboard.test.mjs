@@ -21,35 +21,19 @@
 // (default /usr/bin/chromium).
 
 import { chromium } from "playwright-core";
-import { spawn, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
+import { serverBin, startServer as startShared } from "./server.mjs";
 
 const root = new URL("../../", import.meta.url).pathname;
-const serverBin = process.env.STREAMGATE_SERVER_BIN ?? `${root}target/debug/streamgate-server`;
 const cliBin = process.env.STREAMGATE_CLI_BIN ?? `${root}target/debug/streamgate`;
 const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 
 function startServer(listen = "127.0.0.1:0", extra = []) {
-  const child = spawn(serverBin, ["--listen", listen, "--supplier-rate", "20", ...extra], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, RUST_LOG: "warn" },
-  });
-  child.stderr.on("data", (chunk) => process.stderr.write(`server> ${chunk}`));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("no banner from the server within 30 s")), 30000);
-    child.on("exit", (code) => reject(new Error(`server exited early with ${code}`)));
-    createInterface({ input: child.stdout }).on("line", (line) => {
-      const match = line.match(/(https?:\/\/[0-9.:]+)/);
-      if (match && line.includes("gRPC")) {
-        clearTimeout(timer);
-        resolve({ child, url: match[1] });
-      }
-    });
-  });
+  return startShared(["--listen", listen, "--supplier-rate", "20", ...extra]);
 }
 
 async function waitFor(what, check, timeoutMs) {

@@ -12,31 +12,12 @@
 // /usr/bin/chromium).
 
 import { chromium } from "playwright-core";
-import { spawn } from "node:child_process";
-import { createInterface } from "node:readline";
+import { startServer as startShared } from "./server.mjs";
 
-const root = new URL("../../", import.meta.url).pathname;
-const serverBin = process.env.STREAMGATE_SERVER_BIN ?? `${root}target/debug/streamgate-server`;
 const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 
 function startServer() {
-  const child = spawn(
-    serverBin,
-    ["--listen", "127.0.0.1:0", "--supplier-stopped", "--auto-create-topics"],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "warn" } },
-  );
-  child.stderr.on("data", (chunk) => process.stderr.write(`server> ${chunk}`));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("no banner from the server within 30 s")), 30000);
-    child.on("exit", (code) => reject(new Error(`server exited early with ${code}`)));
-    createInterface({ input: child.stdout }).on("line", (line) => {
-      const match = line.match(/(https?:\/\/[0-9.:]+)/);
-      if (match && line.includes("gRPC")) {
-        clearTimeout(timer);
-        resolve({ child, url: match[1] });
-      }
-    });
-  });
+  return startShared(["--listen", "127.0.0.1:0", "--supplier-stopped", "--auto-create-topics"]);
 }
 
 async function publish(url, topic, value) {

@@ -119,6 +119,13 @@ impl ConnectError {
     }
 }
 
+/// The status a gRPC response ended with, from its trailers; a response that ended without
+/// one is an internal error (the server's, not the caller's).
+pub fn final_status(trailers: &HeaderMap) -> tonic::Status {
+    tonic::Status::from_header_map(trailers)
+        .unwrap_or_else(|| tonic::Status::internal("the call ended without a status"))
+}
+
 /// The headers of `map` that are the call's own metadata, not gRPC's or HTTP's framing.
 pub fn metadata(map: &HeaderMap) -> HeaderMap {
     map.iter()

@@ -35,7 +35,7 @@ pub use codec::Methods;
 use codec::has_no_side_effects;
 pub(super) use codec::{Codec, from_proto};
 pub(super) use envelope::{Splitter, encode};
-pub(super) use error::ConnectError;
+pub(super) use error::{ConnectError, final_status};
 use request::Kind;
 pub(super) use request::grpc_request;
 

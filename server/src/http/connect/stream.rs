@@ -17,7 +17,7 @@ use tower::{Service, ServiceExt};
 
 use super::codec::{self, Codec};
 use super::envelope::{self, COMPRESSED, END_STREAM, Splitter};
-use super::error::{ConnectError, metadata};
+use super::error::{ConnectError, final_status, metadata};
 use super::request;
 
 /// Answers a streaming call; `message_bytes` bounds one message in either direction.
@@ -187,10 +187,7 @@ impl http_body::Body for ToConnect {
                     Ok(data) => this.splitter.push(&data),
                     Err(frame) => {
                         let trailers = frame.into_trailers().unwrap_or_default();
-                        let status = Status::from_header_map(&trailers).unwrap_or_else(|| {
-                            Status::internal("the stream ended without a status")
-                        });
-                        this.end = Some(end_of_stream(&status, &trailers));
+                        this.end = Some(end_of_stream(&final_status(&trailers), &trailers));
                     }
                 },
                 Some(Err(status)) => this.end_with(&status),

@@ -11,7 +11,7 @@ use tower::{Service, ServiceExt};
 
 use super::codec::{self, Codec};
 use super::envelope::{self, Splitter};
-use super::error::{ConnectError, metadata};
+use super::error::{ConnectError, final_status, metadata};
 use super::request;
 
 /// Bounds on what one unary call may carry.
@@ -90,8 +90,7 @@ async fn answer(
         .await
         .map_err(|e| ConnectError::new(Code::Internal, format!("reading the answer: {e}")))?;
     let trailers = collected.trailers().cloned().unwrap_or_default();
-    let status = tonic::Status::from_header_map(&trailers)
-        .unwrap_or_else(|| tonic::Status::internal("the call ended without a status"));
+    let status = final_status(&trailers);
     if status.code() != Code::Ok {
         return Err(ConnectError::from_status(&status));
     }

@@ -12,7 +12,7 @@ use tokio::time::{Instant, Sleep};
 use tonic::body::Body;
 use tonic::{Code, Status};
 
-use crate::http::connect::{ConnectError, Splitter};
+use crate::http::connect::{ConnectError, Splitter, final_status};
 
 /// How long a stream may go without sending anything before a comment line is sent.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -114,11 +114,7 @@ impl http_body::Body for EventStream {
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) => this.splitter.push(&data),
                     Err(frame) => {
-                        let trailers = frame.into_trailers().unwrap_or_default();
-                        let status = Status::from_header_map(&trailers).unwrap_or_else(|| {
-                            Status::internal("the stream ended without a status")
-                        });
-                        this.end(&status);
+                        this.end(&final_status(&frame.into_trailers().unwrap_or_default()));
                     }
                 },
                 Poll::Ready(Some(Err(status))) => this.end(&status),
