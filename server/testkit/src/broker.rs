@@ -69,12 +69,18 @@ async fn on_each<F, Fut>(
         Some(make_tls) => TestServer::start_tls(kafka, kind, configure, make_tls()).await,
         None => TestServer::start(kafka, kind, configure).await,
     };
-    let embedded = Arc::new(Kafka::embedded(Vec::new()).expect("embedded broker starts"));
-    eprintln!(
-        "--- scenario on the embedded broker ({})",
-        embedded.bootstrap_servers()
-    );
-    scenario(start(embedded, BrokerKind::Embedded).await).await;
+    // STREAMGATE_TEST_REAL_ONLY=1 (with STREAMGATE_TEST_BROKERS): the real broker's half
+    // alone, to look into a failure there, or to show a test failing there too.
+    let real_only = real_brokers().is_some()
+        && std::env::var("STREAMGATE_TEST_REAL_ONLY").is_ok_and(|v| v == "1");
+    if !real_only {
+        let embedded = Arc::new(Kafka::embedded(Vec::new()).expect("embedded broker starts"));
+        eprintln!(
+            "--- scenario on the embedded broker ({})",
+            embedded.bootstrap_servers()
+        );
+        scenario(start(embedded, BrokerKind::Embedded).await).await;
+    }
     if let Some(brokers) = real_brokers() {
         eprintln!("--- scenario on the real broker ({brokers})");
         let real = Arc::new(Kafka::external(brokers, Vec::new()));

@@ -373,6 +373,24 @@ async fn the_same_bad_requests_get_the_same_codes_on_every_protocol() {
                 "{what}: {error}"
             );
         }
+        // A Connect body is read only up to three times the message limit (room for JSON):
+        // a larger one is refused before it is parsed, naming the flag.
+        let huge = json!({"topic": topic, "value": "A".repeat(3 * (LIMIT + 64 * 1024))});
+        let refused = reqwest_client(false)
+            .post(url(&server, "Publish"))
+            .header("content-type", "application/json")
+            .body(huge.to_string())
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(refused.status(), 429);
+        let error = json_of(&refused.bytes().await.expect("body"));
+        assert_eq!(error["code"], "resource_exhausted", "{error}");
+        assert!(
+            error["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("--max-message-bytes"))
+        );
         server.stop().await;
     })
     .await;
