@@ -605,22 +605,27 @@ async fn two_servers_split_the_input_and_show_the_same_global_counts() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thousand_watchers_and_a_slow_one() {
+/// The supplier at 20 events/s and the analytics worker, on topics and a group of the test's
+/// own (named with `prefix`), ticking every 200 ms.
+pub(crate) fn supplier_counting(prefix: &str) -> impl Fn(&mut Settings) + Clone + use<> {
     let (input, output, group) = (
-        random_name("w-in"),
-        random_name("w-out"),
-        random_name("w-g"),
+        random_name(&format!("{prefix}-in")),
+        random_name(&format!("{prefix}-out")),
+        random_name(&format!("{prefix}-g")),
     );
-    let configure = |s: &mut Settings| {
+    move |s: &mut Settings| {
         s.supplier.settings.rate_per_second = 20.0;
         s.analytics.tick = Duration::from_millis(200);
         s.analytics.worker = true;
         s.supplier.settings.topic = topic_name(&input);
         s.topics.stats = topic_name(&output);
         s.analytics.group = group.clone();
-    };
-    on_each_broker_with(configure, |server| async move {
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_watchers_and_a_slow_one() {
+    on_each_broker_with(supplier_counting("w"), |server| async move {
         // Several connections, as browsers and CLIs would open them (each connection allows
         // a bounded number of concurrent streams).
         let mut clients = Vec::new();

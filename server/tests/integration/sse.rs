@@ -9,10 +9,8 @@ use serde_json::Value;
 use streamgate_server::Settings;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::support::{
-    TestServer, on_each_broker, on_each_broker_with, publish_values, random_name, topic_name,
-    within,
-};
+use crate::analytics::supplier_counting;
+use crate::support::{TestServer, on_each_broker, on_each_broker_with, publish_values, within};
 
 /// An SSE event: its id and data.
 #[derive(Debug)]
@@ -57,28 +55,11 @@ async fn events(server: &TestServer, path: &str, headers: &[&str], count: usize)
     read
 }
 
-/// The supplier at 20 events/s and the analytics worker on topics of this test's own.
-fn supplier_counting() -> impl Fn(&mut Settings) + Clone {
-    let (input, output, group) = (
-        random_name("sse-in"),
-        random_name("sse-out"),
-        random_name("sse-g"),
-    );
-    move |s: &mut Settings| {
-        s.supplier.settings.rate_per_second = 20.0;
-        s.analytics.tick = Duration::from_millis(200);
-        s.analytics.worker = true;
-        s.supplier.settings.topic = topic_name(&input);
-        s.topics.stats = topic_name(&output);
-        s.analytics.group = group.clone();
-    }
-}
-
 /// `/analytics` sends `{"P1":n,"P2":m}` events, their ids the time each was computed,
 /// until the supplier's pages show; `/v1/stats` sends whole PageStats messages.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn analytics_streams_the_seed_s_page_counts() {
-    on_each_broker_with(supplier_counting(), |server| async move {
+    on_each_broker_with(supplier_counting("sse"), |server| async move {
         let mut counted = false;
         for _ in 0..10 {
             let read = events(&server, "/analytics", &[], 25).await;
