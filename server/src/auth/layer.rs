@@ -1,6 +1,9 @@
 //! The tower layer that authenticates every request before it reaches a gRPC service.
 //! It sits below grpc-web's translation, so browser calls are checked exactly like native
-//! gRPC ones, and a refusal is a normal gRPC status in either protocol.
+//! gRPC ones, and a refusal is a normal gRPC status in either protocol. On the SSE routes a
+//! request without an `authorization` header may authenticate with an EventSource session
+//! cookie instead ([`Sessions`]); anywhere else the cookie is ignored, so it can only ever
+//! read.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -9,7 +12,7 @@ use futures::future::{Either, Ready, ready};
 use tonic::Status;
 use tower::{Layer, Service};
 
-use super::{Authenticator, RefusalLog};
+use super::{Authenticator, RefusalLog, Sessions};
 
 /// Services anyone may call: health, for probes and load balancers.
 const OPEN_PREFIXES: &[&str] = &["/grpc.health.v1.Health/"];
@@ -20,6 +23,15 @@ pub struct AuthLayer {
     auth: Arc<Authenticator>,
     refusals: Arc<RefusalLog>,
     subject: fn(&http::Extensions) -> Option<String>,
+    sessions: Option<SessionRoutes>,
+}
+
+/// The sessions, and which requests may use them.
+#[derive(Clone)]
+struct SessionRoutes {
+    sessions: Arc<Sessions>,
+    /// Whether a request is on an SSE route (the HTTP layer above tags it).
+    is_event_stream: fn(&http::Extensions) -> bool,
 }
 
 impl AuthLayer {
@@ -34,7 +46,34 @@ impl AuthLayer {
             auth,
             refusals,
             subject,
+            sessions: None,
         }
+    }
+
+    /// The same layer, accepting `sessions`' cookies on the requests `is_event_stream` says
+    /// are SSE.
+    pub fn with_sessions(
+        mut self,
+        sessions: Arc<Sessions>,
+        is_event_stream: fn(&http::Extensions) -> bool,
+    ) -> Self {
+        self.sessions = Some(SessionRoutes {
+            sessions,
+            is_event_stream,
+        });
+        self
+    }
+
+    /// The principal of an SSE request's session cookie: `None` when the request is not
+    /// one, sends a token, or has no cookie; `Some(None)` for an unknown or expired cookie.
+    fn session<B>(&self, request: &http::Request<B>) -> Option<Option<super::Principal>> {
+        let routes = self.sessions.as_ref()?;
+        let headers = request.headers();
+        let eligible = self.auth.is_required()
+            && (routes.is_event_stream)(request.extensions())
+            && !headers.contains_key(http::header::AUTHORIZATION)
+            && Sessions::has_cookie(headers);
+        eligible.then(|| routes.sessions.principal(headers))
     }
 }
 
@@ -73,12 +112,26 @@ where
         if OPEN_PREFIXES.iter().any(|prefix| path.starts_with(prefix)) {
             return Either::Left(self.inner.call(request));
         }
+        let session = self.layer.session(&request);
+        if let Some(Some(principal)) = session {
+            request.extensions_mut().insert(principal);
+            return Either::Left(self.inner.call(request));
+        }
         let subject = (self.layer.subject)(request.extensions());
-        match self
+        let authenticated = self
             .layer
             .auth
             .authenticate(request.headers(), subject.as_deref())
-        {
+            .map_err(|mut refused| {
+                if session.is_some() {
+                    refused.0 = format!(
+                        "the session cookie is unknown or has expired (open a new one with OpenEventSession), and {}",
+                        refused.0
+                    );
+                }
+                refused
+            });
+        match authenticated {
             Ok(principal) => {
                 request.extensions_mut().insert(principal);
                 Either::Left(self.inner.call(request))

@@ -7,6 +7,9 @@
 //!   applies what is reserved to admins and answers PERMISSION_DENIED naming the missing
 //!   permission.
 //!
+//! - A browser's EventSource, which cannot send headers, authenticates the SSE routes with
+//!   a session cookie an authenticated OpenEventSession call set ([`Sessions`]).
+//!
 //! Without `--auth-file`, `--jwt-key` or `--tls-client-ca` the server is open: every caller
 //! is the one anonymous principal with every permission (allowed on loopback only, or with
 //! `--insecure-no-auth`).
@@ -19,6 +22,7 @@ mod layer;
 mod permission;
 mod principal;
 mod refusals;
+mod sessions;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -43,6 +47,9 @@ pub use permission::{Need, Permission};
 pub use principal::SlotLimits;
 pub use principal::{Credential, Principal, QuotaOverrides};
 pub use refusals::RefusalLog;
+pub use sessions::{
+    COOKIE as SESSION_COOKIE, OpenError as SessionOpenError, SessionLimits, Sessions,
+};
 
 /// Longest bearer token looked at; anything longer is refused without hashing it.
 const MAX_TOKEN_BYTES: usize = 16 * 1024;

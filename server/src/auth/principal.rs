@@ -16,6 +16,8 @@ pub enum Credential {
     Jwt,
     /// A client certificate verified against `--tls-client-ca`.
     Certificate,
+    /// An EventSource session's cookie, opened with one of the others (SSE routes only).
+    Session,
 }
 
 /// A principal's own share of the stream slots (the auth file's `limits`); a kind left out
@@ -85,6 +87,16 @@ impl Principal {
     pub fn with_quotas(mut self, quotas: QuotaOverrides) -> Self {
         self.quotas = quotas;
         self
+    }
+
+    /// The same principal as an EventSource session ending at `expires`: its grants, shares
+    /// and quotas stay its own.
+    pub fn for_session(&self, expires: SystemTime) -> Self {
+        Self {
+            credential: Credential::Session,
+            expires: Some(expires),
+            ..self.clone()
+        }
     }
 
     /// Its own rate quotas, where the auth file sets them.

@@ -94,4 +94,21 @@ pub struct TenancyFlags {
     /// pings do not count as use).
     #[arg(long, env = "STREAMGATE_IDLE_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
     pub idle_timeout: Duration,
+
+    /// EventSource sessions (OpenEventSession cookies) open at once on the server; more are
+    /// refused with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "STREAMGATE_MAX_EVENT_SESSIONS", default_value_t = 10_000)]
+    pub max_event_sessions: usize,
+
+    /// EventSource sessions one principal may hold; opening another ends its oldest.
+    #[arg(
+        long,
+        env = "STREAMGATE_PRINCIPAL_MAX_EVENT_SESSIONS",
+        default_value_t = 16
+    )]
+    pub principal_max_event_sessions: usize,
+
+    /// The longest an EventSource session lasts (a longer request is shortened to it).
+    #[arg(long, env = "STREAMGATE_MAX_EVENT_SESSION_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub max_event_session_ttl: Duration,
 }

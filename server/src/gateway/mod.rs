@@ -4,6 +4,7 @@
 mod consume;
 mod deadline;
 pub(crate) mod error;
+mod event_session;
 mod known_topics;
 mod publish;
 mod publish_stream;
@@ -15,8 +16,9 @@ use std::time::Duration;
 
 use streamgate::proto::event_gateway_server::EventGateway;
 use streamgate::proto::{
-    ConsumeRequest, ControlSupplierRequest, ListTopicsRequest, ListTopicsResponse, PartitionInfo,
-    PublishRequest, PublishResponse, SubscribeRequest, SupplierAction, SupplierStatus, TopicInfo,
+    ConsumeRequest, ControlSupplierRequest, ListTopicsRequest, ListTopicsResponse,
+    OpenEventSessionRequest, OpenEventSessionResponse, PartitionInfo, PublishRequest,
+    PublishResponse, SubscribeRequest, SupplierAction, SupplierStatus, TopicInfo,
     WatchPageStatsRequest,
 };
 use tokio_util::sync::CancellationToken;
@@ -24,7 +26,7 @@ use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::admission::{Admission, Slot};
-use crate::auth::{Access, Expiring, Principal};
+use crate::auth::{Access, Expiring, Principal, Sessions};
 use crate::gateway::error::GatewayError;
 use crate::kafka::{Admin, ClientSettings, Producer, TopicCreator};
 use crate::metrics::RecordMetrics;
@@ -82,6 +84,8 @@ pub struct State {
     pub quotas: Arc<Quotas>,
     /// Records published and delivered, for the metrics.
     pub records: RecordMetrics,
+    /// EventSource sessions, which OpenEventSession opens.
+    pub sessions: Arc<Sessions>,
 }
 
 impl State {
@@ -128,6 +132,10 @@ impl State {
             ),
             records: RecordMetrics::new(settings.metrics_max_label_values),
             quotas: Quotas::new(settings.limits.quotas),
+            sessions: Arc::new(Sessions::new(
+                settings.event_sessions,
+                settings.tls.is_some(),
+            )),
         }))
     }
 
@@ -302,6 +310,14 @@ impl EventGateway for Gateway {
             &self.state.tasks,
         )?;
         Ok(Response::new(Expiring::new(stats, &principal)))
+    }
+
+    async fn open_event_session(
+        &self,
+        request: Request<OpenEventSessionRequest>,
+    ) -> Result<Response<OpenEventSessionResponse>, Status> {
+        let principal = principal_of(&request)?;
+        event_session::open(&self.state.sessions, &principal, request.get_ref())
     }
 
     async fn list_topics(

@@ -22,6 +22,6 @@ pub use decode_errors::{DECODE_ERROR, LENGTH_ERROR, as_client_errors};
 pub use get_route::{GetRoute, GetRouteLayer};
 pub use guard::{GuardLayer, GuardRules};
 pub use open_streams::OpenStreamsLayer;
-pub use protocol::Protocol;
+pub use protocol::{Protocol, is_event_stream};
 pub use sse::SseLayer;
 pub use watch_cap::{WatchCapLayer, WatchCaps};

@@ -55,6 +55,12 @@ impl Protocol {
     }
 }
 
+/// Whether a request is on an SSE route: the one place an EventSource session cookie may
+/// stand in for a credential.
+pub fn is_event_stream(extensions: &http::Extensions) -> bool {
+    extensions.get::<Protocol>() == Some(&Protocol::Sse)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,6 +59,7 @@ pub(super) fn serve(
     shutdown: &CancellationToken,
 ) -> Result<impl Future<Output = Result<(), tonic::transport::Error>> + use<>, ServeError> {
     let refusals = routes.state.access.refusals();
+    let sessions = routes.state.sessions.clone();
     let gateway = EventGatewayServer::new(Gateway::new(routes.state))
         .max_decoding_message_size(settings.limits.max_message_bytes + REQUEST_OVERHEAD);
     let http_settings = &settings.http;
@@ -95,11 +96,14 @@ pub(super) fn serve(
             http::as_client_errors::<tonic::body::Body>,
         ))
         // Below grpc-web: browser calls are authenticated exactly like native gRPC ones.
-        .layer(AuthLayer::new(
-            settings.authenticator.clone(),
-            refusals,
-            tls::client_subject,
-        ))
+        .layer(
+            AuthLayer::new(
+                settings.authenticator.clone(),
+                refusals,
+                tls::client_subject,
+            )
+            .with_sessions(sessions, http::is_event_stream),
+        )
         .add_service(gateway)
         .add_service(routes.health)
         .add_service(reflection().build_v1()?)

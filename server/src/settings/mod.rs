@@ -22,7 +22,7 @@ use streamgate::topic::TopicName;
 
 pub use crate::analytics::WindowSpec;
 use crate::auth::Reserved;
-pub use crate::auth::{Authenticator, JwtExpected, Sources as AuthSources};
+pub use crate::auth::{Authenticator, JwtExpected, SessionLimits, Sources as AuthSources};
 pub use crate::connections::Caps as ConnectionCaps;
 pub use crate::http::WatchCaps as HealthWatchCaps;
 use crate::kafka::dead_letter;
@@ -88,6 +88,8 @@ pub struct Settings {
     pub authenticator: Arc<Authenticator>,
     /// Whether Publish may create a missing topic (`--auto-create-topics`).
     pub auto_create_topics: bool,
+    /// How many EventSource sessions there may be, and for how long.
+    pub event_sessions: SessionLimits,
 }
 
 /// Which Kafka cluster, and how every client talks to it.

@@ -19,7 +19,7 @@ use crate::transports::{frame, grpc_web_status};
 const GATEWAY: &str = "streamgate.v1.EventGateway";
 
 /// Runs `curl -s` with `args` against the server; returns the HTTP status and the body.
-async fn curl(args: &[&str]) -> (u16, Bytes) {
+pub(crate) async fn curl(args: &[&str]) -> (u16, Bytes) {
     let output = tokio::process::Command::new("curl")
         .args(["-s", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}"])
         .args(args)
@@ -36,7 +36,7 @@ async fn curl(args: &[&str]) -> (u16, Bytes) {
     (status, body.into())
 }
 
-fn json_of(body: &[u8]) -> Value {
+pub(crate) fn json_of(body: &[u8]) -> Value {
     serde_json::from_slice(body)
         .unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(body)))
 }
@@ -70,7 +70,7 @@ fn split_envelopes(mut body: Bytes) -> (Vec<Value>, Value) {
     (messages, end.expect("an end-of-stream message"))
 }
 
-fn url(server: &TestServer, method: &str) -> String {
+pub(crate) fn url(server: &TestServer, method: &str) -> String {
     format!("{}/{GATEWAY}/{method}", server.url())
 }
 

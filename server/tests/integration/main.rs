@@ -10,6 +10,7 @@ mod connect;
 mod connections;
 mod consume;
 mod errors;
+mod event_sessions;
 mod http_guard;
 mod interop;
 mod kafka_security;

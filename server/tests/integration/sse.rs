@@ -14,17 +14,30 @@ use crate::support::{TestServer, on_each_broker, on_each_broker_with, publish_va
 
 /// An SSE event: its id and data.
 #[derive(Debug)]
-struct Event {
-    id: String,
-    data: Value,
+pub(crate) struct Event {
+    pub id: String,
+    pub data: Value,
 }
 
-/// `curl -N` on `path` until `count` events came, or until the stream ends.
-async fn events(server: &TestServer, path: &str, headers: &[&str], count: usize) -> Vec<Event> {
+/// `curl -N` on `path` until `count` events came, or until the stream ends; `headers` are
+/// `-H` values, or curl options of their own when they start with `-` (`-b jar`). Over TLS
+/// curl trusts the test CA.
+pub(crate) async fn events(
+    server: &TestServer,
+    path: &str,
+    headers: &[&str],
+    count: usize,
+) -> Vec<Event> {
     let mut command = tokio::process::Command::new("curl");
     command.args(["-s", "-N", "--max-time", "60"]);
+    if let Some(tls) = &server.tls {
+        command.arg("--cacert").arg(&tls.ca.path);
+    }
     for header in headers {
-        command.args(["-H", header]);
+        match header.split_once(' ') {
+            Some((option, value)) if option.starts_with('-') => command.args([option, value]),
+            _ => command.args(["-H", header]),
+        };
     }
     let mut child = command
         .arg(format!("{}{path}", server.url()))

@@ -63,6 +63,7 @@ impl Settings {
             },
             authenticator: authenticator(config)?,
             auto_create_topics: config.auto_create_topics,
+            event_sessions: event_sessions(config)?,
             supplier,
             topics: topics(config)?,
         };
@@ -199,6 +200,24 @@ fn limits(config: &Config) -> Result<Limits, InvalidSetting> {
         principal_max_watchers: config.tenancy.principal_max_watchers,
         admin_reserved_slots: config.tenancy.admin_reserved_slots,
         quotas: quotas(config)?,
+    })
+}
+
+fn event_sessions(config: &Config) -> Result<auth::SessionLimits, InvalidSetting> {
+    let tenancy = &config.tenancy;
+    if tenancy.max_event_sessions == 0 {
+        return invalid("--max-event-sessions", "must be 1 or more");
+    }
+    if tenancy.principal_max_event_sessions == 0 {
+        return invalid("--principal-max-event-sessions", "must be 1 or more");
+    }
+    if tenancy.max_event_session_ttl < Duration::from_secs(1) {
+        return invalid("--max-event-session-ttl", "must be at least 1s");
+    }
+    Ok(auth::SessionLimits {
+        max_sessions: tenancy.max_event_sessions,
+        per_principal: tenancy.principal_max_event_sessions,
+        max_ttl: tenancy.max_event_session_ttl,
     })
 }
 
