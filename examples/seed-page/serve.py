@@ -25,9 +25,12 @@ class Handler(http.server.SimpleHTTPRequestHandler):
             self.send_header("cache-control", "no-cache")
             self.end_headers()
             # Line by line, flushed, so each event reaches the page when the server sends it.
-            for line in upstream:
-                self.wfile.write(line)
-                self.wfile.flush()
+            try:
+                for line in upstream:
+                    self.wfile.write(line)
+                    self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the page went away
 
 
 if __name__ == "__main__":
