@@ -104,6 +104,12 @@ fn names_the_flag_at_fault() {
             "--auth-file",
         ),
         (&["--jwt-key", "/nonexistent/key.pem"][..], "--jwt-key"),
+        (&["--max-event-sessions", "0"][..], "--max-event-sessions"),
+        (
+            &["--principal-max-event-sessions", "0"][..],
+            "--principal-max-event-sessions",
+        ),
+        (&["--max-event-session-ttl", "0s"][..], "--max-event-session-ttl"),
     ] {
         let error = resolve(args).expect_err("invalid");
         assert_eq!(error.flag, flag, "{args:?}: {error}");
