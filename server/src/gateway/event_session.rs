@@ -15,6 +15,8 @@ pub fn open(
     principal: &Principal,
     request: &OpenEventSessionRequest,
 ) -> Result<Response<OpenEventSessionResponse>, Status> {
+    // Checked first, so that a request is refused alike whether the server is locked or not.
+    let ttl = ttl(request)?;
     match principal.credential() {
         // Nothing to remember: every SSE request is this principal already.
         Credential::Open => return Ok(Response::new(OpenEventSessionResponse::default())),
@@ -27,7 +29,7 @@ pub fn open(
         Credential::Token | Credential::Jwt | Credential::Certificate => {}
     }
     let opened = sessions
-        .open(principal, ttl(request)?)
+        .open(principal, ttl)
         .map_err(|e| match e {
             SessionOpenError::Full(_) => Status::resource_exhausted(e.to_string()),
             SessionOpenError::Expired => Status::unauthenticated(e.to_string()),
