@@ -15,6 +15,9 @@ pub struct Reserved {
     pub stats_topic: String,
     /// The analytics and transform groups: a member there takes partitions from the stages.
     pub server_groups: Vec<String>,
+    /// The topics the server creates and its stages use: managing them (delete, configs) is
+    /// reserved to admin.
+    pub server_topics: Vec<String>,
 }
 
 /// A call refused because its principal lacks a permission. The gateway answers it as
@@ -206,6 +209,88 @@ impl Access {
             )?;
         }
         Ok(())
+    }
+
+    /// DescribeTopic: `topics`, and admin for Kafka's internal topics.
+    pub fn describe_topic(&self, who: &Principal, topic: &str) -> Result<(), Denied> {
+        const METHOD: &str = "DescribeTopic";
+        self.require(who, METHOD, topic, Need::Topics, None)?;
+        if is_internal(topic) {
+            self.admin(
+                who,
+                METHOD,
+                topic,
+                "describing Kafka's internal topics is reserved to admin",
+            )?;
+        }
+        Ok(())
+    }
+
+    /// CreateTopic, DeleteTopic, AlterTopicConfigs on `topic`.
+    pub fn manage_topic(&self, who: &Principal, method: &str, topic: &str) -> Result<(), Denied> {
+        if is_internal(topic) {
+            self.admin(
+                who,
+                method,
+                topic,
+                "Kafka's internal topics (__*) are reserved to admin",
+            )
+        } else if self.reserved.server_topics.iter().any(|t| t == topic) {
+            self.admin(
+                who,
+                method,
+                topic,
+                "managing the server's own topics is reserved to admin",
+            )
+        } else {
+            self.require(who, method, topic, Need::ManageTopic(topic), None)
+        }
+    }
+
+    /// DescribeGroup: `group:<group>` (a member may see its group) or `groups:manage:<group>`.
+    pub fn describe_group(&self, who: &Principal, group: &str) -> Result<(), Denied> {
+        if self.may_see_group(who, group) {
+            return Ok(());
+        }
+        if self.is_server_group(group) {
+            return self.admin(
+                who,
+                "DescribeGroup",
+                group,
+                "the server's own consumer groups are reserved to admin",
+            );
+        }
+        self.require(who, "DescribeGroup", group, Need::Group(group), None)
+    }
+
+    /// Whether ListGroups shows `group` to `who` (what DescribeGroup would allow).
+    pub fn may_see_group(&self, who: &Principal, group: &str) -> bool {
+        if self.is_server_group(group) {
+            return who.allows(&Need::Admin);
+        }
+        who.allows(&Need::Group(group)) || who.allows(&Need::ManageGroup(group))
+    }
+
+    /// ResetGroupOffsets and DeleteGroup on `group`.
+    pub fn manage_group(&self, who: &Principal, method: &str, group: &str) -> Result<(), Denied> {
+        if self.is_server_group(group) {
+            return self.admin(
+                who,
+                method,
+                group,
+                "the server's own consumer groups are reserved to admin",
+            );
+        }
+        self.require(who, method, group, Need::ManageGroup(group), None)
+    }
+
+    /// The server's own consumer groups.
+    pub fn server_groups(&self) -> &[String] {
+        &self.reserved.server_groups
+    }
+
+    fn is_server_group(&self, group: &str) -> bool {
+        self.reserved.server_groups.iter().any(|g| g == group)
     }
 
     fn admin(

@@ -19,8 +19,13 @@ pub enum Permission {
     Supplier,
     /// `stats`: WatchPageStats.
     Stats,
-    /// `topics`: ListTopics.
+    /// `topics`: ListTopics and DescribeTopic.
     Topics,
+    /// `topics:manage:<glob>`: create, delete and change the configs of matching topics.
+    ManageTopics(Glob),
+    /// `groups:manage:<glob>`: reset the offsets of and delete matching consumer groups
+    /// (describing them too).
+    ManageGroups(Glob),
     /// `metrics`: the Prometheus endpoint.
     Metrics,
     /// `admin`: everything, including what is reserved to it.
@@ -63,8 +68,18 @@ impl std::str::FromStr for Permission {
             return Ok(permission);
         }
         let (kind, pattern) = s.split_once(':').ok_or_else(|| {
-            bad("not one of publish:<glob>, subscribe:<glob>, group:<glob>, supplier, stats, topics, metrics, admin")
+            bad("not one of publish:<glob>, subscribe:<glob>, group:<glob>, topics:manage:<glob>, groups:manage:<glob>, supplier, stats, topics, metrics, admin")
         })?;
+        let (kind, pattern) = match (kind, pattern.strip_prefix("manage:")) {
+            ("topics", Some(glob)) => ("topics:manage", glob),
+            ("groups", Some(glob)) => ("groups:manage", glob),
+            ("topics" | "groups", None) => {
+                return Err(bad(
+                    "topics and groups take `:manage:<glob>` (or plain `topics`)",
+                ));
+            }
+            _ => (kind, pattern),
+        };
         if pattern.is_empty() {
             return Err(bad("the glob after ':' is empty (use * for all)"));
         }
@@ -73,7 +88,11 @@ impl std::str::FromStr for Permission {
             "publish" => Ok(Self::Publish(glob)),
             "subscribe" => Ok(Self::Subscribe(glob)),
             "group" => Ok(Self::Group(glob)),
-            _ => Err(bad("unknown kind before ':' (publish, subscribe or group)")),
+            "topics:manage" => Ok(Self::ManageTopics(glob)),
+            "groups:manage" => Ok(Self::ManageGroups(glob)),
+            _ => Err(bad(
+                "unknown kind before ':' (publish, subscribe, group, topics:manage or groups:manage)",
+            )),
         }
     }
 }
@@ -85,7 +104,9 @@ impl Permission {
             (Self::Admin, _) => true,
             (Self::Publish(glob), Need::Publish(topic))
             | (Self::Subscribe(glob), Need::Subscribe(topic))
-            | (Self::Group(glob), Need::Group(topic)) => glob.matches(topic),
+            | (Self::Group(glob), Need::Group(topic))
+            | (Self::ManageTopics(glob), Need::ManageTopic(topic))
+            | (Self::ManageGroups(glob), Need::ManageGroup(topic)) => glob.matches(topic),
             (Self::Supplier, Need::Supplier)
             | (Self::Stats, Need::Stats)
             | (Self::Topics, Need::Topics)
@@ -139,6 +160,10 @@ pub enum Need<'a> {
     Subscribe(&'a str),
     /// Use this consumer group.
     Group(&'a str),
+    /// Create, delete or change this topic.
+    ManageTopic(&'a str),
+    /// Reset or delete this consumer group.
+    ManageGroup(&'a str),
     /// Control the supplier.
     Supplier,
     /// Watch page stats.
@@ -157,6 +182,8 @@ impl fmt::Display for Need<'_> {
             Need::Publish(topic) => write!(f, "publish:{topic}"),
             Need::Subscribe(topic) => write!(f, "subscribe:{topic}"),
             Need::Group(group) => write!(f, "group:{group}"),
+            Need::ManageTopic(topic) => write!(f, "topics:manage:{topic}"),
+            Need::ManageGroup(group) => write!(f, "groups:manage:{group}"),
             Need::Supplier => f.write_str("supplier"),
             Need::Stats => f.write_str("stats"),
             Need::Topics => f.write_str("topics"),
@@ -221,9 +248,20 @@ mod tests {
     fn permission_strings_parse_or_say_why() {
         assert_eq!("publish:R*".parse(), Ok(Permission::Publish(glob("R*"))));
         assert_eq!("admin".parse(), Ok(Permission::Admin));
+        assert_eq!(
+            "topics:manage:orders-*".parse(),
+            Ok(Permission::ManageTopics(glob("orders-*")))
+        );
+        assert_eq!(
+            "groups:manage:*".parse(),
+            Ok(Permission::ManageGroups(glob("*")))
+        );
         for bad in [
             "",
             "publish:",
+            "topics:orders",
+            "topics:manage:",
+            "groups:*",
             "read:R1",
             "publish R1",
             "Stats",
@@ -241,5 +279,14 @@ mod tests {
         assert!(!Permission::Stats.covers(&Need::Topics));
         assert!(Permission::Group(glob("team-*")).covers(&Need::Group("team-a")));
         assert_eq!(Need::Group("g").to_string(), "group:g");
+        let manage = Permission::ManageTopics(glob("orders*"));
+        assert!(manage.covers(&Need::ManageTopic("orders")));
+        assert!(!manage.covers(&Need::ManageGroup("orders")));
+        assert!(!manage.covers(&Need::Topics));
+        assert!(!Permission::Topics.covers(&Need::ManageTopic("orders")));
+        assert_eq!(
+            Need::ManageGroup("billing").to_string(),
+            "groups:manage:billing"
+        );
     }
 }

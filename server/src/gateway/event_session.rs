@@ -28,12 +28,10 @@ pub fn open(
         }
         Credential::Token | Credential::Jwt | Credential::Certificate => {}
     }
-    let opened = sessions
-        .open(principal, ttl)
-        .map_err(|e| match e {
-            SessionOpenError::Full(_) => Status::resource_exhausted(e.to_string()),
-            SessionOpenError::Expired => Status::unauthenticated(e.to_string()),
-        })?;
+    let opened = sessions.open(principal, ttl).map_err(|e| match e {
+        SessionOpenError::Full(_) => Status::resource_exhausted(e.to_string()),
+        SessionOpenError::Expired => Status::unauthenticated(e.to_string()),
+    })?;
     let cookie = MetadataValue::try_from(opened.set_cookie.as_str())
         .map_err(|_| Status::internal("the session cookie is not a header value"))?;
     let mut response = Response::new(OpenEventSessionResponse {

@@ -45,6 +45,12 @@ impl KnownTopics {
         }
     }
 
+    /// Forgets `topic` (it was just deleted), so that the next Publish asks again.
+    pub fn forget(&self, topic: &str) {
+        let mut seen = self.seen.write().unwrap_or_else(|e| e.into_inner());
+        seen.remove(topic);
+    }
+
     fn is_fresh(&self, topic: &str) -> bool {
         let seen = self.seen.read().unwrap_or_else(|e| e.into_inner());
         seen.get(topic).is_some_and(|at| at.elapsed() < FRESH_FOR)

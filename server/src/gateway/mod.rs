@@ -1,11 +1,14 @@
 //! The `streamgate.v1.EventGateway` service: request handlers that validate, apply the
-//! call's deadline and delegate to one module per RPC family.
+//! call's deadline and delegate to one module per RPC family; and `streamgate.v1.AdminService`
+//! ([`admin`]) over the same state.
 
+mod admin;
 mod consume;
 mod deadline;
 pub(crate) mod error;
 mod event_session;
 mod known_topics;
+mod live_groups;
 mod publish;
 mod publish_stream;
 mod stats;
@@ -28,13 +31,14 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::admission::{Admission, Slot};
 use crate::auth::{Access, Expiring, Principal, Sessions};
 use crate::gateway::error::GatewayError;
-use crate::kafka::{Admin, ClientSettings, Producer, TopicCreator};
+use crate::kafka::{Admin, ClientSettings, Manager, Producer, TopicCreator};
 use crate::metrics::RecordMetrics;
 use crate::quota::Quotas;
 use crate::settings::{Limits, Settings};
 use crate::stages::{StageContext, Stages};
 use crate::supplier::ControlError;
 
+pub use admin::AdminApi;
 pub use consume::ConsumeStream;
 #[cfg(feature = "fuzz")]
 pub use deadline::parse_grpc_timeout;
@@ -86,6 +90,12 @@ pub struct State {
     pub records: RecordMetrics,
     /// EventSource sessions, which OpenEventSession opens.
     pub sessions: Arc<Sessions>,
+    /// Topic and group administration, for AdminService.
+    pub manager: Manager,
+    /// The groups of this server's streams.
+    pub live_groups: live_groups::LiveGroups,
+    /// Partitions of a topic created without a count (`--partitions`).
+    pub default_partitions: i32,
 }
 
 impl State {
@@ -97,6 +107,7 @@ impl State {
         stages: &Stages,
         access: Arc<Access>,
         topic_creator: TopicCreator,
+        manager: Manager,
     ) -> Result<Arc<Self>, rdkafka::error::KafkaError> {
         let kafka = cx.kafka;
         let limits = settings.limits;
@@ -136,6 +147,9 @@ impl State {
                 settings.event_sessions,
                 settings.tls.is_some(),
             )),
+            manager,
+            live_groups: live_groups::LiveGroups::default(),
+            default_partitions: settings.topics.partitions,
         }))
     }
 
@@ -155,7 +169,7 @@ impl State {
 
 /// The principal the authentication layer attached to the request. A request without one
 /// never passed that layer: refuse it rather than guess.
-fn principal_of<T>(request: &Request<T>) -> Result<Principal, Status> {
+pub(crate) fn principal_of<T>(request: &Request<T>) -> Result<Principal, Status> {
     request
         .extensions()
         .get::<Principal>()

@@ -37,7 +37,7 @@ pub struct PartitionOffsets {
 /// A metadata and admin client, shared by every request handler.
 #[derive(Clone)]
 pub struct Admin {
-    client: Arc<AdminClient<DefaultClientContext>>,
+    pub(super) client: Arc<AdminClient<DefaultClientContext>>,
     bootstrap: String,
 }
 

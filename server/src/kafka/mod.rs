@@ -9,6 +9,7 @@ pub mod consumer;
 pub mod dead_letter;
 mod embedded;
 pub mod lag;
+pub mod manage;
 pub(crate) mod producer;
 mod timestamp_search;
 mod topics;
@@ -22,6 +23,7 @@ use self::lag::{LagReporter, LagTable};
 
 pub use admin::Admin;
 pub use embedded::EmbeddedBroker;
+pub use manage::Manager;
 pub use producer::{Delivered, Producer, ProducerSettings};
 pub use timestamp_search::{Isolation, TimestampSearch};
 pub use topics::TopicCreator;

@@ -23,7 +23,7 @@ use tonic_health::server::{HealthReporter, HealthService};
 use crate::auth::Access;
 use crate::connections::{self, Gate};
 use crate::gateway::State;
-use crate::kafka::{Kafka, Producer, ProducerSettings, TopicCreator};
+use crate::kafka::{Kafka, Manager, Producer, ProducerSettings, TopicCreator};
 use crate::metrics::{self, Metrics, MetricsEndpoint};
 use crate::settings::{InvalidSetting, Settings};
 use crate::stages::{StageContext, StageError, Stages};
@@ -118,8 +118,19 @@ impl Server {
             stage: "topic creator",
             detail: e.to_string(),
         })?;
+        let manager = Manager::new(kafka).map_err(|e| StageError {
+            stage: "admin client",
+            detail: e.to_string(),
+        })?;
         let access = Arc::new(Access::new(settings.reserved()));
-        let state = State::new(&settings, &cx, &stages, access.clone(), topic_creator)?;
+        let state = State::new(
+            &settings,
+            &cx,
+            &stages,
+            access.clone(),
+            topic_creator,
+            manager,
+        )?;
         let metrics = Metrics::new(metrics::Sources {
             records: state.records.clone(),
             stages: stages.counters(),

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use futures::FutureExt;
+use streamgate::proto::admin_service_server::AdminServiceServer;
 use streamgate::proto::event_gateway_server::EventGatewayServer;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
@@ -15,7 +16,7 @@ use tonic_health::server::HealthService;
 use super::ServeError;
 use super::listen::Connections;
 use crate::auth::AuthLayer;
-use crate::gateway::{Gateway, State};
+use crate::gateway::{AdminApi, Gateway, State};
 use crate::http;
 use crate::metrics::{GrpcMetricsLayer, MetricsEndpointLayer};
 use crate::settings::Settings;
@@ -60,6 +61,7 @@ pub(super) fn serve(
 ) -> Result<impl Future<Output = Result<(), tonic::transport::Error>> + use<>, ServeError> {
     let refusals = routes.state.access.refusals();
     let sessions = routes.state.sessions.clone();
+    let admin = AdminServiceServer::new(AdminApi::new(routes.state.clone()));
     let gateway = EventGatewayServer::new(Gateway::new(routes.state))
         .max_decoding_message_size(settings.limits.max_message_bytes + REQUEST_OVERHEAD);
     let http_settings = &settings.http;
@@ -105,6 +107,7 @@ pub(super) fn serve(
             .with_sessions(sessions, http::is_event_stream),
         )
         .add_service(gateway)
+        .add_service(admin)
         .add_service(routes.health)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);

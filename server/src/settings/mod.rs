@@ -315,10 +315,17 @@ impl Settings {
     }
 
     /// What only admins may touch: the stats topic (a forged record there is a forged
-    /// count) and the server's own groups, wherever their stages run.
+    /// count), the server's own groups, wherever their stages run, and (to manage through
+    /// the admin API) the topics it creates.
     pub fn reserved(&self) -> Reserved {
         Reserved {
             stats_topic: self.topics.stats.to_string(),
+            server_topics: self
+                .topics_to_create()
+                .unwrap_or_default()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
             server_groups: vec![self.analytics.group.clone(), self.transform.group.clone()],
         }
     }

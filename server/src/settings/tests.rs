@@ -109,7 +109,10 @@ fn names_the_flag_at_fault() {
             &["--principal-max-event-sessions", "0"][..],
             "--principal-max-event-sessions",
         ),
-        (&["--max-event-session-ttl", "0s"][..], "--max-event-session-ttl"),
+        (
+            &["--max-event-session-ttl", "0s"][..],
+            "--max-event-session-ttl",
+        ),
     ] {
         let error = resolve(args).expect_err("invalid");
         assert_eq!(error.flag, flag, "{args:?}: {error}");

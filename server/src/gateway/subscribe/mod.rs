@@ -155,6 +155,7 @@ pub(super) async fn join_group(
         consumer::create(state, Some(group), plan.start, stop_at_end)
             .map_err(GatewayError::Kafka)?,
     );
+    state.live_groups.joined(group, &consumer);
     if !plan.start.is_edge() {
         let budget = deadline.saturating_duration_since(Instant::now());
         let starts = plan::resolve_starts(state, partitions, plan.start, deadline).await?;

@@ -158,7 +158,7 @@ fn resume(
     Ok(resume)
 }
 
-fn group(group: Option<String>) -> Result<Option<String>, GatewayError> {
+pub(crate) fn group(group: Option<String>) -> Result<Option<String>, GatewayError> {
     match group {
         Some(g) if g.is_empty() || g.len() > MAX_GROUP_LEN || g.chars().any(char::is_control) => {
             Err(GatewayError::InvalidArgument(format!(

@@ -15,7 +15,8 @@ use tonic::Code;
 use super::error::ConnectError;
 
 /// The service Connect serves.
-const SERVICE: &str = "streamgate.v1.EventGateway";
+/// The package whose services Connect serves (EventGateway, AdminService).
+const PACKAGE: &str = "streamgate.v1.";
 
 /// How messages are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,14 +49,15 @@ impl Methods {
         })
     }
 
-    /// The method at `path` (`/streamgate.v1.EventGateway/Publish`), if the gateway has it.
+    /// The method at `path` (`/streamgate.v1.EventGateway/Publish`), if a streamgate service
+    /// has it.
     pub fn at(&self, path: &str) -> Option<MethodDescriptor> {
         let (service, method) = path.strip_prefix('/')?.split_once('/')?;
-        if service != SERVICE {
+        if !service.starts_with(PACKAGE) {
             return None;
         }
         self.pool
-            .get_service_by_name(SERVICE)?
+            .get_service_by_name(service)?
             .methods()
             .find(|m| m.name() == method)
     }
@@ -155,6 +157,11 @@ mod tests {
                 .is_some()
         );
         assert!(methods.at("/streamgate.v1.EventGateway/Nope").is_none());
+        let describe = methods
+            .at("/streamgate.v1.AdminService/DescribeGroup")
+            .expect("the admin service's methods too");
+        assert!(has_no_side_effects(&describe));
+        assert!(methods.at("/streamgate.v1.Nope/Publish").is_none());
         assert!(methods.at("/grpc.health.v1.Health/Check").is_none());
         assert!(methods.at("streamgate.v1.EventGateway/Publish").is_none());
         let list = methods

@@ -133,7 +133,9 @@ where
     let Some(method) = shared.methods.at(path) else {
         let error = ConnectError::new(
             Code::Unimplemented,
-            format!("no method {path:?}: Connect serves /streamgate.v1.EventGateway/<Method>"),
+            format!(
+                "no method {path:?}: Connect serves /streamgate.v1.EventGateway/<Method> and /streamgate.v1.AdminService/<Method>"
+            ),
         );
         return Ok(error
             .with_http_status(StatusCode::NOT_FOUND)
