@@ -2,6 +2,7 @@
 //! per area. Broker-facing tests run on the embedded broker and, when
 //! `STREAMGATE_TEST_BROKERS` is set, again on that real broker.
 
+mod admin_api;
 mod admission;
 mod analytics;
 mod analytics_attacks;

@@ -16,6 +16,7 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::groups::GroupInfo as KafkaGroup;
 
 use super::{AdminError, Manager, assignment};
+use crate::kafka::TimestampSearch;
 
 /// Most partitions a group description or reset reads the committed offsets of.
 pub const MAX_PARTITIONS: usize = 10_000;
@@ -227,10 +228,13 @@ impl Manager {
         self.blocking(timeout, move || {
             let consumer = manager.group_consumer(&group)?;
             let committed = committed(&manager, &consumer, &partitions, timeout)?;
-            let times = match to {
-                ResetTo::Timestamp(ms) => {
-                    Some(by_time(&manager, &consumer, &partitions, ms, timeout)?)
-                }
+            // Brokers answer ListOffsets by time wrongly (the embedded broker: "the end";
+            // Tansu: 0), so the time is searched in the records, as Subscribe does.
+            let search = match to {
+                ResetTo::Timestamp(_) => Some(
+                    TimestampSearch::new(&manager.settings, std::time::Instant::now() + timeout)
+                        .map_err(|e| manager.unreachable(timeout, &e))?,
+                ),
                 _ => None,
             };
             let mut moves = Vec::with_capacity(partitions.len());
@@ -243,10 +247,12 @@ impl Manager {
                     ResetTo::Earliest => low,
                     ResetTo::Latest => high,
                     ResetTo::Offset(offset) => offset,
-                    ResetTo::Timestamp(_) => times
-                        .as_ref()
-                        .and_then(|t| t.get(&(topic.clone(), partition)).copied())
-                        .unwrap_or(high),
+                    ResetTo::Timestamp(ms) => match &search {
+                        Some(search) => search
+                            .offset_for(&topic, partition, ms, low, high)
+                            .map_err(|e| manager.unreachable(timeout, &e))?,
+                        None => high,
+                    },
                     ResetTo::Shift(by) => current.unwrap_or(low).saturating_add(by),
                 };
                 moves.push(OffsetMove {
@@ -274,9 +280,17 @@ impl Manager {
                 .add_partition_offset(&m.topic, m.partition, Offset::Offset(m.new))
                 .map_err(|e| AdminError::Invalid(e.to_string()))?;
         }
+        let topics: Vec<String> = {
+            let mut topics: Vec<String> = moves.iter().map(|m| m.topic.clone()).collect();
+            topics.dedup();
+            topics
+        };
         let (manager, group) = (self.clone(), group.to_owned());
         self.blocking(timeout, move || {
             let consumer = manager.group_consumer(&group)?;
+            if manager.embedded.is_some() {
+                join(&consumer, &topics, timeout)?;
+            }
             consumer.commit(&offsets, CommitMode::Sync).map_err(|e| {
                 AdminError::FailedPrecondition(format!(
                     "Kafka refused the new offsets of group {group:?} ({e}); a group's offsets can be reset only while it has no active member"
@@ -350,7 +364,11 @@ impl Manager {
             .config(|c| {
                 c.set("group.id", group)
                     .set("enable.auto.commit", "false")
-                    .set("enable.auto.offset.store", "false");
+                    .set("enable.auto.offset.store", "false")
+                    // Should it ever join (see `join`) and not get to leave, the group
+                    // waits for it no longer than the streams' own consumers.
+                    .set("session.timeout.ms", "6000")
+                    .set("heartbeat.interval.ms", "1000");
             })
             .create()
             .map_err(|e| AdminError::Invalid(format!("a consumer of group {group:?}: {e}")))
@@ -400,6 +418,28 @@ fn fill(info: &mut GroupInfo, found: &KafkaGroup) {
         .collect();
 }
 
+/// Joins the group with `consumer` and waits for its assignment. The embedded broker takes
+/// offset commits only from a member once a group exists, where Kafka takes them from a
+/// client outside the group while the group is empty; the caller has checked that no other
+/// member is there, so this one gets every partition, commits, and leaves when dropped.
+fn join(consumer: &BaseConsumer, topics: &[String], timeout: Duration) -> Result<(), AdminError> {
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&names)
+        .map_err(|e| AdminError::FailedPrecondition(format!("joining the group to commit: {e}")))?;
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        // Polling drives the join; a record fetched meanwhile is dropped uncommitted.
+        let _ = consumer.poll(Duration::from_millis(50));
+        if consumer.assignment().is_ok_and(|a| a.count() > 0) {
+            return Ok(());
+        }
+    }
+    Err(AdminError::FailedPrecondition(
+        "the group did not take this client in time to commit the new offsets: is another member joining?".into(),
+    ))
+}
+
 /// The committed offsets of `partitions`, for those that have one.
 fn committed(
     manager: &Manager,
@@ -413,32 +453,6 @@ fn committed(
     }
     let answered = consumer
         .committed_offsets(list, timeout)
-        .map_err(|e| manager.unreachable(timeout, &e))?;
-    Ok(answered
-        .elements()
-        .iter()
-        .filter_map(|e| match e.offset() {
-            Offset::Offset(offset) => Some(((e.topic().to_owned(), e.partition()), offset)),
-            _ => None,
-        })
-        .collect())
-}
-
-/// The first offset at or after `ms` in each partition, for those that have one.
-fn by_time(
-    manager: &Manager,
-    consumer: &BaseConsumer,
-    partitions: &[(String, i32)],
-    ms: i64,
-    timeout: Duration,
-) -> Result<BTreeMap<(String, i32), i64>, AdminError> {
-    let mut list = TopicPartitionList::new();
-    for (topic, partition) in partitions {
-        list.add_partition_offset(topic, *partition, Offset::Offset(ms))
-            .map_err(|e| AdminError::Invalid(e.to_string()))?;
-    }
-    let answered = consumer
-        .offsets_for_times(list, timeout)
         .map_err(|e| manager.unreachable(timeout, &e))?;
     Ok(answered
         .elements()
