@@ -14,7 +14,12 @@ export function codeName(code: number): string {
 /** The error as shown in a panel; PERMISSION_DENIED as what it is. */
 export function describe(error: unknown): string {
   if (error instanceof ConnectError && error.code === Code.PermissionDenied) return `not allowed: ${error.rawMessage}`;
-  if (error instanceof ConnectError) return `${error.code ? codeName(error.code) + ": " : ""}${error.rawMessage}`;
+  if (error instanceof ConnectError) {
+    // A server that does not serve a service at all answers UNIMPLEMENTED with no message:
+    // say that nothing more was said, rather than end on a bare colon.
+    const message = error.rawMessage || "(no message from the server)";
+    return `${error.code ? codeName(error.code) + ": " : ""}${message}`;
+  }
   return error instanceof Error ? error.message : String(error);
 }
 
