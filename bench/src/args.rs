@@ -8,8 +8,9 @@ use streamgate_cli::failure::EXIT_CODES;
 use streamgate_cli::parse;
 
 /// streamgate-bench: load generator for a streamgate server — throughput and latency of
-/// publish, subscribe and publish-to-subscribe, optionally side by side with the same
-/// workload straight on Kafka (--direct).
+/// publish, subscribe and publish-to-subscribe over gRPC, Connect or Server-Sent Events
+/// (--protocol), optionally side by side with the same workload straight on Kafka (--direct)
+/// or over another protocol (--compare-protocol).
 #[derive(Debug, Parser)]
 #[command(name = "streamgate-bench", version, about, after_help = EXIT_CODES)]
 pub struct Cli {
@@ -33,6 +34,24 @@ pub enum BenchWorkload {
     Subscribe,
     /// Publish-to-receive latency with a live subscriber, publishing at a steady --rate.
     E2e,
+}
+
+/// How the workload talks to the server. All of them go over the same HTTP/2 connection
+/// (the one --server, --token and the TLS flags open), so that a comparison measures the
+/// protocol alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    /// gRPC, protobuf: every workload.
+    Grpc,
+    /// Connect with binary protobuf (application/proto; application/connect+proto for
+    /// Subscribe): publish and subscribe.
+    ConnectProto,
+    /// Connect with canonical proto3 JSON (application/json; application/connect+json for
+    /// Subscribe): publish and subscribe.
+    ConnectJson,
+    /// Server-Sent Events, GET /v1/topics/{topic}/records (each record one event in
+    /// canonical JSON): subscribe.
+    Sse,
 }
 
 /// The workload and its flags.
@@ -63,13 +82,24 @@ pub struct BenchArgs {
     /// Time excluded at the start of the measurement (the figures are for what follows).
     #[arg(long, default_value = "1s", value_parser = parse::duration)]
     pub warmup: std::time::Duration,
+    /// The protocol the workload speaks: grpc (every workload), connect-proto and
+    /// connect-json (publish, subscribe), sse (subscribe). The topic check and a subscribe
+    /// run's preload always use gRPC; they are not measured.
+    #[arg(long, value_enum, default_value_t = Protocol::Grpc)]
+    pub protocol: Protocol,
+    /// Run each round over --protocol, then over this protocol right after, and print both
+    /// figures and their ratio (--protocol / this one), as --direct does with Kafka; e.g.
+    /// `--protocol connect-json --compare-protocol grpc`.
+    #[arg(long, value_enum, value_name = "PROTOCOL", conflicts_with = "direct")]
+    pub compare_protocol: Option<Protocol>,
     /// Kafka bootstrap address: run the same workload straight on Kafka with librdkafka
     /// right after the gateway run, and print both figures and their ratio.
     #[arg(long, value_name = "HOST:PORT")]
     pub direct: Option<String>,
-    /// Runs of each side, alternating (gateway, direct, gateway, ...): the report is the
-    /// round with the median ratio (the median throughput without --direct), and lists
-    /// every round. On a busy machine a single pair is as noisy as the figure it measures.
+    /// Runs of each side, alternating (gateway, direct, gateway, ...; with
+    /// --compare-protocol, --protocol then the compared one): the report is the round with
+    /// the median ratio (the median throughput without a second side), and lists every
+    /// round. On a busy machine a single pair is as noisy as the figure it measures.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub rounds: u32,
     /// A librdkafka property for the direct side's clients, as kcat's -X (repeatable), e.g.

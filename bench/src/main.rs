@@ -1,8 +1,9 @@
 //! `streamgate-bench`: a load generator for a streamgate server, like Kafka's producer and
 //! consumer perf-test scripts. It runs one workload (publish, publish-stream, subscribe, e2e)
-//! through streamgate and, with `--direct`, the same workload straight on Kafka right after
-//! (librdkafka), and prints both with their ratio; `--rounds N` alternates the two N times
-//! and reports the median round. `--server-pid` reads a local server's CPU and memory from
+//! through streamgate over gRPC, Connect or Server-Sent Events (`--protocol`) and, with
+//! `--direct`, the same workload straight on Kafka right after (librdkafka), or with
+//! `--compare-protocol` the same workload over another protocol, and prints both with their
+//! ratio; `--rounds N` alternates the two N times and reports the median round. `--server-pid` reads a local server's CPU and memory from
 //! /proc (else they come from the server's `/metrics`).
 //!
 //! A program of its own so that the `streamgate` CLI does not link librdkafka; it shares the
@@ -16,6 +17,7 @@
 //! reached; 130 interrupted.
 
 mod args;
+mod connect;
 mod direct;
 mod e2e;
 mod gateway;
@@ -25,7 +27,9 @@ mod read;
 mod report;
 mod run;
 mod server;
+mod sse;
 mod stats;
+mod web;
 
 use std::process::ExitCode;
 
@@ -39,10 +43,14 @@ use crate::args::Cli;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = async {
+        // A flag that does not fit the workload is refused before any connection is made.
+        let plan = plan::Plan::new(&cli.bench)?;
         let (channel, token) = cli.connection.open().await?;
         // The server's own CPU and memory, over the same connection, unless --server-pid.
         let probe = server::Probe::Metrics(channel.clone(), cli.connection.token.clone());
-        run::run(gateway(channel, token), probe, cli.bench).await
+        // Connect and SSE requests, over the same connection too.
+        let web = web::Web::new(channel.clone(), cli.connection.token.as_deref())?;
+        run::run(gateway(channel, token), web, probe, plan, cli.bench).await
     }
     .await;
     match result {

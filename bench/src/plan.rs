@@ -7,7 +7,7 @@ use bytes::Bytes;
 use tokio::task::JoinSet;
 
 use crate::Failure;
-use crate::args::{BenchArgs, BenchWorkload};
+use crate::args::{BenchArgs, BenchWorkload, Protocol};
 
 /// Records a PublishStream keeps unacknowledged (the gateway and the direct producer alike).
 pub const STREAM_WINDOW: u64 = 1024;
@@ -31,6 +31,11 @@ pub struct Plan {
     pub warmup: Duration,
     /// Rounds of each side (`--rounds`).
     pub rounds: u32,
+    /// The protocol the workload speaks (`--protocol`).
+    pub protocol: Protocol,
+    /// What each round runs second, the ratio's denominator: Kafka direct, another
+    /// protocol, or nothing.
+    pub baseline: Option<Baseline>,
     /// No progress line.
     pub quiet: bool,
 }
@@ -55,6 +60,32 @@ impl Plan {
                 "bench e2e needs --size 16 or more: each value carries its send time",
             ));
         }
+        let protocols = [
+            ("--protocol", Some(args.protocol)),
+            ("--compare-protocol", args.compare_protocol),
+        ];
+        for (flag, protocol) in protocols {
+            if let Some(protocol) = protocol
+                && !carries(protocol, args.workload)
+            {
+                return Err(Failure::usage(format!(
+                    "bench {} does not run over {flag} {}: {}",
+                    name(args.workload),
+                    protocol_name(protocol),
+                    carried_by(protocol)
+                )));
+            }
+        }
+        let baseline = match (&args.direct, args.compare_protocol) {
+            (Some(_), Some(_)) => {
+                return Err(Failure::usage(
+                    "--direct and --compare-protocol are two kinds of second side: pick one",
+                ));
+            }
+            (Some(_), None) => Some(Baseline::Direct),
+            (None, Some(protocol)) => Some(Baseline::Protocol(protocol)),
+            (None, None) => None,
+        };
         if args.rounds == 0 {
             return Err(Failure::usage("--rounds must be 1 or more"));
         }
@@ -72,8 +103,34 @@ impl Plan {
             rate: args.rate,
             warmup: args.warmup,
             rounds: args.rounds,
+            protocol: args.protocol,
+            baseline,
             quiet: args.json,
         })
+    }
+
+    /// The short names of a round's two sides, as the round lines and the ratio give them:
+    /// `gateway` and `direct`, or the two protocols compared.
+    pub fn side_names(&self) -> (&'static str, Option<&'static str>) {
+        match self.baseline {
+            None => ("gateway", None),
+            Some(Baseline::Direct) => ("gateway", Some("direct")),
+            Some(Baseline::Protocol(compared)) => {
+                (protocol_name(self.protocol), Some(protocol_name(compared)))
+            }
+        }
+    }
+
+    /// The heading of the run through the gateway over `protocol`: plain `gateway` for
+    /// gRPC (the default, as before `--protocol` existed), unless two protocols are
+    /// compared.
+    pub fn heading(&self, protocol: Protocol) -> String {
+        let comparing = matches!(self.baseline, Some(Baseline::Protocol(_)));
+        if protocol == Protocol::Grpc && !comparing {
+            "gateway".to_owned()
+        } else {
+            format!("gateway ({})", protocol_name(protocol))
+        }
     }
 
     /// A value of `size` bytes: printable filler, so that tools reading the topic show text.
@@ -94,6 +151,59 @@ pub fn name(workload: BenchWorkload) -> &'static str {
         BenchWorkload::PublishStream => "publish-stream",
         BenchWorkload::Subscribe => "subscribe",
         BenchWorkload::E2e => "e2e",
+    }
+}
+
+/// What each round runs after the workload over `--protocol`: the ratio's denominator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Baseline {
+    /// `--direct`: the same workload straight on Kafka.
+    Direct,
+    /// `--compare-protocol`: the same workload through the gateway over another protocol.
+    Protocol(Protocol),
+}
+
+impl Baseline {
+    /// The prefix of the second side's keys in the JSON report.
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Direct => "direct",
+            Self::Protocol(_) => "compared",
+        }
+    }
+}
+
+/// A protocol's name as typed.
+pub fn protocol_name(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Grpc => "grpc",
+        Protocol::ConnectProto => "connect-proto",
+        Protocol::ConnectJson => "connect-json",
+        Protocol::Sse => "sse",
+    }
+}
+
+/// Whether `protocol` can carry `workload`. PublishStream and e2e stream both ways; the
+/// bench speaks Connect unary and server streams only, and SSE only reads.
+pub fn carries(protocol: Protocol, workload: BenchWorkload) -> bool {
+    use BenchWorkload::{Publish, Subscribe};
+    match protocol {
+        Protocol::Grpc => true,
+        Protocol::ConnectProto | Protocol::ConnectJson => matches!(workload, Publish | Subscribe),
+        Protocol::Sse => workload == Subscribe,
+    }
+}
+
+/// What a protocol carries, for the usage error of a workload it does not.
+fn carried_by(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Grpc => "grpc carries every workload",
+        Protocol::ConnectProto | Protocol::ConnectJson => {
+            "over Connect the bench runs publish (unary calls) and subscribe (a server stream); publish-stream and e2e stream both ways and run over grpc only"
+        }
+        Protocol::Sse => {
+            "Server-Sent Events only read: the bench runs subscribe over sse, and everything else over grpc (publish also over connect-proto and connect-json)"
+        }
     }
 }
 

@@ -38,15 +38,13 @@ pub fn records_of(message: &subscribe_response::Message) -> &[Record] {
     }
 }
 
-/// A Subscribe stream of `topic` (no group) from `position`, returned once the server sent
-/// its Assignment: from then on it is reading.
-pub async fn open(
-    client: &Client,
+/// The Subscribe request of `topic` (no group) from `position`, whatever the protocol.
+pub fn request(
     topic: &str,
     position: start_position::Position,
     max_records: Option<u64>,
-) -> Result<Streaming<SubscribeResponse>, Failure> {
-    let request = SubscribeRequest {
+) -> SubscribeRequest {
+    SubscribeRequest {
         topics: vec![topic.to_owned()],
         group: None,
         start: Some(StartPosition {
@@ -61,7 +59,18 @@ pub async fn open(
         // consumer, which never asks librdkafka for a record's headers.
         read_mask: Some(streamgate_cli::line_mask()),
         resume: Vec::new(),
-    };
+    }
+}
+
+/// A Subscribe stream of `topic` (no group) from `position`, returned once the server sent
+/// its Assignment: from then on it is reading.
+pub async fn open(
+    client: &Client,
+    topic: &str,
+    position: start_position::Position,
+    max_records: Option<u64>,
+) -> Result<Streaming<SubscribeResponse>, Failure> {
+    let request = request(topic, position, max_records);
     let mut stream = client.clone().subscribe(request).await?.into_inner();
     match stream.next().await {
         Some(Ok(SubscribeResponse {
@@ -77,9 +86,43 @@ pub async fn open(
 /// How long the subscribe workload waits for a next record before it gives up.
 const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Reads `records` records of `topic` from the earliest offset into `tally`. Its clock
-/// restarts at the first record, so that opening the stream and the first fetch stay out of
-/// the figures.
+/// `next`, unless nothing comes for [`IDLE_TIMEOUT`]: then the topic holds fewer than the
+/// `records` records of `topic` the run asked for.
+pub async fn within_idle<F: Future>(
+    topic: &str,
+    records: u64,
+    next: F,
+) -> Result<F::Output, Failure> {
+    tokio::time::timeout(IDLE_TIMEOUT, next).await.map_err(|_| {
+        Failure::refused(format!(
+            "no record of {topic} for {IDLE_TIMEOUT:?}: the topic holds fewer than the {records} records asked for (--records)"
+        ))
+    })
+}
+
+/// Counts what a reader receives into its tally, whose clock restarts at the first record,
+/// so that opening the stream and the first fetch stay out of the figures.
+pub struct Reading<'a> {
+    tally: &'a Tally,
+    first: bool,
+}
+
+impl<'a> Reading<'a> {
+    /// Counting into `tally`.
+    pub fn new(tally: &'a Tally) -> Self {
+        Self { tally, first: true }
+    }
+
+    /// `records` more records received (none for a message without records).
+    pub fn count(&mut self, records: u64) {
+        if records > 0 && std::mem::take(&mut self.first) {
+            self.tally.restart();
+        }
+        self.tally.done_many(records);
+    }
+}
+
+/// Reads `records` records of `topic` from the earliest offset into `tally` over gRPC.
 pub async fn subscribe(
     client: &Client,
     topic: &str,
@@ -88,22 +131,11 @@ pub async fn subscribe(
 ) -> Result<(), Failure> {
     let position = start_position::Position::Earliest(true);
     let mut stream = open(client, topic, position, Some(records)).await?;
-    let mut first = true;
-    loop {
-        let Ok(next) = tokio::time::timeout(IDLE_TIMEOUT, stream.next()).await else {
-            return Err(Failure::refused(format!(
-                "no record of {topic} for {IDLE_TIMEOUT:?}: the topic holds fewer than the {records} records asked for (--records)"
-            )));
-        };
-        let Some(message) = next else { break };
-        let Some(message) = message?.message else {
-            continue;
-        };
-        let n = records_of(&message).len() as u64;
-        if n > 0 && std::mem::take(&mut first) {
-            tally.restart();
+    let mut reading = Reading::new(tally);
+    while let Some(message) = within_idle(topic, records, stream.next()).await? {
+        if let Some(message) = message?.message {
+            reading.count(records_of(&message).len() as u64);
         }
-        tally.done_many(n);
     }
     Ok(())
 }

@@ -3,10 +3,11 @@
 //! The window: the figures count what was done after the warm-up (`--warmup`, 1 s), up to
 //! the end of the run; for e2e, the records *sent* after the warm-up. A run shorter than
 //! twice the warm-up is measured whole, and the report says so; so is the other side of a
-//! `--direct` comparison then, so that the ratio compares like with like.
+//! comparison (`--direct` or `--compare-protocol`) then, so that the ratio compares like
+//! with like.
 //!
 //! With `--rounds N` the figures are those of the median round (by ratio, or by throughput
-//! without `--direct`), so that the ratio and the figures it is made of stay one run's;
+//! without a second side), so that the ratio and the figures it is made of stay one run's;
 //! every round's throughput and ratio are listed too.
 
 use std::collections::BTreeMap;
@@ -16,11 +17,12 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::Failure;
-use crate::plan::Plan;
+use crate::args::Protocol;
+use crate::plan::{Baseline, Plan, protocol_name};
 use crate::server::Usage;
 use crate::stats::{Measured, Percentiles};
 
-/// The figures of one run, gateway or direct.
+/// The figures of one run, through the gateway or direct.
 #[derive(Debug, Clone)]
 pub struct Figures {
     /// Records done in the whole run.
@@ -139,56 +141,129 @@ pub struct Preload {
     pub elapsed: Duration,
 }
 
-/// One round: the gateway run, the direct run after it (with `--direct`), and what the
-/// server used during the gateway run.
+/// What the server used during a run through the gateway, with the records it served.
+#[derive(Debug, Clone, Copy)]
+pub struct Served {
+    /// The usage.
+    pub usage: Usage,
+    /// Records done in the whole run: what the CPU time was spent on.
+    pub records: u64,
+}
+
+impl Served {
+    /// CPU microseconds per record.
+    fn us_per_record(self) -> Option<f64> {
+        (self.records > 0).then(|| self.usage.cpu_seconds * 1e6 / self.records as f64)
+    }
+
+    fn line(self) -> String {
+        let Usage {
+            cores,
+            cpu_seconds,
+            peak_rss_mib,
+            final_rss_mib,
+        } = self.usage;
+        let per_record = self
+            .us_per_record()
+            .map_or_else(String::new, |us| format!(", {us:.1} µs per record"));
+        format!(
+            "{cores:.2} CPU cores ({cpu_seconds:.1} CPU s{per_record}), RSS peak {peak_rss_mib:.1} MiB, final {final_rss_mib:.1} MiB"
+        )
+    }
+
+    fn cpu_json(self) -> Value {
+        json!({
+            "cores": self.usage.cores,
+            "seconds": self.usage.cpu_seconds,
+            "us_per_record": self.us_per_record(),
+        })
+    }
+
+    fn rss_json(self) -> Value {
+        json!({"peak": self.usage.peak_rss_mib, "final": self.usage.final_rss_mib})
+    }
+}
+
+/// One run of a round: its figures and, through the gateway, what the server used.
+#[derive(Debug)]
+pub struct Side {
+    /// The figures.
+    pub figures: Figures,
+    /// The server's usage during the run, when it can be read (never for --direct).
+    pub server: Option<Served>,
+}
+
+/// A run as measured, before a round turns it into figures.
+pub struct Run {
+    /// Its counts.
+    pub measured: Measured,
+    /// What the server used meanwhile.
+    pub server: Option<Usage>,
+}
+
+/// One round: the run through the gateway over `--protocol`, then its baseline — the run
+/// straight on Kafka (`--direct`) or over the compared protocol (`--compare-protocol`).
 #[derive(Debug)]
 pub struct Round {
-    /// Through streamgate.
-    pub gateway: Figures,
-    /// Straight on Kafka, with --direct.
-    pub direct: Option<Figures>,
-    /// The server's usage during the gateway run, when it can be read.
-    pub server: Option<Usage>,
+    /// Through streamgate over `--protocol`.
+    pub gateway: Side,
+    /// The second run, when there is one: the ratio's denominator.
+    pub baseline: Option<Side>,
 }
 
 impl Round {
     /// The figures of a round, for values of `size` bytes.
-    pub fn new(
-        gateway: &Measured,
-        direct: Option<&Measured>,
-        server: Option<Usage>,
-        size: usize,
-    ) -> Self {
+    pub fn new(gateway: Run, baseline: Option<Run>, size: usize) -> Self {
         // Both sides over the same kind of window, or the ratio would compare unlike figures.
-        let windowed = Figures::can_window(gateway) && direct.is_none_or(Figures::can_window);
+        let windowed = Figures::can_window(&gateway.measured)
+            && baseline
+                .as_ref()
+                .is_none_or(|b| Figures::can_window(&b.measured));
+        let side = |run: Run| {
+            let figures = Figures::new(&run.measured, size, windowed);
+            let records = figures.records;
+            Side {
+                figures,
+                server: run.server.map(|usage| Served { usage, records }),
+            }
+        };
         Self {
-            gateway: Figures::new(gateway, size, windowed),
-            direct: direct.map(|d| Figures::new(d, size, windowed)),
-            server,
+            gateway: side(gateway),
+            baseline: baseline.map(side),
         }
     }
 
-    /// gateway / direct records per second.
+    /// gateway / baseline records per second.
     fn ratio(&self) -> Option<f64> {
-        let direct = self.direct.as_ref()?;
-        (direct.records_per_s > 0.0).then(|| self.gateway.records_per_s / direct.records_per_s)
+        let baseline = &self.baseline.as_ref()?.figures;
+        (baseline.records_per_s > 0.0)
+            .then(|| self.gateway.figures.records_per_s / baseline.records_per_s)
     }
 
-    /// What rounds are ranked by: the ratio, or without a direct side the throughput.
+    /// What rounds are ranked by: the ratio, or without a baseline the throughput.
     fn rank(&self) -> f64 {
-        match self.direct {
+        match self.baseline {
             Some(_) => self.ratio().unwrap_or(0.0),
-            None => self.gateway.records_per_s,
+            None => self.gateway.figures.records_per_s,
         }
     }
 
-    fn json(&self) -> Value {
-        json!({
-            "records_per_s": self.gateway.records_per_s,
-            "direct_records_per_s": self.direct.as_ref().map(|d| d.records_per_s),
+    /// The round's line of the JSON report, the baseline's figures under its key.
+    fn json(&self, kind: Option<Baseline>) -> Value {
+        // Without a second side the key is the one rounds always had (`direct_…`, null).
+        let key = kind.map_or("direct", Baseline::key);
+        let cpu = |side: &Side| side.server.map(|s| s.usage.cpu_seconds);
+        let mut round = json!({
+            "records_per_s": self.gateway.figures.records_per_s,
             "ratio": self.ratio(),
-            "server_cpu_seconds": self.server.map(|s| s.cpu_seconds),
-        })
+            "server_cpu_seconds": cpu(&self.gateway),
+        });
+        let baseline = self.baseline.as_ref();
+        round[format!("{key}_records_per_s")] = json!(baseline.map(|b| b.figures.records_per_s));
+        if let Some(Baseline::Protocol(_)) = kind {
+            round[format!("{key}_server_cpu_seconds")] = json!(baseline.and_then(cpu));
+        }
+        round
     }
 }
 
@@ -247,8 +322,9 @@ impl Report {
     fn text(&self) -> String {
         let plan = &self.plan;
         let mut text = format!(
-            "bench {}: {} records of {} bytes, topic {}, {}",
+            "bench {}{}: {} records of {} bytes, topic {}, {}",
             plan.name(),
+            self.over(),
             plan.records,
             plan.size,
             plan.topic,
@@ -265,39 +341,82 @@ impl Report {
             text.push_str(&self.rounds_text());
         }
         let round = self.round();
-        text.push_str(&format!("\ngateway\n{}", round.gateway.line()));
-        if let Some(direct) = &round.direct {
-            text.push_str(&format!("\ndirect (librdkafka)\n{}", direct.line()));
+        let (heading, baseline_heading) = self.headings();
+        text.push_str(&format!("\n{heading}\n{}", round.gateway.figures.line()));
+        if let (Some(baseline), Some(name)) = (&round.baseline, &baseline_heading) {
+            text.push_str(&format!("\n{name}\n{}", baseline.figures.line()));
         }
-        if let Some(ratio) = round.ratio() {
-            text.push_str(&format!("\nratio gateway/direct: {ratio:.2}"));
+        let (first, second) = plan.side_names();
+        if let (Some(ratio), Some(second)) = (round.ratio(), second) {
+            text.push_str(&format!("\nratio {first}/{second}: {ratio:.2}"));
         }
-        if let Some(server) = round.server {
+        // With two runs through the gateway, each usage line says whose it is.
+        let comparing = matches!(plan.baseline, Some(Baseline::Protocol(_)));
+        if let Some(server) = round.gateway.server {
+            let label = if comparing {
+                format!("server, {first}")
+            } else {
+                "server".to_owned()
+            };
+            text.push_str(&format!("\n{label:<12}: {}", server.line()));
+        }
+        if let (Some(server), Some(second)) =
+            (round.baseline.as_ref().and_then(|b| b.server), second)
+        {
             text.push_str(&format!(
-                "\nserver      : {:.2} CPU cores ({:.1} CPU s), RSS peak {:.1} MiB, final {:.1} MiB",
-                server.cores, server.cpu_seconds, server.peak_rss_mib, server.final_rss_mib
+                "\n{:<12}: {}",
+                format!("server, {second}"),
+                server.line()
             ));
         }
         text
     }
 
+    /// ` over connect-json`, ` over connect-json against grpc`, or nothing for plain gRPC.
+    fn over(&self) -> String {
+        let plan = &self.plan;
+        match plan.baseline {
+            Some(Baseline::Protocol(compared)) => format!(
+                " over {} against {}",
+                protocol_name(plan.protocol),
+                protocol_name(compared)
+            ),
+            _ if plan.protocol == Protocol::Grpc => String::new(),
+            _ => format!(" over {}", protocol_name(plan.protocol)),
+        }
+    }
+
+    /// The headings of the two runs' figures.
+    fn headings(&self) -> (String, Option<String>) {
+        let plan = &self.plan;
+        let baseline = plan.baseline.map(|baseline| match baseline {
+            Baseline::Direct => "direct (librdkafka)".to_owned(),
+            Baseline::Protocol(compared) => plan.heading(compared),
+        });
+        (plan.heading(plan.protocol), baseline)
+    }
+
     /// A line per round, then which one the figures below are.
     fn rounds_text(&self) -> String {
+        let (first, second) = self.plan.side_names();
         let mut text = String::new();
         for (i, round) in self.rounds.iter().enumerate() {
             text.push_str(&format!(
-                "\nround {:<6}: gateway {:.0} records/s",
+                "\nround {:<6}: {first} {:.0} records/s",
                 i + 1,
-                round.gateway.records_per_s
+                round.gateway.figures.records_per_s
             ));
-            if let Some(direct) = &round.direct {
-                text.push_str(&format!(", direct {:.0} records/s", direct.records_per_s));
+            if let (Some(baseline), Some(second)) = (&round.baseline, second) {
+                text.push_str(&format!(
+                    ", {second} {:.0} records/s",
+                    baseline.figures.records_per_s
+                ));
             }
             if let Some(ratio) = round.ratio() {
                 text.push_str(&format!(", ratio {ratio:.2}"));
             }
         }
-        let by = if self.round().direct.is_some() {
+        let by = if self.round().baseline.is_some() {
             "ratio"
         } else {
             "throughput"
@@ -312,9 +431,12 @@ impl Report {
 
     fn json(&self) -> Value {
         let (plan, round) = (&self.plan, self.round());
-        let gateway = &round.gateway;
+        let gateway = &round.gateway.figures;
+        let server = round.gateway.server;
+        let key = plan.baseline.map_or("direct", Baseline::key);
         let mut object = json!({
             "workload": plan.name(),
+            "protocol": protocol_name(plan.protocol),
             "topic": plan.topic,
             "size": plan.size,
             "concurrency": plan.concurrency,
@@ -326,22 +448,29 @@ impl Report {
             "latency_ms": gateway.latency_json(),
             "errors": gateway.errors,
             "preload": self.preload.map(|p| json!({"records": p.records, "elapsed_s": p.elapsed.as_secs_f64()})),
-            "server_cpu": round.server.map(|s| json!({"cores": s.cores, "seconds": s.cpu_seconds})),
-            "server_rss_mib": round.server.map(|s| json!({"peak": s.peak_rss_mib, "final": s.final_rss_mib})),
-            "rounds": self.rounds.iter().map(Round::json).collect::<Vec<_>>(),
+            "server_cpu": server.map(Served::cpu_json),
+            "server_rss_mib": server.map(Served::rss_json),
+            "rounds": self.rounds.iter().map(|r| r.json(plan.baseline)).collect::<Vec<_>>(),
             "median_round": self.chosen + 1,
         });
-        if let (Some(direct), Value::Object(map)) = (&round.direct, &mut object) {
-            map.insert("direct_records".into(), json!(direct.records));
-            map.insert(
-                "direct_elapsed_s".into(),
-                json!(direct.elapsed.as_secs_f64()),
-            );
-            map.insert("direct_window".into(), direct.window_json());
-            map.insert("direct_records_per_s".into(), json!(direct.records_per_s));
-            map.insert("direct_mb_per_s".into(), json!(direct.mb_per_s));
-            map.insert("direct_latency_ms".into(), direct.latency_json());
-            map.insert("direct_errors".into(), json!(direct.errors));
+        if let (Some(baseline), Value::Object(map)) = (&round.baseline, &mut object) {
+            let figures = &baseline.figures;
+            let mut add = |name: &str, value: Value| map.insert(format!("{key}_{name}"), value);
+            add("records", json!(figures.records));
+            add("elapsed_s", json!(figures.elapsed.as_secs_f64()));
+            add("window", figures.window_json());
+            add("records_per_s", json!(figures.records_per_s));
+            add("mb_per_s", json!(figures.mb_per_s));
+            add("latency_ms", figures.latency_json());
+            add("errors", json!(figures.errors));
+            if let Some(Baseline::Protocol(compared)) = plan.baseline {
+                add("protocol", json!(protocol_name(compared)));
+                add("server_cpu", json!(baseline.server.map(Served::cpu_json)));
+                add(
+                    "server_rss_mib",
+                    json!(baseline.server.map(Served::rss_json)),
+                );
+            }
             map.insert("ratio".into(), json!(round.ratio()));
         }
         object
@@ -379,11 +508,17 @@ mod tests {
         }
     }
 
-    fn round(gateway: f64, direct: Option<f64>) -> Round {
-        Round {
-            gateway: figures(gateway),
-            direct: direct.map(figures),
+    fn side(records_per_s: f64) -> Side {
+        Side {
+            figures: figures(records_per_s),
             server: None,
+        }
+    }
+
+    fn round(gateway: f64, baseline: Option<f64>) -> Round {
+        Round {
+            gateway: side(gateway),
+            baseline: baseline.map(side),
         }
     }
 

@@ -1,30 +1,46 @@
 //! What a bench does: makes sure the topic exists (creating it with `--direct`), publishes
 //! what a subscribe run needs to read, then runs the rounds — the workload through the
-//! gateway, then with `--direct` straight on Kafka — and prints the report.
+//! gateway over `--protocol`, then with `--direct` straight on Kafka or with
+//! `--compare-protocol` through the gateway again over that protocol — and prints the
+//! report.
 
 use std::time::{Duration, Instant};
 
 use streamgate_cli::interrupt::interruptible;
 
-use crate::args::{BenchArgs, BenchWorkload};
-use crate::plan::Plan;
+use crate::args::{BenchArgs, BenchWorkload, Protocol};
+use crate::connect::Codec;
+use crate::plan::{Baseline, Plan, protocol_name};
 use crate::progress::Progress;
-use crate::report::{Preload, Report, Round};
+use crate::report::{Preload, Report, Round, Run};
 use crate::stats::{Measured, Tally};
-use crate::{Client, Failure, direct, e2e, gateway, read, server};
+use crate::web::Web;
+use crate::{Client, Failure, connect, direct, e2e, gateway, read, server, sse};
 
 /// How long a topic created with `--direct` may take to show in the server's metadata.
 const TOPIC_VISIBLE_WITHIN: Duration = Duration::from_secs(30);
 
-/// Runs the bench; Ctrl-C stops it with exit code 130.
-/// `server` reads the server's own CPU and memory (its `/metrics`) when `--server-pid`
-/// names no local process.
-pub async fn run(client: Client, server: server::Probe, args: BenchArgs) -> Result<(), Failure> {
-    interruptible(bench(client, server, args)).await?
+/// Runs `plan` (made of `args`); Ctrl-C stops it with exit code 130.
+/// `client` makes the gRPC calls, `web` the Connect and SSE requests (over the same
+/// connection); `server` reads the server's own CPU and memory (its `/metrics`) when
+/// `--server-pid` names no local process.
+pub async fn run(
+    client: Client,
+    web: Web,
+    server: server::Probe,
+    plan: Plan,
+    args: BenchArgs,
+) -> Result<(), Failure> {
+    interruptible(bench(client, web, server, plan, args)).await?
 }
 
-async fn bench(client: Client, probe: server::Probe, args: BenchArgs) -> Result<(), Failure> {
-    let plan = Plan::new(&args)?;
+async fn bench(
+    client: Client,
+    web: Web,
+    probe: server::Probe,
+    plan: Plan,
+    args: BenchArgs,
+) -> Result<(), Failure> {
     let held = ensure_topic(&client, &plan, &args).await?;
     let preload = match plan.workload {
         BenchWorkload::Subscribe if held < plan.records => {
@@ -36,6 +52,7 @@ async fn bench(client: Client, probe: server::Probe, args: BenchArgs) -> Result<
     let direct = direct_side(&args);
     let sides = Sides {
         client: &client,
+        web: &web,
         plan: &plan,
         direct: direct.as_ref(),
     };
@@ -47,22 +64,55 @@ async fn bench(client: Client, probe: server::Probe, args: BenchArgs) -> Result<
     Report::new(plan, preload, rounds).print(args.json)
 }
 
-/// What a round runs: the workload through the gateway, then, with `--direct`, on Kafka.
+/// What a round runs: the workload through the gateway over `--protocol`, then its
+/// baseline: on Kafka with `--direct`, or over the protocol of `--compare-protocol`.
 struct Sides<'a> {
     client: &'a Client,
+    web: &'a Web,
     plan: &'a Plan,
     direct: Option<&'a direct::Direct>,
 }
 
 impl Sides<'_> {
-    /// Round `number`: the gateway run with the server's usage during it, then the direct run.
+    /// Round `number`: the gateway run with the server's usage during it, then the
+    /// baseline's run.
     async fn round(
         &self,
         number: u32,
         probe: &server::Probe,
         must_watch: bool,
     ) -> Result<Round, Failure> {
-        let (client, p) = (self.client, self.plan);
+        let p = self.plan;
+        let gateway = self.gateway(p.protocol, number, probe, must_watch).await?;
+        let baseline = match (p.baseline, self.direct) {
+            (Some(Baseline::Protocol(protocol)), _) => {
+                Some(self.gateway(protocol, number, probe, must_watch).await?)
+            }
+            (Some(Baseline::Direct), Some(kafka)) => {
+                let label = self.label("direct", number);
+                let measured = measure(p, label, |tally| async move {
+                    direct::run(kafka, p, &tally).await
+                })
+                .await?;
+                Some(Run {
+                    measured,
+                    server: None,
+                })
+            }
+            _ => None,
+        };
+        Ok(Round::new(gateway, baseline, p.size))
+    }
+
+    /// The workload through the gateway over `protocol`, with the server's usage meanwhile.
+    async fn gateway(
+        &self,
+        protocol: Protocol,
+        number: u32,
+        probe: &server::Probe,
+        must_watch: bool,
+    ) -> Result<Run, Failure> {
+        let (client, web, p) = (self.client, self.web, self.plan);
         // A server that does not report (an older one, or a token without `metrics`) is
         // measured without its usage, unless --server-pid asked for it.
         let watch = match server::Watch::start(probe.clone()).await {
@@ -70,31 +120,16 @@ impl Sides<'_> {
             Err(e) if must_watch => return Err(e),
             Err(_) => None,
         };
-        let gateway = measure(p, self.label("gateway", number), |tally| async move {
-            match p.workload {
-                BenchWorkload::Publish => gateway::publish(client, p, &tally).await,
-                BenchWorkload::PublishStream => gateway::publish_stream(client, p, &tally).await,
-                BenchWorkload::Subscribe => {
-                    read::subscribe(client, &p.topic, p.records, &tally).await
-                }
-                BenchWorkload::E2e => e2e::run(client, p, &tally).await,
-            }
+        let label = self.label(&p.heading(protocol), number);
+        let measured = measure(p, label, |tally| async move {
+            workload(client, web, p, protocol, &tally).await
         })
         .await?;
         let server = match watch {
             Some(watch) => watch.finish().await.ok(),
             None => None,
         };
-        let direct = match self.direct {
-            Some(kafka) => Some(
-                measure(p, self.label("direct", number), |tally| async move {
-                    direct::run(kafka, p, &tally).await
-                })
-                .await?,
-            ),
-            None => None,
-        };
-        Ok(Round::new(&gateway, direct.as_ref(), server, p.size))
+        Ok(Run { measured, server })
     }
 
     /// The progress line's label: side, workload, and the round when there are several.
@@ -104,6 +139,39 @@ impl Sides<'_> {
             1 => format!("{side} {name}"),
             rounds => format!("{side} {name}, round {number} of {rounds}"),
         }
+    }
+}
+
+/// `plan`'s workload through the gateway over `protocol`.
+async fn workload(
+    client: &Client,
+    web: &Web,
+    plan: &Plan,
+    protocol: Protocol,
+    tally: &Tally,
+) -> Result<(), Failure> {
+    use BenchWorkload::{E2e, Publish, PublishStream, Subscribe};
+    let (topic, records) = (plan.topic.as_str(), plan.records);
+    match (plan.workload, protocol) {
+        (Publish, Protocol::Grpc) => gateway::publish(client, plan, tally).await,
+        (Publish, Protocol::ConnectProto) => connect::publish(web, plan, Codec::Proto, tally).await,
+        (Publish, Protocol::ConnectJson) => connect::publish(web, plan, Codec::Json, tally).await,
+        (PublishStream, Protocol::Grpc) => gateway::publish_stream(client, plan, tally).await,
+        (Subscribe, Protocol::Grpc) => read::subscribe(client, topic, records, tally).await,
+        (Subscribe, Protocol::ConnectProto) => {
+            connect::subscribe(web, topic, records, Codec::Proto, tally).await
+        }
+        (Subscribe, Protocol::ConnectJson) => {
+            connect::subscribe(web, topic, records, Codec::Json, tally).await
+        }
+        (Subscribe, Protocol::Sse) => sse::subscribe(web, topic, records, tally).await,
+        (E2e, Protocol::Grpc) => e2e::run(client, plan, tally).await,
+        // Refused with the reason by Plan::new, before anything ran.
+        (workload, protocol) => Err(Failure::usage(format!(
+            "bench {} does not run over {}",
+            crate::plan::name(workload),
+            protocol_name(protocol)
+        ))),
     }
 }
 

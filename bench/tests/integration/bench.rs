@@ -9,11 +9,11 @@ use crate::support::{
     stdout,
 };
 
-const RECORDS: u64 = 2000;
+pub const RECORDS: u64 = 2000;
 
 /// Runs `streamgate-bench WORKLOAD ARGS --json` and returns its one JSON object, after checking what every
 /// report has.
-async fn bench_json(server: &TestServer, workload: &str, args: &[&str]) -> Value {
+pub async fn bench_json(server: &TestServer, workload: &str, args: &[&str]) -> Value {
     let records = RECORDS.to_string();
     let mut all = vec![workload, "--records", &records, "--json"];
     all.extend_from_slice(args);
@@ -296,6 +296,9 @@ async fn help_lists_the_workloads_the_connection_flags_and_the_exit_codes() {
         "subscribe",
         "e2e",
         "--direct",
+        "--protocol",
+        "connect-json",
+        "--compare-protocol",
         "--rounds",
         "--server-pid",
         "--server",

@@ -3,4 +3,5 @@
 //! `STREAMGATE_TEST_BROKERS` is set, on that real broker too.
 
 mod bench;
+mod protocols;
 mod support;
