@@ -19,16 +19,16 @@ _gen_dir = str(_stubs.generate())
 if _gen_dir not in sys.path:
     sys.path.insert(0, _gen_dir)
 
-from streamgate.v1 import event_pb2, gateway_pb2, stats_pb2, supplier_pb2  # noqa: E402
+from streamgate.v1 import admin_pb2, event_pb2, gateway_pb2, stats_pb2, supplier_pb2  # noqa: E402
 
 from .client import (  # noqa: E402
     Client, Consumer, Delivery, PublishOutcome, Stream, Subscription, page_event,
     publish_request, start_position,
 )
 from .errors import (  # noqa: E402
-    DeadlineExceeded, FailedPrecondition, Internal, InvalidArgument, NotFound,
+    AlreadyExists, DeadlineExceeded, FailedPrecondition, Internal, InvalidArgument, NotFound,
     PermissionDenied, ResourceExhausted, StreamgateError, Unauthenticated, Unavailable,
-    error_for,
+    Unimplemented, error_for,
 )
 
 __all__ = [
@@ -36,5 +36,6 @@ __all__ = [
     "page_event", "publish_request", "start_position",
     "StreamgateError", "InvalidArgument", "NotFound", "ResourceExhausted", "PermissionDenied",
     "Unauthenticated", "Unavailable", "FailedPrecondition", "DeadlineExceeded", "Internal",
-    "error_for", "event_pb2", "gateway_pb2", "stats_pb2", "supplier_pb2",
+    "AlreadyExists", "Unimplemented",
+    "error_for", "admin_pb2", "event_pb2", "gateway_pb2", "stats_pb2", "supplier_pb2",
 ]

@@ -17,7 +17,9 @@ import weakref
 
 import grpc
 from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
-from streamgate.v1 import event_pb2, gateway_pb2, gateway_pb2_grpc, stats_pb2, supplier_pb2
+from streamgate.v1 import (
+    admin_pb2, admin_pb2_grpc, event_pb2, gateway_pb2, gateway_pb2_grpc, stats_pb2, supplier_pb2,
+)
 
 from .errors import DeadlineExceeded, StreamgateError, error_for, from_rpc_error
 
@@ -515,6 +517,7 @@ class Client:
         else:
             self._channel = grpc.insecure_channel(target, options)
         self._stub = gateway_pb2_grpc.EventGatewayStub(self._channel)
+        self._admin = admin_pb2_grpc.AdminServiceStub(self._channel)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.timeout = timeout
 
@@ -638,6 +641,56 @@ class Client:
         """The cluster's topics (TopicInfo: name, partitions with leader and watermarks)."""
         request = gateway_pb2.ListTopicsRequest(include_internal=include_internal)
         return list(self._unary(self._stub.ListTopics, request, timeout).topics)
+
+    # -- administration (AdminService) --------------------------------------------------------
+
+    def create_topic(self, topic, *, partitions=0, replication_factor=0, configs=None,
+                     timeout=None):
+        """Creates a topic (0 partitions: the server's default) and returns its
+        TopicDescription. AlreadyExists if it exists."""
+        request = admin_pb2.CreateTopicRequest(
+            topic=topic, partitions=partitions, replication_factor=replication_factor,
+            configs=configs or {})
+        return self._unary(self._admin.CreateTopic, request, timeout).topic
+
+    def describe_topic(self, topic, *, timeout=None):
+        """A topic's partitions (leader, replicas, ISR, watermarks) and configs."""
+        request = admin_pb2.DescribeTopicRequest(topic=topic)
+        return self._unary(self._admin.DescribeTopic, request, timeout).topic
+
+    def list_groups(self, *, timeout=None):
+        """The consumer groups this principal may see (GroupSummary: group, state)."""
+        return list(self._unary(self._admin.ListGroups, admin_pb2.ListGroupsRequest(),
+                                timeout).groups)
+
+    def describe_group(self, group, *, timeout=None):
+        """A group's GroupDescription: state, members, and per partition the committed
+        offset, log-end offset and lag; ``total_lag``."""
+        request = admin_pb2.DescribeGroupRequest(group=group)
+        return self._unary(self._admin.DescribeGroup, request, timeout).group
+
+    def reset_group_offsets(self, group, topics, *, to_earliest=False, to_latest=False,
+                            to_offset=None, to_datetime=None, shift_by=None, execute=False,
+                            timeout=None):
+        """Moves a group's offsets on ``topics``; exactly one target. A dry run unless
+        ``execute``: returns the OffsetMove plan either way. FailedPrecondition while the
+        group has active members."""
+        request = admin_pb2.ResetGroupOffsetsRequest(
+            group=group, topics=_topics(topics), execute=execute)
+        if to_earliest:
+            request.to_earliest = True
+        elif to_latest:
+            request.to_latest = True
+        elif to_offset is not None:
+            request.to_offset = to_offset
+        elif to_datetime is not None:
+            request.to_datetime.CopyFrom(_timestamp(to_datetime))
+        elif shift_by is not None:
+            request.shift_by = shift_by
+        else:
+            raise ValueError("say where to: to_earliest, to_latest, to_offset, to_datetime "
+                             "or shift_by")
+        return list(self._unary(self._admin.ResetGroupOffsets, request, timeout).moves)
 
     def health(self, service=SERVICE, *, timeout=5.0):
         """The grpc.health.v1 status of ``service`` ("SERVING", "NOT_SERVING", ...); the

@@ -56,6 +56,16 @@ class FailedPrecondition(StreamgateError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class AlreadyExists(StreamgateError):
+    """E.g. creating a topic that exists (ALREADY_EXISTS)."""
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class Unimplemented(StreamgateError):
+    """The broker lacks the Kafka API a call needs; the message names it (UNIMPLEMENTED)."""
+    code = grpc.StatusCode.UNIMPLEMENTED
+
+
 class DeadlineExceeded(StreamgateError):
     """The call's deadline passed (DEADLINE_EXCEEDED)."""
     code = grpc.StatusCode.DEADLINE_EXCEEDED
@@ -68,7 +78,7 @@ class Internal(StreamgateError):
 
 _BY_CODE = {cls.code: cls for cls in (
     InvalidArgument, NotFound, ResourceExhausted, PermissionDenied, Unauthenticated,
-    Unavailable, FailedPrecondition, DeadlineExceeded, Internal)}
+    Unavailable, FailedPrecondition, AlreadyExists, Unimplemented, DeadlineExceeded, Internal)}
 _BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 
 
