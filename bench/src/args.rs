@@ -70,10 +70,11 @@ pub struct BenchArgs {
     /// Size of each record value, in bytes (e2e: at least 16, it carries a send timestamp).
     #[arg(short = 's', long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=16 * 1024 * 1024))]
     pub size: u64,
-    /// Topic to use; it must exist unless --direct is given (then it is created).
+    /// Topic to use; a missing one is created through the server (its AdminService; the
+    /// caller needs `topics:manage:<topic>`).
     #[arg(short = 't', long, default_value = "bench")]
     pub topic: String,
-    /// Partitions of the topic when the bench creates it (with --direct).
+    /// Partitions of the topic when the bench creates it.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..))]
     pub partitions: i32,
     /// e2e: records per second to publish at.

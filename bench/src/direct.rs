@@ -7,11 +7,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::FromClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
@@ -53,46 +51,6 @@ impl Direct {
 
 fn kafka_failure(what: &str, error: &KafkaError) -> Failure {
     Failure::unreachable(format!("--direct: {what}: {error}"))
-}
-
-/// Creates `topic` with `partitions` partitions (an existing one is left as it is). A broker
-/// without CreateTopics (librdkafka's mock cluster, the embedded broker) gets a metadata
-/// request that allows auto-creation instead, with the broker's default partition count.
-pub async fn create_topic(kafka: &Direct, topic: &str, partitions: i32) -> Result<(), Failure> {
-    let admin: AdminClient<DefaultClientContext> = kafka
-        .client(|_| {})
-        .create()
-        .map_err(|e| kafka_failure("admin client", &e))?;
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    let options = AdminOptions::new()
-        .operation_timeout(Some(METADATA_TIMEOUT))
-        .request_timeout(Some(Duration::from_secs(5)));
-    let results = match admin.create_topics([&new], &options).await {
-        Ok(results) => results,
-        Err(_) => return auto_create(kafka, topic),
-    };
-    for result in results {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => {
-                return Err(Failure::unreachable(format!(
-                    "--direct: creating topic {name} failed: {code}"
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn auto_create(kafka: &Direct, topic: &str) -> Result<(), Failure> {
-    let producer: FutureProducer = kafka
-        .client(|c| {
-            c.set("allow.auto.create.topics", "true");
-        })
-        .create()
-        .map_err(|e| kafka_failure("producer", &e))?;
-    // With auto-creation allowed, asking for the topic's metadata creates it.
-    fetch_metadata(&producer, topic, "creating the topic")
 }
 
 /// Asks the cluster for `topic`'s metadata (connecting, and learning its leaders).

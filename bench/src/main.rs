@@ -34,10 +34,17 @@ mod web;
 use std::process::ExitCode;
 
 use clap::Parser;
+use streamgate::auth::BearerToken;
+use streamgate::proto::admin_service_client::AdminServiceClient;
 use streamgate_cli::connect::gateway;
 use streamgate_cli::{Client, Failure};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
 
 use crate::args::Cli;
+
+/// The server's AdminService, for creating the bench's topic.
+type Admin = AdminServiceClient<InterceptedService<Channel, BearerToken>>;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -50,7 +57,8 @@ async fn main() -> ExitCode {
         let probe = server::Probe::Metrics(channel.clone(), cli.connection.token.clone());
         // Connect and SSE requests, over the same connection too.
         let web = web::Web::new(channel.clone(), cli.connection.token.as_deref())?;
-        run::run(gateway(channel, token), web, probe, plan, cli.bench).await
+        let admin = AdminServiceClient::with_interceptor(channel.clone(), token.clone());
+        run::run(gateway(channel, token), admin, web, probe, plan, cli.bench).await
     }
     .await;
     match result {

@@ -1,4 +1,5 @@
-//! What a bench does: makes sure the topic exists (creating it with `--direct`), publishes
+//! What a bench does: makes sure the topic exists (creating it through the server),
+//! publishes
 //! what a subscribe run needs to read, then runs the rounds — the workload through the
 //! gateway over `--protocol`, then with `--direct` straight on Kafka or with
 //! `--compare-protocol` through the gateway again over that protocol — and prints the
@@ -15,9 +16,11 @@ use crate::progress::Progress;
 use crate::report::{Preload, Report, Round, Run};
 use crate::stats::{Measured, Tally};
 use crate::web::Web;
-use crate::{Client, Failure, connect, direct, e2e, gateway, read, server, sse};
+use streamgate::proto::CreateTopicRequest;
 
-/// How long a topic created with `--direct` may take to show in the server's metadata.
+use crate::{Admin, Client, Failure, connect, direct, e2e, gateway, read, server, sse};
+
+/// How long a topic the bench created may take to show in the server's metadata.
 const TOPIC_VISIBLE_WITHIN: Duration = Duration::from_secs(30);
 
 /// Runs `plan` (made of `args`); Ctrl-C stops it with exit code 130.
@@ -26,22 +29,24 @@ const TOPIC_VISIBLE_WITHIN: Duration = Duration::from_secs(30);
 /// `--server-pid` names no local process.
 pub async fn run(
     client: Client,
+    admin: Admin,
     web: Web,
     server: server::Probe,
     plan: Plan,
     args: BenchArgs,
 ) -> Result<(), Failure> {
-    interruptible(bench(client, web, server, plan, args)).await?
+    interruptible(bench(client, admin, web, server, plan, args)).await?
 }
 
 async fn bench(
     client: Client,
+    admin: Admin,
     web: Web,
     probe: server::Probe,
     plan: Plan,
     args: BenchArgs,
 ) -> Result<(), Failure> {
-    let held = ensure_topic(&client, &plan, &args).await?;
+    let held = ensure_topic(&client, &admin, &plan, args.partitions).await?;
     let preload = match plan.workload {
         BenchWorkload::Subscribe if held < plan.records => {
             Some(preload(&client, &plan, plan.records - held).await?)
@@ -218,14 +223,28 @@ async fn preload(client: &Client, plan: &Plan, missing: u64) -> Result<Preload, 
 
 /// Makes sure the topic exists (creating it with `--direct`) and returns how many records
 /// it holds.
-async fn ensure_topic(client: &Client, plan: &Plan, args: &BenchArgs) -> Result<u64, Failure> {
+/// Makes sure the topic exists, creating it through the server's AdminService (no broker
+/// address needed); the records it holds already.
+async fn ensure_topic(
+    client: &Client,
+    admin: &Admin,
+    plan: &Plan,
+    partitions: i32,
+) -> Result<u64, Failure> {
     if let Some(held) = read::records_held(client, &plan.topic).await? {
         return Ok(held);
     }
-    let Some(kafka) = direct_side(args) else {
-        return Err(missing_topic(&plan.topic, args.partitions));
+    let request = CreateTopicRequest {
+        topic: plan.topic.clone(),
+        partitions,
+        ..Default::default()
     };
-    direct::create_topic(&kafka, &plan.topic, args.partitions).await?;
+    match admin.clone().create_topic(request).await {
+        Ok(_) => {}
+        // Created meanwhile by someone else: fine.
+        Err(status) if status.code() == tonic::Code::AlreadyExists => {}
+        Err(status) => return Err(Failure::from_status(&status)),
+    }
     let deadline = Instant::now() + TOPIC_VISIBLE_WITHIN;
     loop {
         if let Some(held) = read::records_held(client, &plan.topic).await? {
@@ -233,8 +252,8 @@ async fn ensure_topic(client: &Client, plan: &Plan, args: &BenchArgs) -> Result<
         }
         if Instant::now() > deadline {
             return Err(Failure::unreachable(format!(
-                "topic {} was created on {} but the server does not see it: is --direct the server's cluster?",
-                plan.topic, kafka.bootstrap
+                "topic {} was created but the server does not list it within {TOPIC_VISIBLE_WITHIN:?}",
+                plan.topic
             )));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -247,12 +266,4 @@ fn direct_side(args: &BenchArgs) -> Option<direct::Direct> {
         bootstrap: bootstrap.clone(),
         options: args.direct_options.clone(),
     })
-}
-
-fn missing_topic(topic: &str, partitions: i32) -> Failure {
-    Failure::refused(format!(
-        "NOT_FOUND: topic {topic} does not exist. Create it, e.g. \
-             `kafka-topics.sh --bootstrap-server BROKER --create --topic {topic} --partitions {partitions}`, \
-             or pass --direct BROKER and bench creates it (and compares with Kafka direct)"
-    ))
 }

@@ -125,7 +125,7 @@ async fn bench_e2e_measures_publish_to_receive_latency() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bench_direct_creates_a_missing_topic_and_reports_both_figures_and_the_ratio() {
+async fn bench_direct_reports_both_figures_and_the_ratio() {
     on_each_broker(|server| async move {
         let topic = random_name("bench");
         let bootstrap = server.kafka.bootstrap_servers().to_owned();
@@ -210,27 +210,57 @@ async fn bench_server_pid_reports_cpu_and_memory() {
     .await;
 }
 
+/// A missing topic is created through the server (no broker address needed) with
+/// `--partitions`; a caller without `topics:manage` is told which permission it lacks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bench_on_a_missing_topic_says_how_to_create_it() {
-    on_each_broker(|server| async move {
-        let topic = random_name("absent");
-        let output = server
-            .bench(&["publish", "--records", "10", "--topic", &topic])
-            .await;
-        assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-        let message = stderr(&output);
-        assert!(
-            message.contains(&format!("topic {topic} does not exist"))
-                && message.contains("kafka-topics.sh")
-                && message.contains("--direct"),
-            "{message}"
-        );
-        assert!(stdout(&output).is_empty());
+async fn bench_creates_a_missing_topic_through_the_server() {
+    let file = AuthFile::new(&[("reader", "reader-token", &["topics", "publish:*"])]);
+    on_each_broker_with(
+        |s| file.apply(s),
+        |server| async move {
+            let topic = random_name("fresh");
+            let args = [
+                "publish",
+                "--records",
+                "10",
+                "--topic",
+                &topic,
+                "--partitions",
+                "6",
+            ];
+            let admin = [("STREAMGATE_TOKEN", streamgate_testkit::ADMIN_TOKEN)];
+            let output = bench_with_env(&server.url(), &args, &admin).await;
+            assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+            let listed = server
+                .client_with_token(Some(streamgate_testkit::ADMIN_TOKEN))
+                .await
+                .list_topics(streamgate::proto::ListTopicsRequest::default())
+                .await
+                .expect("listed")
+                .into_inner();
+            let created = listed
+                .topics
+                .iter()
+                .find(|t| t.name == topic)
+                .expect("created");
+            assert_eq!(created.partitions.len(), 6);
 
-        let output = server.bench(&["subscribe", "--concurrency", "4"]).await;
-        assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-        server.stop().await;
-    })
+            let other = random_name("fresh");
+            let args = ["publish", "--records", "10", "--topic", &other];
+            let reader = [("STREAMGATE_TOKEN", "reader-token")];
+            let denied = bench_with_env(&server.url(), &args, &reader).await;
+            assert_eq!(denied.status.code(), Some(1), "{}", stderr(&denied));
+            let message = stderr(&denied);
+            assert!(
+                message.contains(&format!("topics:manage:{other}")),
+                "{message}"
+            );
+
+            let output = server.bench(&["subscribe", "--concurrency", "4"]).await;
+            assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+            server.stop().await;
+        },
+    )
     .await;
 }
 
