@@ -1,9 +1,10 @@
 //! The command line, declared with clap derive; every flag's doc comment is its `--help`.
 
 use crate::Connection;
+pub use crate::admin::args::{GroupsArgs, TopicsCommand};
 use crate::failure::EXIT_CODES;
 use crate::parse;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 /// streamgate: publish to and read from Kafka through a streamgate server.
 #[derive(Debug, Parser)]
@@ -18,6 +19,26 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// The process's command line, or exit with clap's usage error (exit code 2) for what
+    /// clap's declarations cannot refuse by themselves.
+    pub fn parse_checked() -> Self {
+        let cli = Self::parse();
+        if let Command::Topics(topics) = &cli.command
+            && topics.internal
+            && topics.action.is_some()
+        {
+            Self::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "--internal is a flag of the list (streamgate topics --internal), not of its subcommands",
+                )
+                .exit();
+        }
+        cli
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -28,8 +49,11 @@ pub enum Command {
     /// Read records in a consumer group and acknowledge each one only once it is printed (or
     /// --exec CMD succeeded on it): nothing is lost when the command stops (Consume).
     Consume(ConsumeArgs),
-    /// List the cluster's topics with their partitions and record counts.
+    /// List the cluster's topics with their partitions and record counts; or create,
+    /// describe, re-configure or delete one (`topics create|describe|alter-config|delete`).
     Topics(TopicsArgs),
+    /// List, describe (lag per partition), reset or delete consumer groups.
+    Groups(GroupsArgs),
     /// Show, start, stop or re-configure the server's PageEvent supplier.
     Supplier(SupplierArgs),
     /// Watch live per-page visit counts (WatchPageStats), refreshed each tick.
@@ -204,11 +228,15 @@ pub struct ConsumeArgs {
 /// `streamgate topics`.
 #[derive(Debug, Args)]
 pub struct TopicsArgs {
-    /// Include Kafka's internal topics.
+    /// Without one: list the topics.
+    #[command(subcommand)]
+    pub action: Option<TopicsCommand>,
+    /// Include Kafka's internal topics in the list.
     #[arg(long)]
     pub internal: bool,
-    /// Print JSON.
-    #[arg(long)]
+    /// Print JSON: the list one object per topic; a subcommand's answer as canonical proto3
+    /// JSON, on one line.
+    #[arg(long, global = true)]
     pub json: bool,
 }
 

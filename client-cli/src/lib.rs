@@ -5,7 +5,9 @@
 //!
 //! - [`run`] parses the command line ([`args`](mod@args)) and hands over to one module per
 //!   subcommand: `publish`, `subscribe`, `consume`, `topics`, `supplier`, `stats`,
-//!   `health`; `output` and `encoded` print records.
+//!   `health`; `output` and `encoded` print records;
+//! - `admin` runs the AdminService subcommands (`topics create|delete|describe|alter-config`,
+//!   `groups`), printed as tables (`table`) or as canonical proto3 JSON (`proto_json`).
 //!
 //! What the load generator `streamgate-bench` (`bench/`) and the fuzz targets
 //! (`server/fuzz/`) share with it is public:
@@ -20,6 +22,7 @@
 //! printed); 2 bad command line; 3 the server or its Kafka cluster cannot be reached;
 //! 130 interrupted.
 
+mod admin;
 mod args;
 pub mod connect;
 mod consume;
@@ -29,15 +32,16 @@ mod health;
 pub mod interrupt;
 mod output;
 pub mod parse;
+mod proto_json;
 mod publish;
 mod stats;
 mod subscribe;
 mod supplier;
+mod table;
 mod topics;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::args::{Cli, Command};
@@ -49,14 +53,15 @@ pub use failure::{Exit, Failure};
 /// returns the exit code.
 #[tokio::main]
 pub async fn run() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_checked();
     let result = async {
         let (channel, token) = cli.connection.open().await?;
         match cli.command {
             Command::Publish(args) => publish::run(gateway(channel, token), args).await,
             Command::Subscribe(args) => subscribe::run(channel, token, args).await,
             Command::Consume(args) => consume::run(gateway(channel, token), args).await,
-            Command::Topics(args) => topics::run(gateway(channel, token), args).await,
+            Command::Topics(args) => topics::run(channel, token, args).await,
+            Command::Groups(args) => admin::groups::run(admin::client(channel, token), args).await,
             Command::Supplier(args) => supplier::run(gateway(channel, token), args).await,
             Command::Stats(args) => stats::run(gateway(channel, token), args).await,
             Command::Health(args) => {

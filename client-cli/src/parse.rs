@@ -29,12 +29,22 @@ pub fn rate(text: &str) -> Result<f64, String> {
         .map_err(|e| format!("expected a rate like 500/s, got {text:?}: {e}"))
 }
 
-/// `KEY=VALUE` (`publish --header`, `streamgate-bench -X`), split at the first `=` (the value may
-/// contain more).
+/// `KEY=VALUE` (`publish --header`, `topics create --config`, `topics alter-config --set`,
+/// `streamgate-bench -X`), split at the first `=` (the value may contain more).
 pub fn header(text: &str) -> Result<(String, String), String> {
     text.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))
+}
+
+/// `groups reset --to-datetime`: an RFC 3339 time, `2026-01-01T00:00:00Z` or with an offset
+/// (`2026-01-01T01:00:00+01:00`).
+pub fn timestamp(text: &str) -> Result<prost_types::Timestamp, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|time| streamgate::time::from_millis(time.timestamp_millis()))
+        .map_err(|e| {
+            format!("expected an RFC 3339 time like 2026-01-01T00:00:00Z, got {text:?}: {e}")
+        })
 }
 
 /// `subscribe --from`: `earliest` (or `beginning`) | `latest` (or `end`) | an offset `N >= 0`
@@ -118,6 +128,18 @@ mod tests {
         assert!(rate("500/s/s").is_err());
         assert!(rate("/s").is_err());
         assert!(rate("fast").is_err());
+    }
+
+    #[test]
+    fn parses_rfc_3339_times() {
+        let want = prost_types::Timestamp {
+            seconds: 1_767_225_600,
+            nanos: 250_000_000,
+        };
+        assert_eq!(timestamp("2026-01-01T00:00:00.25Z"), Ok(want));
+        assert_eq!(timestamp("2026-01-01T01:00:00.25+01:00"), Ok(want));
+        assert!(timestamp("2026-01-01").is_err());
+        assert!(timestamp("1767225600000").is_err());
     }
 
     #[test]

@@ -1,24 +1,41 @@
-//! `streamgate topics`: the cluster's topics, partitions and record counts.
+//! `streamgate topics`: the cluster's topics, partitions and record counts (EventGateway's
+//! ListTopics); with a subcommand, one topic managed ([`admin::topics`]).
 
 use std::io::Write;
 
+use streamgate::auth::BearerToken;
 use streamgate::proto::ListTopicsRequest;
+use tonic::transport::Channel;
 
-use crate::Client;
 use crate::Failure;
+use crate::admin;
 use crate::args::TopicsArgs;
+use crate::connect::gateway;
 
-/// Runs the subcommand.
-pub async fn run(mut client: Client, args: TopicsArgs) -> Result<(), Failure> {
-    let topics = client
+/// Runs the subcommand: the list, or what a subcommand says.
+pub async fn run(channel: Channel, token: BearerToken, args: TopicsArgs) -> Result<(), Failure> {
+    match args.action {
+        None => list(channel, token, args.internal, args.json).await,
+        Some(action) => admin::topics::run(admin::client(channel, token), action, args.json).await,
+    }
+}
+
+/// `streamgate topics`: one row (or JSON object) per topic.
+async fn list(
+    channel: Channel,
+    token: BearerToken,
+    internal: bool,
+    json: bool,
+) -> Result<(), Failure> {
+    let topics = gateway(channel, token)
         .list_topics(ListTopicsRequest {
-            include_internal: args.internal,
+            include_internal: internal,
         })
         .await?
         .into_inner()
         .topics;
     let mut out = std::io::stdout().lock();
-    if args.json {
+    if json {
         for topic in &topics {
             let partitions: Vec<_> = topic
                 .partitions

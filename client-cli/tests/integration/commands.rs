@@ -364,6 +364,7 @@ async fn help_lists_the_commands_and_exit_codes_and_no_load_generator() {
         "subscribe",
         "consume",
         "topics",
+        "groups",
         "stats",
         "health",
     ] {

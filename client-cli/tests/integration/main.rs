@@ -2,6 +2,7 @@
 //! the same `run` as `streamgate-server`, on port 0: on the embedded broker and, when
 //! `STREAMGATE_TEST_BROKERS` is set, on that real broker too.
 
+mod admin;
 mod auth;
 mod commands;
 mod consume;
