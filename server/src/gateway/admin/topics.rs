@@ -206,6 +206,11 @@ fn planned(spec: &NewTopicSpec) -> TopicDescription {
                 ..Default::default()
             })
             .collect(),
+        configs_unavailable: if spec.configs.is_empty() {
+            "a validated create lists only the configs it would set: none".to_owned()
+        } else {
+            String::new()
+        },
         ..Default::default()
     }
 }
