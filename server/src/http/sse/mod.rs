@@ -15,6 +15,7 @@
 //! 15 s so that proxies keep it open.
 
 mod events;
+mod record_json;
 mod records;
 
 use std::sync::Arc;
@@ -72,7 +73,6 @@ pub struct SseLayer {
 #[derive(Debug)]
 struct Shared {
     page_stats: MessageDescriptor,
-    subscribe_response: MessageDescriptor,
     message_bytes: usize,
 }
 
@@ -82,7 +82,6 @@ impl SseLayer {
         Some(Self {
             shared: Arc::new(Shared {
                 page_stats: methods.at(WATCH)?.output(),
-                subscribe_response: methods.at(SUBSCRIBE)?.output(),
                 message_bytes,
             }),
         })
@@ -175,8 +174,7 @@ where
             Box::new(move |message| canonical(&descriptor, message))
         }
         Route::Records(_) => {
-            let response = shared.subscribe_response.clone();
-            let mut records = records::RecordEvents::new(response, mask.as_ref());
+            let mut records = records::RecordEvents::new(mask.as_ref());
             Box::new(move |message| records.events(message))
         }
     };

@@ -8,11 +8,12 @@ use std::fmt::Write as _;
 
 use bytes::Bytes;
 use http::HeaderMap;
-use prost_reflect::{DynamicMessage, MessageDescriptor, SerializeOptions, Value};
+use prost::Message as _;
 use streamgate::proto::{self, start_position::Position};
 use tonic::{Code, Status};
 
 use super::events::Event;
+use super::record_json::RecordJson;
 use crate::http::connect::ConnectError;
 
 /// The topic of a records path, if `path` is one.
@@ -106,57 +107,47 @@ fn resume(topic: &str, id: &str) -> Result<Vec<proto::PartitionOffset>, String> 
 
 /// Turns Subscribe's messages into events, keeping the next offset of every partition.
 ///
-/// Each record is written as JSON straight from the decoded message, with no
-/// `serde_json::Value` in between: that detour (and cloning each record out of its batch)
-/// took most of an SSE stream's time. A stream with a read mask decodes its messages with
-/// descriptors whose `Record` has only the fields asked for, so the fields left out are
-/// skipped while decoding and never show (as defaults) in the JSON.
+/// Messages are decoded into the prost types and each record written as JSON by
+/// [`RecordJson`], straight into the event's text: the descriptor-driven path (prost-reflect's
+/// DynamicMessage and serializer) cost several times as much per record, and this is the
+/// one path where that decides how fast a stream reads.
 pub struct RecordEvents {
-    response: MessageDescriptor,
     next: BTreeMap<i32, i64>,
-    options: SerializeOptions,
+    json: RecordJson,
 }
 
 impl RecordEvents {
-    pub fn new(response: MessageDescriptor, mask: Option<&prost_types::FieldMask>) -> Self {
-        let response = mask
-            .and_then(|mask| masked(&response, &mask.paths))
-            .unwrap_or(response);
+    pub fn new(mask: Option<&prost_types::FieldMask>) -> Self {
         Self {
-            response,
             next: BTreeMap::new(),
-            options: SerializeOptions::new().skip_default_fields(false),
+            json: RecordJson::new(mask.map(|m| m.paths.as_slice())),
         }
     }
 
     pub fn events(&mut self, message: Bytes) -> Result<Vec<Event>, Status> {
-        let mut response = DynamicMessage::decode(self.response.clone(), message)
+        use proto::subscribe_response::Message;
+        let response = proto::SubscribeResponse::decode(message)
             .map_err(|e| Status::internal(format!("a SubscribeResponse: {e}")))?;
-        if let Some(Value::Message(assignment)) = response.take_field_by_name("assignment") {
-            for start in owned_messages(assignment, "partitions") {
-                let partition = int(&start, "partition");
-                let offset = int(&start, "start_offset");
-                self.next.entry(partition as i32).or_insert(offset);
+        let records = match response.message {
+            Some(Message::Assignment(assignment)) => {
+                for start in assignment.partitions {
+                    self.next
+                        .entry(start.partition)
+                        .or_insert(start.start_offset);
+                }
+                return Ok(Vec::new());
             }
-            return Ok(Vec::new());
-        }
-        let records = match response.take_field_by_name("records") {
-            Some(Value::Message(batch)) => owned_messages(batch, "records"),
-            _ => match response.take_field_by_name("record") {
-                Some(Value::Message(record)) => vec![record],
-                _ => Vec::new(),
-            },
+            Some(Message::Records(batch)) => batch.records,
+            Some(Message::Record(record)) => vec![record],
+            None => Vec::new(),
         };
         let mut events = Vec::with_capacity(records.len());
-        for record in records {
-            let partition = int(&record, "partition") as i32;
-            self.next.insert(partition, int(&record, "offset") + 1);
-            let mut json = Vec::with_capacity(256);
-            record
-                .serialize_with_options(&mut serde_json::Serializer::new(&mut json), &self.options)
-                .map_err(|e| Status::internal(format!("a record as JSON: {e}")))?;
-            let data = String::from_utf8(json)
-                .map_err(|e| Status::internal(format!("a record as JSON: {e}")))?;
+        for record in &records {
+            self.next
+                .insert(record.partition, record.offset.saturating_add(1));
+            let mut data =
+                String::with_capacity(64 + record.value.as_ref().map_or(0, |v| v.len() * 4 / 3));
+            self.json.write(record, &mut data);
             events.push(Event {
                 id: self.id(),
                 data,
@@ -177,85 +168,14 @@ impl RecordEvents {
     }
 }
 
-/// `response` (a SubscribeResponse) with a `Record` of only the fields `paths` names, from
-/// a copy of its descriptors; `None` if a path names no field (Subscribe refuses those).
-fn masked(response: &MessageDescriptor, paths: &[String]) -> Option<MessageDescriptor> {
-    let mut files = prost_types::FileDescriptorSet {
-        file: response
-            .parent_pool()
-            .file_descriptor_protos()
-            .cloned()
-            .collect(),
-    };
-    let record = files
-        .file
-        .iter_mut()
-        .filter(|f| f.package() == "streamgate.v1")
-        .flat_map(|f| f.message_type.iter_mut())
-        .find(|m| m.name() == "Record")?;
-    record.field.retain(|f| paths.iter().any(|p| p == f.name()));
-    // A oneof left without fields (the synthetic one of a proto3 `optional`, say) is not
-    // a valid descriptor: drop those, and renumber the fields' references to the rest.
-    let used: Vec<i32> = record.field.iter().filter_map(|f| f.oneof_index).collect();
-    let mut kept = 0;
-    let renumbered: Vec<Option<i32>> = (0..record.oneof_decl.len() as i32)
-        .map(|i| {
-            used.contains(&i).then(|| {
-                kept += 1;
-                kept - 1
-            })
-        })
-        .collect();
-    let mut index = 0;
-    record.oneof_decl.retain(|_| {
-        index += 1;
-        renumbered[index - 1].is_some()
-    });
-    for field in &mut record.field {
-        field.oneof_index = field
-            .oneof_index
-            .and_then(|i| renumbered.get(usize::try_from(i).ok()?).copied().flatten());
-    }
-    let pool = prost_reflect::DescriptorPool::from_file_descriptor_set(files).ok()?;
-    pool.get_message_by_name(response.full_name())
-}
-
-/// The messages of the repeated field `name` of `message`, taken out of it.
-fn owned_messages(mut message: DynamicMessage, name: &str) -> Vec<DynamicMessage> {
-    match message.take_field_by_name(name) {
-        Some(Value::List(items)) => items
-            .into_iter()
-            .filter_map(|item| match item {
-                Value::Message(m) => Some(m),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// An integer field of `message` (0 when unset).
-fn int(message: &DynamicMessage, name: &str) -> i64 {
-    match message.get_field_by_name(name).as_deref() {
-        Some(Value::I32(n)) => i64::from(*n),
-        Some(Value::I64(n)) => *n,
-        _ => 0,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use prost::Message as _;
 
     use super::*;
-    use crate::http::connect::Methods;
 
     fn events() -> RecordEvents {
-        let methods = Methods::load().expect("descriptors");
-        let subscribe = methods
-            .at("/streamgate.v1.EventGateway/Subscribe")
-            .expect("Subscribe");
-        RecordEvents::new(subscribe.output(), None)
+        RecordEvents::new(None)
     }
 
     fn record(partition: i32, offset: i64) -> proto::Record {
@@ -313,19 +233,13 @@ mod tests {
     }
 
     /// With a read mask, a record's JSON has exactly the fields asked for — defaults
-    /// (partition 0, offset 0) included, the rest (here the key, an `optional` field with a
-    /// oneof of its own in the descriptors) left out.
+    /// (partition 0, offset 0) included, the rest (here the key) left out.
     #[test]
     fn a_masked_stream_shows_exactly_the_fields_asked_for() {
-        let methods = Methods::load().expect("descriptors");
-        let output = methods
-            .at("/streamgate.v1.EventGateway/Subscribe")
-            .expect("Subscribe")
-            .output();
         let mask = prost_types::FieldMask {
             paths: ["value", "partition", "offset"].map(String::from).to_vec(),
         };
-        let mut events = RecordEvents::new(output, Some(&mask));
+        let mut events = RecordEvents::new(Some(&mask));
         let mut one = record(0, 0);
         one.key = Some(Bytes::from_static(b"k"));
         let batch = proto::SubscribeResponse {
