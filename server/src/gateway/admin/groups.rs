@@ -282,3 +282,67 @@ fn to_proto(info: GroupInfo) -> GroupDescription {
         members_unavailable: info.members_unavailable.unwrap_or_default(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reset_names_its_topics_and_one_target_or_is_refused() {
+        assert_eq!(
+            reset_topics(Vec::new()).map_err(|s| s.code()),
+            Err(tonic::Code::InvalidArgument)
+        );
+        let many: Vec<String> = (0..=MAX_RESET_TOPICS).map(|i| format!("t{i}")).collect();
+        let refused = reset_topics(many).expect_err("too many");
+        assert!(refused.message().contains("1 to 100 topics"), "{refused:?}");
+        let bad = reset_topics(vec!["a b".into()]).expect_err("bad name");
+        assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+        assert_eq!(
+            reset_topics(vec!["b".into(), "a".into(), "b".into()]).expect("ok"),
+            ["a", "b"]
+        );
+
+        for refused in [
+            None,
+            Some(Target::ToEarliest(false)),
+            Some(Target::ToOffset(-1)),
+            Some(Target::ToDatetime(prost_types::Timestamp {
+                seconds: -1,
+                nanos: 0,
+            })),
+            Some(Target::ToDatetime(prost_types::Timestamp {
+                seconds: i64::MIN,
+                nanos: 0,
+            })),
+        ] {
+            let status = target(refused.clone()).expect_err("refused");
+            assert_eq!(status.code(), tonic::Code::InvalidArgument, "{refused:?}");
+        }
+        let far = Some(Target::ToDatetime(prost_types::Timestamp {
+            seconds: i64::MAX,
+            nanos: 999_999_999,
+        }));
+        assert_eq!(
+            target(far).expect("saturates"),
+            ResetTo::Timestamp(i64::MAX)
+        );
+        assert_eq!(
+            target(Some(Target::ShiftBy(i64::MIN))).expect("ok"),
+            ResetTo::Shift(i64::MIN)
+        );
+    }
+
+    #[test]
+    fn group_ids_are_checked_like_subscribe_s() {
+        assert_eq!(
+            group_name(String::new()).map_err(|s| s.code()),
+            Err(tonic::Code::InvalidArgument)
+        );
+        assert_eq!(
+            group_name("a\nb".into()).map_err(|s| s.code()),
+            Err(tonic::Code::InvalidArgument)
+        );
+        assert_eq!(group_name("billing".into()).expect("ok"), "billing");
+    }
+}
