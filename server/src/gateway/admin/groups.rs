@@ -316,7 +316,7 @@ mod tests {
                 nanos: 0,
             })),
         ] {
-            let status = target(refused.clone()).expect_err("refused");
+            let status = target(refused).expect_err("refused");
             assert_eq!(status.code(), tonic::Code::InvalidArgument, "{refused:?}");
         }
         let far = Some(Target::ToDatetime(prost_types::Timestamp {
