@@ -59,6 +59,8 @@ pub fn request(
         // consumer, which never asks librdkafka for a record's headers.
         read_mask: Some(streamgate_cli::line_mask()),
         resume: Vec::new(),
+        filter: String::new(),
+        decode: false,
     }
 }
 

@@ -144,6 +144,10 @@ pub struct PublishArgs {
     /// Publish this text as the raw value.
     #[arg(long)]
     pub value: Option<String>,
+    /// The value (--value, or each input line) is JSON for the server to encode in the
+    /// topic's format: Protobuf binary on a Protobuf topic, checked JSON on a JSON Schema one.
+    #[arg(long, conflicts_with = "name")]
+    pub value_json: bool,
     /// Record key.
     #[arg(short = 'k', long)]
     pub key: Option<String>,
@@ -183,6 +187,14 @@ pub struct SubscribeArgs {
     /// Print one JSON object per record.
     #[arg(long)]
     pub json: bool,
+    /// Only records for which this CEL expression is true, evaluated by the server, e.g.
+    /// 'value.amount > 1000 && headers.region == "eu"' (variables: topic, partition, offset,
+    /// timestamp, key, headers, value). In a group, skipped records count as handled.
+    #[arg(long, value_name = "CEL")]
+    pub filter: Option<String>,
+    /// Print each value decoded by its topic's schema, as JSON (Protobuf topics included).
+    #[arg(long)]
+    pub decode: bool,
 }
 
 /// `streamgate consume`.
@@ -205,6 +217,14 @@ pub struct ConsumeArgs {
     /// Print one JSON object per record (with its delivery_attempt).
     #[arg(long)]
     pub json: bool,
+    /// Only records for which this CEL expression is true, evaluated by the server, e.g.
+    /// 'value.amount > 1000 && headers.region == "eu"' (variables: topic, partition, offset,
+    /// timestamp, key, headers, value). In a group, skipped records count as handled.
+    #[arg(long, value_name = "CEL")]
+    pub filter: Option<String>,
+    /// Print each value decoded by its topic's schema, as JSON (Protobuf topics included).
+    #[arg(long)]
+    pub decode: bool,
     /// Run this shell command once per record with the value on its standard input (and
     /// STREAMGATE_TOPIC, _PARTITION, _OFFSET, _KEY, _DELIVERY_ATTEMPT in its environment):
     /// exit status 0 acknowledges the record, anything else nacks it for redelivery.

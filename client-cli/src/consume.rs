@@ -94,6 +94,8 @@ fn start_request(args: &ConsumeArgs) -> Result<ConsumeRequest, Failure> {
             max_outstanding_records: args.max_outstanding.unwrap_or(0),
             ack_deadline,
             max_delivery_attempts: args.max_delivery_attempts.unwrap_or(0),
+            filter: args.filter.clone().unwrap_or_default(),
+            decode: args.decode,
         })),
     })
 }

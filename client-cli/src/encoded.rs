@@ -59,6 +59,11 @@ pub struct RecordLine {
     pub key: Option<Bytes>,
     #[prost(bytes = "bytes", optional, tag = "8")]
     pub value: Option<Bytes>,
+    /// Only with `--decode` (the server sends them when asked).
+    #[prost(message, optional, tag = "10")]
+    pub decoded: Option<prost_types::Value>,
+    #[prost(string, tag = "11")]
+    pub decode_error: String,
 }
 
 /// Calls `Subscribe` with `request` on `channel`, the records of the responses left encoded.
@@ -112,6 +117,7 @@ mod tests {
                 date: None,
                 duration_ms: Some(i),
             }),
+            ..Default::default()
         }
     }
 

@@ -30,6 +30,7 @@ mod encoded;
 pub mod failure;
 mod health;
 pub mod interrupt;
+mod json_value;
 mod output;
 pub mod parse;
 mod proto_json;
@@ -81,6 +82,20 @@ pub async fn run() -> ExitCode {
 /// need (as kcat asks librdkafka for headers only when its format shows them). The bench's
 /// reader asks for the same, so that it measures what the CLI does.
 pub fn line_mask() -> prost_types::FieldMask {
+    line_mask_decoding(false)
+}
+
+/// [`line_mask`], plus the decoded value and why it did not decode when `decode`.
+pub fn line_mask_decoding(decode: bool) -> prost_types::FieldMask {
+    let mut mask = line_mask_fields();
+    if decode {
+        mask.paths
+            .extend(["decoded", "decode_error"].map(String::from));
+    }
+    mask
+}
+
+fn line_mask_fields() -> prost_types::FieldMask {
     let fields = ["topic", "partition", "offset", "timestamp", "key", "value"];
     prost_types::FieldMask {
         paths: fields.map(String::from).to_vec(),

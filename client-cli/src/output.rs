@@ -71,6 +71,12 @@ pub fn record_json(record: &Record) -> Value {
     if let Some(event) = &record.page_event {
         object.insert("page_event".into(), page_event_json(event));
     }
+    if let Some(decoded) = &record.decoded {
+        object.insert("decoded".into(), crate::json_value::from_proto(decoded));
+    }
+    if !record.decode_error.is_empty() {
+        object.insert("decode_error".into(), json!(record.decode_error));
+    }
     Value::Object(object)
 }
 
@@ -144,6 +150,8 @@ pub fn print_record(out: &mut impl Write, record: &Record, as_json: bool) -> std
             timestamp: record.timestamp.as_ref(),
             key: record.key.as_deref(),
             value: record.value.as_deref(),
+            decoded: record.decoded.as_ref(),
+            decode_error: &record.decode_error,
         },
     )
 }
@@ -170,6 +178,8 @@ pub fn print_encoded(out: &mut impl Write, record: &Bytes, as_json: bool) -> std
             timestamp: line.timestamp.as_ref(),
             key: line.key.as_deref(),
             value: line.value.as_deref(),
+            decoded: line.decoded.as_ref(),
+            decode_error: &line.decode_error,
         },
     )
 }
@@ -182,6 +192,10 @@ struct Line<'a> {
     timestamp: Option<&'a prost_types::Timestamp>,
     key: Option<&'a [u8]>,
     value: Option<&'a [u8]>,
+    /// The decoded value, shown instead of `value` (`--decode`).
+    decoded: Option<&'a prost_types::Value>,
+    /// Why the value did not decode, shown after it.
+    decode_error: &'a str,
 }
 
 fn write_line(out: &mut impl Write, line: &Line<'_>) -> std::io::Result<()> {
@@ -199,9 +213,17 @@ fn write_line(out: &mut impl Write, line: &Line<'_>) -> std::io::Result<()> {
         None => out.write_all(b"-")?,
     }
     out.write_all(b"  ")?;
-    match line.value {
-        Some(value) => write_printable(out, value)?,
-        None => out.write_all(b"(null)")?,
+    match (line.decoded, line.value) {
+        (Some(decoded), _) => {
+            serde_json::to_writer(&mut *out, &crate::json_value::from_proto(decoded))?
+        }
+        (None, Some(value)) => write_printable(out, value)?,
+        (None, None) => out.write_all(b"(null)")?,
+    }
+    if !line.decode_error.is_empty() {
+        out.write_all(b"  (not decoded: ")?;
+        write_printable(out, line.decode_error.as_bytes())?;
+        out.write_all(b")")?;
     }
     out.write_all(b"\n")
 }

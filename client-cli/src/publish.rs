@@ -25,7 +25,9 @@ pub async fn run(mut client: Client, args: PublishArgs) -> Result<(), Failure> {
     } else {
         args.value
             .as_ref()
-            .map(|v| publish_request::Payload::Value(Bytes::from(v.clone())))
+            .map(|v| value_payload(v.clone(), args.value_json))
+            .transpose()
+            .map_err(Failure::usage)?
     };
     match payload {
         Some(payload) => {
@@ -35,6 +37,18 @@ pub async fn run(mut client: Client, args: PublishArgs) -> Result<(), Failure> {
         }
         None => publish_lines(client, args).await,
     }
+}
+
+/// A value as given: raw bytes, or with `as_json` JSON for the server to encode.
+fn value_payload(value: String, as_json: bool) -> Result<publish_request::Payload, String> {
+    if !as_json {
+        return Ok(publish_request::Payload::Value(Bytes::from(value)));
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&value).map_err(|e| format!("--value-json: not JSON ({e})"))?;
+    Ok(publish_request::Payload::Json(crate::json_value::to_proto(
+        json,
+    )))
 }
 
 fn base_request(
@@ -68,9 +82,10 @@ async fn publish_lines(mut client: Client, args: PublishArgs) -> Result<(), Fail
         args.key_delimiter.clone(),
         args.headers.clone(),
         args.partition,
+        args.value_json,
     );
     let reader = tokio::spawn(async move {
-        let (topic, key, delimiter, headers, partition) = reader_args;
+        let (topic, key, delimiter, headers, partition, value_json) = reader_args;
         let template = PublishArgs {
             topic,
             name: None,
@@ -82,6 +97,7 @@ async fn publish_lines(mut client: Client, args: PublishArgs) -> Result<(), Fail
             partition,
             key_delimiter: None,
             json: false,
+            value_json,
         };
         let mut lines = BufReader::new(tokio::io::stdin()).lines();
         while let Ok(Some(line)) = lines.next_line().await {
@@ -92,11 +108,14 @@ async fn publish_lines(mut client: Client, args: PublishArgs) -> Result<(), Fail
                 },
                 None => (key.clone(), line),
             };
-            let request = base_request(
-                &template,
-                line_key,
-                publish_request::Payload::Value(Bytes::from(value)),
-            );
+            let payload = match value_payload(value, template.value_json) {
+                Ok(payload) => payload,
+                Err(e) => {
+                    eprintln!("streamgate: skipped a line: {e}");
+                    continue;
+                }
+            };
+            let request = base_request(&template, line_key, payload);
             if tx.send(request).await.is_err() {
                 break;
             }

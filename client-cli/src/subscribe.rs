@@ -32,8 +32,10 @@ pub async fn run(channel: Channel, token: BearerToken, args: SubscribeArgs) -> R
         stop_at_end: args.exit_at_end,
         max_records: args.count,
         // --json shows every field; a text line only some.
-        read_mask: (!args.json).then(crate::line_mask),
+        read_mask: (!args.json).then(|| crate::line_mask_decoding(args.decode)),
         resume: Vec::new(),
+        filter: args.filter.clone().unwrap_or_default(),
+        decode: args.decode,
     };
     // Records stay encoded until printed: see `encoded`.
     let mut stream = encoded::subscribe(channel, token, request).await?;

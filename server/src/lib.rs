@@ -32,6 +32,7 @@ mod analytics;
 mod auth;
 mod config;
 mod connections;
+mod filter;
 mod gateway;
 mod http;
 mod kafka;
@@ -39,6 +40,7 @@ mod log_consumer;
 mod logs;
 mod metrics;
 mod quota;
+mod schema;
 mod server;
 pub mod settings;
 pub mod signals;
@@ -72,6 +74,8 @@ pub mod testing {
 pub mod fuzzing {
     pub use crate::analytics::record::StatsRecord;
     pub use crate::auth::{Glob, Permission, parse_auth_file};
+    pub use crate::filter::fuzz_compile as filter_compile;
     pub use crate::gateway::parse_grpc_timeout;
+    pub use crate::schema::fuzz_parse as schema_file;
     pub use crate::supplier::Settings as SupplierSettings;
 }

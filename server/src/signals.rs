@@ -53,3 +53,42 @@ impl Signals {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+/// SIGHUP, the usual "re-read your files" signal. Registered only by what reloads files on
+/// it (it replaces the default action, which ends the process); every registration hears
+/// every signal.
+pub struct Hangups {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangups {
+    /// Starts listening; `otherwise` says in the warning what happens if it cannot.
+    pub fn register(otherwise: &'static str) -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let signal = signal(SignalKind::hangup())
+                .inspect_err(|e| tracing::warn!("cannot handle SIGHUP ({e}); {otherwise}"))
+                .ok();
+            Self { signal }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = otherwise;
+            Self {}
+        }
+    }
+
+    /// Resolves at the next SIGHUP; never if there is none to wait for.
+    pub async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some(signal) = &mut self.signal {
+            if signal.recv().await.is_some() {
+                return;
+            }
+            self.signal = None;
+        }
+        std::future::pending().await
+    }
+}

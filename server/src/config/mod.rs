@@ -356,11 +356,17 @@ pub struct Config {
     /// Connections, per-principal shares of the stream slots, and rate quotas.
     #[command(flatten)]
     pub tenancy: TenancyFlags,
+
+    /// Typed values: the schema file and the bounds on filters and decoding.
+    #[command(flatten)]
+    pub values: ValueFlags,
 }
 
 mod tenancy;
+mod values;
 
 pub use tenancy::TenancyFlags;
+pub use values::ValueFlags;
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {

@@ -11,6 +11,7 @@ mod known_topics;
 mod live_groups;
 mod publish;
 mod publish_stream;
+pub(crate) mod select;
 mod stats;
 mod subscribe;
 
@@ -96,6 +97,8 @@ pub struct State {
     pub live_groups: live_groups::LiveGroups,
     /// Partitions of a topic created without a count (`--partitions`).
     pub default_partitions: i32,
+    /// The per-topic schemas in force.
+    pub schemas: Arc<crate::schema::Live>,
 }
 
 impl State {
@@ -150,7 +153,16 @@ impl State {
             manager,
             live_groups: live_groups::LiveGroups::default(),
             default_partitions: settings.topics.partitions,
+            schemas: settings.schemas.clone(),
         }))
+    }
+
+    /// The bounds on streams' filters and decoding.
+    pub fn value_limits(&self) -> select::ValueLimits {
+        select::ValueLimits {
+            filter: self.limits.filter,
+            decode: self.limits.decode,
+        }
     }
 
     /// Waits as `who`'s read quota asks before `records` records of `bytes` go out; false
@@ -206,6 +218,7 @@ impl EventGateway for Gateway {
         self.state
             .access
             .publish(&principal, "Publish", record.topic())?;
+        let record = record.typed(&self.state.schemas.current(), &self.state.limits)?;
         self.state
             .quotas
             .publish(&principal, record.size())

@@ -13,7 +13,9 @@ use tokio::time::Instant;
 
 use super::State;
 use crate::gateway::error::GatewayError;
+use crate::gateway::select::decoded::from_proto;
 use crate::kafka::Delivered;
+use crate::schema::Schemas;
 use crate::settings::Limits;
 use streamgate::time::{from_millis, millis_of_std, to_millis};
 
@@ -30,6 +32,11 @@ pub struct OutgoingRecord {
     timestamp_ms: i64,
     /// Key + value + headers, as `--max-message-bytes` counts them.
     size: usize,
+    /// A value given as JSON, encoded by [`typed`](Self::typed) once the caller may write
+    /// to the topic (its schema's answer is for those who may).
+    json: Option<serde_json::Value>,
+    /// Whether the client set a content-type header.
+    content_type_given: bool,
 }
 
 impl OutgoingRecord {
@@ -49,7 +56,7 @@ impl OutgoingRecord {
             )));
         }
         let timestamp_ms = timestamp(request.timestamp, limits, now_ms)?;
-        let (value, default_key, content_type) = payload(request.payload, now_ms)?;
+        let (value, default_key, content_type, json) = payload(request.payload, now_ms)?;
         let key = request.key.or(default_key);
         if request.headers.len() > limits.max_headers {
             return Err(GatewayError::OverLimit {
@@ -68,13 +75,11 @@ impl OutgoingRecord {
                 .iter()
                 .map(|h| h.key.len() + h.value.len() + HEADER_FRAMING)
                 .sum::<usize>();
-        if size > limits.max_message_bytes {
-            return Err(GatewayError::TooLarge {
-                size,
-                limit: limits.max_message_bytes,
-            });
-        }
-        Ok(Self {
+        let content_type_given = request
+            .headers
+            .iter()
+            .any(|h| h.key.eq_ignore_ascii_case("content-type"));
+        let record = Self {
             topic,
             key,
             value,
@@ -82,7 +87,62 @@ impl OutgoingRecord {
             partition: request.partition,
             timestamp_ms,
             size,
-        })
+            json,
+            content_type_given,
+        };
+        record.check_size(limits)?;
+        Ok(record)
+    }
+
+    fn check_size(&self, limits: &Limits) -> Result<(), GatewayError> {
+        if self.size > limits.max_message_bytes {
+            return Err(GatewayError::TooLarge {
+                size: self.size,
+                limit: limits.max_message_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks the value against its topic's schema in `schemas`, and encodes a value given
+    /// as JSON to the topic's format (compact JSON on a topic without a schema). A value the
+    /// schema refuses is INVALID_ARGUMENT naming the first violations.
+    pub fn typed(mut self, schemas: &Schemas, limits: &Limits) -> Result<Self, GatewayError> {
+        let schema = schemas.for_topic(self.topic.as_str());
+        let topic = self.topic.as_str().to_owned();
+        let refused = |v: crate::schema::Violations| {
+            GatewayError::InvalidArgument(v.in_topic(&topic).to_string())
+        };
+        let Some(json) = self.json.take() else {
+            if let Some(schema) = schema {
+                schema.validate(&self.value).map_err(refused)?;
+            }
+            return Ok(self);
+        };
+        let (value, content_type) = match &schema {
+            Some(schema) => (
+                schema.encode_json(&json).map_err(refused)?,
+                schema.content_type(),
+            ),
+            None => (
+                serde_json::to_vec(&json).map_err(|e| {
+                    GatewayError::InvalidArgument(format!("json cannot be written: {e}"))
+                })?,
+                "application/json",
+            ),
+        };
+        self.size = self.size - self.value.len() + value.len();
+        self.value = Bytes::from(value);
+        if !self.content_type_given {
+            let headers = self.headers.take().unwrap_or_else(OwnedHeaders::new);
+            self.headers = Some(headers.insert(Header {
+                key: "content-type",
+                value: Some(content_type),
+            }));
+            self.size += "content-type".len() + content_type.len() + HEADER_FRAMING;
+        }
+        self.check_size(limits)?;
+        Ok(self)
     }
 
     /// Its size: key + value + headers, with the headers' framing.
@@ -203,15 +263,21 @@ fn timestamp(
     Ok(ms)
 }
 
-/// The value, the default key (a PageEvent's page name) and the content type to add.
-type Payload = (Bytes, Option<Bytes>, Option<&'static str>);
+/// The value, the default key (a PageEvent's page name), the content type to add, and a
+/// value given as JSON (to be encoded by the topic's schema; `value` is empty until then).
+type Payload = (
+    Bytes,
+    Option<Bytes>,
+    Option<&'static str>,
+    Option<serde_json::Value>,
+);
 
 fn payload(
     payload: Option<publish_request::Payload>,
     now_ms: i64,
 ) -> Result<Payload, GatewayError> {
     match payload {
-        Some(publish_request::Payload::Value(bytes)) => Ok((bytes, None, None)),
+        Some(publish_request::Payload::Value(bytes)) => Ok((bytes, None, None, None)),
         Some(publish_request::Payload::PageEvent(event)) => {
             let event = complete_page_event(event, now_ms)?;
             let key = Bytes::copy_from_slice(event.name.as_bytes());
@@ -219,10 +285,14 @@ fn payload(
                 event.to_json().into(),
                 Some(key),
                 Some(page_event::CONTENT_TYPE),
+                None,
             ))
         }
+        Some(publish_request::Payload::Json(json)) => {
+            Ok((Bytes::new(), None, None, Some(from_proto(json))))
+        }
         None => Err(GatewayError::InvalidArgument(
-            "payload is missing: set page_event or value".into(),
+            "payload is missing: set page_event, value or json".into(),
         )),
     }
 }

@@ -247,6 +247,7 @@ impl PublishStream {
         state
             .access
             .publish(&self.principal, "PublishStream", record.topic())?;
+        let record = record.typed(&state.schemas.current(), &state.limits)?;
         state.quotas.publish(&self.principal, record.size())?;
         record
             .check_topic(state, Instant::now() + state.request_timeout)

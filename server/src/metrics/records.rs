@@ -22,6 +22,8 @@ pub struct RecordMetrics {
     topics: Arc<BoundedLabels>,
     published: Family<TopicLabel, Counter>,
     delivered: Family<TopicLabel, Counter>,
+    filtered: Family<TopicLabel, Counter>,
+    filter_errors: Counter,
     consume_dead_letters: Counter,
 }
 
@@ -32,6 +34,8 @@ impl RecordMetrics {
             topics: Arc::new(BoundedLabels::new(max_topics)),
             published: Family::default(),
             delivered: Family::default(),
+            filtered: Family::default(),
+            filter_errors: Counter::default(),
             consume_dead_letters: Counter::default(),
         }
     }
@@ -48,6 +52,16 @@ impl RecordMetrics {
             "Records handed to the transport of a Subscribe or Consume stream",
             self.delivered.clone(),
         );
+        registry.register(
+            "streamgate_records_filtered",
+            "Records a Subscribe or Consume stream read and left out because its filter was false",
+            self.filtered.clone(),
+        );
+        registry.register(
+            "streamgate_filter_errors",
+            "Records a stream's filter could not be evaluated on (a missing field, a type mismatch, a value over --max-filter-value-bytes); they do not match",
+            self.filter_errors.clone(),
+        );
     }
 
     /// The label of `topic`; a topic that lost its place loses its series too.
@@ -57,6 +71,7 @@ impl RecordMetrics {
             let evicted = TopicLabel { topic: evicted };
             self.published.remove(&evicted);
             self.delivered.remove(&evicted);
+            self.filtered.remove(&evicted);
         }
         TopicLabel { topic: label.value }
     }
@@ -73,6 +88,20 @@ impl RecordMetrics {
         self.delivered
             .get_or_create(&self.label(topic))
             .inc_by(count);
+    }
+
+    /// `count` records of `topic` were left out by a stream's filter.
+    pub fn filtered(&self, topic: &str, count: u64) {
+        if count > 0 {
+            self.filtered
+                .get_or_create(&self.label(topic))
+                .inc_by(count);
+        }
+    }
+
+    /// A stream's filter could not be evaluated on a record.
+    pub fn filter_error(&self) {
+        self.filter_errors.inc();
     }
 
     /// The records of `topics` (one item per record) were handed to a stream's transport;

@@ -144,6 +144,7 @@ impl Server {
             .tls
             .as_ref()
             .map(|tls| tls::watch(tls, &tasks, &root));
+        settings.schemas.reload_on_hangup(&tasks, root.clone());
         let metrics_listener = match settings.metrics_listen {
             Some(address) => Some(TcpListener::bind(address).await?),
             None => None,

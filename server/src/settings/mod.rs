@@ -90,6 +90,8 @@ pub struct Settings {
     pub auto_create_topics: bool,
     /// How many EventSource sessions there may be, and for how long.
     pub event_sessions: SessionLimits,
+    /// The per-topic schemas (`--schemas` and the built-in ones), re-read on SIGHUP.
+    pub schemas: Arc<crate::schema::Live>,
 }
 
 /// Which Kafka cluster, and how every client talks to it.
@@ -170,6 +172,10 @@ pub struct Limits {
     pub quotas: QuotaSettings,
     /// Dead-letter topics created for Consume streams, at most.
     pub max_dead_letter_topics: usize,
+    /// Size and cost of a stream's filter, and the largest value it looks into.
+    pub filter: crate::filter::Limits,
+    /// The largest value decoded, and the largest JSON it may decode to.
+    pub decode: crate::schema::DecodeLimits,
 }
 
 /// The one port's transport settings.
@@ -250,6 +256,19 @@ impl Settings {
              cluster with its own security, or pass --insecure-embedded-broker if every user of \
              this machine is trusted",
         )
+    }
+
+    /// Replaces the schemas with the built-in ones plus those `file` declares (what
+    /// `--schemas` does), failing with the file's error.
+    pub fn use_schema_file(&mut self, file: std::path::PathBuf) -> Result<(), String> {
+        let own = crate::schema::ServerTopics {
+            r2: self.supplier_topic().to_string(),
+            r3: self.topics.transform_output.to_string(),
+            r4: self.topics.stats.to_string(),
+        };
+        let live = crate::schema::Live::load(Some(file), own).map_err(|e| e.to_string())?;
+        self.schemas = Arc::new(live);
+        Ok(())
     }
 
     /// The supplier's topic (R2): the transform's and the analytics' input.

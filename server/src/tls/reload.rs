@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{TlsFiles, TlsSettings, load};
+use crate::signals::Hangups;
 
 /// Serves the config `settings` loaded and watches the files until `shutdown`. The receiver
 /// always holds the config for the next connection.
@@ -31,7 +32,7 @@ pub fn watch(
         seen: settings.seen.clone(),
         current,
     };
-    let hangups = Hangups::register();
+    let hangups = Hangups::register("TLS files reload on change only");
     tasks.spawn(reloader.run(settings.reload_interval, hangups, shutdown.clone()));
     receiver
 }
@@ -106,41 +107,5 @@ impl Reloader {
                 "TLS reload failed; still serving the previous certificate: {e}"
             ),
         }
-    }
-}
-
-/// SIGHUP, the usual "re-read your files" signal. Registered only with TLS on (it replaces
-/// the default action, which ends the process).
-struct Hangups {
-    #[cfg(unix)]
-    signal: Option<tokio::signal::unix::Signal>,
-}
-
-impl Hangups {
-    fn register() -> Self {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let signal = signal(SignalKind::hangup())
-                .inspect_err(|e| {
-                    tracing::warn!("cannot handle SIGHUP ({e}); TLS files reload on change only")
-                })
-                .ok();
-            Self { signal }
-        }
-        #[cfg(not(unix))]
-        Self {}
-    }
-
-    /// Resolves at the next SIGHUP; never if there is none to wait for.
-    async fn next(&mut self) {
-        #[cfg(unix)]
-        if let Some(signal) = &mut self.signal {
-            if signal.recv().await.is_some() {
-                return;
-            }
-            self.signal = None;
-        }
-        std::future::pending().await
     }
 }

@@ -175,7 +175,12 @@ impl TestServer {
     /// Creates a fresh topic with a random name and `partitions` partitions, and returns
     /// once the server's metadata shows it.
     pub async fn topic(&self, partitions: i32) -> String {
-        let name = random_name("t");
+        self.topic_named("t", partitions).await
+    }
+
+    /// [`topic`](Self::topic) with a name that starts with `prefix-` (for a schema glob).
+    pub async fn topic_named(&self, prefix: &str, partitions: i32) -> String {
+        let name = random_name(prefix);
         self.kafka
             .ensure_topics(&[&name], partitions, 1, Duration::from_secs(30))
             .await

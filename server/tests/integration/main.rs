@@ -34,3 +34,4 @@ mod support;
 mod tls;
 mod transform_attacks;
 mod transports;
+mod typed_values;

@@ -92,6 +92,8 @@ pub fn subscribe_request(
         max_records: None,
         read_mask: None,
         resume: Vec::new(),
+        filter: String::new(),
+        decode: false,
     }
 }
 

@@ -111,8 +111,24 @@ pub async fn describe(
         .describe_topic(&name, budget)
         .await
         .map_err(status)?;
-    Ok(DescribeTopicResponse {
-        topic: Some(to_proto(info)),
+    let mut topic = to_proto(info);
+    topic.schema = schema_of(state, &topic.name);
+    Ok(DescribeTopicResponse { topic: Some(topic) })
+}
+
+/// The schema in force for `topic`, as the API shows it.
+fn schema_of(state: &State, topic: &str) -> Option<proto::TopicSchema> {
+    let schema = state.schemas.current().for_topic(topic)?;
+    Some(proto::TopicSchema {
+        format: match schema.format() {
+            crate::schema::Format::Protobuf => "protobuf",
+            crate::schema::Format::JsonSchema => "json_schema",
+        }
+        .to_owned(),
+        pattern: schema.pattern().to_owned(),
+        source: schema.source().to_owned(),
+        message: schema.message_name().unwrap_or_default().to_owned(),
+        definition: schema.definition(),
     })
 }
 
@@ -226,6 +242,7 @@ fn to_proto(info: TopicInfo) -> TopicDescription {
         Err(why) => (Vec::new(), why),
     };
     TopicDescription {
+        schema: None, // Set by the caller, which knows the schemas.
         internal: info.name.starts_with("__"),
         name: info.name,
         partitions: info.partitions.into_iter().map(partition).collect(),

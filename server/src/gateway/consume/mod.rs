@@ -35,6 +35,7 @@ use super::subscribe::plan::Plan;
 use crate::admission::Slot;
 use crate::auth::Principal;
 use crate::gateway::error::{GatewayError, request_error};
+use crate::gateway::select::Selector;
 use crate::metrics::RecordMetrics;
 
 /// Responses queued between the session and the transport (each at most one batch; what
@@ -84,9 +85,17 @@ pub async fn open(
     let consumer = join(&state, &plan, &group, deadline).await?;
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     let (end_tx, end_rx) = oneshot::channel();
+    let selector = Selector::new(
+        plan.selection.clone(),
+        plan.topics.iter().map(|t| t.as_str()),
+        &state.schemas.current(),
+        state.value_limits(),
+        state.records.clone(),
+    );
     let session = Session::new(
         state.clone(),
         Opened {
+            selector,
             consumer,
             requests,
             tx,

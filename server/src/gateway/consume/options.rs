@@ -65,8 +65,11 @@ pub fn validate(start: ConsumeStart, limits: &Limits) -> Result<(Plan, Pacing), 
             // Consume sends whole records.
             read_mask: None,
             resume: Vec::new(),
+            filter: start.filter,
+            decode: start.decode,
         },
         limits.max_subscribe_topics,
+        &limits.filter,
     )?;
     let max_outstanding = match start.max_outstanding_records as usize {
         0 => DEFAULT_MAX_OUTSTANDING.min(limits.consume_max_outstanding),
@@ -137,6 +140,8 @@ mod tests {
             consume_max_outstanding: 5000,
             consume_max_outstanding_bytes: 1 << 24,
             max_dead_letter_topics: 4,
+            filter: crate::filter::Limits::DEFAULT,
+            decode: crate::schema::DecodeLimits::default(),
             principal_max_subscriptions: 8,
             principal_max_publish_streams: 8,
             principal_max_watchers: 8,

@@ -22,6 +22,10 @@ pub struct RecordMask {
     pub headers: bool,
     pub value: bool,
     pub page_event: bool,
+    /// The decoded value (`decoded`, or paths inside it: `decoded.amount`).
+    pub decoded: bool,
+    /// Why a value did not decode.
+    pub decode_error: bool,
 }
 
 impl RecordMask {
@@ -36,6 +40,8 @@ impl RecordMask {
         headers: true,
         value: true,
         page_event: true,
+        decoded: true,
+        decode_error: true,
     };
 
     const NONE: Self = Self {
@@ -48,6 +54,8 @@ impl RecordMask {
         headers: false,
         value: false,
         page_event: false,
+        decoded: false,
+        decode_error: false,
     };
 
     /// The mask a request's `read_mask` names: absent or empty means every field.
@@ -58,9 +66,26 @@ impl RecordMask {
         }
         let mut mask = Self::NONE;
         for path in &paths {
-            *mask.field(path).ok_or_else(|| unknown(path))? = true;
+            let field = match path.split_once('.') {
+                // Paths inside the decoded value: see `decoded_paths`.
+                Some(("decoded", _)) => "decoded",
+                _ => path,
+            };
+            *mask.field(field).ok_or_else(|| unknown(path))? = true;
         }
         Ok(mask)
+    }
+
+    /// The paths a read mask names inside the decoded value, without `decoded.`.
+    pub fn decoded_paths(read_mask: Option<&FieldMask>) -> Vec<&str> {
+        read_mask
+            .map(|m| {
+                m.paths
+                    .iter()
+                    .filter_map(|p| p.strip_prefix("decoded."))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn field(&mut self, path: &str) -> Option<&mut bool> {
@@ -74,6 +99,8 @@ impl RecordMask {
             "headers" => &mut self.headers,
             "value" => &mut self.value,
             "page_event" => &mut self.page_event,
+            "decoded" => &mut self.decoded,
+            "decode_error" => &mut self.decode_error,
             _ => return None,
         })
     }
@@ -84,7 +111,8 @@ fn unknown(path: &str) -> GatewayError {
     let cut = if quoted.len() < path.len() { "…" } else { "" };
     GatewayError::InvalidArgument(format!(
         "read_mask: {quoted:?}{cut} is not a field of Record (topic, partition, offset, \
-         timestamp, timestamp_type, key, headers, value, page_event; no nested paths)"
+         timestamp, timestamp_type, key, headers, value, page_event, decoded, decode_error; \
+         nested paths only inside decoded, e.g. decoded.amount)"
     ))
 }
 
@@ -128,13 +156,23 @@ mod tests {
             "headers",
             "value",
             "page_event",
+            "decoded",
+            "decode_error",
         ];
         assert_eq!(mask(&every).expect("every field"), RecordMask::ALL);
     }
 
     #[test]
     fn unknown_nested_and_json_style_paths_are_refused_naming_the_field() {
-        for path in ["nope", "page_event.name", "pageEvent", "", "*", "Topic"] {
+        for path in [
+            "nope",
+            "page_event.name",
+            "pageEvent",
+            "",
+            "*",
+            "Topic",
+            "value.x",
+        ] {
             let Err(GatewayError::InvalidArgument(message)) = mask(&["key", path]) else {
                 panic!("{path:?} accepted");
             };
@@ -149,5 +187,22 @@ mod tests {
             panic!("accepted");
         };
         assert!(message.len() < 300, "{} bytes", message.len());
+    }
+
+    #[test]
+    fn paths_inside_decoded_select_decoded() {
+        let read_mask = FieldMask {
+            paths: vec![
+                "key".into(),
+                "decoded.amount".into(),
+                "decoded.customer.id".into(),
+            ],
+        };
+        let m = RecordMask::from_request(Some(read_mask.clone())).expect("valid");
+        assert!(m.decoded && m.key && !m.value && !m.decode_error);
+        assert_eq!(
+            RecordMask::decoded_paths(Some(&read_mask)),
+            vec!["amount", "customer.id"]
+        );
     }
 }

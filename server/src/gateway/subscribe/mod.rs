@@ -59,7 +59,11 @@ pub async fn open(
     deadline: Instant,
     principal: &Principal,
 ) -> Result<SubscribeStream, GatewayError> {
-    let plan = Plan::from_request(request, state.limits.max_subscribe_topics)?;
+    let plan = Plan::from_request(
+        request,
+        state.limits.max_subscribe_topics,
+        &state.limits.filter,
+    )?;
     state.access.subscribe(
         principal,
         plan.topics.iter().map(|t| t.as_str()),

@@ -22,6 +22,8 @@ use super::mask::RecordMask;
 use super::start::Start;
 use crate::gateway::State;
 use crate::gateway::error::GatewayError;
+use crate::gateway::select::Selection;
+use crate::gateway::select::decoded::DecodedPaths;
 use crate::kafka::TimestampSearch;
 
 /// Longest consumer group id accepted (Kafka has no hard limit; this keeps logs sane).
@@ -44,6 +46,8 @@ pub struct Plan {
     pub mask: RecordMask,
     /// Per-partition offsets that override `start` (no group only).
     pub resume: HashMap<(String, i32), i64>,
+    /// The stream's filter and decoding.
+    pub selection: Selection,
 }
 
 impl Plan {
@@ -51,6 +55,7 @@ impl Plan {
     pub fn from_request(
         request: SubscribeRequest,
         max_topics: usize,
+        filter_limits: &crate::filter::Limits,
     ) -> Result<Self, GatewayError> {
         if request.topics.len() > max_topics {
             return Err(GatewayError::OverLimit {
@@ -68,7 +73,13 @@ impl Plan {
                 "max_records must be 1 or more when set".into(),
             ));
         }
-        let mask = RecordMask::from_request(request.read_mask)?;
+        let mask = RecordMask::from_request(request.read_mask.clone())?;
+        let decoded_paths =
+            DecodedPaths::new(&RecordMask::decoded_paths(request.read_mask.as_ref()))
+                .map_err(GatewayError::InvalidArgument)?;
+        // A mask that leaves both decoded fields out leaves nothing to decode for.
+        let decode = request.decode && (mask.decoded || mask.decode_error);
+        let selection = Selection::new(&request.filter, decode, decoded_paths, filter_limits)?;
         let resume = resume(request.resume, &topics, group.is_some())?;
         Ok(Self {
             topics,
@@ -78,6 +89,7 @@ impl Plan {
             max_records: request.max_records,
             mask,
             resume,
+            selection,
         })
     }
 
@@ -318,7 +330,7 @@ mod tests {
 
     fn invalid(request: SubscribeRequest) -> bool {
         matches!(
-            Plan::from_request(request, 100),
+            Plan::from_request(request, 100, &crate::filter::Limits::DEFAULT),
             Err(GatewayError::InvalidArgument(_))
         )
     }
@@ -337,6 +349,7 @@ mod tests {
                 ..request(&["a"])
             },
             100,
+            &crate::filter::Limits::DEFAULT,
         )
         .expect("valid");
         let start = |partition, low, high| PartitionStart {
@@ -380,6 +393,7 @@ mod tests {
                 ..Default::default()
             },
             100,
+            &crate::filter::Limits::DEFAULT,
         );
         match refused {
             Err(GatewayError::OverLimit {
@@ -394,13 +408,19 @@ mod tests {
         }
         let hundred: Vec<String> = (0..100).map(|i| format!("t{i}")).collect();
         let hundred: Vec<&str> = hundred.iter().map(String::as_str).collect();
-        assert!(Plan::from_request(request(&hundred), 100).is_ok());
+        assert!(
+            Plan::from_request(request(&hundred), 100, &crate::filter::Limits::DEFAULT).is_ok()
+        );
     }
 
     #[test]
     fn repeated_topics_are_dropped_in_order() {
-        let plan =
-            Plan::from_request(request(&["b", "a", "b", "c", "a"]), 100).expect("a valid request");
+        let plan = Plan::from_request(
+            request(&["b", "a", "b", "c", "a"]),
+            100,
+            &crate::filter::Limits::DEFAULT,
+        )
+        .expect("a valid request");
         let names: Vec<&str> = plan.topics.iter().map(|t| t.as_str()).collect();
         assert_eq!(names, ["b", "a", "c"]);
         assert_eq!(plan.start, Start::Latest);
@@ -465,7 +485,9 @@ mod tests {
                 position: Some(position),
             });
             assert_eq!(
-                Plan::from_request(r, 100).expect("a valid start").start,
+                Plan::from_request(r, 100, &crate::filter::Limits::DEFAULT)
+                    .expect("a valid start")
+                    .start,
                 expected
             );
         }

@@ -84,6 +84,8 @@ pub fn to_record<M: Message>(message: &M) -> proto::Record {
         headers,
         value: message.payload().map(bytes::Bytes::copy_from_slice),
         page_event,
+        decoded: None,
+        decode_error: String::new(),
     }
 }
 

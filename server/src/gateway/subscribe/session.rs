@@ -17,7 +17,7 @@ use futures::{FutureExt, StreamExt};
 use rdkafka::Offset;
 use rdkafka::consumer::{CommitMode, Consumer, MessageStream};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
-use rdkafka::message::BorrowedMessage;
+use rdkafka::message::{BorrowedMessage, Message};
 use streamgate::proto::{self, SubscribeResponse, subscribe_response};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
@@ -31,6 +31,7 @@ use crate::admission::Permit;
 use crate::auth::Principal;
 use crate::gateway::State;
 use crate::gateway::error::GatewayError;
+use crate::gateway::select::{Selector, Verdict};
 use crate::kafka;
 
 /// The running side of one subscription.
@@ -44,6 +45,8 @@ pub struct Session {
     max_records: Option<u64>,
     /// The fields of each record to send.
     mask: RecordMask,
+    /// The stream's filter and decoding, with its topics' schemas as they were at the start.
+    selector: Selector,
     delivered: u64,
     announced: bool,
     /// With `stop_at_end`: partitions not yet read up to their end offset.
@@ -82,6 +85,13 @@ impl Session {
             stop_at_end: plan.stop_at_end,
             max_records: plan.max_records,
             mask: plan.mask,
+            selector: Selector::new(
+                plan.selection.clone(),
+                plan.topics.iter().map(|t| t.as_str()),
+                &state.schemas.current(),
+                state.value_limits(),
+                state.records.clone(),
+            ),
             delivered: 0,
             announced: false,
             pending_ends: HashMap::new(),
@@ -163,6 +173,8 @@ impl Session {
     ) -> bool {
         let max_records = MAX_BATCH_RECORDS.min(self.state.limits.subscribe_buffer);
         let mut batch = Delivery::default();
+        // The decoded value's fields of the record being encoded, reused.
+        let mut extra = Vec::new();
         let mut next = Some(first);
         while let Some(received) = next.take() {
             // A rebalance runs inside the poll that returned this message: the new
@@ -171,7 +183,24 @@ impl Session {
             let mut full = reassigned.then(|| self.seal(&mut batch));
             // The message borrows the consumer: it is encoded before anything is awaited.
             let received = received.map(|message| {
-                let record = WireRecord::new(&message, self.mask);
+                extra.clear();
+                if !self.selector.is_passthrough() {
+                    match self.selector.judge(&message) {
+                        Verdict::Skip => {
+                            if !batch.has_room(0, max_records) {
+                                full = Some(self.seal(&mut batch));
+                            }
+                            let topic = self.intern(message.topic());
+                            let at = (message.partition(), message.offset());
+                            batch.skip(&topic, at);
+                            self.passed(topic, at);
+                            return;
+                        }
+                        Verdict::Send(Some(decoded)) => decoded.encode_fields(&mut extra),
+                        Verdict::Send(None) => {}
+                    }
+                }
+                let record = WireRecord::new(&message, self.mask).with_extra(&extra);
                 if !batch.has_room(record.entry_len(), max_records) {
                     full = Some(self.seal(&mut batch));
                 }

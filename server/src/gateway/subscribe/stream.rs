@@ -59,6 +59,9 @@ pub struct Delivery {
     pub records: EncodedRecords,
     /// How many records, sealed or still in the arena.
     count: usize,
+    /// Records read and left out by the stream's filter: their offsets are stored with the
+    /// delivered ones', nothing of them is sent.
+    skipped: usize,
     /// Per partition read: the offset to store once the records are taken (the highest) and
     /// how many records of it there are.
     pub partitions: Vec<PartitionRun>,
@@ -89,7 +92,13 @@ impl Delivery {
         record.encode_entry(arena);
         self.count += 1;
         self.bytes += len;
-        self.note(topic, partition, offset, 1);
+        self.note(topic, partition, offset, (1, 0));
+    }
+
+    /// Notes a record the filter left out, read at `offset` of `topic`/`partition`.
+    pub fn skip(&mut self, topic: &Arc<str>, (partition, offset): (i32, i64)) {
+        self.skipped += 1;
+        self.note(topic, partition, offset, (0, 1));
     }
 
     /// Moves the records encoded in `arena` into the delivery.
@@ -113,31 +122,46 @@ impl Delivery {
         self.count
     }
 
-    /// Whether there is no record.
+    /// Whether there is no record to send and no skipped one to store the offset of.
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.count == 0 && self.skipped == 0
     }
 
     /// Whether another record of `len` bytes stays within the batch bounds.
     pub fn has_room(&self, len: usize, max_records: usize) -> bool {
-        self.count == 0 || (self.count < max_records && self.bytes + len <= MAX_BATCH_BYTES)
+        // Skipped records count too, so that a long run of them still ends a batch (and the
+        // session yields).
+        self.count + self.skipped == 0
+            || (self.count + self.skipped < max_records && self.bytes + len <= MAX_BATCH_BYTES)
     }
 
     /// Appends `other` (sealed), which was read after this one (sealed).
     fn append(&mut self, other: Delivery) {
         self.records.append(other.records);
         self.count += other.count;
+        self.skipped += other.skipped;
         self.bytes += other.bytes;
         self.budget.extend(other.budget);
         for run in other.partitions {
-            self.note(&run.topic, run.partition, run.offset, run.records);
+            self.note(
+                &run.topic,
+                run.partition,
+                run.offset,
+                (run.records, run.skipped),
+            );
         }
     }
 
-    /// Counts `records` records of `partition` up to `offset`: records of one partition come
+    /// Counts `records` sent and `skipped` left-out records of `partition` up to `offset`: records of one partition come
     /// in offset order, so the last one is the highest. The topic is cloned only for a
     /// partition not seen before (this runs for every record).
-    fn note(&mut self, topic: &Arc<str>, partition: i32, offset: i64, records: u64) {
+    fn note(
+        &mut self,
+        topic: &Arc<str>,
+        partition: i32,
+        offset: i64,
+        (records, skipped): (u64, u64),
+    ) {
         // Topic names are interned by the session: a pointer comparison is enough.
         match self
             .partitions
@@ -147,12 +171,14 @@ impl Delivery {
             Some(known) => {
                 known.offset = offset;
                 known.records += records;
+                known.skipped += skipped;
             }
             None => self.partitions.push(PartitionRun {
                 topic: topic.clone(),
                 partition,
                 offset,
                 records,
+                skipped,
             }),
         }
     }
@@ -164,10 +190,12 @@ pub struct PartitionRun {
     pub topic: Arc<str>,
     /// Partition.
     pub partition: i32,
-    /// Offset of the last record.
+    /// Offset of the last record, sent or skipped.
     pub offset: i64,
-    /// How many records.
+    /// How many records are sent.
     pub records: u64,
+    /// How many records the filter left out.
+    pub skipped: u64,
 }
 
 /// The stream type of the Subscribe RPC.
@@ -206,7 +234,7 @@ impl SubscribeStream {
 
     /// A batch of `first` plus every delivery already waiting that fits within the bounds.
     /// The first item that is not records, or does not fit, waits in `held`.
-    fn batch(&mut self, mut delivery: Delivery) -> SubscribeResponse {
+    fn batch(&mut self, mut delivery: Delivery) -> Option<SubscribeResponse> {
         loop {
             // `try_recv`, not `poll_recv`: taking what is already there must not spend the
             // task's cooperative budget, which would cut batches short.
@@ -228,13 +256,18 @@ impl SubscribeStream {
         self.store(&delivery.partitions);
         for run in &delivery.partitions {
             self.metrics.delivered(&run.topic, run.records);
+            self.metrics.filtered(&run.topic, run.skipped);
+        }
+        // Only skipped records: their offsets are stored, and nothing is sent.
+        if delivery.count == 0 {
+            return None;
         }
         // The budget is released here, as the transport takes the records.
-        SubscribeResponse {
+        Some(SubscribeResponse {
             message: Some(subscribe_response::Message::Records(
                 RecordBatch::from_encoded(delivery.records),
             )),
-        }
+        })
     }
 
     /// Stores the offsets of records being handed over, for a group stream.
@@ -256,9 +289,10 @@ impl Stream for SubscribeStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
             return match self.next_item(cx) {
-                Poll::Ready(Some(Item::Records(delivery))) => {
-                    Poll::Ready(Some(Ok(self.batch(delivery))))
-                }
+                Poll::Ready(Some(Item::Records(delivery))) => match self.batch(delivery) {
+                    Some(batch) => Poll::Ready(Some(Ok(batch))),
+                    None => continue,
+                },
                 Poll::Ready(Some(Item::Message(message))) => Poll::Ready(Some(Ok(message))),
                 Poll::Ready(Some(Item::Barrier(done))) => {
                     let _ = done.send(());

@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use streamgate::proto::{self, Record};
 
 /// The fields of `Record`, in field-number order, by their proto names.
-const FIELDS: [&str; 9] = [
+const FIELDS: [&str; 11] = [
     "topic",
     "partition",
     "offset",
@@ -24,6 +24,8 @@ const FIELDS: [&str; 9] = [
     "headers",
     "value",
     "page_event",
+    "decoded",
+    "decode_error",
 ];
 
 /// Which fields of a record to write (a read mask's, or all).
@@ -37,7 +39,12 @@ impl RecordJson {
     pub fn new(paths: Option<&[String]>) -> Self {
         let fields = match paths {
             None => [true; FIELDS.len()],
-            Some(paths) => FIELDS.map(|f| paths.iter().any(|p| p == f)),
+            // `decoded.amount` keeps `decoded` (the server already cut it down).
+            Some(paths) => FIELDS.map(|f| {
+                paths
+                    .iter()
+                    .any(|p| p == f || p.strip_prefix(f).is_some_and(|r| r.starts_with('.')))
+            }),
         };
         Self { fields }
     }
@@ -55,6 +62,8 @@ impl RecordJson {
             headers,
             value,
             event,
+            decoded,
+            decode_error,
         ] = self.fields;
         if topic {
             object.string("topic", &record.topic);
@@ -98,7 +107,48 @@ impl RecordJson {
             object.key("pageEvent");
             page_event(page, object.out);
         }
+        if decoded && let Some(json) = &record.decoded {
+            object.key("decoded");
+            json_value(json, object.out);
+        }
+        if decode_error {
+            object.string("decodeError", &record.decode_error);
+        }
         object.end();
+    }
+}
+
+/// A `google.protobuf.Value` as its JSON (numbers as serde_json writes an f64).
+fn json_value(value: &prost_types::Value, out: &mut String) {
+    use prost_types::value::Kind;
+    match &value.kind {
+        None | Some(Kind::NullValue(_)) => out.push_str("null"),
+        Some(Kind::BoolValue(b)) => out.push_str(if *b { "true" } else { "false" }),
+        Some(Kind::NumberValue(n)) => match serde_json::Number::from_f64(*n) {
+            Some(n) => {
+                let _ = write!(out, "{n}");
+            }
+            None => out.push_str("null"),
+        },
+        Some(Kind::StringValue(s)) => escaped(s, out),
+        Some(Kind::ListValue(list)) => {
+            out.push('[');
+            for (i, item) in list.values.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                json_value(item, out);
+            }
+            out.push(']');
+        }
+        Some(Kind::StructValue(object)) => {
+            let mut writer = Object::new(out);
+            for (name, item) in &object.fields {
+                writer.key_escaped(name);
+                json_value(item, writer.out);
+            }
+            writer.end();
+        }
     }
 }
 
@@ -136,6 +186,15 @@ impl<'a> Object<'a> {
         self.out.push('"');
         self.out.push_str(name);
         self.out.push_str("\":");
+    }
+
+    /// A key that may need escaping (a decoded value's field names are anyone's).
+    fn key_escaped(&mut self, name: &str) {
+        if !std::mem::replace(&mut self.empty, false) {
+            self.out.push(',');
+        }
+        escaped(name, self.out);
+        self.out.push(':');
     }
 
     fn raw(&mut self, name: &str, value: std::fmt::Arguments<'_>) {
@@ -261,6 +320,8 @@ mod tests {
             headers in proptest::collection::vec(("[\\x00-\\x7f]{0,8}", proptest::collection::vec(any::<u8>(), 0..8)), 0..3),
             value in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40)),
             page in proptest::option::of((".{0,8}", proptest::option::of("[a-z\"\\\\]{0,4}"), timestamp(), proptest::option::of(any::<i64>()))),
+            decoded in proptest::option::of(json()),
+            decode_error in "\\PC{0,8}",
         ) -> Record {
             Record {
                 topic,
@@ -280,8 +341,28 @@ mod tests {
                     date,
                     duration_ms,
                 }),
+                decoded: decoded.map(crate::gateway::select::decoded::to_proto),
+                decode_error,
             }
         }
+    }
+
+    /// Any JSON value a few levels deep (finite numbers: JSON has no others).
+    fn json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::Bool),
+            (-1e15f64..1e15).prop_map(|n| serde_json::json!(n)),
+            any::<i32>().prop_map(|n| serde_json::json!(n)),
+            "\\PC{0,6}".prop_map(serde_json::Value::String),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+                proptest::collection::btree_map("\\PC{0,5}", inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
     }
 
     proptest! {

@@ -24,7 +24,8 @@ pub fn topic_of(path: &str) -> Option<&str> {
 
 /// The Subscribe request of a records stream: `from` (`earliest`, `latest`, an offset),
 /// `group`, `fields` (the record's fields to send, comma-separated), `max_records` (the
-/// stream ends after so many; a browser then reconnects and goes on), and the
+/// stream ends after so many; a browser then reconnects and goes on), `filter` (a CEL
+/// expression), `decode` (values as JSON in `decoded`), and the
 /// `Last-Event-ID` a reconnecting browser sends (ignored with a group, which resumes from
 /// its commits).
 pub fn subscribe_request(
@@ -52,6 +53,14 @@ pub fn subscribe_request(
                 });
             }
             "group" => request.group = Some(value.into_owned()),
+            "filter" => request.filter = value.into_owned(),
+            "decode" => {
+                request.decode = match &*value {
+                    "" | "true" | "1" => true,
+                    "false" | "0" => false,
+                    other => return Err(invalid(format!("decode={other}: true or false"))),
+                }
+            }
             "max_records" => {
                 let n = value
                     .parse()
@@ -70,7 +79,7 @@ pub fn subscribe_request(
             }
             other => {
                 return Err(invalid(format!(
-                    "unknown parameter {other:?}: the records stream takes from, group, fields and max_records"
+                    "unknown parameter {other:?}: the records stream takes from, group, fields, max_records, filter and decode"
                 )));
             }
         }

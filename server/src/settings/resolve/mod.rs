@@ -37,6 +37,8 @@ impl Settings {
     /// Resolves and checks every flag; the first bad one is the error.
     pub fn resolve(config: &Config) -> Result<Self, InvalidSetting> {
         let supplier = supplier_stage(config)?;
+        let topics = topics(config)?;
+        let schemas = schemas(config, &supplier, &topics)?;
         let settings = Self {
             listen: config.listen,
             kafka: KafkaSettings {
@@ -65,7 +67,8 @@ impl Settings {
             auto_create_topics: config.auto_create_topics,
             event_sessions: event_sessions(config)?,
             supplier,
-            topics: topics(config)?,
+            topics,
+            schemas,
         };
         // Checked now, so that a flag that breaks them is named at start-up.
         settings.transform_dead_letters()?;
@@ -195,6 +198,15 @@ fn limits(config: &Config) -> Result<Limits, InvalidSetting> {
         consume_max_outstanding: config.consume_max_outstanding,
         consume_max_outstanding_bytes: config.consume_max_outstanding_bytes,
         max_dead_letter_topics: config.max_dead_letter_topics,
+        filter: crate::filter::Limits {
+            max_bytes: config.values.max_filter_bytes,
+            max_cost: config.values.max_filter_cost,
+            max_value_bytes: config.values.max_filter_value_bytes,
+        },
+        decode: crate::schema::DecodeLimits {
+            max_bytes: config.values.max_decode_bytes,
+            max_json_bytes: config.values.max_decoded_json_bytes,
+        },
         principal_max_subscriptions: config.tenancy.principal_max_subscriptions,
         principal_max_publish_streams: config.tenancy.principal_max_publish_streams,
         principal_max_watchers: config.tenancy.principal_max_watchers,
@@ -219,6 +231,23 @@ fn event_sessions(config: &Config) -> Result<auth::SessionLimits, InvalidSetting
         per_principal: tenancy.principal_max_event_sessions,
         max_ttl: tenancy.max_event_session_ttl,
     })
+}
+
+/// The schemas: the server's own topics' and the file's. A file that does not load stops
+/// the start, naming the flag.
+fn schemas(
+    config: &Config,
+    supplier: &SupplierStage,
+    topics: &Topics,
+) -> Result<Arc<crate::schema::Live>, InvalidSetting> {
+    let own = crate::schema::ServerTopics {
+        r2: supplier.settings.topic.to_string(),
+        r3: topics.transform_output.to_string(),
+        r4: topics.stats.to_string(),
+    };
+    crate::schema::Live::load(config.values.schemas.clone(), own)
+        .map(Arc::new)
+        .or_else(|e| invalid("--schemas", e.to_string()))
 }
 
 fn authenticator(config: &Config) -> Result<Arc<Authenticator>, InvalidSetting> {

@@ -205,6 +205,26 @@ impl Ledger {
         delivered
     }
 
+    /// Records that the record at `offset` of `key` was read and left out by the stream's
+    /// filter: it counts as delivered and acknowledged at once, so the commit point passes
+    /// it as soon as nothing below it is outstanding. Returns the new commit point, if it
+    /// moved.
+    pub fn skip(&mut self, key: PartitionKey, offset: i64) -> Option<(PartitionKey, i64)> {
+        let partition = self
+            .partitions
+            .entry(key.0.clone())
+            .or_default()
+            .entry(key.1)
+            .or_default();
+        partition.committed_to.get_or_insert(offset);
+        partition.delivered_to = Some(
+            partition
+                .delivered_to
+                .map_or(offset + 1, |d| d.max(offset + 1)),
+        );
+        partition.advance().map(|point| (key, point))
+    }
+
     /// Acknowledges the delivery `id`.
     pub fn ack(&mut self, id: &AckId) -> Outcome {
         let Some((key, partition)) = self.current(id) else {

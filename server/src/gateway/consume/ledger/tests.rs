@@ -213,3 +213,19 @@ fn repeated_nacks_of_one_record_keep_one_schedule_entry() {
     });
     assert_eq!((ledger.scheduled(), ledger.records()), (0, 0));
 }
+
+#[test]
+fn skipped_records_count_as_acknowledged() {
+    let mut ledger = ledger(0);
+    let now = Instant::now();
+    let key = (Arc::from("t"), 0);
+    // Nothing outstanding: the commit point passes a skipped record at once.
+    assert_eq!(ledger.skip(key.clone(), 5), Some((key.clone(), 6)));
+    // A delivered record holds the commit point back; a skip above it does not move it.
+    let ids = deliver(&mut ledger, 0, [6], now);
+    assert_eq!(ledger.skip(key.clone(), 7), None);
+    assert_eq!(ledger.records(), 1, "a skipped record is not outstanding");
+    // Acking the delivered one commits past the skipped one too.
+    assert_eq!(ledger.ack(&ids[0]), Outcome::Applied(Some((key, 8))));
+    assert!(ledger.next_due().is_none(), "skips are never due again");
+}

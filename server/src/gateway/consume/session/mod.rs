@@ -32,6 +32,7 @@ use crate::admission::Permit;
 use crate::auth::Principal;
 use crate::gateway::State;
 use crate::gateway::error::{GatewayError, is_bad_request, request_error};
+use crate::gateway::select::{Selector, Verdict};
 use crate::gateway::subscribe::assignment::group_starts;
 use crate::gateway::subscribe::consumer::{SubscriptionConsumer, is_fatal};
 use crate::gateway::subscribe::record::{cost, to_record};
@@ -70,6 +71,8 @@ pub struct Session {
     start: Start,
     pacing: Pacing,
     ledger: Ledger,
+    /// The stream's filter and decoding.
+    selector: Selector,
     /// Whether the assigned partitions are paused (the ledger is full).
     paused: bool,
     /// Interned topic names.
@@ -83,6 +86,8 @@ pub struct Session {
 
 /// What [`Session::new`] needs about the stream.
 pub struct Opened {
+    /// The stream's filter and decoding.
+    pub selector: Selector,
     /// The group consumer, subscribed.
     pub consumer: Arc<SubscriptionConsumer>,
     /// The client's requests after `start`.
@@ -113,6 +118,7 @@ impl Session {
         };
         Self {
             state,
+            selector: opened.selector,
             consumer: opened.consumer,
             requests: opened.requests,
             end: opened.end,
@@ -236,12 +242,14 @@ impl Session {
     /// while the ledger and the batch have room.
     async fn deliver_ready(
         &mut self,
-        first: Result<(Arc<str>, proto::Record), KafkaError>,
+        first: Result<Read, KafkaError>,
         consumer: &SubscriptionConsumer,
     ) -> Result<(), Status> {
         let now = Instant::now();
         let mut batch: Vec<ConsumedRecord> = Vec::new();
         let mut batch_bytes = 0;
+        // Records the filter left out: they end a batch too, so a long run of them yields.
+        let mut skipped = 0;
         let mut next = Some(first);
         while let Some(received) = next.take() {
             if consumer.context().take_changed() {
@@ -251,15 +259,25 @@ impl Session {
                 self.rebalanced().await;
             }
             match received {
-                Ok((topic, record)) => {
+                Ok(Read::Record(topic, record)) => {
                     let bytes = cost(&record);
                     batch_bytes += bytes;
                     batch.push(self.ledger.deliver(topic, record, bytes, now));
                 }
+                Ok(Read::Skipped(topic, partition, offset)) => {
+                    skipped += 1;
+                    self.state.records.filtered(&topic, 1);
+                    // As if delivered and acknowledged at once.
+                    if let Some((key, point)) = self.ledger.skip((topic, partition), offset) {
+                        self.store(&key, point);
+                    }
+                }
                 Err(e) if is_fatal(&e) => return Err(GatewayError::Kafka(e).into()),
                 Err(e) => tracing::warn!(error = %e, "Consume consumer error; retrying"),
             }
-            if self.is_full() || batch.len() >= MAX_BATCH_RECORDS || batch_bytes >= MAX_BATCH_BYTES
+            if self.is_full()
+                || batch.len() + skipped >= MAX_BATCH_RECORDS
+                || batch_bytes >= MAX_BATCH_BYTES
             {
                 break;
             }
@@ -378,10 +396,7 @@ impl Session {
         }
     }
 
-    fn convert(
-        &mut self,
-        message: &rdkafka::message::BorrowedMessage<'_>,
-    ) -> (Arc<str>, proto::Record) {
+    fn convert(&mut self, message: &rdkafka::message::BorrowedMessage<'_>) -> Read {
         let topic = match self.topics.get(message.topic()) {
             Some(name) => name.clone(),
             None => {
@@ -390,8 +405,26 @@ impl Session {
                 name
             }
         };
-        (topic, to_record(message))
+        let decoded = match self.selector.judge(message) {
+            Verdict::Skip => {
+                return Read::Skipped(topic, message.partition(), message.offset());
+            }
+            Verdict::Send(decoded) => decoded,
+        };
+        let mut record = to_record(message);
+        if let Some(decoded) = decoded {
+            decoded.set_on(&mut record);
+        }
+        Read::Record(topic, record)
     }
+}
+
+/// A record read from the consumer, as the stream sees it.
+enum Read {
+    /// To deliver.
+    Record(Arc<str>, proto::Record),
+    /// Left out by the filter, at this partition and offset.
+    Skipped(Arc<str>, i32, i64),
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -51,6 +51,9 @@ pub struct WireRecord<'m, M: Message> {
     headers: Option<&'m M::Headers>,
     value: Option<&'m [u8]>,
     page_event: Option<PageEvent<'m>>,
+    /// Fields encoded elsewhere and appended as they are: the decoded value or why it did
+    /// not decode (tags 10 and 11, after every field above, so still in tag order).
+    extra: &'m [u8],
     /// Length of the `Record` message (without the entry's key and length).
     len: usize,
 }
@@ -91,10 +94,18 @@ impl<'m, M: Message> WireRecord<'m, M> {
             },
             value: value.filter(|_| mask.value),
             page_event,
+            extra: &[],
             len: 0,
         };
         record.len = record.body_len();
         record
+    }
+
+    /// The record with `extra`, fields of `Record` already encoded, appended.
+    pub fn with_extra(mut self, extra: &'m [u8]) -> Self {
+        self.len += extra.len() - self.extra.len();
+        self.extra = extra;
+        self
     }
 
     /// The topic the record was read from.
@@ -155,6 +166,7 @@ impl<'m, M: Message> WireRecord<'m, M> {
             }
         }
         small.flush(buf);
+        buf.put_slice(self.extra);
     }
 
     fn body_len(&self) -> usize {

@@ -41,6 +41,8 @@ fn reference_masked(message: &OwnedMessage, mask: RecordMask) -> Vec<u8> {
         },
         value: full.value.filter(|_| mask.value),
         page_event: full.page_event.filter(|_| mask.page_event),
+        decoded: None,
+        decode_error: String::new(),
     };
     let batch = proto::RecordBatch {
         records: vec![record],
@@ -268,6 +270,9 @@ fn random_records_under_random_read_masks_are_written_as_prost_writes_them_maske
             headers: bit(6),
             value: bit(7),
             page_event: bit(8),
+            // Decoded fields are appended by the session (`with_extra`), not read here.
+            decoded: false,
+            decode_error: false,
         };
         assert_eq!(
             wire_masked(&case, mask),
