@@ -140,6 +140,7 @@ fn write_topic(out: &mut impl Write, topic: &TopicDescription) -> std::io::Resul
     }
     partitions.write(out)?;
     writeln!(out)?;
+    write_schema(out, topic.schema.as_ref())?;
     if !topic.configs_unavailable.is_empty() {
         return writeln!(out, "Configs unavailable: {}", topic.configs_unavailable);
     }
@@ -163,6 +164,37 @@ fn write_topic(out: &mut impl Write, topic: &TopicDescription) -> std::io::Resul
         ]);
     }
     configs.write(out)
+}
+
+/// `Schema: Protobuf shop.v1.Order (orders, from /etc/schemas.toml)` and its definition, or
+/// `Schema: none` for an untyped topic.
+fn write_schema(
+    out: &mut impl Write,
+    schema: Option<&streamgate::proto::TopicSchema>,
+) -> std::io::Result<()> {
+    let Some(schema) = schema else {
+        writeln!(out, "Schema: none (values are not checked)")?;
+        return writeln!(out);
+    };
+    let format = match schema.format.as_str() {
+        "protobuf" => "Protobuf",
+        "json_schema" => "JSON Schema",
+        other => other,
+    };
+    let message = if schema.message.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", schema.message)
+    };
+    writeln!(
+        out,
+        "Schema: {format}{message} (declared for {}, {})",
+        schema.pattern, schema.source
+    )?;
+    for line in schema.definition.lines() {
+        writeln!(out, "  {line}")?;
+    }
+    writeln!(out)
 }
 
 /// Broker ids, comma-separated as kafka-topics prints them (`-` for none).

@@ -8,3 +8,4 @@ mod commands;
 mod consume;
 mod support;
 mod tls;
+mod typed;

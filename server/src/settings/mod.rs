@@ -258,15 +258,15 @@ impl Settings {
         )
     }
 
-    /// Replaces the schemas with the built-in ones plus those `file` declares (what
-    /// `--schemas` does), failing with the file's error.
-    pub fn use_schema_file(&mut self, file: std::path::PathBuf) -> Result<(), String> {
+    /// Replaces the schemas with the built-in ones for the topics as now set, plus those
+    /// `file` declares (what `--schemas` does), failing with the file's error.
+    pub fn use_schemas(&mut self, file: Option<std::path::PathBuf>) -> Result<(), String> {
         let own = crate::schema::ServerTopics {
             r2: self.supplier_topic().to_string(),
             r3: self.topics.transform_output.to_string(),
             r4: self.topics.stats.to_string(),
         };
-        let live = crate::schema::Live::load(Some(file), own).map_err(|e| e.to_string())?;
+        let live = crate::schema::Live::load(file, own).map_err(|e| e.to_string())?;
         self.schemas = Arc::new(live);
         Ok(())
     }

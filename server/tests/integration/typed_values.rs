@@ -57,7 +57,7 @@ fn with_schemas(settings: &mut Settings) {
     )
     .expect("schema file written");
     settings
-        .use_schema_file(file)
+        .use_schemas(Some(file))
         .expect("the schema file loads");
 }
 
