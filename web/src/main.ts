@@ -57,6 +57,9 @@ function main(): void {
   const tail = new TailPanel(client, session, {
     form: element("tail-form", HTMLFormElement),
     topic: element("tail-topic", HTMLInputElement),
+    filterForm: element("tail-filter-form", HTMLFormElement),
+    filter: element("tail-filter", HTMLInputElement),
+    filterError: element("tail-filter-error", HTMLElement),
     list: element("tail", HTMLOListElement),
     error: element("tail-error", HTMLElement),
   });

@@ -1,12 +1,12 @@
 // The Topics view: the cluster's topics (ListTopics: partitions, records held), and one topic
 // described (DescribeTopic: each partition's leader, replicas, in-sync replicas and
-// watermarks, and its configs), with Create and Delete.
+// watermarks, its configs and its schema), with Create and Delete.
 //
 // `#topics` shows the list, `#topics/<name>` one topic: two pages rather than a split pane,
 // because the partition and config tables need the width, on a phone above all.
 
 import type { Client } from "@connectrpc/connect";
-import { ConfigSource, type PartitionDescription, type TopicConfig, type TopicDescription } from "./gen/streamgate/v1/admin_pb";
+import { ConfigSource, type PartitionDescription, type TopicConfig, type TopicDescription, type TopicSchema } from "./gen/streamgate/v1/admin_pb";
 import type { EventGateway, TopicInfo } from "./gen/streamgate/v1/gateway_pb";
 import type { Session } from "./connection";
 import type { ConfirmDialog } from "./confirm";
@@ -38,6 +38,11 @@ export interface TopicsElements {
   readonly summary: HTMLElement;
   readonly detailError: HTMLElement;
   readonly partitions: HTMLTableElement;
+  /** The schema: hidden for an untyped topic. */
+  readonly schema: HTMLElement;
+  readonly schemaSummary: HTMLElement;
+  readonly schemaDetails: HTMLDetailsElement;
+  readonly schemaDefinition: HTMLElement;
   readonly configsNote: HTMLElement;
   readonly overridesOnly: HTMLInputElement;
   readonly configs: HTMLTableElement;
@@ -55,6 +60,12 @@ const SOURCE_NAMES: Record<ConfigSource, string> = {
   [ConfigSource.DYNAMIC_DEFAULT_BROKER]: "dynamic default broker",
   [ConfigSource.STATIC_BROKER]: "static broker",
   [ConfigSource.DEFAULT]: "default",
+};
+
+/** The words for a schema's format, as the server names it. */
+const FORMAT_NAMES: Record<string, string> = {
+  protobuf: "Protobuf",
+  json_schema: "JSON Schema",
 };
 
 function tag(text: string, className = "tag"): HTMLElement {
@@ -195,6 +206,8 @@ export class TopicsView implements View {
     e.summary.textContent = "loading…";
     e.detailError.textContent = "";
     e.configsNote.hidden = true;
+    e.schema.hidden = true;
+    e.schemaDetails.open = false;
     this.#description = null;
     for (const table of [e.partitions, e.configs]) table.replaceChildren();
     const denied = this.#deleteDenied.get(name);
@@ -223,6 +236,7 @@ export class TopicsView implements View {
   #fallback(name: string): void {
     const e = this.#elements;
     const info = this.#topics.find((t) => t.name === name);
+    e.schema.hidden = true;
     if (!info) {
       e.summary.textContent = "";
       return;
@@ -249,7 +263,31 @@ export class TopicsView implements View {
     // The server never manages Kafka's own topics: say so rather than offer a button that fails.
     if (topic.internal) this.#removeGate.deny("Kafka's internal topics are not managed here");
     this.#renderPartitions(topic.partitions, true);
+    this.#renderSchema(topic.schema);
     this.#renderConfigs(topic);
+  }
+
+  /** What the topic's values are checked against and decoded with; hidden when untyped. */
+  #renderSchema(schema: TopicSchema | undefined): void {
+    const e = this.#elements;
+    e.schema.hidden = !schema;
+    if (!schema) return;
+    const rows: [string, string][] = [
+      ["Format", FORMAT_NAMES[schema.format] ?? schema.format],
+      ...(schema.message ? [["Message", schema.message] as [string, string]] : []),
+      ["Declared for", schema.pattern],
+      ["Source", schema.source],
+    ];
+    e.schemaSummary.replaceChildren(...rows.flatMap(([name, value]) => {
+      const dt = document.createElement("dt");
+      dt.textContent = name;
+      const dd = document.createElement("dd");
+      dd.textContent = value || "—";
+      return [dt, dd];
+    }));
+    e.schema.dataset.format = schema.format;
+    e.schemaDefinition.textContent = schema.definition;
+    e.schemaDetails.hidden = schema.definition === "";
   }
 
   #renderPartitions(

@@ -6,7 +6,8 @@
 //    Topics: the nav bar reaches the view with the keyboard; a topic with 6 partitions is
 //    created through the form (review, then confirm) and described with 6 partitions (leader,
 //    replicas, in-sync replicas, watermarks) and its configs or the reason they are not
-//    listed; 12 records published over Connect (2 per partition) show as 12 records and
+//    listed, and no schema; R2 shows its built-in JSON Schema (format, source, and the
+//    definition in a collapsed <details>); 12 records published over Connect (2 per partition) show as 12 records and
 //    high watermark 2 per partition; deleting it (typing the name to confirm) shows the
 //    server's UNIMPLEMENTED message in the dialog (the embedded broker has no DeleteTopics).
 //    Groups: a consumer group reads 5 of the 12 records (Connect Subscribe, max_records 5);
@@ -231,7 +232,8 @@ async function topicsAndGroups(browser, url, problems) {
     const retention = configs.find((c) => c.data.config === "retention.ms");
     check(retention?.cells[1] === "86400000" && retention.cells[3] === "no", `retention.ms in the configs table: ${JSON.stringify(retention)}`);
   }
-  console.log(`ok: created ${topic} through the form; described with 6 partitions (${partitions[0].cells.join(" | ")}); configs: ${configsNote || `${configs.length} listed, retention.ms=86400000 set for the topic`}`);
+  check(await page.locator("#topic-schema").isHidden(), "an untyped topic shows a schema");
+  console.log(`ok: created ${topic} through the form; described with 6 partitions (${partitions[0].cells.join(" | ")}); configs: ${configsNote || `${configs.length} listed, retention.ms=86400000 set for the topic`}; no schema`);
 
   // ---- 12 records, 2 per partition, then Refresh
   for (let p = 0; p < 6; p++) for (let i = 0; i < 2; i++) await publish(url, topic, p, `r${p}-${i}`);
@@ -258,6 +260,17 @@ async function topicsAndGroups(browser, url, problems) {
   await page.locator("#confirm-cancel").click();
   await page.locator("#confirm-dialog").waitFor({ state: "hidden" });
   console.log(`ok: Delete topic asks for the name, and shows the server's answer: "${topicRefusal}"`);
+
+  // ---- A typed topic: R2's built-in schema
+  await page.evaluate(() => { window.location.hash = "#topics/R2"; });
+  await waitFor("R2's schema", async () => (await page.locator("#topic-schema").isVisible()) || text(page, "#topic-error"));
+  const schema = await page.$$eval("#topic-schema-summary dt", (dts) => dts.map((dt) => `${dt.textContent}: ${dt.nextElementSibling?.textContent}`).join(", "));
+  check(schema.includes("JSON Schema") && schema.includes("built-in"), `R2's schema summary: ${schema}`);
+  check(!(await page.locator("#topic-schema-definition").isVisible()), "the schema definition is not collapsed");
+  await page.locator("#topic-schema-details summary").click();
+  const definition = await text(page, "#topic-schema-definition");
+  check(await page.locator("#topic-schema-definition").isVisible() && definition.includes('"PageEvent"'), `R2's schema definition: ${definition.slice(0, 200)}`);
+  console.log(`ok: R2 shows its schema (${schema}), the definition in a collapsed <details>`);
 
   // ---- A group reads 5 of the 12 records
   await readInGroup(url, topic, group, 5);

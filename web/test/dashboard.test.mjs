@@ -3,7 +3,12 @@
 //
 // 1. Open server. It waits for P1 and P2 counts above 0, stops the supplier from the page (keyboard), waits
 // for the rolling counts to fall to 0, publishes a PageEvent for page P7 over gRPC (the CLI)
-// and waits for a P7 series and a P7 row in the tail, starts the supplier again from the
+// and waits for a P7 series and a P7 row in the tail. The tail's filter box: `value.duration >
+// 8000` (Enter) shows only the PageEvents above 8000 ms of those published next, one below
+// and one above, by the same key; a syntax error shows the server's INVALID_ARGUMENT
+// ("filter: …") next to the box and stops the tail (nothing shown of what is published
+// next); on R1 with `value.amount > 1000`, a JSON value above shows decoded as compact JSON
+// and one below does not show. Then it starts the supplier again from the
 // page, then restarts the server on the same address and waits for the page to reconnect by itself. Any console error, page error or
 // request to another origin fails it. Screenshots (1280x800 and phone width) go to target/.
 //
@@ -223,6 +228,72 @@ try {
   await waitFor("P7 counted in the chart", async () => (await value("P7")) > 0, 30000);
   await waitFor("P7 in the tail", async () => (await page.locator('#tail li[data-page="P7"]').count()) >= 1, 30000);
   console.log("ok: P7 appeared as a series and in the tail");
+
+  // The tail's filter. Each pair is published with one key, so to one partition, in order:
+  // the server has judged the record below the threshold by the time the one above shows.
+  const publishQuietly = (...args) =>
+    execFileSync(cliBin, ["--server", url, "publish", ...args], { stdio: ["ignore", "ignore", "inherit"] });
+  const pages = () => page.$$eval("#tail li", (items) => items.map((li) => li.dataset.page ?? li.textContent));
+  /** Publishes `pair()` until `shown()` holds: the restarted tail starts at the end of the topic. */
+  const publishUntilShown = async (what, pair, shown) => {
+    const deadline = Date.now() + 30000;
+    while (!(await shown())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+      pair();
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  };
+  const filterBox = page.locator("#tail-filter");
+  if ((await page.locator('label[for="tail-filter"]').textContent()) !== "Filter (CEL)") throw new Error("the filter box is not labelled Filter (CEL)");
+  await filterBox.fill("value.duration > 8000");
+  await filterBox.press("Enter");
+  const pair = (low, high) => () => {
+    publishQuietly("R2", "--name", "F-LOW", "--duration", String(low), "--key", "tail-filter");
+    publishQuietly("R2", "--name", "F-HIGH", "--duration", String(high), "--key", "tail-filter");
+  };
+  const highs = async () => (await pages()).filter((p) => p === "F-HIGH").length;
+  await publishUntilShown("F-HIGH in the filtered tail", pair(100, 8500), async () => (await highs()) >= 1);
+  // The tail is live now: this pair comes after its start, both of them.
+  const before = await highs();
+  pair(120, 9000)();
+  await waitFor("another F-HIGH in the filtered tail", async () => (await highs()) > before, 30000);
+  const filtered = await pages();
+  if (filtered.some((p) => p !== "F-HIGH")) throw new Error(`the filtered tail shows other records: ${filtered.join(", ")}`);
+  if ((await page.locator("#tail-filter-error").textContent()) !== "") throw new Error("an accepted filter shows an error");
+  console.log(`ok: the filter value.duration > 8000 shows only the ${filtered.length} PageEvents above 8000 ms`);
+
+  // A syntax error: the server's words next to the box, and the tail stops.
+  await filterBox.fill("value.duration >");
+  await filterBox.press("Enter");
+  await waitFor("the filter's refusal", async () => (await page.locator("#tail-filter-error").textContent()).includes("filter:"), 30000);
+  const refusal = await page.locator("#tail-filter-error").textContent();
+  if (!/^INVALID_ARGUMENT: filter: /.test(refusal)) throw new Error(`the refusal is not the server's INVALID_ARGUMENT: ${refusal}`);
+  if ((await filterBox.getAttribute("aria-invalid")) !== "true") throw new Error("the refused filter box is not marked invalid");
+  pair(100, 8500)();
+  await new Promise((r) => setTimeout(r, 1500)); // what a running tail would show by now
+  if ((await page.locator("#tail li").count()) !== 0) throw new Error(`the tail goes on after a refused filter: ${(await pages()).join(", ")}`);
+  console.log(`ok: a filter with a syntax error shows "${refusal}" and the tail stops`);
+
+  // JSON values decoded: a raw JSON value on R1 (no schema) shows as compact JSON.
+  await page.locator("#tail-topic").fill("R1");
+  await filterBox.fill("value.amount > 1000");
+  await filterBox.press("Enter");
+  await waitFor("the refusal cleared", async () => (await page.locator("#tail-filter-error").textContent()) === "", 5000);
+  const amounts = () => {
+    publishQuietly("R1", "--value", '{"amount":5,"id":"small"}', "--key", "tail-json");
+    publishQuietly("R1", "--value", '{"amount":1500,"id":"large"}', "--key", "tail-json");
+  };
+  await publishUntilShown("the large amount in the tail", amounts, async () => (await pages()).some((t) => t.includes('"id":"large"')));
+  const decoded = await pages();
+  if (!decoded.every((t) => /json \{.*"amount":1500/.test(t) && t.includes('"id":"large"'))) {
+    throw new Error(`the tail of R1 with value.amount > 1000 shows: ${decoded.join(" | ")}`);
+  }
+  console.log(`ok: on R1 the filter value.amount > 1000 shows only the large amount, decoded: ${decoded[0]}`);
+
+  // Back to R2, unfiltered.
+  await page.locator("#tail-topic").fill("R2");
+  await filterBox.fill("");
+  await page.locator("#tail-form button[type=submit]").click();
 
   // Start the supplier again from the page: the counts climb again.
   await page.locator("#start").click();

@@ -1,14 +1,16 @@
 """The Client: one gRPC channel to a streamgate server and a method per RPC.
 
 Messages going out are built from plain Python values (str or bytes, dicts of headers,
-datetimes, seconds); messages coming back are the generated protobuf messages (Record,
-PublishResponse, PageStats, ...), whose fields are documented in proto/streamgate/v1.
+datetimes, seconds, JSON-like dicts and lists); messages coming back are the generated
+protobuf messages (Record, PublishResponse, PageStats, ...), whose fields are documented in
+proto/streamgate/v1; decoded() turns a Record's decoded value into plain Python.
 Every failure is raised as a StreamgateError subclass (see errors.py), streams included.
 """
 
 import collections
 import dataclasses
 import datetime
+import math
 import os
 import queue
 import threading
@@ -16,7 +18,7 @@ import urllib.parse
 import weakref
 
 import grpc
-from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, field_mask_pb2, struct_pb2, timestamp_pb2
 from streamgate.v1 import (
     admin_pb2, admin_pb2_grpc, event_pb2, gateway_pb2, gateway_pb2_grpc, stats_pb2, supplier_pb2,
 )
@@ -28,6 +30,8 @@ SERVICE = "streamgate.v1.EventGateway"
 # Subscribe batches are about 1 MiB, PageStats up to about 3.5 MiB; a single record may be
 # as large as the server's --max-message-bytes.
 MAX_RECEIVE_BYTES = 64 * 1024 * 1024
+# The largest integer a google.protobuf.Value (a double) holds exactly.
+MAX_EXACT_INT = 2 ** 53
 
 
 # ---------------------------------------------------------------------------------------
@@ -77,6 +81,72 @@ def _duration(length):
     raise TypeError(f"expected seconds or a timedelta, got {type(length).__name__}")
 
 
+def json_value(value, where="json"):
+    """A JSON-like Python value -> google.protobuf.Value: dict (str keys), list or tuple,
+    str, bool, int, float, None (JSON null). Numbers travel as doubles: an int beyond 2**53
+    is refused (give it as a str, as the proto3 JSON mapping writes 64-bit integers)."""
+    if isinstance(value, struct_pb2.Value):
+        return value
+    if value is None:
+        return struct_pb2.Value(null_value=struct_pb2.NULL_VALUE)
+    if isinstance(value, bool):
+        return struct_pb2.Value(bool_value=value)
+    if isinstance(value, int):
+        if abs(value) > MAX_EXACT_INT:
+            raise ValueError(f"{where}: {value} is beyond 2**53, which a JSON number carries "
+                             "exactly: give it as a string")
+        return struct_pb2.Value(number_value=value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where}: {value} is not a JSON number")
+        return struct_pb2.Value(number_value=value)
+    if isinstance(value, str):
+        return struct_pb2.Value(string_value=value)
+    if isinstance(value, dict):
+        fields = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where}: object keys must be str, got {type(key).__name__}")
+            fields[key] = json_value(item, f"{where}.{key}")
+        return struct_pb2.Value(struct_value=struct_pb2.Struct(fields=fields))
+    if isinstance(value, (list, tuple)):
+        items = [json_value(item, f"{where}[{i}]") for i, item in enumerate(value)]
+        return struct_pb2.Value(list_value=struct_pb2.ListValue(values=items))
+    raise TypeError(f"{where}: {type(value).__name__} is not a JSON value (dict, list, str, "
+                    "int, float, bool or None)")
+
+
+def from_json_value(value):
+    """A google.protobuf.Value -> plain Python (dict, list, str, bool, None, and int for a
+    whole number within 2**53, else float)."""
+    kind = value.WhichOneof("kind")
+    if kind == "struct_value":
+        return {key: from_json_value(item) for key, item in value.struct_value.fields.items()}
+    if kind == "list_value":
+        return [from_json_value(item) for item in value.list_value.values]
+    if kind == "number_value":
+        number = value.number_value
+        return int(number) if number.is_integer() and abs(number) <= MAX_EXACT_INT else number
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    return None  # null_value, or nothing set
+
+
+def decoded(record, default=None):
+    """A Record's value as its topic's schema decodes it, as plain Python (see
+    from_json_value): a dict for a JSON object or a Protobuf message (its proto3 JSON
+    mapping: 64-bit integers as str). ``default`` when the record carries no decoded value:
+    the stream did not ask for them (``decode=True``), the topic has no schema and the value
+    is not JSON, or the value did not decode (then ``record.decode_error`` says why). A
+    Delivery of a Consume stream works too."""
+    record = getattr(record, "record", record)  # a Delivery: its Record
+    if not record.HasField("decoded"):
+        return default
+    return from_json_value(record.decoded)
+
+
 def page_event(name, *, user=None, duration_ms=None, date=None):
     """A PageEvent. Fields left out get the server's defaults on Publish: user U1|U2 at
     random, date now, duration uniform in 0..9000 ms."""
@@ -84,18 +154,21 @@ def page_event(name, *, user=None, duration_ms=None, date=None):
                                date=_timestamp(date))
 
 
-def publish_request(topic, value=None, *, page_event=None, key=None, headers=None,
-                    partition=None, timestamp=None):
-    """A PublishRequest: a raw ``value`` (str or bytes) or a ``page_event`` (a PageEvent, or
-    just its page name). Without a key, a PageEvent is keyed by its page name and a raw value
-    has a null key."""
-    if value is not None and page_event is not None:
-        raise TypeError("give either value or page_event, not both")
+def publish_request(topic, value=None, *, page_event=None, json=None, key=None,
+                    headers=None, partition=None, timestamp=None):
+    """A PublishRequest: a raw ``value`` (str or bytes), a ``page_event`` (a PageEvent, or
+    just its page name) or ``json`` (a dict or other JSON-like value, see json_value(), which
+    the server encodes to the topic's format: Protobuf binary on a Protobuf topic, compact
+    JSON checked against a JSON Schema topic's schema, compact JSON elsewhere). Without a
+    key, a PageEvent is keyed by its page name and a raw or JSON value has a null key."""
+    if sum(payload is not None for payload in (value, page_event, json)) > 1:
+        raise TypeError("give one of value, page_event or json")
     if isinstance(page_event, str):
         page_event = event_pb2.PageEvent(name=page_event)
     return gateway_pb2.PublishRequest(
         topic=topic, key=_bytes(key), headers=_headers(headers), value=_bytes(value),
-        page_event=page_event, partition=partition, timestamp=_timestamp(timestamp))
+        page_event=page_event, json=None if json is None else json_value(json),
+        partition=partition, timestamp=_timestamp(timestamp))
 
 
 def start_position(start):
@@ -250,9 +323,10 @@ class Subscription(Stream):
 
 class Delivery:
     """One record delivered by a Consume stream: ``record`` (the Record message) with its
-    fields at hand (topic, partition, offset, key, value, headers, page_event), ``ack_id``,
-    ``delivery_attempt`` (1, then counting up with every redelivery), ``ack()`` and
-    ``nack(delay=None)``."""
+    fields at hand (topic, partition, offset, key, value, headers, page_event; ``decoded``,
+    the decoded value as plain Python, and ``decode_error``, with ``decode=True``),
+    ``ack_id``, ``delivery_attempt`` (1, then counting up with every redelivery), ``ack()``
+    and ``nack(delay=None)``."""
 
     __slots__ = ("record", "ack_id", "delivery_attempt", "_consumer")
 
@@ -270,6 +344,8 @@ class Delivery:
     value = property(lambda self: self.record.value if self.record.HasField("value") else None)
     page_event = property(
         lambda self: self.record.page_event if self.record.HasField("page_event") else None)
+    decoded = property(decoded)  # decoded() takes a Delivery too
+    decode_error = property(lambda self: self.record.decode_error or None)
 
     def ack(self):
         """Processed: the group may commit it (once everything before it is acked too)."""
@@ -540,15 +616,17 @@ class Client:
 
     # -- publishing ----------------------------------------------------------------------
 
-    def publish(self, topic, value=None, *, page_event=None, key=None, headers=None,
-                partition=None, timestamp=None, timeout=None):
+    def publish(self, topic, value=None, *, page_event=None, json=None, key=None,
+                headers=None, partition=None, timestamp=None, timeout=None):
         """Publishes one record and returns where Kafka stored it (a PublishResponse:
         topic, partition, offset, timestamp), once the broker acknowledged it.
 
         ``value``: raw str or bytes; or ``page_event``: a PageEvent (see page_event()) or a
-        page name. ``key`` str/bytes; ``headers`` dict or (name, value) pairs;
-        ``partition`` int; ``timestamp`` datetime."""
-        request = publish_request(topic, value, page_event=page_event, key=key,
+        page name; or ``json``: a dict (or list, str, number, bool) the server encodes to the
+        topic's format, e.g. ``json={"id": "o-1", "amount": 1200}``; a value its schema does
+        not accept raises InvalidArgument naming the field. ``key`` str/bytes; ``headers``
+        dict or (name, value) pairs; ``partition`` int; ``timestamp`` datetime."""
+        request = publish_request(topic, value, page_event=page_event, json=json, key=key,
                                   headers=headers, partition=partition, timestamp=timestamp)
         return self._unary(self._stub.Publish, request, timeout)
 
@@ -573,7 +651,7 @@ class Client:
     # -- reading -------------------------------------------------------------------------
 
     def subscribe(self, topics, *, start=None, group=None, max_records=None,
-                  stop_at_end=False, fields=None, timeout=None):
+                  stop_at_end=False, fields=None, filter=None, decode=False, timeout=None):
         """Reads records from one or more topics as they arrive: a Subscription, iterated
         for Record messages, with ``.assignment``.
 
@@ -582,27 +660,40 @@ class Client:
         delivered. ``max_records``/``stop_at_end``: end the stream (cleanly) after that
         many records / at the end offsets it started with. ``fields``: the Record fields
         to receive (e.g. ``["key", "value"]``; default all); leaving out ``headers`` and
-        ``page_event`` also spares the server their parsing."""
+        ``page_event`` also spares the server their parsing. ``filter``: a CEL expression
+        over topic, partition, offset, timestamp, key, headers and value (decoded by the
+        topic's schema, or parsed when it is JSON), e.g. ``"value.amount > 1000 &&
+        headers.region == 'eu'"``: only the records it matches are sent, and counted by
+        ``max_records``; a bad one raises InvalidArgument (``filter: ...``, with its
+        position). ``decode``: each value also comes decoded, in ``record.decoded`` (read it
+        with decoded()), or ``record.decode_error`` says why not; ``fields`` may then name
+        paths inside it, e.g. ``["offset", "decoded.amount"]``."""
         read_mask = field_mask_pb2.FieldMask(paths=list(fields)) if fields else None
         request = gateway_pb2.SubscribeRequest(
             topics=_topics(topics), group=group, start=start_position(start),
-            stop_at_end=stop_at_end, max_records=max_records, read_mask=read_mask)
+            stop_at_end=stop_at_end, max_records=max_records, read_mask=read_mask,
+            filter=filter or "", decode=decode)
         return Subscription(self._stub.Subscribe(request, metadata=self._metadata,
                                                  timeout=timeout))
 
     def consume(self, topics, group, *, start=None, max_outstanding_records=0,
-                ack_deadline=None, max_delivery_attempts=0, timeout=None):
+                ack_deadline=None, max_delivery_attempts=0, filter=None, decode=False,
+                timeout=None):
         """Acknowledged consumption in consumer group ``group``: a Consumer (see there).
 
         ``start``: for partitions the group never committed (see start_position()).
         ``max_outstanding_records``: most deliveries not yet acked (0: server default,
         1000). ``ack_deadline``: seconds or timedelta before an unacked delivery comes again
         (default 30 s, 1 s to 1 h). ``max_delivery_attempts``: deliveries before a record
-        goes to the dead-letter topic ``dlq.<len(topic)>.<topic>.<group>`` (0: unlimited)."""
+        goes to the dead-letter topic ``dlq.<len(topic)>.<topic>.<group>`` (0: unlimited).
+        ``filter``: a CEL expression, as subscribe()'s; the records it does not match are
+        not delivered and count as acked. ``decode``: values also come decoded
+        (``delivery.decoded``, ``delivery.decode_error``), as subscribe()'s."""
         start_request = gateway_pb2.ConsumeStart(
             group=group, topics=_topics(topics), start=start_position(start),
             max_outstanding_records=max_outstanding_records,
-            ack_deadline=_duration(ack_deadline), max_delivery_attempts=max_delivery_attempts)
+            ack_deadline=_duration(ack_deadline), max_delivery_attempts=max_delivery_attempts,
+            filter=filter or "", decode=decode)
         return Consumer(self._stub, start_request, self._metadata, timeout)
 
     # -- the seed application --------------------------------------------------------------

@@ -71,3 +71,35 @@ def test_error_mapping():
     assert type(sg.error_for(9, "m")) is sg.FailedPrecondition
     error = sg.error_for(14, "Kafka did not answer")
     assert isinstance(error, sg.Unavailable) and str(error) == "UNAVAILABLE: Kafka did not answer"
+
+
+def test_json_values_round_trip():
+    doc = {"id": "o-1", "amount": 1200, "rate": 0.5, "tags": ["a", None, True], "nested": {}}
+    value = sg.json_value(doc)
+    assert value.struct_value.fields["amount"].number_value == 1200
+    assert sg.from_json_value(value) == doc
+    assert type(sg.from_json_value(value)["amount"]) is int, "a whole number reads as an int"
+    assert sg.from_json_value(sg.json_value(None)) is None
+    assert sg.from_json_value(sg.json_value(2 ** 53)) == 2 ** 53
+    for bad, error in ((2 ** 53 + 1, ValueError), (float("nan"), ValueError),
+                       ({1: "x"}, TypeError), (b"bytes", TypeError)):
+        with pytest.raises(error):
+            sg.json_value({"field": bad})
+
+
+def test_publish_requests_with_json():
+    request = sg.publish_request("orders", json={"id": "o-1", "amount": 1200}, key="o-1")
+    assert request.WhichOneof("payload") == "json" and request.key == b"o-1"
+    assert sg.from_json_value(request.json) == {"id": "o-1", "amount": 1200}
+    assert sg.publish_request("orders", json=[1, 2]).json.list_value.values[1].number_value == 2
+    with pytest.raises(TypeError):
+        sg.publish_request("orders", "raw", json={"id": "o-1"})
+    with pytest.raises(TypeError):
+        sg.publish_request("orders", page_event="P1", json={"id": "o-1"})
+
+
+def test_decoded_reads_a_records_decoded_value():
+    record = sg.event_pb2.Record(value=b'{"amount":5}')
+    assert sg.decoded(record) is None and sg.decoded(record, default={}) == {}
+    record.decoded.CopyFrom(sg.json_value({"amount": 5}))
+    assert sg.decoded(record) == {"amount": 5}

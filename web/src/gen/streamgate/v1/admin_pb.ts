@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file streamgate/v1/admin.proto.
  */
 export const file_streamgate_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChlzdHJlYW1nYXRlL3YxL2FkbWluLnByb3RvEg1zdHJlYW1nYXRlLnYxItsBChJDcmVhdGVUb3BpY1JlcXVlc3QSDQoFdG9waWMYASABKAkSEgoKcGFydGl0aW9ucxgCIAEoBRIaChJyZXBsaWNhdGlvbl9mYWN0b3IYAyABKAUSPwoHY29uZmlncxgEIAMoCzIuLnN0cmVhbWdhdGUudjEuQ3JlYXRlVG9waWNSZXF1ZXN0LkNvbmZpZ3NFbnRyeRIVCg12YWxpZGF0ZV9vbmx5GAUgASgIGi4KDENvbmZpZ3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkUKE0NyZWF0ZVRvcGljUmVzcG9uc2USLgoFdG9waWMYASABKAsyHy5zdHJlYW1nYXRlLnYxLlRvcGljRGVzY3JpcHRpb24iIwoSRGVsZXRlVG9waWNSZXF1ZXN0Eg0KBXRvcGljGAEgASgJIhUKE0RlbGV0ZVRvcGljUmVzcG9uc2UiJQoURGVzY3JpYmVUb3BpY1JlcXVlc3QSDQoFdG9waWMYASABKAkiRwoVRGVzY3JpYmVUb3BpY1Jlc3BvbnNlEi4KBXRvcGljGAEgASgLMh8uc3RyZWFtZ2F0ZS52MS5Ub3BpY0Rlc2NyaXB0aW9uIsYBChBUb3BpY0Rlc2NyaXB0aW9uEgwKBG5hbWUYASABKAkSEAoIaW50ZXJuYWwYAiABKAgSNwoKcGFydGl0aW9ucxgDIAMoCzIjLnN0cmVhbWdhdGUudjEuUGFydGl0aW9uRGVzY3JpcHRpb24SDwoHcmVjb3JkcxgEIAEoAxIrCgdjb25maWdzGAUgAygLMhouc3RyZWFtZ2F0ZS52MS5Ub3BpY0NvbmZpZxIbChNjb25maWdzX3VuYXZhaWxhYmxlGAYgASgJIpQBChRQYXJ0aXRpb25EZXNjcmlwdGlvbhIRCglwYXJ0aXRpb24YASABKAUSDgoGbGVhZGVyGAIgASgFEhAKCHJlcGxpY2FzGAMgAygFEhgKEGluX3N5bmNfcmVwbGljYXMYBCADKAUSFQoNbG93X3dhdGVybWFyaxgFIAEoAxIWCg5oaWdoX3dhdGVybWFyaxgGIAEoAyKgAQoLVG9waWNDb25maWcSDAoEbmFtZRgBIAEoCRISCgV2YWx1ZRgCIAEoCUgAiAEBEisKBnNvdXJjZRgDIAEoDjIbLnN0cmVhbWdhdGUudjEuQ29uZmlnU291cmNlEhIKCmlzX2RlZmF1bHQYBCABKAgSEQoJcmVhZF9vbmx5GAUgASgIEhEKCXNlbnNpdGl2ZRgGIAEoCEIICgZfdmFsdWUibgoYQWx0ZXJUb3BpY0NvbmZpZ3NSZXF1ZXN0Eg0KBXRvcGljGAEgASgJEiwKB2NoYW5nZXMYAiADKAsyGy5zdHJlYW1nYXRlLnYxLkNvbmZpZ0NoYW5nZRIVCg12YWxpZGF0ZV9vbmx5GAMgASgIIksKGUFsdGVyVG9waWNDb25maWdzUmVzcG9uc2USLgoFdG9waWMYASABKAsyHy5zdHJlYW1nYXRlLnYxLlRvcGljRGVzY3JpcHRpb24iSgoMQ29uZmlnQ2hhbmdlEgwKBG5hbWUYASABKAkSDQoDc2V0GAIgASgJSAASEAoGZGVsZXRlGAMgASgISABCCwoJb3BlcmF0aW9uIhMKEUxpc3RHcm91cHNSZXF1ZXN0Il0KEkxpc3RHcm91cHNSZXNwb25zZRIrCgZncm91cHMYASADKAsyGy5zdHJlYW1nYXRlLnYxLkdyb3VwU3VtbWFyeRIaChJncm91cHNfdW5hdmFpbGFibGUYAiABKAkiQwoMR3JvdXBTdW1tYXJ5Eg0KBWdyb3VwGAEgASgJEg0KBXN0YXRlGAIgASgJEhUKDXByb3RvY29sX3R5cGUYAyABKAkiJQoURGVzY3JpYmVHcm91cFJlcXVlc3QSDQoFZ3JvdXAYASABKAkiRwoVRGVzY3JpYmVHcm91cFJlc3BvbnNlEi4KBWdyb3VwGAEgASgLMh8uc3RyZWFtZ2F0ZS52MS5Hcm91cERlc2NyaXB0aW9uIukBChBHcm91cERlc2NyaXB0aW9uEg0KBWdyb3VwGAEgASgJEg0KBXN0YXRlGAIgASgJEhUKDXByb3RvY29sX3R5cGUYAyABKAkSEAoIcHJvdG9jb2wYBCABKAkSKwoHbWVtYmVycxgFIAMoCzIaLnN0cmVhbWdhdGUudjEuR3JvdXBNZW1iZXISMQoKcGFydGl0aW9ucxgGIAMoCzIdLnN0cmVhbWdhdGUudjEuR3JvdXBQYXJ0aXRpb24SEQoJdG90YWxfbGFnGAcgASgDEhsKE21lbWJlcnNfdW5hdmFpbGFibGUYCCABKAkidQoLR3JvdXBNZW1iZXISEQoJbWVtYmVyX2lkGAEgASgJEhEKCWNsaWVudF9pZBgCIAEoCRIMCgRob3N0GAMgASgJEjIKCmFzc2lnbm1lbnQYBCADKAsyHi5zdHJlYW1nYXRlLnYxLlRvcGljUGFydGl0aW9ucyI0Cg9Ub3BpY1BhcnRpdGlvbnMSDQoFdG9waWMYASABKAkSEgoKcGFydGl0aW9ucxgCIAMoBSK/AQoOR3JvdXBQYXJ0aXRpb24SDQoFdG9waWMYASABKAkSEQoJcGFydGl0aW9uGAIgASgFEh0KEGNvbW1pdHRlZF9vZmZzZXQYAyABKANIAIgBARIWCg5sb2dfZW5kX29mZnNldBgEIAEoAxILCgNsYWcYBSABKAMSEQoJbWVtYmVyX2lkGAYgASgJEhEKCWNsaWVudF9pZBgHIAEoCRIMCgRob3N0GAggASgJQhMKEV9jb21taXR0ZWRfb2Zmc2V0ItwBChhSZXNldEdyb3VwT2Zmc2V0c1JlcXVlc3QSDQoFZ3JvdXAYASABKAkSDgoGdG9waWNzGAIgAygJEhUKC3RvX2VhcmxpZXN0GAMgASgISAASEwoJdG9fbGF0ZXN0GAQgASgISAASEwoJdG9fb2Zmc2V0GAUgASgDSAASMQoLdG9fZGF0ZXRpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSAASEgoIc2hpZnRfYnkYByABKANIABIPCgdleGVjdXRlGAggASgIQggKBnRhcmdldCJXChlSZXNldEdyb3VwT2Zmc2V0c1Jlc3BvbnNlEigKBW1vdmVzGAEgAygLMhkuc3RyZWFtZ2F0ZS52MS5PZmZzZXRNb3ZlEhAKCGV4ZWN1dGVkGAIgASgIInIKCk9mZnNldE1vdmUSDQoFdG9waWMYASABKAkSEQoJcGFydGl0aW9uGAIgASgFEhsKDmN1cnJlbnRfb2Zmc2V0GAMgASgDSACIAQESEgoKbmV3X29mZnNldBgEIAEoA0IRCg9fY3VycmVudF9vZmZzZXQiIwoSRGVsZXRlR3JvdXBSZXF1ZXN0Eg0KBWdyb3VwGAEgASgJIhUKE0RlbGV0ZUdyb3VwUmVzcG9uc2UqzgEKDENvbmZpZ1NvdXJjZRIdChlDT05GSUdfU09VUkNFX1VOU1BFQ0lGSUVEEAASFwoTQ09ORklHX1NPVVJDRV9UT1BJQxABEiAKHENPTkZJR19TT1VSQ0VfRFlOQU1JQ19CUk9LRVIQAhIoCiRDT05GSUdfU09VUkNFX0RZTkFNSUNfREVGQVVMVF9CUk9LRVIQAxIfChtDT05GSUdfU09VUkNFX1NUQVRJQ19CUk9LRVIQBBIZChVDT05GSUdfU09VUkNFX0RFRkFVTFQQBTL6BQoMQWRtaW5TZXJ2aWNlElQKC0NyZWF0ZVRvcGljEiEuc3RyZWFtZ2F0ZS52MS5DcmVhdGVUb3BpY1JlcXVlc3QaIi5zdHJlYW1nYXRlLnYxLkNyZWF0ZVRvcGljUmVzcG9uc2USVAoLRGVsZXRlVG9waWMSIS5zdHJlYW1nYXRlLnYxLkRlbGV0ZVRvcGljUmVxdWVzdBoiLnN0cmVhbWdhdGUudjEuRGVsZXRlVG9waWNSZXNwb25zZRJfCg1EZXNjcmliZVRvcGljEiMuc3RyZWFtZ2F0ZS52MS5EZXNjcmliZVRvcGljUmVxdWVzdBokLnN0cmVhbWdhdGUudjEuRGVzY3JpYmVUb3BpY1Jlc3BvbnNlIgOQAgESZgoRQWx0ZXJUb3BpY0NvbmZpZ3MSJy5zdHJlYW1nYXRlLnYxLkFsdGVyVG9waWNDb25maWdzUmVxdWVzdBooLnN0cmVhbWdhdGUudjEuQWx0ZXJUb3BpY0NvbmZpZ3NSZXNwb25zZRJWCgpMaXN0R3JvdXBzEiAuc3RyZWFtZ2F0ZS52MS5MaXN0R3JvdXBzUmVxdWVzdBohLnN0cmVhbWdhdGUudjEuTGlzdEdyb3Vwc1Jlc3BvbnNlIgOQAgESXwoNRGVzY3JpYmVHcm91cBIjLnN0cmVhbWdhdGUudjEuRGVzY3JpYmVHcm91cFJlcXVlc3QaJC5zdHJlYW1nYXRlLnYxLkRlc2NyaWJlR3JvdXBSZXNwb25zZSIDkAIBEmYKEVJlc2V0R3JvdXBPZmZzZXRzEicuc3RyZWFtZ2F0ZS52MS5SZXNldEdyb3VwT2Zmc2V0c1JlcXVlc3QaKC5zdHJlYW1nYXRlLnYxLlJlc2V0R3JvdXBPZmZzZXRzUmVzcG9uc2USVAoLRGVsZXRlR3JvdXASIS5zdHJlYW1nYXRlLnYxLkRlbGV0ZUdyb3VwUmVxdWVzdBoiLnN0cmVhbWdhdGUudjEuRGVsZXRlR3JvdXBSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChlzdHJlYW1nYXRlL3YxL2FkbWluLnByb3RvEg1zdHJlYW1nYXRlLnYxItsBChJDcmVhdGVUb3BpY1JlcXVlc3QSDQoFdG9waWMYASABKAkSEgoKcGFydGl0aW9ucxgCIAEoBRIaChJyZXBsaWNhdGlvbl9mYWN0b3IYAyABKAUSPwoHY29uZmlncxgEIAMoCzIuLnN0cmVhbWdhdGUudjEuQ3JlYXRlVG9waWNSZXF1ZXN0LkNvbmZpZ3NFbnRyeRIVCg12YWxpZGF0ZV9vbmx5GAUgASgIGi4KDENvbmZpZ3NFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkUKE0NyZWF0ZVRvcGljUmVzcG9uc2USLgoFdG9waWMYASABKAsyHy5zdHJlYW1nYXRlLnYxLlRvcGljRGVzY3JpcHRpb24iIwoSRGVsZXRlVG9waWNSZXF1ZXN0Eg0KBXRvcGljGAEgASgJIhUKE0RlbGV0ZVRvcGljUmVzcG9uc2UiJQoURGVzY3JpYmVUb3BpY1JlcXVlc3QSDQoFdG9waWMYASABKAkiRwoVRGVzY3JpYmVUb3BpY1Jlc3BvbnNlEi4KBXRvcGljGAEgASgLMh8uc3RyZWFtZ2F0ZS52MS5Ub3BpY0Rlc2NyaXB0aW9uIvIBChBUb3BpY0Rlc2NyaXB0aW9uEgwKBG5hbWUYASABKAkSEAoIaW50ZXJuYWwYAiABKAgSNwoKcGFydGl0aW9ucxgDIAMoCzIjLnN0cmVhbWdhdGUudjEuUGFydGl0aW9uRGVzY3JpcHRpb24SDwoHcmVjb3JkcxgEIAEoAxIrCgdjb25maWdzGAUgAygLMhouc3RyZWFtZ2F0ZS52MS5Ub3BpY0NvbmZpZxIbChNjb25maWdzX3VuYXZhaWxhYmxlGAYgASgJEioKBnNjaGVtYRgHIAEoCzIaLnN0cmVhbWdhdGUudjEuVG9waWNTY2hlbWEiYwoLVG9waWNTY2hlbWESDgoGZm9ybWF0GAEgASgJEg8KB3BhdHRlcm4YAiABKAkSDgoGc291cmNlGAMgASgJEg8KB21lc3NhZ2UYBCABKAkSEgoKZGVmaW5pdGlvbhgFIAEoCSKUAQoUUGFydGl0aW9uRGVzY3JpcHRpb24SEQoJcGFydGl0aW9uGAEgASgFEg4KBmxlYWRlchgCIAEoBRIQCghyZXBsaWNhcxgDIAMoBRIYChBpbl9zeW5jX3JlcGxpY2FzGAQgAygFEhUKDWxvd193YXRlcm1hcmsYBSABKAMSFgoOaGlnaF93YXRlcm1hcmsYBiABKAMioAEKC1RvcGljQ29uZmlnEgwKBG5hbWUYASABKAkSEgoFdmFsdWUYAiABKAlIAIgBARIrCgZzb3VyY2UYAyABKA4yGy5zdHJlYW1nYXRlLnYxLkNvbmZpZ1NvdXJjZRISCgppc19kZWZhdWx0GAQgASgIEhEKCXJlYWRfb25seRgFIAEoCBIRCglzZW5zaXRpdmUYBiABKAhCCAoGX3ZhbHVlIm4KGEFsdGVyVG9waWNDb25maWdzUmVxdWVzdBINCgV0b3BpYxgBIAEoCRIsCgdjaGFuZ2VzGAIgAygLMhsuc3RyZWFtZ2F0ZS52MS5Db25maWdDaGFuZ2USFQoNdmFsaWRhdGVfb25seRgDIAEoCCJLChlBbHRlclRvcGljQ29uZmlnc1Jlc3BvbnNlEi4KBXRvcGljGAEgASgLMh8uc3RyZWFtZ2F0ZS52MS5Ub3BpY0Rlc2NyaXB0aW9uIkoKDENvbmZpZ0NoYW5nZRIMCgRuYW1lGAEgASgJEg0KA3NldBgCIAEoCUgAEhAKBmRlbGV0ZRgDIAEoCEgAQgsKCW9wZXJhdGlvbiITChFMaXN0R3JvdXBzUmVxdWVzdCJdChJMaXN0R3JvdXBzUmVzcG9uc2USKwoGZ3JvdXBzGAEgAygLMhsuc3RyZWFtZ2F0ZS52MS5Hcm91cFN1bW1hcnkSGgoSZ3JvdXBzX3VuYXZhaWxhYmxlGAIgASgJIkMKDEdyb3VwU3VtbWFyeRINCgVncm91cBgBIAEoCRINCgVzdGF0ZRgCIAEoCRIVCg1wcm90b2NvbF90eXBlGAMgASgJIiUKFERlc2NyaWJlR3JvdXBSZXF1ZXN0Eg0KBWdyb3VwGAEgASgJIkcKFURlc2NyaWJlR3JvdXBSZXNwb25zZRIuCgVncm91cBgBIAEoCzIfLnN0cmVhbWdhdGUudjEuR3JvdXBEZXNjcmlwdGlvbiLpAQoQR3JvdXBEZXNjcmlwdGlvbhINCgVncm91cBgBIAEoCRINCgVzdGF0ZRgCIAEoCRIVCg1wcm90b2NvbF90eXBlGAMgASgJEhAKCHByb3RvY29sGAQgASgJEisKB21lbWJlcnMYBSADKAsyGi5zdHJlYW1nYXRlLnYxLkdyb3VwTWVtYmVyEjEKCnBhcnRpdGlvbnMYBiADKAsyHS5zdHJlYW1nYXRlLnYxLkdyb3VwUGFydGl0aW9uEhEKCXRvdGFsX2xhZxgHIAEoAxIbChNtZW1iZXJzX3VuYXZhaWxhYmxlGAggASgJInUKC0dyb3VwTWVtYmVyEhEKCW1lbWJlcl9pZBgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSDAoEaG9zdBgDIAEoCRIyCgphc3NpZ25tZW50GAQgAygLMh4uc3RyZWFtZ2F0ZS52MS5Ub3BpY1BhcnRpdGlvbnMiNAoPVG9waWNQYXJ0aXRpb25zEg0KBXRvcGljGAEgASgJEhIKCnBhcnRpdGlvbnMYAiADKAUivwEKDkdyb3VwUGFydGl0aW9uEg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIdChBjb21taXR0ZWRfb2Zmc2V0GAMgASgDSACIAQESFgoObG9nX2VuZF9vZmZzZXQYBCABKAMSCwoDbGFnGAUgASgDEhEKCW1lbWJlcl9pZBgGIAEoCRIRCgljbGllbnRfaWQYByABKAkSDAoEaG9zdBgIIAEoCUITChFfY29tbWl0dGVkX29mZnNldCLcAQoYUmVzZXRHcm91cE9mZnNldHNSZXF1ZXN0Eg0KBWdyb3VwGAEgASgJEg4KBnRvcGljcxgCIAMoCRIVCgt0b19lYXJsaWVzdBgDIAEoCEgAEhMKCXRvX2xhdGVzdBgEIAEoCEgAEhMKCXRvX29mZnNldBgFIAEoA0gAEjEKC3RvX2RhdGV0aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAEhIKCHNoaWZ0X2J5GAcgASgDSAASDwoHZXhlY3V0ZRgIIAEoCEIICgZ0YXJnZXQiVwoZUmVzZXRHcm91cE9mZnNldHNSZXNwb25zZRIoCgVtb3ZlcxgBIAMoCzIZLnN0cmVhbWdhdGUudjEuT2Zmc2V0TW92ZRIQCghleGVjdXRlZBgCIAEoCCJyCgpPZmZzZXRNb3ZlEg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIbCg5jdXJyZW50X29mZnNldBgDIAEoA0gAiAEBEhIKCm5ld19vZmZzZXQYBCABKANCEQoPX2N1cnJlbnRfb2Zmc2V0IiMKEkRlbGV0ZUdyb3VwUmVxdWVzdBINCgVncm91cBgBIAEoCSIVChNEZWxldGVHcm91cFJlc3BvbnNlKs4BCgxDb25maWdTb3VyY2USHQoZQ09ORklHX1NPVVJDRV9VTlNQRUNJRklFRBAAEhcKE0NPTkZJR19TT1VSQ0VfVE9QSUMQARIgChxDT05GSUdfU09VUkNFX0RZTkFNSUNfQlJPS0VSEAISKAokQ09ORklHX1NPVVJDRV9EWU5BTUlDX0RFRkFVTFRfQlJPS0VSEAMSHwobQ09ORklHX1NPVVJDRV9TVEFUSUNfQlJPS0VSEAQSGQoVQ09ORklHX1NPVVJDRV9ERUZBVUxUEAUy+gUKDEFkbWluU2VydmljZRJUCgtDcmVhdGVUb3BpYxIhLnN0cmVhbWdhdGUudjEuQ3JlYXRlVG9waWNSZXF1ZXN0GiIuc3RyZWFtZ2F0ZS52MS5DcmVhdGVUb3BpY1Jlc3BvbnNlElQKC0RlbGV0ZVRvcGljEiEuc3RyZWFtZ2F0ZS52MS5EZWxldGVUb3BpY1JlcXVlc3QaIi5zdHJlYW1nYXRlLnYxLkRlbGV0ZVRvcGljUmVzcG9uc2USXwoNRGVzY3JpYmVUb3BpYxIjLnN0cmVhbWdhdGUudjEuRGVzY3JpYmVUb3BpY1JlcXVlc3QaJC5zdHJlYW1nYXRlLnYxLkRlc2NyaWJlVG9waWNSZXNwb25zZSIDkAIBEmYKEUFsdGVyVG9waWNDb25maWdzEicuc3RyZWFtZ2F0ZS52MS5BbHRlclRvcGljQ29uZmlnc1JlcXVlc3QaKC5zdHJlYW1nYXRlLnYxLkFsdGVyVG9waWNDb25maWdzUmVzcG9uc2USVgoKTGlzdEdyb3VwcxIgLnN0cmVhbWdhdGUudjEuTGlzdEdyb3Vwc1JlcXVlc3QaIS5zdHJlYW1nYXRlLnYxLkxpc3RHcm91cHNSZXNwb25zZSIDkAIBEl8KDURlc2NyaWJlR3JvdXASIy5zdHJlYW1nYXRlLnYxLkRlc2NyaWJlR3JvdXBSZXF1ZXN0GiQuc3RyZWFtZ2F0ZS52MS5EZXNjcmliZUdyb3VwUmVzcG9uc2UiA5ACARJmChFSZXNldEdyb3VwT2Zmc2V0cxInLnN0cmVhbWdhdGUudjEuUmVzZXRHcm91cE9mZnNldHNSZXF1ZXN0Giguc3RyZWFtZ2F0ZS52MS5SZXNldEdyb3VwT2Zmc2V0c1Jlc3BvbnNlElQKC0RlbGV0ZUdyb3VwEiEuc3RyZWFtZ2F0ZS52MS5EZWxldGVHcm91cFJlcXVlc3QaIi5zdHJlYW1nYXRlLnYxLkRlbGV0ZUdyb3VwUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * A topic to create.
@@ -212,6 +212,14 @@ export type TopicDescription = Message<"streamgate.v1.TopicDescription"> & {
    * @generated from field: string configs_unavailable = 6;
    */
   configsUnavailable: string;
+
+  /**
+   * The schema its values are checked against on Publish and decoded with on Subscribe and
+   * Consume; absent for an untyped topic.
+   *
+   * @generated from field: streamgate.v1.TopicSchema schema = 7;
+   */
+  schema?: TopicSchema | undefined;
 };
 
 /**
@@ -220,6 +228,55 @@ export type TopicDescription = Message<"streamgate.v1.TopicDescription"> & {
  */
 export const TopicDescriptionSchema: GenMessage<TopicDescription> = /*@__PURE__*/
   messageDesc(file_streamgate_v1_admin, 6);
+
+/**
+ * A topic's schema, from the server's schema file (`--schemas`) or built in.
+ *
+ * @generated from message streamgate.v1.TopicSchema
+ */
+export type TopicSchema = Message<"streamgate.v1.TopicSchema"> & {
+  /**
+   * `protobuf` or `json_schema`.
+   *
+   * @generated from field: string format = 1;
+   */
+  format: string;
+
+  /**
+   * The topic name or glob it was declared for.
+   *
+   * @generated from field: string pattern = 2;
+   */
+  pattern: string;
+
+  /**
+   * `built-in`, or the schema file that declared it.
+   *
+   * @generated from field: string source = 3;
+   */
+  source: string;
+
+  /**
+   * For Protobuf: the message's full name, e.g. `shop.v1.Order`.
+   *
+   * @generated from field: string message = 4;
+   */
+  message: string;
+
+  /**
+   * The schema itself: the JSON Schema document, or the Protobuf message definitions.
+   *
+   * @generated from field: string definition = 5;
+   */
+  definition: string;
+};
+
+/**
+ * Describes the message streamgate.v1.TopicSchema.
+ * Use `create(TopicSchemaSchema)` to create a new message.
+ */
+export const TopicSchemaSchema: GenMessage<TopicSchema> = /*@__PURE__*/
+  messageDesc(file_streamgate_v1_admin, 7);
 
 /**
  * One partition of a topic.
@@ -275,7 +332,7 @@ export type PartitionDescription = Message<"streamgate.v1.PartitionDescription">
  * Use `create(PartitionDescriptionSchema)` to create a new message.
  */
 export const PartitionDescriptionSchema: GenMessage<PartitionDescription> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_admin, 7);
+  messageDesc(file_streamgate_v1_admin, 8);
 
 /**
  * One config of a topic.
@@ -331,7 +388,7 @@ export type TopicConfig = Message<"streamgate.v1.TopicConfig"> & {
  * Use `create(TopicConfigSchema)` to create a new message.
  */
 export const TopicConfigSchema: GenMessage<TopicConfig> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_admin, 8);
+  messageDesc(file_streamgate_v1_admin, 9);
 
 /**
  * Configs of a topic to change.
@@ -366,7 +423,7 @@ export type AlterTopicConfigsRequest = Message<"streamgate.v1.AlterTopicConfigsR
  * Use `create(AlterTopicConfigsRequestSchema)` to create a new message.
  */
 export const AlterTopicConfigsRequestSchema: GenMessage<AlterTopicConfigsRequest> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_admin, 9);
+  messageDesc(file_streamgate_v1_admin, 10);
 
 /**
  * The topic after the change.
@@ -387,7 +444,7 @@ export type AlterTopicConfigsResponse = Message<"streamgate.v1.AlterTopicConfigs
  * Use `create(AlterTopicConfigsResponseSchema)` to create a new message.
  */
 export const AlterTopicConfigsResponseSchema: GenMessage<AlterTopicConfigsResponse> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_admin, 10);
+  messageDesc(file_streamgate_v1_admin, 11);
 
 /**
  * One config change.
@@ -431,7 +488,7 @@ export type ConfigChange = Message<"streamgate.v1.ConfigChange"> & {
  * Use `create(ConfigChangeSchema)` to create a new message.
  */
 export const ConfigChangeSchema: GenMessage<ConfigChange> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_admin, 11);
+  messageDesc(file_streamgate_v1_admin, 12);
 
 /**
  * Which groups to list.
@@ -446,7 +503,7 @@ export type ListGroupsRequest = Message<"streamgate.v1.ListGroupsRequest"> & {
  * Use `create(ListGroupsRequestSchema)` to create a new message.
  */
 export const ListGroupsRequestSchema: GenMessage<ListGroupsRequest> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_admin, 12);
+  messageDesc(file_streamgate_v1_admin, 13);
 
 /**
  * The groups the caller may see.
@@ -476,7 +533,7 @@ export type ListGroupsResponse = Message<"streamgate.v1.ListGroupsResponse"> & {
  * Use `create(ListGroupsResponseSchema)` to create a new message.
  */
 export const ListGroupsResponseSchema: GenMessage<ListGroupsResponse> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_admin, 13);
+  messageDesc(file_streamgate_v1_admin, 14);
 
 /**
  * One consumer group.
@@ -511,7 +568,7 @@ export type GroupSummary = Message<"streamgate.v1.GroupSummary"> & {
  * Use `create(GroupSummarySchema)` to create a new message.
  */
 export const GroupSummarySchema: GenMessage<GroupSummary> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_admin, 14);
+  messageDesc(file_streamgate_v1_admin, 15);
 
 /**
  * A group to describe.
@@ -532,7 +589,7 @@ export type DescribeGroupRequest = Message<"streamgate.v1.DescribeGroupRequest">
  * Use `create(DescribeGroupRequestSchema)` to create a new message.
  */
 export const DescribeGroupRequestSchema: GenMessage<DescribeGroupRequest> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_admin, 15);
+  messageDesc(file_streamgate_v1_admin, 16);
 
 /**
  * The group described.
@@ -553,7 +610,7 @@ export type DescribeGroupResponse = Message<"streamgate.v1.DescribeGroupResponse
  * Use `create(DescribeGroupResponseSchema)` to create a new message.
  */
 export const DescribeGroupResponseSchema: GenMessage<DescribeGroupResponse> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_admin, 16);
+  messageDesc(file_streamgate_v1_admin, 17);
 
 /**
  * A group, its members and where it is.
@@ -626,7 +683,7 @@ export type GroupDescription = Message<"streamgate.v1.GroupDescription"> & {
  * Use `create(GroupDescriptionSchema)` to create a new message.
  */
 export const GroupDescriptionSchema: GenMessage<GroupDescription> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_admin, 17);
+  messageDesc(file_streamgate_v1_admin, 18);
 
 /**
  * One member of a group.
@@ -668,7 +725,7 @@ export type GroupMember = Message<"streamgate.v1.GroupMember"> & {
  * Use `create(GroupMemberSchema)` to create a new message.
  */
 export const GroupMemberSchema: GenMessage<GroupMember> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_admin, 18);
+  messageDesc(file_streamgate_v1_admin, 19);
 
 /**
  * Some partitions of a topic.
@@ -696,7 +753,7 @@ export type TopicPartitions = Message<"streamgate.v1.TopicPartitions"> & {
  * Use `create(TopicPartitionsSchema)` to create a new message.
  */
 export const TopicPartitionsSchema: GenMessage<TopicPartitions> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_admin, 19);
+  messageDesc(file_streamgate_v1_admin, 20);
 
 /**
  * Where a group is in one partition.
@@ -767,7 +824,7 @@ export type GroupPartition = Message<"streamgate.v1.GroupPartition"> & {
  * Use `create(GroupPartitionSchema)` to create a new message.
  */
 export const GroupPartitionSchema: GenMessage<GroupPartition> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_admin, 20);
+  messageDesc(file_streamgate_v1_admin, 21);
 
 /**
  * How to move a group's offsets.
@@ -849,7 +906,7 @@ export type ResetGroupOffsetsRequest = Message<"streamgate.v1.ResetGroupOffsetsR
  * Use `create(ResetGroupOffsetsRequestSchema)` to create a new message.
  */
 export const ResetGroupOffsetsRequestSchema: GenMessage<ResetGroupOffsetsRequest> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_admin, 21);
+  messageDesc(file_streamgate_v1_admin, 22);
 
 /**
  * The plan, and whether it was committed.
@@ -877,7 +934,7 @@ export type ResetGroupOffsetsResponse = Message<"streamgate.v1.ResetGroupOffsets
  * Use `create(ResetGroupOffsetsResponseSchema)` to create a new message.
  */
 export const ResetGroupOffsetsResponseSchema: GenMessage<ResetGroupOffsetsResponse> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_admin, 22);
+  messageDesc(file_streamgate_v1_admin, 23);
 
 /**
  * Where one partition's committed offset moves.
@@ -919,7 +976,7 @@ export type OffsetMove = Message<"streamgate.v1.OffsetMove"> & {
  * Use `create(OffsetMoveSchema)` to create a new message.
  */
 export const OffsetMoveSchema: GenMessage<OffsetMove> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_admin, 23);
+  messageDesc(file_streamgate_v1_admin, 24);
 
 /**
  * A group to delete.
@@ -940,7 +997,7 @@ export type DeleteGroupRequest = Message<"streamgate.v1.DeleteGroupRequest"> & {
  * Use `create(DeleteGroupRequestSchema)` to create a new message.
  */
 export const DeleteGroupRequestSchema: GenMessage<DeleteGroupRequest> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_admin, 24);
+  messageDesc(file_streamgate_v1_admin, 25);
 
 /**
  * The group is deleted.
@@ -955,7 +1012,7 @@ export type DeleteGroupResponse = Message<"streamgate.v1.DeleteGroupResponse"> &
  * Use `create(DeleteGroupResponseSchema)` to create a new message.
  */
 export const DeleteGroupResponseSchema: GenMessage<DeleteGroupResponse> = /*@__PURE__*/
-  messageDesc(file_streamgate_v1_admin, 25);
+  messageDesc(file_streamgate_v1_admin, 26);
 
 /**
  * Where a config's value comes from (Kafka's DescribeConfigs sources).

@@ -7,15 +7,15 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Timestamp, Value } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file streamgate/v1/event.proto.
  */
 export const file_streamgate_v1_event: GenFile = /*@__PURE__*/
-  fileDesc("ChlzdHJlYW1nYXRlL3YxL2V2ZW50LnByb3RvEg1zdHJlYW1nYXRlLnYxIokBCglQYWdlRXZlbnQSDAoEbmFtZRgBIAEoCRIRCgR1c2VyGAIgASgJSACIAQESKAoEZGF0ZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoLZHVyYXRpb25fbXMYBCABKANIAYgBAUIHCgVfdXNlckIOCgxfZHVyYXRpb25fbXMiJAoGSGVhZGVyEgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoDCKtAgoGUmVjb3JkEg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIOCgZvZmZzZXQYAyABKAMSLQoJdGltZXN0YW1wGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0Cg50aW1lc3RhbXBfdHlwZRgFIAEoDjIcLnN0cmVhbWdhdGUudjEuVGltZXN0YW1wVHlwZRIQCgNrZXkYBiABKAxIAIgBARImCgdoZWFkZXJzGAcgAygLMhUuc3RyZWFtZ2F0ZS52MS5IZWFkZXISEgoFdmFsdWUYCCABKAxIAYgBARIsCgpwYWdlX2V2ZW50GAkgASgLMhguc3RyZWFtZ2F0ZS52MS5QYWdlRXZlbnRCBgoEX2tleUIICgZfdmFsdWUqcwoNVGltZXN0YW1wVHlwZRIeChpUSU1FU1RBTVBfVFlQRV9VTlNQRUNJRklFRBAAEh4KGlRJTUVTVEFNUF9UWVBFX0NSRUFURV9USU1FEAESIgoeVElNRVNUQU1QX1RZUEVfTE9HX0FQUEVORF9USU1FEAJiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChlzdHJlYW1nYXRlL3YxL2V2ZW50LnByb3RvEg1zdHJlYW1nYXRlLnYxIokBCglQYWdlRXZlbnQSDAoEbmFtZRgBIAEoCRIRCgR1c2VyGAIgASgJSACIAQESKAoEZGF0ZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoLZHVyYXRpb25fbXMYBCABKANIAYgBAUIHCgVfdXNlckIOCgxfZHVyYXRpb25fbXMiJAoGSGVhZGVyEgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoDCLsAgoGUmVjb3JkEg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIOCgZvZmZzZXQYAyABKAMSLQoJdGltZXN0YW1wGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0Cg50aW1lc3RhbXBfdHlwZRgFIAEoDjIcLnN0cmVhbWdhdGUudjEuVGltZXN0YW1wVHlwZRIQCgNrZXkYBiABKAxIAIgBARImCgdoZWFkZXJzGAcgAygLMhUuc3RyZWFtZ2F0ZS52MS5IZWFkZXISEgoFdmFsdWUYCCABKAxIAYgBARIsCgpwYWdlX2V2ZW50GAkgASgLMhguc3RyZWFtZ2F0ZS52MS5QYWdlRXZlbnQSJwoHZGVjb2RlZBgKIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIUCgxkZWNvZGVfZXJyb3IYCyABKAlCBgoEX2tleUIICgZfdmFsdWUqcwoNVGltZXN0YW1wVHlwZRIeChpUSU1FU1RBTVBfVFlQRV9VTlNQRUNJRklFRBAAEh4KGlRJTUVTVEFNUF9UWVBFX0NSRUFURV9USU1FEAESIgoeVElNRVNUQU1QX1RZUEVfTE9HX0FQUEVORF9USU1FEAJiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * One visit of one page by one user: the record the seed application publishes, supplies,
@@ -158,6 +158,23 @@ export type Record = Message<"streamgate.v1.Record"> & {
    * @generated from field: streamgate.v1.PageEvent page_event = 9;
    */
   pageEvent?: PageEvent | undefined;
+
+  /**
+   * The value decoded by its topic's schema, as canonical JSON (the proto3 JSON mapping for a
+   * Protobuf topic: 64-bit integers as strings), when the stream asked for decoded values
+   * (`decode`) and the topic has a schema (or the value is JSON). Absent otherwise, and when
+   * the value does not decode: then `decode_error` says why and `value` still holds it.
+   *
+   * @generated from field: google.protobuf.Value decoded = 10;
+   */
+  decoded?: Value | undefined;
+
+  /**
+   * Why the value could not be decoded, when decoding was asked for and failed.
+   *
+   * @generated from field: string decode_error = 11;
+   */
+  decodeError: string;
 };
 
 /**

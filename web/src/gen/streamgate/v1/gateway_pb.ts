@@ -6,8 +6,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, FieldMask, Timestamp, Value } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Header, PageEvent, Record } from "./event_pb";
 import { file_streamgate_v1_event } from "./event_pb";
 import type { PageStatsSchema, WatchPageStatsRequestSchema } from "./stats_pb";
@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file streamgate/v1/gateway.proto.
  */
 export const file_streamgate_v1_gateway: GenFile = /*@__PURE__*/
-  fileDesc("ChtzdHJlYW1nYXRlL3YxL2dhdGV3YXkucHJvdG8SDXN0cmVhbWdhdGUudjEiggIKDlB1Ymxpc2hSZXF1ZXN0Eg0KBXRvcGljGAEgASgJEhAKA2tleRgCIAEoDEgBiAEBEiYKB2hlYWRlcnMYAyADKAsyFS5zdHJlYW1nYXRlLnYxLkhlYWRlchIuCgpwYWdlX2V2ZW50GAQgASgLMhguc3RyZWFtZ2F0ZS52MS5QYWdlRXZlbnRIABIPCgV2YWx1ZRgFIAEoDEgAEhYKCXBhcnRpdGlvbhgGIAEoBUgCiAEBEi0KCXRpbWVzdGFtcBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCQoHcGF5bG9hZEIGCgRfa2V5QgwKCl9wYXJ0aXRpb24icgoPUHVibGlzaFJlc3BvbnNlEg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIOCgZvZmZzZXQYAyABKAMSLQoJdGltZXN0YW1wGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKIAQoNUHVibGlzaFJlc3VsdBIQCghzZXF1ZW5jZRgBIAEoBBItCgNhY2sYAiABKAsyHi5zdHJlYW1nYXRlLnYxLlB1Ymxpc2hSZXNwb25zZUgAEisKBWVycm9yGAMgASgLMhouc3RyZWFtZ2F0ZS52MS5SZWNvcmRFcnJvckgAQgkKB291dGNvbWUiLAoLUmVjb3JkRXJyb3ISDAoEY29kZRgBIAEoBRIPCgdtZXNzYWdlGAIgASgJIosCChBTdWJzY3JpYmVSZXF1ZXN0Eg4KBnRvcGljcxgBIAMoCRISCgVncm91cBgCIAEoCUgAiAEBEisKBXN0YXJ0GAMgASgLMhwuc3RyZWFtZ2F0ZS52MS5TdGFydFBvc2l0aW9uEhMKC3N0b3BfYXRfZW5kGAQgASgIEhgKC21heF9yZWNvcmRzGAUgASgESAGIAQESLQoJcmVhZF9tYXNrGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzaxIuCgZyZXN1bWUYByADKAsyHi5zdHJlYW1nYXRlLnYxLlBhcnRpdGlvbk9mZnNldEIICgZfZ3JvdXBCDgoMX21heF9yZWNvcmRzIkMKD1BhcnRpdGlvbk9mZnNldBINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSDgoGb2Zmc2V0GAMgASgDIpgBCg1TdGFydFBvc2l0aW9uEhIKCGVhcmxpZXN0GAEgASgISAASEAoGbGF0ZXN0GAIgASgISAASEAoGb2Zmc2V0GAMgASgDSAASEgoIZnJvbV9lbmQYBCABKANIABIvCgl0aW1lc3RhbXAYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSABCCgoIcG9zaXRpb24ipwEKEVN1YnNjcmliZVJlc3BvbnNlEi8KCmFzc2lnbm1lbnQYASABKAsyGS5zdHJlYW1nYXRlLnYxLkFzc2lnbm1lbnRIABInCgZyZWNvcmQYAiABKAsyFS5zdHJlYW1nYXRlLnYxLlJlY29yZEgAEi0KB3JlY29yZHMYAyABKAsyGi5zdHJlYW1nYXRlLnYxLlJlY29yZEJhdGNoSABCCQoHbWVzc2FnZSKfAQoOQ29uc3VtZVJlcXVlc3QSLAoFc3RhcnQYASABKAsyGy5zdHJlYW1nYXRlLnYxLkNvbnN1bWVTdGFydEgAEigKA2FjaxgCIAEoCzIZLnN0cmVhbWdhdGUudjEuQWNrUmVxdWVzdEgAEioKBG5hY2sYAyABKAsyGi5zdHJlYW1nYXRlLnYxLk5hY2tSZXF1ZXN0SABCCQoHcmVxdWVzdCLLAQoMQ29uc3VtZVN0YXJ0Eg0KBWdyb3VwGAEgASgJEg4KBnRvcGljcxgCIAMoCRIrCgVzdGFydBgDIAEoCzIcLnN0cmVhbWdhdGUudjEuU3RhcnRQb3NpdGlvbhIfChdtYXhfb3V0c3RhbmRpbmdfcmVjb3JkcxgEIAEoDRIvCgxhY2tfZGVhZGxpbmUYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SHQoVbWF4X2RlbGl2ZXJ5X2F0dGVtcHRzGAYgASgNIh0KCkFja1JlcXVlc3QSDwoHYWNrX2lkcxgBIAMoCSJICgtOYWNrUmVxdWVzdBIPCgdhY2tfaWRzGAEgAygJEigKBWRlbGF5GAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIoABCg9Db25zdW1lUmVzcG9uc2USLwoKYXNzaWdubWVudBgBIAEoCzIZLnN0cmVhbWdhdGUudjEuQXNzaWdubWVudEgAEjEKB3JlY29yZHMYAiABKAsyHi5zdHJlYW1nYXRlLnYxLkNvbnN1bWVkUmVjb3Jkc0gAQgkKB21lc3NhZ2UiQQoPQ29uc3VtZWRSZWNvcmRzEi4KB3JlY29yZHMYASADKAsyHS5zdHJlYW1nYXRlLnYxLkNvbnN1bWVkUmVjb3JkImEKDkNvbnN1bWVkUmVjb3JkEiUKBnJlY29yZBgBIAEoCzIVLnN0cmVhbWdhdGUudjEuUmVjb3JkEg4KBmFja19pZBgCIAEoCRIYChBkZWxpdmVyeV9hdHRlbXB0GAMgASgNIjUKC1JlY29yZEJhdGNoEiYKB3JlY29yZHMYASADKAsyFS5zdHJlYW1nYXRlLnYxLlJlY29yZCJdCgpBc3NpZ25tZW50EjEKCnBhcnRpdGlvbnMYASADKAsyHS5zdHJlYW1nYXRlLnYxLlBhcnRpdGlvblN0YXJ0EhIKBWdyb3VwGAIgASgJSACIAQFCCAoGX2dyb3VwIncKDlBhcnRpdGlvblN0YXJ0Eg0KBXRvcGljGAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoBRIUCgxzdGFydF9vZmZzZXQYAyABKAMSFQoNbG93X3dhdGVybWFyaxgEIAEoAxIWCg5oaWdoX3dhdGVybWFyaxgFIAEoAyItChFMaXN0VG9waWNzUmVxdWVzdBIYChBpbmNsdWRlX2ludGVybmFsGAEgASgIIj4KEkxpc3RUb3BpY3NSZXNwb25zZRIoCgZ0b3BpY3MYASADKAsyGC5zdHJlYW1nYXRlLnYxLlRvcGljSW5mbyJLCglUb3BpY0luZm8SDAoEbmFtZRgBIAEoCRIwCgpwYXJ0aXRpb25zGAIgAygLMhwuc3RyZWFtZ2F0ZS52MS5QYXJ0aXRpb25JbmZvImEKDVBhcnRpdGlvbkluZm8SEQoJcGFydGl0aW9uGAEgASgFEg4KBmxlYWRlchgCIAEoBRIVCg1sb3dfd2F0ZXJtYXJrGAMgASgDEhYKDmhpZ2hfd2F0ZXJtYXJrGAQgASgDIkEKF09wZW5FdmVudFNlc3Npb25SZXF1ZXN0EiYKA3R0bBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJfChhPcGVuRXZlbnRTZXNzaW9uUmVzcG9uc2USLgoKZXhwaXJlc19hdBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLY29va2llX25hbWUYAiABKAkytAUKDEV2ZW50R2F0ZXdheRJICgdQdWJsaXNoEh0uc3RyZWFtZ2F0ZS52MS5QdWJsaXNoUmVxdWVzdBoeLnN0cmVhbWdhdGUudjEuUHVibGlzaFJlc3BvbnNlElAKDVB1Ymxpc2hTdHJlYW0SHS5zdHJlYW1nYXRlLnYxLlB1Ymxpc2hSZXF1ZXN0Ghwuc3RyZWFtZ2F0ZS52MS5QdWJsaXNoUmVzdWx0KAEwARJQCglTdWJzY3JpYmUSHy5zdHJlYW1nYXRlLnYxLlN1YnNjcmliZVJlcXVlc3QaIC5zdHJlYW1nYXRlLnYxLlN1YnNjcmliZVJlc3BvbnNlMAESTAoHQ29uc3VtZRIdLnN0cmVhbWdhdGUudjEuQ29uc3VtZVJlcXVlc3QaHi5zdHJlYW1nYXRlLnYxLkNvbnN1bWVSZXNwb25zZSgBMAESVwoPQ29udHJvbFN1cHBsaWVyEiUuc3RyZWFtZ2F0ZS52MS5Db250cm9sU3VwcGxpZXJSZXF1ZXN0Gh0uc3RyZWFtZ2F0ZS52MS5TdXBwbGllclN0YXR1cxJSCg5XYXRjaFBhZ2VTdGF0cxIkLnN0cmVhbWdhdGUudjEuV2F0Y2hQYWdlU3RhdHNSZXF1ZXN0Ghguc3RyZWFtZ2F0ZS52MS5QYWdlU3RhdHMwARJWCgpMaXN0VG9waWNzEiAuc3RyZWFtZ2F0ZS52MS5MaXN0VG9waWNzUmVxdWVzdBohLnN0cmVhbWdhdGUudjEuTGlzdFRvcGljc1Jlc3BvbnNlIgOQAgESYwoQT3BlbkV2ZW50U2Vzc2lvbhImLnN0cmVhbWdhdGUudjEuT3BlbkV2ZW50U2Vzc2lvblJlcXVlc3QaJy5zdHJlYW1nYXRlLnYxLk9wZW5FdmVudFNlc3Npb25SZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_streamgate_v1_event, file_streamgate_v1_stats, file_streamgate_v1_supplier]);
+  fileDesc("ChtzdHJlYW1nYXRlL3YxL2dhdGV3YXkucHJvdG8SDXN0cmVhbWdhdGUudjEiqgIKDlB1Ymxpc2hSZXF1ZXN0Eg0KBXRvcGljGAEgASgJEhAKA2tleRgCIAEoDEgBiAEBEiYKB2hlYWRlcnMYAyADKAsyFS5zdHJlYW1nYXRlLnYxLkhlYWRlchIuCgpwYWdlX2V2ZW50GAQgASgLMhguc3RyZWFtZ2F0ZS52MS5QYWdlRXZlbnRIABIPCgV2YWx1ZRgFIAEoDEgAEiYKBGpzb24YCCABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWVIABIWCglwYXJ0aXRpb24YBiABKAVIAogBARItCgl0aW1lc3RhbXAYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgkKB3BheWxvYWRCBgoEX2tleUIMCgpfcGFydGl0aW9uInIKD1B1Ymxpc2hSZXNwb25zZRINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSDgoGb2Zmc2V0GAMgASgDEi0KCXRpbWVzdGFtcBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiiAEKDVB1Ymxpc2hSZXN1bHQSEAoIc2VxdWVuY2UYASABKAQSLQoDYWNrGAIgASgLMh4uc3RyZWFtZ2F0ZS52MS5QdWJsaXNoUmVzcG9uc2VIABIrCgVlcnJvchgDIAEoCzIaLnN0cmVhbWdhdGUudjEuUmVjb3JkRXJyb3JIAEIJCgdvdXRjb21lIiwKC1JlY29yZEVycm9yEgwKBGNvZGUYASABKAUSDwoHbWVzc2FnZRgCIAEoCSKrAgoQU3Vic2NyaWJlUmVxdWVzdBIOCgZ0b3BpY3MYASADKAkSEgoFZ3JvdXAYAiABKAlIAIgBARIrCgVzdGFydBgDIAEoCzIcLnN0cmVhbWdhdGUudjEuU3RhcnRQb3NpdGlvbhITCgtzdG9wX2F0X2VuZBgEIAEoCBIYCgttYXhfcmVjb3JkcxgFIAEoBEgBiAEBEi0KCXJlYWRfbWFzaxgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2sSLgoGcmVzdW1lGAcgAygLMh4uc3RyZWFtZ2F0ZS52MS5QYXJ0aXRpb25PZmZzZXQSDgoGZmlsdGVyGAggASgJEg4KBmRlY29kZRgJIAEoCEIICgZfZ3JvdXBCDgoMX21heF9yZWNvcmRzIkMKD1BhcnRpdGlvbk9mZnNldBINCgV0b3BpYxgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAUSDgoGb2Zmc2V0GAMgASgDIpgBCg1TdGFydFBvc2l0aW9uEhIKCGVhcmxpZXN0GAEgASgISAASEAoGbGF0ZXN0GAIgASgISAASEAoGb2Zmc2V0GAMgASgDSAASEgoIZnJvbV9lbmQYBCABKANIABIvCgl0aW1lc3RhbXAYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wSABCCgoIcG9zaXRpb24ipwEKEVN1YnNjcmliZVJlc3BvbnNlEi8KCmFzc2lnbm1lbnQYASABKAsyGS5zdHJlYW1nYXRlLnYxLkFzc2lnbm1lbnRIABInCgZyZWNvcmQYAiABKAsyFS5zdHJlYW1nYXRlLnYxLlJlY29yZEgAEi0KB3JlY29yZHMYAyABKAsyGi5zdHJlYW1nYXRlLnYxLlJlY29yZEJhdGNoSABCCQoHbWVzc2FnZSKfAQoOQ29uc3VtZVJlcXVlc3QSLAoFc3RhcnQYASABKAsyGy5zdHJlYW1nYXRlLnYxLkNvbnN1bWVTdGFydEgAEigKA2FjaxgCIAEoCzIZLnN0cmVhbWdhdGUudjEuQWNrUmVxdWVzdEgAEioKBG5hY2sYAyABKAsyGi5zdHJlYW1nYXRlLnYxLk5hY2tSZXF1ZXN0SABCCQoHcmVxdWVzdCLrAQoMQ29uc3VtZVN0YXJ0Eg0KBWdyb3VwGAEgASgJEg4KBnRvcGljcxgCIAMoCRIrCgVzdGFydBgDIAEoCzIcLnN0cmVhbWdhdGUudjEuU3RhcnRQb3NpdGlvbhIfChdtYXhfb3V0c3RhbmRpbmdfcmVjb3JkcxgEIAEoDRIvCgxhY2tfZGVhZGxpbmUYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SHQoVbWF4X2RlbGl2ZXJ5X2F0dGVtcHRzGAYgASgNEg4KBmZpbHRlchgHIAEoCRIOCgZkZWNvZGUYCCABKAgiHQoKQWNrUmVxdWVzdBIPCgdhY2tfaWRzGAEgAygJIkgKC05hY2tSZXF1ZXN0Eg8KB2Fja19pZHMYASADKAkSKAoFZGVsYXkYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24igAEKD0NvbnN1bWVSZXNwb25zZRIvCgphc3NpZ25tZW50GAEgASgLMhkuc3RyZWFtZ2F0ZS52MS5Bc3NpZ25tZW50SAASMQoHcmVjb3JkcxgCIAEoCzIeLnN0cmVhbWdhdGUudjEuQ29uc3VtZWRSZWNvcmRzSABCCQoHbWVzc2FnZSJBCg9Db25zdW1lZFJlY29yZHMSLgoHcmVjb3JkcxgBIAMoCzIdLnN0cmVhbWdhdGUudjEuQ29uc3VtZWRSZWNvcmQiYQoOQ29uc3VtZWRSZWNvcmQSJQoGcmVjb3JkGAEgASgLMhUuc3RyZWFtZ2F0ZS52MS5SZWNvcmQSDgoGYWNrX2lkGAIgASgJEhgKEGRlbGl2ZXJ5X2F0dGVtcHQYAyABKA0iNQoLUmVjb3JkQmF0Y2gSJgoHcmVjb3JkcxgBIAMoCzIVLnN0cmVhbWdhdGUudjEuUmVjb3JkIl0KCkFzc2lnbm1lbnQSMQoKcGFydGl0aW9ucxgBIAMoCzIdLnN0cmVhbWdhdGUudjEuUGFydGl0aW9uU3RhcnQSEgoFZ3JvdXAYAiABKAlIAIgBAUIICgZfZ3JvdXAidwoOUGFydGl0aW9uU3RhcnQSDQoFdG9waWMYASABKAkSEQoJcGFydGl0aW9uGAIgASgFEhQKDHN0YXJ0X29mZnNldBgDIAEoAxIVCg1sb3dfd2F0ZXJtYXJrGAQgASgDEhYKDmhpZ2hfd2F0ZXJtYXJrGAUgASgDIi0KEUxpc3RUb3BpY3NSZXF1ZXN0EhgKEGluY2x1ZGVfaW50ZXJuYWwYASABKAgiPgoSTGlzdFRvcGljc1Jlc3BvbnNlEigKBnRvcGljcxgBIAMoCzIYLnN0cmVhbWdhdGUudjEuVG9waWNJbmZvIksKCVRvcGljSW5mbxIMCgRuYW1lGAEgASgJEjAKCnBhcnRpdGlvbnMYAiADKAsyHC5zdHJlYW1nYXRlLnYxLlBhcnRpdGlvbkluZm8iYQoNUGFydGl0aW9uSW5mbxIRCglwYXJ0aXRpb24YASABKAUSDgoGbGVhZGVyGAIgASgFEhUKDWxvd193YXRlcm1hcmsYAyABKAMSFgoOaGlnaF93YXRlcm1hcmsYBCABKAMiQQoXT3BlbkV2ZW50U2Vzc2lvblJlcXVlc3QSJgoDdHRsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIl8KGE9wZW5FdmVudFNlc3Npb25SZXNwb25zZRIuCgpleHBpcmVzX2F0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtjb29raWVfbmFtZRgCIAEoCTK0BQoMRXZlbnRHYXRld2F5EkgKB1B1Ymxpc2gSHS5zdHJlYW1nYXRlLnYxLlB1Ymxpc2hSZXF1ZXN0Gh4uc3RyZWFtZ2F0ZS52MS5QdWJsaXNoUmVzcG9uc2USUAoNUHVibGlzaFN0cmVhbRIdLnN0cmVhbWdhdGUudjEuUHVibGlzaFJlcXVlc3QaHC5zdHJlYW1nYXRlLnYxLlB1Ymxpc2hSZXN1bHQoATABElAKCVN1YnNjcmliZRIfLnN0cmVhbWdhdGUudjEuU3Vic2NyaWJlUmVxdWVzdBogLnN0cmVhbWdhdGUudjEuU3Vic2NyaWJlUmVzcG9uc2UwARJMCgdDb25zdW1lEh0uc3RyZWFtZ2F0ZS52MS5Db25zdW1lUmVxdWVzdBoeLnN0cmVhbWdhdGUudjEuQ29uc3VtZVJlc3BvbnNlKAEwARJXCg9Db250cm9sU3VwcGxpZXISJS5zdHJlYW1nYXRlLnYxLkNvbnRyb2xTdXBwbGllclJlcXVlc3QaHS5zdHJlYW1nYXRlLnYxLlN1cHBsaWVyU3RhdHVzElIKDldhdGNoUGFnZVN0YXRzEiQuc3RyZWFtZ2F0ZS52MS5XYXRjaFBhZ2VTdGF0c1JlcXVlc3QaGC5zdHJlYW1nYXRlLnYxLlBhZ2VTdGF0czABElYKCkxpc3RUb3BpY3MSIC5zdHJlYW1nYXRlLnYxLkxpc3RUb3BpY3NSZXF1ZXN0GiEuc3RyZWFtZ2F0ZS52MS5MaXN0VG9waWNzUmVzcG9uc2UiA5ACARJjChBPcGVuRXZlbnRTZXNzaW9uEiYuc3RyZWFtZ2F0ZS52MS5PcGVuRXZlbnRTZXNzaW9uUmVxdWVzdBonLnN0cmVhbWdhdGUudjEuT3BlbkV2ZW50U2Vzc2lvblJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_streamgate_v1_event, file_streamgate_v1_stats, file_streamgate_v1_supplier]);
 
 /**
  * One record to publish.
@@ -67,12 +67,26 @@ export type PublishRequest = Message<"streamgate.v1.PublishRequest"> & {
     case: "pageEvent";
   } | {
     /**
-     * Raw bytes, written as they are.
+     * Raw bytes, written as they are. On a topic with a schema they must match it (a
+     * well-formed encoding of the message for Protobuf, JSON the schema accepts for JSON
+     * Schema), or the record is refused with INVALID_ARGUMENT naming the first violations.
      *
      * @generated from field: bytes value = 5;
      */
     value: Uint8Array;
     case: "value";
+  } | {
+    /**
+     * The value as JSON, encoded to the topic's format: Protobuf binary for a Protobuf topic
+     * (the proto3 JSON mapping; a field the message does not have, or a wrong type, is
+     * INVALID_ARGUMENT naming it), compact JSON checked against a JSON Schema topic's schema,
+     * compact JSON as given on a topic without a schema. This is how `curl` with Connect JSON
+     * publishes typed records: `{"topic": "orders", "json": {"id": "o-1", "amount": "1200"}}`.
+     *
+     * @generated from field: google.protobuf.Value json = 8;
+     */
+    value: Value;
+    case: "json";
   } | { case: undefined; value?: undefined };
 
   /**
@@ -280,6 +294,28 @@ export type SubscribeRequest = Message<"streamgate.v1.SubscribeRequest"> & {
    * @generated from field: repeated streamgate.v1.PartitionOffset resume = 7;
    */
   resume: PartitionOffset[];
+
+  /**
+   * A CEL expression over `topic`, `partition`, `offset`, `timestamp`, `key`, `headers` and
+   * `value` (the decoded value on a topic with a schema or for a JSON value; bytes otherwise):
+   * only records for which it is true are sent, e.g. `value.amount > 1000 && headers.region
+   * == 'eu'`. Compiled once; a syntax error, an unknown name, or an expression longer or
+   * costlier than the server's limits is INVALID_ARGUMENT with its position. A record it
+   * cannot be evaluated on (a missing field, a type mismatch) does not match. With a group,
+   * the offsets of records that do not match are committed as if they were delivered.
+   *
+   * @generated from field: string filter = 8;
+   */
+  filter: string;
+
+  /**
+   * Send each value decoded as JSON in `Record.decoded` (on topics with a schema, and JSON
+   * values on topics without one); a value that does not decode keeps `value` and gets
+   * `decode_error`. The read mask may then name paths inside it: `decoded.amount`.
+   *
+   * @generated from field: bool decode = 9;
+   */
+  decode: boolean;
 };
 
 /**
@@ -531,6 +567,21 @@ export type ConsumeStart = Message<"streamgate.v1.ConsumeStart"> & {
    * @generated from field: uint32 max_delivery_attempts = 6;
    */
   maxDeliveryAttempts: number;
+
+  /**
+   * A CEL filter, as Subscribe's: records for which it is false are not delivered and count
+   * as acknowledged.
+   *
+   * @generated from field: string filter = 7;
+   */
+  filter: string;
+
+  /**
+   * Send each value decoded as JSON, as Subscribe's `decode`.
+   *
+   * @generated from field: bool decode = 8;
+   */
+  decode: boolean;
 };
 
 /**
