@@ -74,8 +74,10 @@ pub mod testing {
 pub mod fuzzing {
     pub use crate::analytics::record::StatsRecord;
     pub use crate::auth::{Glob, Permission, parse_auth_file};
-    pub use crate::filter::fuzz_compile as filter_compile;
+    pub use crate::filter::{
+        Filter, FilterValue, Limits as FilterLimits, RecordView, value_from_json,
+    };
     pub use crate::gateway::parse_grpc_timeout;
-    pub use crate::schema::fuzz_parse as schema_file;
+    pub use crate::schema::{Schemas, ServerTopics};
     pub use crate::supplier::Settings as SupplierSettings;
 }

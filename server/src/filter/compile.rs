@@ -6,7 +6,7 @@ use std::sync::{Arc, LazyLock};
 use cel::common::ast::{EntryExpr, Expr, IdedExpr, SourceInfo};
 use cel::{Context, Env, ParseError};
 
-use super::cost::{self, Scope};
+use super::cost;
 use super::{CompileError, Limits, Uses};
 
 /// The deepest an expression may nest: the parser's limit on nested
@@ -44,9 +44,10 @@ pub(super) struct Compiled {
 /// The parser and the checks recurse once per level of the parse tree, and
 /// that tree is as deep as the longest chain of operators (`1+1+…+1` nests
 /// 2,000 levels in 4 KiB), which needs more stack than the caller's thread
-/// may have. The thread's stack is sized for the longest source allowed; only
-/// the pages it touches are committed. What comes out is at most
-/// [`MAX_DEPTH`] deep, safe to evaluate and to drop anywhere.
+/// may have. The thread's stack is sized for the source's length; only the
+/// pages it touches are committed. What comes out is at most [`MAX_DEPTH`]
+/// deep, safe to evaluate and to drop on any thread; what is refused is
+/// dropped on this one.
 pub(super) fn compile(source: &str, limits: &Limits) -> Result<Compiled, CompileError> {
     if source.len() > limits.max_bytes {
         return Err(CompileError::TooLong {
@@ -91,7 +92,7 @@ fn compile_here(source: &str, limits: &Limits) -> Result<Compiled, CompileError>
     if let Some(what) = not_a_condition(&expr) {
         return Err(CompileError::NotACondition { what });
     }
-    let estimate = cost::estimate(&expr, limits, &mut Scope::default());
+    let estimate = cost::estimate(&expr, limits);
     if estimate > limits.max_cost {
         return Err(CompileError::TooCostly {
             estimate,

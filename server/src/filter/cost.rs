@@ -61,7 +61,7 @@ enum Binding {
 
 /// The names bound around an expression, innermost last.
 #[derive(Default)]
-pub(super) struct Scope {
+struct Scope {
     bound: Vec<(String, Binding)>,
 }
 
@@ -104,27 +104,27 @@ impl Estimate {
 
 /// The estimated cost of evaluating `e` on a record whose value has at most
 /// `limits.max_value_bytes` bytes, saturating at `u64::MAX`.
-pub(super) fn estimate(e: &IdedExpr, limits: &Limits, scope: &mut Scope) -> u64 {
+pub(super) fn estimate(e: &IdedExpr, limits: &Limits) -> u64 {
     let value_bytes = u64::try_from(limits.max_value_bytes).unwrap_or(u64::MAX);
     Estimator {
         value_bytes,
         max_elements: (value_bytes / 2).max(1),
-        scope,
+        scope: Scope::default(),
     }
     .walk(e)
     .cost
 }
 
-struct Estimator<'a> {
+struct Estimator {
     /// What an operation on a large value costs.
     value_bytes: u64,
     /// The most elements a list in a value can have: `[1,1,…]` takes two
     /// bytes an element.
     max_elements: u64,
-    scope: &'a mut Scope,
+    scope: Scope,
 }
 
-impl Estimator<'_> {
+impl Estimator {
     fn walk(&mut self, e: &IdedExpr) -> Estimate {
         match &e.expr {
             Expr::Unspecified => Estimate::of(0, Shape::Large),

@@ -248,7 +248,7 @@ const _: () = {
 
 /// Compiles any UTF-8 `data` under the default limits, for the fuzz target of
 /// the filter compiler; the result is ignored, only a crash or a hang counts.
-#[cfg(any(test, feature = "fuzz"))]
+#[cfg(test)]
 pub fn fuzz_compile(data: &[u8]) {
     if let Ok(source) = std::str::from_utf8(data) {
         let _ = Filter::compile(source, &Limits::DEFAULT);

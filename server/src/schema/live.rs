@@ -89,3 +89,69 @@ impl Live {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn topics() -> ServerTopics {
+        ServerTopics {
+            r2: "R2".into(),
+            r3: "R3".into(),
+            r4: "R4".into(),
+        }
+    }
+
+    fn write_file(dir: &Path, topic: &str) -> PathBuf {
+        let schema = dir.join("s.schema.json");
+        std::fs::write(&schema, r#"{"type": "object"}"#).expect("schema written");
+        let file = dir.join("schemas.toml");
+        std::fs::write(
+            &file,
+            format!("[[topic]]\nname = \"{topic}\"\njson_schema = \"s.schema.json\"\n"),
+        )
+        .expect("file written");
+        file
+    }
+
+    #[test]
+    fn a_reload_swaps_the_schemas_and_a_broken_file_keeps_them() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let file = write_file(dir.path(), "orders");
+        let live = Live::load(Some(file.clone()), topics()).expect("loads");
+        let before = live.current();
+        assert!(before.for_topic("orders").is_some());
+        assert!(
+            before.for_topic("R2").is_some(),
+            "built-ins are always there"
+        );
+
+        write_file(dir.path(), "payments");
+        live.reload().expect("reloads");
+        let after = live.current();
+        assert!(after.for_topic("orders").is_none());
+        assert!(after.for_topic("payments").is_some());
+        // What a stream took when it opened is unchanged by the reload.
+        assert!(before.for_topic("orders").is_some());
+
+        std::fs::write(&file, "[[topic]]\nname = ").expect("broken");
+        assert!(live.reload().is_err());
+        assert!(
+            live.current().for_topic("payments").is_some(),
+            "still in force"
+        );
+    }
+
+    #[test]
+    fn without_a_file_only_the_built_ins_and_reload_changes_nothing() {
+        let live = Live::load(None, topics()).expect("built-ins");
+        assert_eq!(
+            live.reload().expect("nothing to read"),
+            live.current().len()
+        );
+        assert!(live.current().for_topic("R4").is_some());
+        assert!(live.current().for_topic("R1").is_none(), "R1 stays untyped");
+    }
+}

@@ -370,7 +370,7 @@ impl TopicSchema {
 /// Drives [`Schemas::parse`] on arbitrary bytes (the cargo-fuzz target): text that is not
 /// UTF-8 is skipped; paths resolve under a directory that does not exist, so no file is
 /// read. Must never panic.
-#[cfg(any(test, feature = "fuzz"))]
+#[cfg(test)]
 pub fn fuzz_parse(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;

@@ -188,3 +188,45 @@ async fn a_records_stream_resumes_exactly_from_its_last_event_id() {
     })
     .await;
 }
+
+/// The records stream takes `filter=` and `decode=true`: only matching records come, each
+/// with its value as JSON under `decoded` (cut down to `fields=decoded.amount`); a bad filter
+/// is a 400 with the filter's message before any event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_records_stream_filters_and_decodes() {
+    on_each_broker(async |server| {
+        let topic = server.topic(1).await;
+        let mut client = server.client().await;
+        let values: Vec<String> = [300, 1200, 50, 4000]
+            .iter()
+            .map(|amount| format!(r#"{{"amount": {amount}, "currency": "EUR"}}"#))
+            .collect();
+        publish_values(&mut client, &topic, values).await;
+        let path = format!(
+            "/v1/topics/{topic}/records?from=earliest&decode=true&fields=decoded.amount\
+             &max_records=2&filter=value.amount%20%3E%201000"
+        );
+        let large = events(&server, &path, &[], 3).await;
+        let amounts: Vec<&serde_json::Value> = large.iter().map(|e| &e.data["decoded"]).collect();
+        assert_eq!(
+            amounts,
+            [
+                &serde_json::json!({"amount": 1200.0}),
+                &serde_json::json!({"amount": 4000.0})
+            ],
+            "{large:?}"
+        );
+        let (status, body) = crate::connect::curl(&[&format!(
+            "{}/v1/topics/{topic}/records?filter=value.amount%20%3E",
+            server.url()
+        )])
+        .await;
+        assert_eq!(status, 400, "{body:?}");
+        assert!(
+            String::from_utf8_lossy(&body).contains("filter: syntax error at 1:"),
+            "{body:?}"
+        );
+        server.stop().await;
+    })
+    .await;
+}

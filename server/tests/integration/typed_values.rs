@@ -540,3 +540,52 @@ async fn bad_filters_are_refused_with_their_position() {
     })
     .await;
 }
+
+/// `--schemas` is checked at start (a file that does not load stops the server, naming the
+/// flag) and re-read on SIGHUP: a topic it no longer types takes any value afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schema_file_is_checked_at_start_and_reloaded_on_sighup() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join("schemas.toml");
+    std::fs::write(&file, "[[topic]]\nname = \"orders\"\nprotobuf = { descriptor_set = \"missing.binpb\", message = \"shop.v1.Order\" }\n")
+        .expect("written");
+    let path = file.to_str().expect("a UTF-8 path");
+    let stderr = crate::support::refused_start(&["--schemas", path], &[]).await;
+    assert!(
+        stderr.contains("--schemas") && stderr.contains("missing.binpb"),
+        "{stderr}"
+    );
+
+    let typed = |topic: &str| {
+        format!(
+            "[[topic]]\nname = \"{topic}\"\njson_schema = {:?}\n",
+            fixtures().join("payment.schema.json")
+        )
+    };
+    std::fs::write(&file, typed("orders")).expect("written");
+    let server = crate::process::ServerProcess::start(&[
+        "--schemas",
+        path,
+        "--auto-create-topics",
+        "--supplier-stopped",
+    ])
+    .await;
+    let mut client = proto::event_gateway_client::EventGatewayClient::connect(server.url.clone())
+        .await
+        .expect("connected");
+    let unpaid = || publish_raw("orders", br#"{"note": "no amount"}"#);
+    let refused = client.publish(unpaid()).await.expect_err("typed");
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+
+    std::fs::write(&file, typed("payments")).expect("rewritten");
+    server.signal("HUP").await;
+    server
+        .wait_for_line(&["schema file reloaded"], Duration::from_secs(30))
+        .await
+        .expect("the reload is logged");
+    client
+        .publish(unpaid())
+        .await
+        .expect("orders is untyped after the reload");
+    server.terminate().await;
+}
