@@ -54,7 +54,7 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         let listen = listener.local_addr()?;
         print!(
             "{}",
-            streamgate_server::banner(listen, &kafka, settings.tls.as_ref())
+            streamgate_server::banner(listen, &kafka, settings.tls.as_ref(), &settings.schemas)
         );
         let server = Server::build(settings, &kafka, listen).await?;
         server.serve(listener, first_signal()).await?;

@@ -5,10 +5,16 @@ use std::fmt::Write;
 use std::net::SocketAddr;
 
 use crate::kafka::Kafka;
+use crate::schema::Live;
 use crate::tls::TlsSettings;
 
 /// The banner for a server listening on `listen` over `kafka`, with `tls` when it is on.
-pub fn banner(listen: SocketAddr, kafka: &Kafka, tls: Option<&TlsSettings>) -> String {
+pub fn banner(
+    listen: SocketAddr,
+    kafka: &Kafka,
+    tls: Option<&TlsSettings>,
+    schemas: &Live,
+) -> String {
     let url = super::url(listen, tls.is_some());
     let try_grpcurl = match tls {
         // The certificate names a host, rarely the listen address: the hint says so.
@@ -36,6 +42,14 @@ pub fn banner(listen: SocketAddr, kafka: &Kafka, tls: Option<&TlsSettings>) -> S
                 ca.display()
             );
         }
+    }
+    if let Some(file) = schemas.file() {
+        let _ = writeln!(
+            text,
+            "  schemas         : {} topic patterns typed, R2-R4 built in, the rest from {} (re-read on SIGHUP)",
+            schemas.current().len(),
+            file.display()
+        );
     }
     let bootstrap = kafka.bootstrap_servers();
     let _ = match kafka.embedded_broker() {

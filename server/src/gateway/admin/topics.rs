@@ -67,9 +67,9 @@ pub async fn create(
         .await
         .map_err(status)?;
     if spec.validate_only {
-        return Ok(CreateTopicResponse {
-            topic: Some(planned(&spec)),
-        });
+        let mut topic = planned(&spec);
+        topic.schema = schema_of(state, &topic.name);
+        return Ok(CreateTopicResponse { topic: Some(topic) });
     }
     let topic = visible(state, &name, deadline).await?;
     Ok(CreateTopicResponse { topic: Some(topic) })
@@ -111,9 +111,16 @@ pub async fn describe(
         .describe_topic(&name, budget)
         .await
         .map_err(status)?;
+    Ok(DescribeTopicResponse {
+        topic: Some(described(state, info)),
+    })
+}
+
+/// A topic as the broker describes it, with the schema in force for it.
+fn described(state: &State, info: TopicInfo) -> TopicDescription {
     let mut topic = to_proto(info);
     topic.schema = schema_of(state, &topic.name);
-    Ok(DescribeTopicResponse { topic: Some(topic) })
+    topic
 }
 
 /// The schema in force for `topic`, as the API shows it.
@@ -174,7 +181,7 @@ pub async fn alter_configs(
         .await
         .map_err(status)?;
     Ok(AlterTopicConfigsResponse {
-        topic: Some(to_proto(info)),
+        topic: Some(described(state, info)),
     })
 }
 
@@ -190,7 +197,7 @@ async fn visible(state: &State, name: &str, deadline: Instant) -> Result<TopicDe
     loop {
         let budget = deadline.saturating_duration_since(Instant::now());
         match state.manager.describe_topic(name, budget).await {
-            Ok(info) => return Ok(to_proto(info)),
+            Ok(info) => return Ok(described(state, info)),
             Err(crate::kafka::manage::AdminError::NotFound(_))
                 if Instant::now() + VISIBLE_POLL < deadline =>
             {
