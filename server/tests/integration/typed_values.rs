@@ -363,11 +363,14 @@ async fn subscribe_and_consume_decode_values() {
         assert_eq!(decoded_json(&first[0]), json!({"amount": "500"}));
         assert!(first[0].value.is_none() && first[0].key.is_none());
 
-        // Consume, with a filter too: only b, decoded.
+        // Consume, with a filter too: only b, decoded. a is left out, and so is the value
+        // that does not decode (the filter cannot be evaluated on it): both count as acked,
+        // so once b is acked the group's commit passes all three.
+        let group = streamgate_testkit::random_name("g");
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tx.send(proto::ConsumeRequest {
             request: Some(consume_request::Request::Start(proto::ConsumeStart {
-                group: streamgate_testkit::random_name("g"),
+                group: group.clone(),
                 topics: vec![orders.clone()],
                 start: Some(proto::StartPosition {
                     position: Some(start_position::Position::Earliest(true)),
@@ -384,16 +387,49 @@ async fn subscribe_and_consume_decode_values() {
             .await
             .expect("consuming")
             .into_inner();
-        let record = loop {
+        let delivered = loop {
             let message = within(Duration::from_secs(30), "consume", consumed.next())
                 .await
                 .expect("a message")
                 .expect("not an error");
             if let Some(consume_response::Message::Records(batch)) = message.message {
-                break batch.records[0].record.clone().expect("a record");
+                break batch.records[0].clone();
             }
         };
+        let record = delivered.record.expect("a record");
         assert_eq!(decoded_json(&record), json!({"id": "b", "amount": "1500"}));
+        tx.send(proto::ConsumeRequest {
+            request: Some(consume_request::Request::Ack(proto::AckRequest {
+                ack_ids: vec![delivered.ack_id],
+            })),
+        })
+        .await
+        .expect("ack sent");
+        let mut admin = AdminServiceClient::new(server.channel().await);
+        eventually(
+            Duration::from_secs(30),
+            "the group committed past all three",
+            async || {
+                let described = admin
+                    .describe_group(proto::DescribeGroupRequest {
+                        group: group.clone(),
+                    })
+                    .await
+                    .map_err(|e| format!("{e:?}"))?
+                    .into_inner()
+                    .group
+                    .ok_or("no group")?;
+                match described
+                    .partitions
+                    .first()
+                    .and_then(|p| p.committed_offset)
+                {
+                    Some(3) => Ok(()),
+                    other => Err(format!("committed {other:?}")),
+                }
+            },
+        )
+        .await;
         drop(tx);
     })
     .await;
