@@ -134,7 +134,7 @@ impl OutgoingRecord {
         self.size = self.size - self.value.len() + value.len();
         self.value = Bytes::from(value);
         if !self.content_type_given {
-            let headers = self.headers.take().unwrap_or_else(OwnedHeaders::new);
+            let headers = self.headers.take().unwrap_or_default();
             self.headers = Some(headers.insert(Header {
                 key: "content-type",
                 value: Some(content_type),

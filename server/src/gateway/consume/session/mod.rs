@@ -419,7 +419,9 @@ impl Session {
     }
 }
 
-/// A record read from the consumer, as the stream sees it.
+/// A record read from the consumer, as the stream sees it. Moved once, straight into the
+/// ledger or dropped: boxing the record would cost an allocation per record for nothing.
+#[allow(clippy::large_enum_variant)]
 enum Read {
     /// To deliver.
     Record(Arc<str>, proto::Record),
