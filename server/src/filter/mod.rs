@@ -77,9 +77,8 @@
 //!   its range, plus `N` times the cost of one iteration, at least 1: `N` is
 //!   the number of elements of a list or map literal range (or of a `map` or
 //!   `filter` of one), else `B / 2`, the most elements a JSON list of `B`
-//!   bytes has (`[1,1,…]`). The
-//!   accumulator's tests and updates that the macros add cost nothing (they
-//!   are that "at least 1").
+//!   bytes has (`[1,1,…]`). The accumulator's tests and updates that the
+//!   macros add cost nothing (they are that "at least 1").
 //!
 //! Costs add up, saturating. So, under the default limits (`B` = 1 MiB,
 //! `max_cost` = 1,000,000): `value.duration > 100` costs 2,

@@ -62,8 +62,11 @@ impl Selection {
         let filter = if filter.is_empty() {
             None
         } else {
-            let compiled = Filter::compile(filter, limits)
-                .map_err(|e| GatewayError::InvalidArgument(e.to_string()))?;
+            let compiled = Filter::compile(filter, limits).map_err(|e| match e {
+                // The server's trouble (no thread for the compiler), not the filter's.
+                filter::CompileError::Unavailable(_) => GatewayError::Capacity(e.to_string()),
+                _ => GatewayError::InvalidArgument(e.to_string()),
+            })?;
             Some(Arc::new(compiled))
         };
         Ok(Self {
