@@ -9,8 +9,9 @@ use streamgate_cli::parse;
 
 /// streamgate-bench: load generator for a streamgate server — throughput and latency of
 /// publish, subscribe and publish-to-subscribe over gRPC, Connect or Server-Sent Events
-/// (--protocol), optionally side by side with the same workload straight on Kafka (--direct)
-/// or over another protocol (--compare-protocol).
+/// (--protocol), optionally side by side with the same workload straight on Kafka (--direct),
+/// over another protocol (--compare-protocol), or, for subscribe, with another filter
+/// (--filter, --compare-filter).
 #[derive(Debug, Parser)]
 #[command(name = "streamgate-bench", version, about, after_help = EXIT_CODES)]
 pub struct Cli {
@@ -54,6 +55,18 @@ pub enum Protocol {
     Sse,
 }
 
+/// What the records a subscribe run preloads hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Values {
+    /// --size bytes of printable filler, no key.
+    Raw,
+    /// The seed's PageEvents as JSON, keyed by page: `{"name":"P1","user":"U1",
+    /// "date":"2026-12-08T00:00:00.000+00:00","duration":N}`, name P1|P2, user U1|U2,
+    /// duration uniform in 0..=9000 (the same records on every run), with a `content-type:
+    /// application/json` header, spread over the partitions in turn; --size does not apply.
+    PageEvents,
+}
+
 /// The workload and its flags.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -67,7 +80,8 @@ pub struct BenchArgs {
     /// publish-stream; subscribe and e2e use one stream.
     #[arg(short = 'c', long, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub concurrency: Option<u64>,
-    /// Size of each record value, in bytes (e2e: at least 16, it carries a send timestamp).
+    /// Size of each record value, in bytes (e2e: at least 16, it carries a send timestamp;
+    /// not for subscribe's --values page-events).
     #[arg(short = 's', long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=16 * 1024 * 1024))]
     pub size: u64,
     /// Topic to use; a missing one is created through the server (its AdminService; the
@@ -93,12 +107,36 @@ pub struct BenchArgs {
     /// `--protocol connect-json --compare-protocol grpc`.
     #[arg(long, value_enum, value_name = "PROTOCOL", conflicts_with = "direct")]
     pub compare_protocol: Option<Protocol>,
+    /// subscribe: a CEL filter the server evaluates on every record (SubscribeRequest.filter),
+    /// e.g. 'value.duration > 100'; only the records it matches are sent. Throughput is then
+    /// records *read* (scanned) per second, and the report adds the records and bytes
+    /// received. The run reads a topic the bench preloads itself (it must be empty): the
+    /// preload ends each partition with an end marker, a record keyed
+    /// `streamgate-bench-end` that the filter is widened to let through, and the stream ends
+    /// when every partition's marker has come. Over every --protocol.
+    #[arg(long, value_name = "CEL")]
+    pub filter: Option<String>,
+    /// subscribe: run each round with --filter, then with this filter right after ('' for
+    /// none), and print both figures and their ratios (records read/s, bytes received), as
+    /// --compare-protocol does; e.g. `--filter 'value.duration > 100' --compare-filter ''`.
+    #[arg(
+        long,
+        value_name = "CEL",
+        conflicts_with_all = ["direct", "compare_protocol"]
+    )]
+    pub compare_filter: Option<String>,
+    /// subscribe: what the preloaded records hold: raw (--size bytes of filler) or
+    /// page-events (PageEvent JSON a filter can look into, `value.duration`). Default:
+    /// page-events with --filter or --compare-filter, raw otherwise.
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub values: Option<Values>,
     /// Kafka bootstrap address: run the same workload straight on Kafka with librdkafka
     /// right after the gateway run, and print both figures and their ratio.
     #[arg(long, value_name = "HOST:PORT")]
     pub direct: Option<String>,
     /// Runs of each side, alternating (gateway, direct, gateway, ...; with
-    /// --compare-protocol, --protocol then the compared one): the report is the round with
+    /// --compare-protocol, --protocol then the compared one; with --compare-filter, --filter
+    /// then the compared filter): the report is the round with
     /// the median ratio (the median throughput without a second side), and lists every
     /// round. On a busy machine a single pair is as noisy as the figure it measures.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]

@@ -16,6 +16,7 @@ use streamgate_cli::failure::code_name;
 
 use crate::plan::{Plan, STREAM_WINDOW, is_transient, join_all};
 use crate::stats::Tally;
+use crate::values::Feed;
 use crate::{Client, Failure};
 
 /// A raw-value record for `topic`, partition chosen by the server (a null key spreads).
@@ -64,25 +65,28 @@ pub async fn publish(client: &Client, plan: &Plan, tally: &Tally) -> Result<(), 
 }
 
 /// `plan.records` records over `plan.concurrency` PublishStreams; latency is from handing a
-/// record to the stream to its acknowledgement.
+/// record to the stream to its acknowledgement. The records are `plan.values`: the raw
+/// value, or the preload's PageEvents, numbered across the streams.
 pub async fn publish_stream(client: &Client, plan: &Plan, tally: &Tally) -> Result<(), Failure> {
     let mut tasks = JoinSet::new();
     let streams = plan.concurrency.min(plan.records);
+    let feed = Feed::new(&plan.topic, plan.values, plan.value(), plan.partitions);
+    let mut first = 0;
     for i in 0..streams {
         // The first streams take the remainder, so the counts add up to exactly N.
         let share = plan.records / streams + u64::from(i < plan.records % streams);
-        let (client, tally, value) = (client.clone(), tally.clone(), plan.value());
-        let topic = plan.topic.clone();
-        tasks.spawn(async move { one_stream(client, topic, value, share, tally).await });
+        let (client, tally, feed) = (client.clone(), tally.clone(), feed.clone());
+        let numbers = first..first + share;
+        first += share;
+        tasks.spawn(async move { one_stream(client, feed, numbers, tally).await });
     }
     join_all(tasks).await
 }
 
 async fn one_stream(
     mut client: Client,
-    topic: String,
-    value: Bytes,
-    records: u64,
+    feed: Feed,
+    numbers: std::ops::Range<u64>,
     tally: Tally,
 ) -> Result<(), Failure> {
     let window = usize::try_from(STREAM_WINDOW).unwrap_or(1024);
@@ -91,9 +95,9 @@ async fn one_stream(
     // bounds the records in flight: the feeder waits for an acknowledgement to free a slot.
     let (times, mut times_rx) = mpsc::channel::<Instant>(window);
     let feeder = tokio::spawn(async move {
-        for _ in 0..records {
+        for number in numbers {
             if times.send(Instant::now()).await.is_err()
-                || requests.send(request(&topic, value.clone())).await.is_err()
+                || requests.send(feed.request(number)).await.is_err()
             {
                 break;
             }

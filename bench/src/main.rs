@@ -2,8 +2,9 @@
 //! consumer perf-test scripts. It runs one workload (publish, publish-stream, subscribe, e2e)
 //! through streamgate over gRPC, Connect or Server-Sent Events (`--protocol`) and, with
 //! `--direct`, the same workload straight on Kafka right after (librdkafka), or with
-//! `--compare-protocol` the same workload over another protocol, and prints both with their
-//! ratio; `--rounds N` alternates the two N times and reports the median round. `--server-pid` reads a local server's CPU and memory from
+//! `--compare-protocol` the same workload over another protocol, or for subscribe with
+//! `--compare-filter` the same read through another filter ([`scan`]), and prints both with
+//! their ratio; `--rounds N` alternates the two N times and reports the median round. `--server-pid` reads a local server's CPU and memory from
 //! /proc (else they come from the server's `/metrics`).
 //!
 //! A program of its own so that the `streamgate` CLI does not link librdkafka; it shares the
@@ -26,9 +27,11 @@ mod progress;
 mod read;
 mod report;
 mod run;
+mod scan;
 mod server;
 mod sse;
 mod stats;
+mod values;
 mod web;
 
 use std::process::ExitCode;

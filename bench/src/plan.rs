@@ -7,7 +7,7 @@ use bytes::Bytes;
 use tokio::task::JoinSet;
 
 use crate::Failure;
-use crate::args::{BenchArgs, BenchWorkload, Protocol};
+use crate::args::{BenchArgs, BenchWorkload, Protocol, Values};
 
 /// Records a PublishStream keeps unacknowledged (the gateway and the direct producer alike).
 pub const STREAM_WINDOW: u64 = 1024;
@@ -34,8 +34,19 @@ pub struct Plan {
     /// The protocol the workload speaks (`--protocol`).
     pub protocol: Protocol,
     /// What each round runs second, the ratio's denominator: Kafka direct, another
-    /// protocol, or nothing.
+    /// protocol, another filter, or nothing.
     pub baseline: Option<Baseline>,
+    /// What the preloaded records hold (`--values`).
+    pub values: Values,
+    /// Subscribe through a filter (`--filter` or `--compare-filter` given): read to the
+    /// end markers and count records read and received ([`crate::scan`]).
+    pub scan: bool,
+    /// The filter of the first side (`--filter`; empty: none).
+    pub filter: String,
+    /// The filter of the second side with `--compare-filter` (empty: none).
+    pub compare_filter: String,
+    /// Partitions of the topic: `--partitions`, then what the topic has.
+    pub partitions: i32,
     /// No progress line.
     pub quiet: bool,
 }
@@ -76,15 +87,39 @@ impl Plan {
                 )));
             }
         }
-        let baseline = match (&args.direct, args.compare_protocol) {
-            (Some(_), Some(_)) => {
+        let baseline = match (&args.direct, args.compare_protocol, &args.compare_filter) {
+            (Some(_), None, None) => Some(Baseline::Direct),
+            (None, Some(protocol), None) => Some(Baseline::Protocol(protocol)),
+            (None, None, Some(_)) => Some(Baseline::Filter),
+            (None, None, None) => None,
+            _ => {
                 return Err(Failure::usage(
-                    "--direct and --compare-protocol are two kinds of second side: pick one",
+                    "--direct, --compare-protocol and --compare-filter are three kinds of second side: pick one",
                 ));
             }
-            (Some(_), None) => Some(Baseline::Direct),
-            (None, Some(protocol)) => Some(Baseline::Protocol(protocol)),
-            (None, None) => None,
+        };
+        let filtering = [
+            ("--filter", args.filter.is_some()),
+            ("--compare-filter", args.compare_filter.is_some()),
+            ("--values", args.values.is_some()),
+        ];
+        for (flag, given) in filtering {
+            if given && args.workload != BenchWorkload::Subscribe {
+                return Err(Failure::usage(format!(
+                    "{flag} applies to bench subscribe only, not to bench {}",
+                    name(args.workload)
+                )));
+            }
+        }
+        let scan = args.filter.is_some() || args.compare_filter.is_some();
+        let values = args.values.unwrap_or(if scan {
+            Values::PageEvents
+        } else {
+            Values::Raw
+        });
+        let size = match values {
+            Values::Raw => usize::try_from(args.size).unwrap_or(usize::MAX),
+            Values::PageEvents => crate::values::page_event_size(),
         };
         if args.rounds == 0 {
             return Err(Failure::usage("--rounds must be 1 or more"));
@@ -99,24 +134,38 @@ impl Plan {
             topic: args.topic.clone(),
             records: args.records,
             concurrency,
-            size: usize::try_from(args.size).unwrap_or(usize::MAX),
+            size,
             rate: args.rate,
             warmup: args.warmup,
             rounds: args.rounds,
             protocol: args.protocol,
             baseline,
+            values,
+            scan,
+            filter: args.filter.clone().unwrap_or_default(),
+            compare_filter: args.compare_filter.clone().unwrap_or_default(),
+            partitions: args.partitions,
             quiet: args.json,
         })
     }
 
     /// The short names of a round's two sides, as the round lines and the ratio give them:
-    /// `gateway` and `direct`, or the two protocols compared.
+    /// `gateway` and `direct`, the two protocols compared, or `filtered` and `unfiltered`
+    /// (`filtered` and `compared` for two filters).
     pub fn side_names(&self) -> (&'static str, Option<&'static str>) {
         match self.baseline {
             None => ("gateway", None),
             Some(Baseline::Direct) => ("gateway", Some("direct")),
             Some(Baseline::Protocol(compared)) => {
                 (protocol_name(self.protocol), Some(protocol_name(compared)))
+            }
+            Some(Baseline::Filter) => {
+                match (self.filter.is_empty(), self.compare_filter.is_empty()) {
+                    (false, true) => ("filtered", Some("unfiltered")),
+                    (true, false) => ("unfiltered", Some("filtered")),
+                    (false, false) => ("filtered", Some("compared")),
+                    (true, true) => ("unfiltered", Some("compared")),
+                }
             }
         }
     }
@@ -130,6 +179,16 @@ impl Plan {
             "gateway".to_owned()
         } else {
             format!("gateway ({})", protocol_name(protocol))
+        }
+    }
+
+    /// The heading of a filtered run through `filter`: [`Plan::heading`] and the filter.
+    pub fn filter_heading(&self, filter: &str) -> String {
+        let gateway = self.heading(self.protocol);
+        if filter.is_empty() {
+            format!("{gateway}, no filter")
+        } else {
+            format!("{gateway}, filter {filter}")
         }
     }
 
@@ -161,6 +220,9 @@ pub enum Baseline {
     Direct,
     /// `--compare-protocol`: the same workload through the gateway over another protocol.
     Protocol(Protocol),
+    /// `--compare-filter`: the same subscribe run through the gateway with another filter
+    /// ([`Plan::compare_filter`]).
+    Filter,
 }
 
 impl Baseline {
@@ -168,8 +230,13 @@ impl Baseline {
     pub fn key(self) -> &'static str {
         match self {
             Self::Direct => "direct",
-            Self::Protocol(_) => "compared",
+            Self::Protocol(_) | Self::Filter => "compared",
         }
+    }
+
+    /// Whether the second side runs through the gateway too (its server usage is measured).
+    pub fn is_gateway(self) -> bool {
+        !matches!(self, Self::Direct)
     }
 }
 
@@ -229,4 +296,124 @@ pub async fn join_all(mut tasks: JoinSet<Result<(), Failure>>) -> Result<(), Fai
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::args::Cli;
+
+    fn plan(args: &[&str]) -> Result<Plan, Failure> {
+        let all = [&["streamgate-bench"], args].concat();
+        let cli = Cli::try_parse_from(all).expect("parses");
+        Plan::new(&cli.bench)
+    }
+
+    #[test]
+    fn a_filter_reads_to_the_end_markers_over_page_events() {
+        let p = plan(&["subscribe", "--filter", "value.duration > 100"]).expect("plan");
+        assert!(p.scan);
+        assert_eq!(p.values, Values::PageEvents);
+        assert_eq!(p.size, crate::values::page_event_size());
+        assert_eq!(
+            (p.filter.as_str(), p.baseline),
+            ("value.duration > 100", None)
+        );
+
+        // --values raw keeps --size: a filter on keys or offsets needs no JSON.
+        let raw = plan(&[
+            "subscribe",
+            "--filter",
+            "offset > 5",
+            "--values",
+            "raw",
+            "-s",
+            "64",
+        ]);
+        let raw = raw.expect("plan");
+        assert_eq!((raw.values, raw.size, raw.scan), (Values::Raw, 64, true));
+
+        // Without a filter, subscribe reads --records records of raw values, as before.
+        let plain = plan(&["subscribe"]).expect("plan");
+        assert_eq!(
+            (plain.values, plain.scan, plain.size),
+            (Values::Raw, false, 100)
+        );
+    }
+
+    #[test]
+    fn compare_filter_is_a_second_side_through_the_gateway() {
+        let p = plan(&[
+            "subscribe",
+            "--filter",
+            "value.duration < 90",
+            "--compare-filter",
+            "",
+        ]);
+        let p = p.expect("plan");
+        assert_eq!(p.baseline, Some(Baseline::Filter));
+        assert!(p.baseline.is_some_and(Baseline::is_gateway));
+        assert_eq!(p.side_names(), ("filtered", Some("unfiltered")));
+        assert_eq!(p.compare_filter, "");
+        assert_eq!(
+            p.filter_heading(&p.filter),
+            "gateway, filter value.duration < 90"
+        );
+        assert_eq!(p.filter_heading(""), "gateway, no filter");
+
+        // --compare-filter alone: the first side unfiltered, the records still PageEvents.
+        let p = plan(&["subscribe", "--compare-filter", "key == 'P1'"]).expect("plan");
+        assert_eq!(p.side_names(), ("unfiltered", Some("filtered")));
+        assert!(p.scan && p.values == Values::PageEvents);
+        let p = plan(&["subscribe", "--filter", "a", "--compare-filter", "b"]).expect("plan");
+        assert_eq!(p.side_names(), ("filtered", Some("compared")));
+    }
+
+    #[test]
+    fn filters_apply_to_subscribe_only_and_take_one_second_side() {
+        for workload in ["publish", "publish-stream", "e2e"] {
+            for flags in [
+                ["--filter", "x"],
+                ["--compare-filter", ""],
+                ["--values", "raw"],
+            ] {
+                let refused = plan(&[&[workload][..], &flags].concat());
+                assert!(refused.is_err(), "{workload} {flags:?}");
+            }
+        }
+        let all = [
+            "streamgate-bench",
+            "subscribe",
+            "--compare-filter",
+            "",
+            "--direct",
+            "h:1",
+        ];
+        assert!(Cli::try_parse_from(all).is_err(), "two second sides");
+        let all = [
+            "streamgate-bench",
+            "subscribe",
+            "--compare-filter",
+            "",
+            "--compare-protocol",
+            "grpc",
+        ];
+        assert!(Cli::try_parse_from(all).is_err(), "two second sides");
+        // A filter and another protocol: both sides filtered, over each protocol.
+        let p = plan(&[
+            "subscribe",
+            "--filter",
+            "x",
+            "--protocol",
+            "sse",
+            "--compare-protocol",
+            "grpc",
+        ]);
+        assert_eq!(
+            p.expect("plan").baseline,
+            Some(Baseline::Protocol(Protocol::Grpc))
+        );
+    }
 }

@@ -9,6 +9,11 @@
 //! With `--rounds N` the figures are those of the median round (by ratio, or by throughput
 //! without a second side), so that the ratio and the figures it is made of stay one run's;
 //! every round's throughput and ratio are listed too.
+//!
+//! A filtered subscribe run (`--filter`, `--compare-filter`) counts records *read* as its
+//! records (so records/s is records read per second, and CPU per record is per record
+//! read), and adds, over the whole run, the records and bytes received
+//! ([`Delivered`]) and the ratio of the two sides' bytes.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -17,10 +22,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::Failure;
-use crate::args::Protocol;
+use crate::args::{Protocol, Values};
 use crate::plan::{Baseline, Plan, protocol_name};
 use crate::server::Usage;
-use crate::stats::{Measured, Percentiles};
+use crate::stats::{Delivered, Measured, Percentiles};
 
 /// The figures of one run, through the gateway or direct.
 #[derive(Debug, Clone)]
@@ -41,6 +46,9 @@ pub struct Figures {
     pub latency: Option<Percentiles>,
     /// Failures by code, whole run.
     pub errors: BTreeMap<String, u64>,
+    /// A filtered run: the records and bytes received over the whole run (its `records`
+    /// are the records read).
+    pub delivered: Option<Delivered>,
 }
 
 impl Figures {
@@ -50,8 +58,9 @@ impl Figures {
     }
 
     /// The figures of `measured`, for values of `size` bytes: over the window when
-    /// `windowed`, else over the whole run.
-    pub fn new(measured: &Measured, size: usize, windowed: bool) -> Self {
+    /// `windowed`, else over the whole run; with what it received when `scan` (a filtered
+    /// run).
+    pub fn new(measured: &Measured, size: usize, windowed: bool, scan: bool) -> Self {
         let counts = &measured.counts;
         let (window, part) = if windowed {
             ((measured.warmup, measured.elapsed), &counts.window)
@@ -69,7 +78,33 @@ impl Figures {
             mb_per_s: records_per_s * size as f64 / 1e6,
             latency: part.percentiles(),
             errors: counts.errors.clone(),
+            delivered: scan.then_some(counts.delivered),
         }
+    }
+
+    /// Bytes received per record read, over the whole run (a filtered run).
+    fn bytes_per_record(&self) -> Option<f64> {
+        let delivered = self.delivered?;
+        (self.records > 0).then(|| delivered.bytes as f64 / self.records as f64)
+    }
+
+    /// What a filtered run received: a line of the report.
+    fn received_line(&self) -> Option<String> {
+        let delivered = self.delivered?;
+        let share = if self.records > 0 {
+            format!(
+                " ({:.2} % of those read)",
+                delivered.records as f64 * 100.0 / self.records as f64
+            )
+        } else {
+            String::new()
+        };
+        Some(format!(
+            "\n  received    : {} records{share}, {} bytes, {:.1} bytes per record read",
+            delivered.records,
+            delivered.bytes,
+            self.bytes_per_record().unwrap_or(0.0)
+        ))
     }
 
     fn window_text(&self) -> String {
@@ -104,14 +139,19 @@ impl Figures {
                 .collect();
             each.join(", ")
         };
+        let (per_s, read) = match self.delivered {
+            Some(_) => ("records read/s", " read"),
+            None => ("records/s", ""),
+        };
         format!(
-            "  throughput  : {:.0} records/s, {:.2} MB/s{latency}\n  records     : {} in {:.2} s; window {}: {} records\n  errors      : {errors}",
+            "  throughput  : {:.0} {per_s}, {:.2} MB/s{latency}\n  records     : {}{read} in {:.2} s; window {}: {} records{}\n  errors      : {errors}",
             self.records_per_s,
             self.mb_per_s,
             self.records,
             self.elapsed.as_secs_f64(),
             self.window_text(),
             self.window_records,
+            self.received_line().unwrap_or_default(),
         )
     }
 
@@ -148,6 +188,8 @@ pub struct Served {
     pub usage: Usage,
     /// Records done in the whole run: what the CPU time was spent on.
     pub records: u64,
+    /// What a record is in the figures: `record`, or `record read` for a filtered run.
+    pub unit: &'static str,
 }
 
 impl Served {
@@ -165,7 +207,7 @@ impl Served {
         } = self.usage;
         let per_record = self
             .us_per_record()
-            .map_or_else(String::new, |us| format!(", {us:.1} µs per record"));
+            .map_or_else(String::new, |us| format!(", {us:.2} µs per {}", self.unit));
         format!(
             "{cores:.2} CPU cores ({cpu_seconds:.1} CPU s{per_record}), RSS peak {peak_rss_mib:.1} MiB, final {final_rss_mib:.1} MiB"
         )
@@ -199,6 +241,9 @@ pub struct Run {
     pub measured: Measured,
     /// What the server used meanwhile.
     pub server: Option<Usage>,
+    /// A filtered read through the gateway: its records are records read, and it counted
+    /// what it received.
+    pub scanned: bool,
 }
 
 /// One round: the run through the gateway over `--protocol`, then its baseline — the run
@@ -220,11 +265,16 @@ impl Round {
                 .as_ref()
                 .is_none_or(|b| Figures::can_window(&b.measured));
         let side = |run: Run| {
-            let figures = Figures::new(&run.measured, size, windowed);
+            let figures = Figures::new(&run.measured, size, windowed, run.scanned);
             let records = figures.records;
+            let unit = if run.scanned { "record read" } else { "record" };
             Side {
                 figures,
-                server: run.server.map(|usage| Served { usage, records }),
+                server: run.server.map(|usage| Served {
+                    usage,
+                    records,
+                    unit,
+                }),
             }
         };
         Self {
@@ -238,6 +288,13 @@ impl Round {
         let baseline = &self.baseline.as_ref()?.figures;
         (baseline.records_per_s > 0.0)
             .then(|| self.gateway.figures.records_per_s / baseline.records_per_s)
+    }
+
+    /// gateway / baseline bytes received (filtered runs).
+    fn bytes_ratio(&self) -> Option<f64> {
+        let gateway = self.gateway.figures.delivered?;
+        let baseline = self.baseline.as_ref()?.figures.delivered?;
+        (baseline.bytes > 0).then(|| gateway.bytes as f64 / baseline.bytes as f64)
     }
 
     /// What rounds are ranked by: the ratio, or without a baseline the throughput.
@@ -260,8 +317,14 @@ impl Round {
         });
         let baseline = self.baseline.as_ref();
         round[format!("{key}_records_per_s")] = json!(baseline.map(|b| b.figures.records_per_s));
-        if let Some(Baseline::Protocol(_)) = kind {
+        if kind.is_some_and(Baseline::is_gateway) {
             round[format!("{key}_server_cpu_seconds")] = json!(baseline.and_then(cpu));
+        }
+        if let Some(delivered) = self.gateway.figures.delivered {
+            round["bytes_received"] = json!(delivered.bytes);
+            let theirs = baseline.and_then(|b| b.figures.delivered);
+            round[format!("{key}_bytes_received")] = json!(theirs.map(|d| d.bytes));
+            round["bytes_ratio"] = json!(self.bytes_ratio());
         }
         round
     }
@@ -321,12 +384,15 @@ impl Report {
 
     fn text(&self) -> String {
         let plan = &self.plan;
+        let values = match plan.values {
+            Values::Raw => format!("records of {} bytes", plan.size),
+            Values::PageEvents => format!("PageEvent JSON records (about {} bytes)", plan.size),
+        };
         let mut text = format!(
-            "bench {}{}: {} records of {} bytes, topic {}, {}",
+            "bench {}{}: {} {values}, topic {}, {}",
             plan.name(),
             self.over(),
             plan.records,
-            plan.size,
             plan.topic,
             in_flight(plan)
         );
@@ -348,10 +414,15 @@ impl Report {
         }
         let (first, second) = plan.side_names();
         if let (Some(ratio), Some(second)) = (round.ratio(), second) {
-            text.push_str(&format!("\nratio {first}/{second}: {ratio:.2}"));
+            match round.bytes_ratio() {
+                Some(bytes) => text.push_str(&format!(
+                    "\nratio {first}/{second}: {ratio:.2} (records read/s); bytes received {bytes:.4}"
+                )),
+                None => text.push_str(&format!("\nratio {first}/{second}: {ratio:.2}")),
+            }
         }
         // With two runs through the gateway, each usage line says whose it is.
-        let comparing = matches!(plan.baseline, Some(Baseline::Protocol(_)));
+        let comparing = plan.baseline.is_some_and(Baseline::is_gateway);
         if let Some(server) = round.gateway.server {
             let label = if comparing {
                 format!("server, {first}")
@@ -372,10 +443,16 @@ impl Report {
         text
     }
 
-    /// ` over connect-json`, ` over connect-json against grpc`, or nothing for plain gRPC.
+    /// ` over connect-json`, ` over connect-json against grpc`, or nothing for plain gRPC;
+    /// then ` through a filter` for a filtered run.
     fn over(&self) -> String {
         let plan = &self.plan;
-        match plan.baseline {
+        let through = match (plan.scan, plan.baseline) {
+            (true, Some(Baseline::Filter)) => " through two filters",
+            (true, _) => " through a filter",
+            (false, _) => "",
+        };
+        let over = match plan.baseline {
             Some(Baseline::Protocol(compared)) => format!(
                 " over {} against {}",
                 protocol_name(plan.protocol),
@@ -383,7 +460,8 @@ impl Report {
             ),
             _ if plan.protocol == Protocol::Grpc => String::new(),
             _ => format!(" over {}", protocol_name(plan.protocol)),
-        }
+        };
+        format!("{over}{through}")
     }
 
     /// The headings of the two runs' figures.
@@ -391,9 +469,18 @@ impl Report {
         let plan = &self.plan;
         let baseline = plan.baseline.map(|baseline| match baseline {
             Baseline::Direct => "direct (librdkafka)".to_owned(),
+            Baseline::Protocol(compared) if plan.scan => {
+                format!("{}, filter {}", plan.heading(compared), plan.filter)
+            }
             Baseline::Protocol(compared) => plan.heading(compared),
+            Baseline::Filter => plan.filter_heading(&plan.compare_filter),
         });
-        (plan.heading(plan.protocol), baseline)
+        let heading = if plan.scan {
+            plan.filter_heading(&plan.filter)
+        } else {
+            plan.heading(plan.protocol)
+        };
+        (heading, baseline)
     }
 
     /// A line per round, then which one the figures below are.
@@ -414,6 +501,9 @@ impl Report {
             }
             if let Some(ratio) = round.ratio() {
                 text.push_str(&format!(", ratio {ratio:.2}"));
+            }
+            if let Some(bytes) = round.bytes_ratio() {
+                text.push_str(&format!(", bytes received {bytes:.4}"));
             }
         }
         let by = if self.round().baseline.is_some() {
@@ -453,6 +543,13 @@ impl Report {
             "rounds": self.rounds.iter().map(|r| r.json(plan.baseline)).collect::<Vec<_>>(),
             "median_round": self.chosen + 1,
         });
+        if plan.scan
+            && let Value::Object(map) = &mut object
+        {
+            map.insert("values".into(), json!(values_name(plan.values)));
+            map.insert("filter".into(), json!(plan.filter));
+            add_delivered(map, "", gateway);
+        }
         if let (Some(baseline), Value::Object(map)) = (&round.baseline, &mut object) {
             let figures = &baseline.figures;
             let mut add = |name: &str, value: Value| map.insert(format!("{key}_{name}"), value);
@@ -465,15 +562,45 @@ impl Report {
             add("errors", json!(figures.errors));
             if let Some(Baseline::Protocol(compared)) = plan.baseline {
                 add("protocol", json!(protocol_name(compared)));
+            }
+            if let Some(Baseline::Filter) = plan.baseline {
+                add("filter", json!(plan.compare_filter));
+            }
+            if plan.baseline.is_some_and(Baseline::is_gateway) {
                 add("server_cpu", json!(baseline.server.map(Served::cpu_json)));
                 add(
                     "server_rss_mib",
                     json!(baseline.server.map(Served::rss_json)),
                 );
             }
+            if plan.scan {
+                add_delivered(map, &format!("{key}_"), figures);
+                map.insert("bytes_ratio".into(), json!(round.bytes_ratio()));
+            }
             map.insert("ratio".into(), json!(round.ratio()));
         }
         object
+    }
+}
+
+/// A filtered side's `records_received`, `bytes_received` and `bytes_per_record_read`,
+/// their names after `prefix` (`""` or `compared_`).
+fn add_delivered(map: &mut serde_json::Map<String, Value>, prefix: &str, figures: &Figures) {
+    // Not for a side that does not filter (--direct).
+    let Some(delivered) = figures.delivered else {
+        return;
+    };
+    let mut add = |name: &str, value: Value| map.insert(format!("{prefix}{name}"), value);
+    add("records_received", json!(delivered.records));
+    add("bytes_received", json!(delivered.bytes));
+    add("bytes_per_record_read", json!(figures.bytes_per_record()));
+}
+
+/// A `--values` kind as typed.
+fn values_name(values: Values) -> &'static str {
+    match values {
+        Values::Raw => "raw",
+        Values::PageEvents => "page-events",
     }
 }
 
@@ -486,6 +613,9 @@ fn in_flight(plan: &Plan) -> String {
             plan.concurrency,
             crate::plan::STREAM_WINDOW
         ),
+        BenchWorkload::Subscribe if plan.scan => {
+            "one Subscribe stream from earliest to every partition's end marker".to_owned()
+        }
         BenchWorkload::Subscribe => "one Subscribe stream from earliest".to_owned(),
         BenchWorkload::E2e => format!("one stream each way at {:.0} records/s", plan.rate),
     }
@@ -505,6 +635,7 @@ mod tests {
             mb_per_s: 0.0,
             latency: None,
             errors: BTreeMap::new(),
+            delivered: None,
         }
     }
 
@@ -546,6 +677,53 @@ mod tests {
         // A direct side that read nothing ranks lowest rather than poisoning the order.
         let rounds = [round(50.0, Some(0.0)), round(90.0, Some(100.0))];
         assert_eq!(median(&rounds), 0);
+    }
+
+    fn filtered(records_per_s: f64, read: u64, received: u64, bytes: u64) -> Side {
+        Side {
+            figures: Figures {
+                records: read,
+                delivered: Some(Delivered {
+                    records: received,
+                    bytes,
+                }),
+                ..figures(records_per_s)
+            },
+            server: None,
+        }
+    }
+
+    #[test]
+    fn a_filtered_round_reports_what_was_received_and_the_bytes_ratio() {
+        let filtered_round = Round {
+            gateway: filtered(800.0, 1000, 10, 1_300),
+            baseline: Some(filtered(1000.0, 1000, 1000, 130_000)),
+        };
+        assert_eq!(filtered_round.ratio(), Some(0.8));
+        assert_eq!(filtered_round.bytes_ratio(), Some(0.01));
+        let side = &filtered_round.gateway.figures;
+        assert_eq!(side.bytes_per_record(), Some(1.3));
+        let line = side.line();
+        assert!(line.contains("800 records read/s"), "{line}");
+        assert!(
+            line.contains("received    : 10 records (1.00 % of those read), 1300 bytes, 1.3 bytes per record read"),
+            "{line}"
+        );
+        let json = filtered_round.json(Some(Baseline::Filter));
+        assert_eq!(json["bytes_ratio"], 0.01);
+        assert_eq!(json["bytes_received"], 1_300);
+        assert_eq!(json["compared_bytes_received"], 130_000);
+        assert_eq!(json["compared_records_per_s"], 1000.0);
+        // Both sides ran through the gateway: each has its server CPU (none measured here).
+        assert!(json["compared_server_cpu_seconds"].is_null());
+        assert!(json.get("compared_server_cpu_seconds").is_some(), "{json}");
+
+        // Unfiltered runs say nothing of bytes.
+        let plain = round(100.0, Some(200.0));
+        assert_eq!(plain.bytes_ratio(), None);
+        let json = plain.json(Some(Baseline::Direct));
+        assert!(json.get("bytes_ratio").is_none(), "{json}");
+        assert!(!plain.gateway.figures.line().contains("received"));
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! What a bench does: makes sure the topic exists (creating it through the server),
-//! publishes
-//! what a subscribe run needs to read, then runs the rounds — the workload through the
-//! gateway over `--protocol`, then with `--direct` straight on Kafka or with
-//! `--compare-protocol` through the gateway again over that protocol — and prints the
-//! report.
+//! publishes what a subscribe run needs to read (with a filter, ending each partition with
+//! an end marker), then runs the rounds — the workload through the gateway over
+//! `--protocol`, then with `--direct` straight on Kafka, with `--compare-protocol` through
+//! the gateway again over that protocol, or with `--compare-filter` through the gateway
+//! again with that filter — and prints the report.
 
 use std::time::{Duration, Instant};
 
@@ -16,9 +16,9 @@ use crate::progress::Progress;
 use crate::report::{Preload, Report, Round, Run};
 use crate::stats::{Measured, Tally};
 use crate::web::Web;
-use streamgate::proto::CreateTopicRequest;
+use streamgate::proto::{CreateTopicRequest, TopicInfo};
 
-use crate::{Admin, Client, Failure, connect, direct, e2e, gateway, read, server, sse};
+use crate::{Admin, Client, Failure, connect, direct, e2e, gateway, read, server, sse, values};
 
 /// How long a topic the bench created may take to show in the server's metadata.
 const TOPIC_VISIBLE_WITHIN: Duration = Duration::from_secs(30);
@@ -43,16 +43,31 @@ async fn bench(
     admin: Admin,
     web: Web,
     probe: server::Probe,
-    plan: Plan,
+    mut plan: Plan,
     args: BenchArgs,
 ) -> Result<(), Failure> {
-    let held = ensure_topic(&client, &admin, &plan, args.partitions).await?;
+    let topic = ensure_topic(&client, &admin, &plan, args.partitions).await?;
+    let held = read::records_in(&topic);
+    plan.partitions = i32::try_from(topic.partitions.len()).unwrap_or(plan.partitions);
     let preload = match plan.workload {
+        // A filtered run reads from the earliest offset to each partition's end marker:
+        // only a topic it preloads itself has them where they belong. (Watermarks cannot
+        // tell whether markers are there: Tansu's count batches, not records.)
+        BenchWorkload::Subscribe if plan.scan && held > 0 => {
+            return Err(Failure::usage(format!(
+                "bench subscribe --filter reads a topic it preloads itself, ending each partition with an end marker, but {} holds records already: give a fresh --topic",
+                plan.topic
+            )));
+        }
+        BenchWorkload::Subscribe if plan.scan => Some(preload(&client, &plan, plan.records).await?),
         BenchWorkload::Subscribe if held < plan.records => {
             Some(preload(&client, &plan, plan.records - held).await?)
         }
         _ => None,
     };
+    if plan.scan && preload.is_some() {
+        end_markers(&client, &plan.topic, &topic).await?;
+    }
     let probe = args.server_pid.map_or(probe, server::Probe::Pid);
     let direct = direct_side(&args);
     let sides = Sides {
@@ -88,13 +103,32 @@ impl Sides<'_> {
         must_watch: bool,
     ) -> Result<Round, Failure> {
         let p = self.plan;
-        let gateway = self.gateway(p.protocol, number, probe, must_watch).await?;
+        let (first, second) = p.side_names();
+        let watch = (probe, must_watch);
+        let side = |protocol, filter| Side {
+            protocol,
+            filter,
+            label: self.label(first, protocol, number),
+        };
+        let gateway = self.gateway(side(p.protocol, &p.filter), watch).await?;
+        let second = second.unwrap_or("compared");
         let baseline = match (p.baseline, self.direct) {
             (Some(Baseline::Protocol(protocol)), _) => {
-                Some(self.gateway(protocol, number, probe, must_watch).await?)
+                let side = Side {
+                    label: self.label(second, protocol, number),
+                    ..side(protocol, &p.filter)
+                };
+                Some(self.gateway(side, watch).await?)
+            }
+            (Some(Baseline::Filter), _) => {
+                let side = Side {
+                    label: self.label(second, p.protocol, number),
+                    ..side(p.protocol, &p.compare_filter)
+                };
+                Some(self.gateway(side, watch).await?)
             }
             (Some(Baseline::Direct), Some(kafka)) => {
-                let label = self.label("direct", number);
+                let label = self.numbered("direct", number);
                 let measured = measure(p, label, |tally| async move {
                     direct::run(kafka, p, &tally).await
                 })
@@ -102,6 +136,7 @@ impl Sides<'_> {
                 Some(Run {
                     measured,
                     server: None,
+                    scanned: false,
                 })
             }
             _ => None,
@@ -109,15 +144,19 @@ impl Sides<'_> {
         Ok(Round::new(gateway, baseline, p.size))
     }
 
-    /// The workload through the gateway over `protocol`, with the server's usage meanwhile.
+    /// The workload through the gateway as `side` says, with the server's usage meanwhile
+    /// (read through `probe`; when it cannot be read, the run fails if `must_watch`).
     async fn gateway(
         &self,
-        protocol: Protocol,
-        number: u32,
-        probe: &server::Probe,
-        must_watch: bool,
+        side: Side<'_>,
+        (probe, must_watch): (&server::Probe, bool),
     ) -> Result<Run, Failure> {
         let (client, web, p) = (self.client, self.web, self.plan);
+        let Side {
+            protocol,
+            filter,
+            label,
+        } = side;
         // A server that does not report (an older one, or a token without `metrics`) is
         // measured without its usage, unless --server-pid asked for it.
         let watch = match server::Watch::start(probe.clone()).await {
@@ -125,20 +164,35 @@ impl Sides<'_> {
             Err(e) if must_watch => return Err(e),
             Err(_) => None,
         };
-        let label = self.label(&p.heading(protocol), number);
         let measured = measure(p, label, |tally| async move {
-            workload(client, web, p, protocol, &tally).await
+            workload(client, web, p, (protocol, filter), &tally).await
         })
         .await?;
         let server = match watch {
             Some(watch) => watch.finish().await.ok(),
             None => None,
         };
-        Ok(Run { measured, server })
+        Ok(Run {
+            measured,
+            server,
+            scanned: p.scan && p.workload == BenchWorkload::Subscribe,
+        })
+    }
+
+    /// The progress line's label of a run through the gateway: its heading (with a filter,
+    /// the side's name: `filtered`, `unfiltered`).
+    fn label(&self, side: &str, protocol: Protocol, number: u32) -> String {
+        let p = self.plan;
+        match p.baseline {
+            Some(Baseline::Filter) => {
+                self.numbered(&format!("{} {side}", p.heading(protocol)), number)
+            }
+            _ => self.numbered(&p.heading(protocol), number),
+        }
     }
 
     /// The progress line's label: side, workload, and the round when there are several.
-    fn label(&self, side: &str, number: u32) -> String {
+    fn numbered(&self, side: &str, number: u32) -> String {
         let name = self.plan.name();
         match self.plan.rounds {
             1 => format!("{side} {name}"),
@@ -147,16 +201,33 @@ impl Sides<'_> {
     }
 }
 
-/// `plan`'s workload through the gateway over `protocol`.
+/// One run through the gateway: over which protocol, through which filter ('' for none;
+/// used by a filtered subscribe run only), and its progress line's label.
+struct Side<'a> {
+    protocol: Protocol,
+    filter: &'a str,
+    label: String,
+}
+
+/// `plan`'s workload through the gateway over `protocol` (a filtered subscribe run: through
+/// `filter`).
 async fn workload(
     client: &Client,
     web: &Web,
     plan: &Plan,
-    protocol: Protocol,
+    (protocol, filter): (Protocol, &str),
     tally: &Tally,
 ) -> Result<(), Failure> {
     use BenchWorkload::{E2e, Publish, PublishStream, Subscribe};
     let (topic, records) = (plan.topic.as_str(), plan.records);
+    if plan.scan && plan.workload == Subscribe {
+        return match protocol {
+            Protocol::Grpc => read::scan(client, topic, filter, tally).await,
+            Protocol::ConnectProto => connect::scan(web, topic, filter, Codec::Proto, tally).await,
+            Protocol::ConnectJson => connect::scan(web, topic, filter, Codec::Json, tally).await,
+            Protocol::Sse => sse::scan(web, client, topic, filter, tally).await,
+        };
+    }
     match (plan.workload, protocol) {
         (Publish, Protocol::Grpc) => gateway::publish(client, plan, tally).await,
         (Publish, Protocol::ConnectProto) => connect::publish(web, plan, Codec::Proto, tally).await,
@@ -221,18 +292,27 @@ async fn preload(client: &Client, plan: &Plan, missing: u64) -> Result<Preload, 
     })
 }
 
-/// Makes sure the topic exists (creating it with `--direct`) and returns how many records
-/// it holds.
+/// Writes the end marker of every partition of `info` ([`values::end_marker`]), once the
+/// preload's records are all acknowledged: each is its partition's last record.
+async fn end_markers(client: &Client, topic: &str, info: &TopicInfo) -> Result<(), Failure> {
+    for partition in &info.partitions {
+        let marker = values::end_marker(topic, partition.partition);
+        client.clone().publish(marker).await?;
+    }
+    Ok(())
+}
+
 /// Makes sure the topic exists, creating it through the server's AdminService (no broker
-/// address needed); the records it holds already.
+/// address needed); what ListTopics says of it (the records it holds already, its
+/// partitions).
 async fn ensure_topic(
     client: &Client,
     admin: &Admin,
     plan: &Plan,
     partitions: i32,
-) -> Result<u64, Failure> {
-    if let Some(held) = read::records_held(client, &plan.topic).await? {
-        return Ok(held);
+) -> Result<TopicInfo, Failure> {
+    if let Some(info) = read::topic_info(client, &plan.topic).await? {
+        return Ok(info);
     }
     let request = CreateTopicRequest {
         topic: plan.topic.clone(),
@@ -247,8 +327,8 @@ async fn ensure_topic(
     }
     let deadline = Instant::now() + TOPIC_VISIBLE_WITHIN;
     loop {
-        if let Some(held) = read::records_held(client, &plan.topic).await? {
-            return Ok(held);
+        if let Some(info) = read::topic_info(client, &plan.topic).await? {
+            return Ok(info);
         }
         if Instant::now() > deadline {
             return Err(Failure::unreachable(format!(

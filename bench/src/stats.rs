@@ -65,6 +65,16 @@ impl Part {
     }
 }
 
+/// What a filtered subscribe run received, beside the records it read (its `records`):
+/// whole run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    /// Records received.
+    pub records: u64,
+    /// Bytes of the messages that carried them, as received.
+    pub bytes: u64,
+}
+
 /// Everything counted during a run.
 #[derive(Debug)]
 pub struct Counts {
@@ -74,6 +84,8 @@ pub struct Counts {
     pub window: Part,
     /// Failed calls or records, by gRPC code name.
     pub errors: BTreeMap<String, u64>,
+    /// Records and bytes received, when they are not the records done (a filtered read).
+    pub delivered: Delivered,
     started: Instant,
     warmup: Duration,
 }
@@ -84,6 +96,7 @@ impl Counts {
             all: Part::new(),
             window: Part::new(),
             errors: BTreeMap::new(),
+            delivered: Delivered::default(),
             started: Instant::now(),
             warmup,
         }
@@ -159,6 +172,14 @@ impl Tally {
         if at.is_some_and(|at| at >= counts.started + counts.warmup) {
             counts.window.add(records, latency);
         }
+    }
+
+    /// `records` records received in messages of `bytes` bytes (a filtered read, whose
+    /// records done are the records read).
+    pub fn delivered(&self, records: u64, bytes: u64) {
+        let mut counts = self.lock();
+        counts.delivered.records += records;
+        counts.delivered.bytes += bytes;
     }
 
     /// One failure with this gRPC code name.

@@ -21,13 +21,16 @@ use tokio::task::JoinSet;
 use tonic::Status;
 use tonic::body::Body;
 
-pub use codec::Codec;
+use codec::Scanned;
+pub use codec::{Codec, json_record};
 use envelope::{COMPRESSED, END_STREAM, Splitter};
+use streamgate::proto::{SubscribeRequest, start_position};
 
 use crate::Failure;
 use crate::gateway::failed;
 use crate::plan::{Plan, join_all};
-use crate::read::{Reading, within_idle};
+use crate::read::{self, Reading, ended_early, idle_bounded, within_idle};
+use crate::scan::{Counting, Scan, server_filter};
 use crate::stats::Tally;
 use crate::web::{Web, next_data, whole};
 
@@ -117,6 +120,79 @@ pub async fn subscribe(
         }
     }
     Err(Status::internal("the Subscribe stream ended without its end-of-stream message").into())
+}
+
+/// Reads `topic` from the earliest offset over a Connect Subscribe stream through `filter`
+/// ('' for none) until every partition's end marker has come, as [`read::scan`] does over
+/// gRPC; the bytes received are each enveloped message's (protobuf or JSON), without the
+/// envelope's 5-byte prefix.
+pub async fn scan(
+    web: &Web,
+    topic: &str,
+    filter: &str,
+    codec: Codec,
+    tally: &Tally,
+) -> Result<(), Failure> {
+    let request = SubscribeRequest {
+        filter: server_filter(filter),
+        ..read::request(topic, start_position::Position::Earliest(true), None)
+    };
+    let request = web
+        .request(Method::POST, SUBSCRIBE)
+        .header(header::CONTENT_TYPE, codec.stream_type())
+        .header("connect-protocol-version", "1")
+        .body(Body::new(Full::new(envelope::encode(
+            0,
+            &codec.subscribe_request(&request),
+        ))));
+    let (parts, mut body) = web.clone().send(request).await?.into_parts();
+    if parts.status != StatusCode::OK {
+        let body = whole(body).await?;
+        return Err(error::status(parts.status, &body).into());
+    }
+    let mut splitter = Splitter::default();
+    // Made at the Assignment, the stream's first message, which says where each partition
+    // starts.
+    let mut counting: Option<Counting<'_>> = None;
+    loop {
+        let stalled = || match &counting {
+            Some(counting) => counting.stalled(topic),
+            None => format!("no Assignment from the Subscribe stream of {topic}"),
+        };
+        let Some(data) = idle_bounded(next_data(&mut body), stalled).await? else {
+            return Err(Status::internal(
+                "the Subscribe stream ended without its end-of-stream message",
+            )
+            .into());
+        };
+        splitter.push(&data?);
+        while let Some(envelope) = splitter.next() {
+            if envelope.flags & END_STREAM != 0 {
+                end_of_stream(&envelope.message)?;
+                return Err(ended_early(topic));
+            }
+            if envelope.flags & COMPRESSED != 0 {
+                return Err(
+                    Status::internal("a compressed message, though none was asked for").into(),
+                );
+            }
+            match codec.scanned(topic, &envelope.message)? {
+                Some(Scanned::Assignment(starts)) if counting.is_none() => {
+                    counting = Some(Counting::new(Scan::new(starts), tally));
+                }
+                Some(Scanned::Records(records)) if !records.is_empty() => {
+                    let counting = counting.as_mut().ok_or_else(|| {
+                        Status::internal("records before the Subscribe stream's Assignment")
+                    })?;
+                    counting.message(records, envelope.message.len() as u64);
+                    if counting.is_done() {
+                        return Ok(());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 /// The end-of-stream message: `{}` for a stream that ended well, else its error, which

@@ -3,5 +3,6 @@
 //! `STREAMGATE_TEST_BROKERS` is set, on that real broker too.
 
 mod bench;
+mod filters;
 mod protocols;
 mod support;

