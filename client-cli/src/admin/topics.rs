@@ -265,9 +265,33 @@ mod tests {
              PARTITION  LEADER  REPLICAS  ISR  LOW  HIGH\n\
              \x20       0       1  1,2,3     1,3    4    20\n\
              \n\
+             Schema: none (values are not checked)\n\
+             \n\
              NAME          VALUE        SOURCE         DEFAULT\n\
              retention.ms  3600000      TOPIC          no\n\
              sasl.secret   (sensitive)  STATIC_BROKER  yes\n"
+        );
+    }
+
+    #[test]
+    fn a_typed_topic_shows_its_schema() {
+        let topic = TopicDescription {
+            name: "orders".into(),
+            schema: Some(streamgate::proto::TopicSchema {
+                format: "protobuf".into(),
+                pattern: "orders".into(),
+                source: "/etc/streamgate/schemas.toml".into(),
+                message: "shop.v1.Order".into(),
+                definition: "message Order {\n  string id = 1;\n}".into(),
+            }),
+            ..Default::default()
+        };
+        let text = text(&topic);
+        assert!(
+            text.contains(
+                "Schema: Protobuf shop.v1.Order (declared for orders, /etc/streamgate/schemas.toml)\n  message Order {\n    string id = 1;\n  }\n"
+            ),
+            "{text}"
         );
     }
 
