@@ -168,19 +168,7 @@ impl Ledger {
         let offset = record.offset;
         let due = now + self.rules.ack_deadline;
         let delivered = self.consumed(&key, &record, 1);
-        let partition = self
-            .partitions
-            .entry(key.0.clone())
-            .or_default()
-            .entry(key.1)
-            .or_default();
-        // The stream started here: that much is committed already (or was skipped).
-        partition.committed_to.get_or_insert(offset);
-        partition.delivered_to = Some(
-            partition
-                .delivered_to
-                .map_or(offset + 1, |d| d.max(offset + 1)),
-        );
+        let partition = self.read(&key, offset);
         let previous = partition.pending.insert(
             offset,
             Pending {
@@ -210,19 +198,8 @@ impl Ledger {
     /// it as soon as nothing below it is outstanding. Returns the new commit point, if it
     /// moved.
     pub fn skip(&mut self, key: PartitionKey, offset: i64) -> Option<(PartitionKey, i64)> {
-        let partition = self
-            .partitions
-            .entry(key.0.clone())
-            .or_default()
-            .entry(key.1)
-            .or_default();
-        partition.committed_to.get_or_insert(offset);
-        partition.delivered_to = Some(
-            partition
-                .delivered_to
-                .map_or(offset + 1, |d| d.max(offset + 1)),
-        );
-        partition.advance().map(|point| (key, point))
+        let point = self.read(&key, offset).advance();
+        point.map(|point| (key, point))
     }
 
     /// Acknowledges the delivery `id`.
@@ -346,6 +323,24 @@ impl Ledger {
         let topic = self.partitions.get_key_value(id.topic.as_str())?.0.clone();
         let partition = self.partition_mut(&id.topic, id.partition)?;
         Some(((topic, id.partition), partition))
+    }
+
+    /// The partition of `key`, having read the record at `offset` (delivered or skipped).
+    fn read(&mut self, key: &PartitionKey, offset: i64) -> &mut Partition {
+        let partition = self
+            .partitions
+            .entry(key.0.clone())
+            .or_default()
+            .entry(key.1)
+            .or_default();
+        // The stream started here: that much is committed already (or was skipped).
+        partition.committed_to.get_or_insert(offset);
+        partition.delivered_to = Some(
+            partition
+                .delivered_to
+                .map_or(offset + 1, |d| d.max(offset + 1)),
+        );
+        partition
     }
 
     fn partition_mut(&mut self, topic: &str, partition: i32) -> Option<&mut Partition> {
